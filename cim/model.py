@@ -1,0 +1,102 @@
+"""The data model shared by the stages.
+
+:class:`Buildings` is a columnar table of building footprints in WGS84 longitude /
+latitude with their heights and attributes. Columns are numpy arrays of equal length;
+footprints are a shapely 2 geometry array (Polygon or MultiPolygon, holes kept), so
+whole-table operations stay vectorised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+
+
+@dataclass
+class Buildings:
+    """Building footprints with heights and attributes, one row per building.
+
+    Attributes
+    ----------
+    ids : ndarray of str (object)
+        Unique building ids (from the mapped id field, repaired when duplicate).
+    footprints : ndarray of shapely Polygon/MultiPolygon
+        Footprints in EPSG:4326 (lon, lat), valid, 2D.
+    height : ndarray of float64
+        Height above the base, metres.
+    floors : ndarray of float64
+        Floor count, NaN when unknown.
+    base : ndarray of float64
+        WGS84 ellipsoidal height of the base (ground under the footprint), metres.
+    name, use, roof_type : ndarray of str (object)
+        Mapped attributes, ``""`` when unknown.
+    addresses : ndarray of object
+        Per building, a list of address strings (filled by the address stage).
+    extra : dict of str to ndarray
+        Further mapped attributes (``[buildings] extra``), as strings or numbers.
+    source_crs : str
+        CRS the footprints were read in (for the report and manifest).
+    """
+
+    ids: np.ndarray
+    footprints: np.ndarray
+    height: np.ndarray
+    floors: np.ndarray
+    base: np.ndarray
+    name: np.ndarray
+    use: np.ndarray
+    roof_type: np.ndarray
+    addresses: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    source_crs: str = "EPSG:4326"
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if len(self.addresses) != n:
+            self.addresses = np.empty(n, dtype=object)
+            self.addresses[:] = [[] for _ in range(n)]
+        for name in ("footprints", "height", "floors", "base", "name", "use", "roof_type"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"column {name} has {len(getattr(self, name))} rows, not {n}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index: np.ndarray) -> Buildings:
+        """A new table with the rows selected by ``index`` (bool mask or indices)."""
+        return Buildings(
+            ids=self.ids[index],
+            footprints=self.footprints[index],
+            height=self.height[index],
+            floors=self.floors[index],
+            base=self.base[index],
+            name=self.name[index],
+            use=self.use[index],
+            roof_type=self.roof_type[index],
+            addresses=self.addresses[index],
+            extra={k: v[index] for k, v in self.extra.items()},
+            source_crs=self.source_crs,
+        )
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) in degrees over all footprints."""
+        b = shapely.total_bounds(self.footprints)
+        return float(b[0]), float(b[1]), float(b[2]), float(b[3])
+
+    def row(self, i: int) -> dict[str, Any]:
+        """One building's attributes as a plain dict (for tests and the report)."""
+        out: dict[str, Any] = {
+            "id": str(self.ids[i]),
+            "name": str(self.name[i]),
+            "use": str(self.use[i]),
+            "roof_type": str(self.roof_type[i]),
+            "height": float(self.height[i]),
+            "floors": float(self.floors[i]),
+            "base": float(self.base[i]),
+            "addresses": list(self.addresses[i]),
+        }
+        out.update({k: v[i] for k, v in self.extra.items()})
+        return out
