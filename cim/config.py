@@ -286,3 +286,123 @@ def _coerce(value: Any, hint: Any, root: Path, where: str) -> Any:
             raise ConfigError(f"{where} must be a table")
         return dict(value)
     return value
+
+
+@dataclass(frozen=True)
+class TerrainConfig:
+    """The ``[terrain]`` section: DEM GeoTIFF(s) → quantized-mesh terrain.
+
+    The DEM also gives each building its base elevation.
+
+    Attributes
+    ----------
+    paths : list of Path
+        DEM GeoTIFF(s), any CRS, int16 or float32; later files fill holes of earlier.
+    crs : str or None
+        CRS of the DEM files, overriding what they carry (else ``[city] crs`` is used
+        for files that carry none).
+    min_zoom : int
+        Lowest level that carries DEM heights (coarser levels are sea-level fill).
+    max_zoom : int or None
+        Highest level; default chosen from the DEM resolution.
+    error_factor : float
+        Mesh simplification tolerance as a fraction of CesiumJS's assumed geometric
+        error per level (0 < f ≤ 1; the rest of the budget covers resampling).
+    coarse_fill_zoom : int
+        Levels 0..coarse_fill_zoom cover the whole globe (sea-level ellipsoid surface
+        outside the DEM); above it only tiles over the DEM are written.
+    normals : bool
+        Write the ``octvertexnormals`` extension.
+    compression_level : int
+        gzip level of the tile files (1–9).
+    """
+
+    paths: list[Path]
+    crs: str | None = None
+    min_zoom: int = 0
+    max_zoom: int | None = None
+    error_factor: float = 0.5
+    coarse_fill_zoom: int = 2
+    normals: bool = True
+    compression_level: int = 6
+
+    def __post_init__(self) -> None:
+        if not self.paths:
+            raise ConfigError("[terrain] paths is empty")
+        if not 0.0 < self.error_factor <= 1.0:
+            raise ConfigError(f"[terrain] error_factor {self.error_factor} is not in (0, 1]")
+        if self.max_zoom is not None and not 0 <= self.max_zoom <= 22:
+            raise ConfigError(f"[terrain] max_zoom {self.max_zoom} is not 0–22")
+        if not 0 <= self.min_zoom <= 22:
+            raise ConfigError(f"[terrain] min_zoom {self.min_zoom} is not 0–22")
+        if not 0 <= self.coarse_fill_zoom <= 5:
+            raise ConfigError(
+                f"[terrain] coarse_fill_zoom {self.coarse_fill_zoom} is not 0–5 "
+                "(level 5 alone is 2,048 tiles)"
+            )
+        if not 1 <= self.compression_level <= 9:
+            raise ConfigError("[terrain] compression_level must be 1–9")
+
+
+IMAGERY_FORMATS = ("webp", "jpeg", "png")
+RESAMPLING = ("nearest", "bilinear", "cubic", "lanczos", "average")
+
+
+@dataclass(frozen=True)
+class ImageryConfig:
+    """The ``[imagery]`` section: orthophoto GeoTIFF(s) → imagery tile pyramid.
+
+    Attributes
+    ----------
+    paths : list of Path
+        Orthophoto GeoTIFF(s): RGB or RGBA, 8- or 16-bit, any CRS; where they overlap
+        the later file wins.
+    crs : str or None
+        CRS of the files, overriding what they carry (else ``[city] crs`` for files
+        that carry none).
+    min_zoom : int
+        Coarsest level written.
+    max_zoom : int or None
+        Finest level; default chosen from the image resolution.
+    format : str
+        ``"webp"`` (lossy WebP with alpha), ``"jpeg"`` (JPEG, PNG for tiles with
+        transparent pixels) or ``"png"`` (lossless).
+    quality : int
+        WebP/JPEG quality, 1–100.
+    resampling : str
+        Resampling of the finest level from the source (overviews always average).
+    nodata : float or None
+        Nodata value overriding the files' own.
+    tile_size : int
+        Tile width and height in pixels (256 or 512).
+    """
+
+    paths: list[Path]
+    crs: str | None = None
+    min_zoom: int = 0
+    max_zoom: int | None = None
+    format: str = "webp"
+    quality: int = 85
+    resampling: str = "bilinear"
+    nodata: float | None = None
+    tile_size: int = 256
+
+    def __post_init__(self) -> None:
+        if not self.paths:
+            raise ConfigError("[imagery] paths is empty")
+        if self.format not in IMAGERY_FORMATS:
+            raise ConfigError(
+                f"[imagery] format {self.format!r} is not one of {list(IMAGERY_FORMATS)}"
+            )
+        if not 1 <= self.quality <= 100:
+            raise ConfigError(f"[imagery] quality {self.quality} is not 1–100")
+        if self.resampling not in RESAMPLING:
+            raise ConfigError(
+                f"[imagery] resampling {self.resampling!r} is not one of {list(RESAMPLING)}"
+            )
+        if self.tile_size not in (256, 512):
+            raise ConfigError("[imagery] tile_size must be 256 or 512")
+        if self.max_zoom is not None and not 0 <= self.max_zoom <= 24:
+            raise ConfigError(f"[imagery] max_zoom {self.max_zoom} is not 0–24")
+        if self.max_zoom is not None and self.min_zoom > self.max_zoom:
+            raise ConfigError("[imagery] min_zoom exceeds max_zoom")

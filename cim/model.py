@@ -34,7 +34,8 @@ class Buildings:
     name, use, roof_type : ndarray of str (object)
         Mapped attributes, ``""`` when unknown.
     addresses : ndarray of object
-        Per building, a list of address strings (filled by the address stage).
+        Per building, a tuple of address strings (filled by the address stage).
+        Tuples, not lists: a million small lists slow every garbage collection.
     extra : dict of str to ndarray
         Further mapped attributes (``[buildings] extra``), as strings or numbers.
     source_crs : str
@@ -57,7 +58,7 @@ class Buildings:
         n = len(self.ids)
         if len(self.addresses) != n:
             self.addresses = np.empty(n, dtype=object)
-            self.addresses[:] = [[] for _ in range(n)]
+            self.addresses.fill(())
         for name in ("footprints", "height", "floors", "base", "name", "use", "roof_type"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"column {name} has {len(getattr(self, name))} rows, not {n}")

@@ -1,0 +1,1 @@
+"""Buildings: footprints → repaired :class:`cim.model.Buildings` → L2 3D Tiles."""

@@ -1,0 +1,354 @@
+"""Footprints → a clean :class:`cim.model.Buildings` table.
+
+Reads the ``[buildings]`` input, resolves its CRS, converts to WGS84 lon/lat, repairs
+what can be repaired (invalid rings, duplicate vertices, Z, duplicate ids, missing or
+absurd heights) and skips only what cannot be a building (no geometry, not a polygon,
+slivers, coordinates off the Earth). Every repair and skip lands in the stage report
+with the feature id and a reason code.
+
+Reason codes (``build-report.json``):
+
+=====================  ==========================================================
+``no-geometry``        skipped: the feature has no geometry
+``not-a-polygon``      skipped: point/line geometry
+``bad-coordinates``    skipped: coordinates are not finite or not on the Earth
+``sliver``             skipped: area below ``min_area`` or thinner than 0.5 m
+``duplicate-feature``  skipped: same id and same geometry as an earlier feature
+``invalid-geometry``   repaired with GEOS make_valid (structure method)
+``duplicate-vertices`` repaired: repeated consecutive vertices removed
+``z-dropped``          repaired: Z coordinates dropped (heights come from attributes)
+``duplicate-id``       repaired: id made unique with a ``~n`` suffix
+``missing-id``         repaired: id generated from the row number
+``height-from-floors`` repaired: height missing/absurd, floors × floor_height used
+``default-height``     repaired: neither height nor floors usable, default used
+=====================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import numpy as np
+import shapely
+
+from cim.config import BuildingsConfig, CityProject
+from cim.crs import parse_crs, to_lonlat
+from cim.errors import CRSError, InputDataError
+from cim.model import Buildings
+from cim.readers import FeatureTable, read_features, to_float, to_text
+from cim.report import StageReport
+
+log = logging.getLogger(__name__)
+
+POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+COLLECTION = shapely.GeometryType.GEOMETRYCOLLECTION
+METRES_PER_DEGREE = 111_320.0
+MAX_FLOORS = 200
+
+
+def read_buildings(project: CityProject, report: StageReport) -> Buildings:
+    """Read, repair and normalise the project's footprints.
+
+    Parameters
+    ----------
+    project : CityProject
+    report : StageReport
+        Receives read count, repairs and skips.
+
+    Returns
+    -------
+    Buildings
+        Footprints in lon/lat with heights; ``base`` is left at 0 for the ground
+        stage (:mod:`tiling.buildings.ground`) to fill.
+
+    Raises
+    ------
+    CRSError, InputDataError, DatasetIOError
+    """
+    cfg = project.buildings
+    assert cfg is not None
+    table = read_features(
+        cfg.path, layer=cfg.layer, encoding=cfg.encoding, wkt=cfg.wkt, x=cfg.x, y=cfg.y
+    )
+    report.read = len(table)
+    crs = resolve_crs(table, cfg, project)
+    ids = _ids(table, cfg, report)
+    geoms, keep = _clean_geometry(table, ids, crs, report, cfg.min_area)
+    ids, geoms, keep = _dedupe_ids(ids, geoms, keep, report)
+    idx = np.flatnonzero(keep)
+    if len(idx) == 0:
+        raise InputDataError("no usable building footprint (see build-report.json)", path=cfg.path)
+    n = len(table)
+    height, floors = _heights(table, cfg, ids, keep, report)
+    extra = {name: to_text(table.column(name), n)[idx] for name in cfg.extra}
+    missing_extra = [name for name in cfg.extra if table.column(name) is None]
+    if missing_extra:
+        report.warn(f"{cfg.path.name}: extra column(s) {missing_extra} not found")
+    buildings = Buildings(
+        ids=ids[idx],
+        footprints=geoms[idx],
+        height=height[idx],
+        floors=floors[idx],
+        base=np.zeros(len(idx)),
+        name=to_text(table.column(cfg.name), n)[idx],
+        use=to_text(table.column(cfg.use), n)[idx],
+        roof_type=to_text(table.column(cfg.roof_type), n)[idx],
+        extra=extra,
+        source_crs=crs,
+    )
+    if cfg.address:
+        addr = to_text(table.column(cfg.address), n)[idx]
+        buildings.addresses[:] = [(a,) if a else () for a in addr]
+    kinds = Counter(shapely.get_type_id(buildings.footprints).tolist())
+    report.counts.update(
+        {
+            "buildings": len(buildings),
+            "multipolygons": kinds.get(int(shapely.GeometryType.MULTIPOLYGON), 0),
+            "with_holes": int(
+                np.count_nonzero(
+                    shapely.get_num_interior_rings(shapely.get_parts(buildings.footprints)) > 0
+                )
+            ),
+        }
+    )
+    return buildings
+
+
+def resolve_crs(table: FeatureTable, cfg: BuildingsConfig, project: CityProject) -> str:
+    """The CRS to read ``table`` in: the file's, else city.toml's; checked against data.
+
+    GCJ-02 / BD-09 can only be declared in city.toml (files never carry them).
+    """
+    declared = cfg.crs or project.crs
+    crs = table.crs
+    if declared and (crs is None or _is_special(declared)):
+        crs = declared
+    elif declared and crs and not parse_crs(declared).equals(parse_crs(crs)):
+        log.warning(
+            "%s declares its own CRS; [buildings] crs = %r is ignored", table.path.name, declared
+        )
+    if crs is None:
+        raise CRSError(
+            "the file carries no CRS; set [buildings] crs (or [city] crs) in city.toml, "
+            f'e.g. "EPSG:4547"{_crs_hint(table)}',
+            path=table.path,
+        )
+    _check_extent(table, crs)
+    return crs
+
+
+def _is_special(name: str) -> bool:
+    from cim.crs import is_bd09, is_gcj02
+
+    return is_gcj02(name) or is_bd09(name)
+
+
+def _crs_hint(table: FeatureTable) -> str:
+    b = shapely.total_bounds(table.geometry)
+    if np.all(np.isfinite(b)) and b[0] >= -180 and b[2] <= 180 and b[1] >= -90 and b[3] <= 90:
+        return " (the coordinates look like longitude/latitude: EPSG:4326 or EPSG:4490)"
+    if np.all(np.isfinite(b)) and 1e7 < b[0] < 1e8:
+        zone = int(b[0] // 1e6)
+        return f" (x ≈ {b[0]:.0f} carries a zone prefix {zone}: a Gauss-Krüger zone CRS)"
+    return ""
+
+
+def _check_extent(table: FeatureTable, crs: str) -> None:
+    """Refuse a CRS the coordinates clearly do not belong to."""
+    b = shapely.total_bounds(table.geometry)
+    if not np.all(np.isfinite(b)):
+        return
+    if _is_special(crs) or parse_crs(crs).is_geographic:
+        if b[0] < -180.5 or b[2] > 180.5 or b[1] < -90.5 or b[3] > 90.5:
+            raise CRSError(
+                f"coordinates ({b[0]:.0f}, {b[1]:.0f}) are not degrees but the CRS {crs!r} "
+                f"is geographic; the file's CRS is wrong or missing{_crs_hint(table)}",
+                path=table.path,
+            )
+        return
+    lon, lat = to_lonlat(np.array([b[0], b[2]]), np.array([b[1], b[3]]), crs)
+    bad = ~np.isfinite(lon) | ~np.isfinite(lat) | (np.abs(lat) > 90) | (np.abs(lon) > 180)
+    if np.any(bad):
+        raise CRSError(
+            f"coordinates ({b[0]:.0f}, {b[1]:.0f}) do not fit CRS {crs!r}{_crs_hint(table)}",
+            path=table.path,
+        )
+
+
+def _ids(table: FeatureTable, cfg: BuildingsConfig, report: StageReport) -> np.ndarray:
+    n = len(table)
+    stem = table.path.stem
+    raw = to_text(table.column(cfg.id), n) if cfg.id else None
+    rows = np.array([f"{stem}-{i}" for i in range(n)], dtype=object)
+    if raw is None:
+        if cfg.id:
+            report.warn(f"id column {cfg.id!r} not found; ids generated from row numbers")
+        return rows
+    missing = raw == ""
+    for i in np.flatnonzero(missing):
+        report.repair(rows[i], "missing-id", f"row {i} has no {cfg.id}")
+    return np.where(missing, rows, raw)
+
+
+def _clean_geometry(
+    table: FeatureTable, ids: np.ndarray, crs: str, report: StageReport, min_area: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Valid 2D lon/lat polygons, and the mask of features kept."""
+    geoms = table.geometry.copy()
+    keep = np.ones(len(geoms), dtype=bool)
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    for i in np.flatnonzero(missing):
+        report.skip(ids[i], "no-geometry")
+    keep &= ~missing
+    types = shapely.get_type_id(geoms)
+    wrong = keep & ~np.isin(types, [int(t) for t in (*POLYGONAL, COLLECTION)])
+    for i in np.flatnonzero(wrong):
+        report.skip(ids[i], "not-a-polygon", shapely.get_type_id(geoms[i]).__str__())
+    keep &= ~wrong
+    has_z = keep & shapely.has_z(geoms)
+    for i in np.flatnonzero(has_z):
+        report.repair(ids[i], "z-dropped")
+    geoms[has_z] = shapely.force_2d(geoms[has_z])
+    kept = np.flatnonzero(keep)
+    geoms[kept] = _transform_lonlat(geoms[kept], crs)
+    coords, owner = shapely.get_coordinates(geoms[kept], return_index=True)
+    off_earth = ~np.isfinite(coords).all(axis=1) | (np.abs(coords[:, 1]) > 90.0)
+    bad = np.zeros(len(geoms), dtype=bool)
+    bad[kept[np.unique(owner[off_earth])]] = True
+    for i in np.flatnonzero(bad):
+        report.skip(ids[i], "bad-coordinates", "coordinates are not on the Earth in WGS84")
+    keep &= ~bad
+    geoms, keep = _repair_validity(geoms, keep, ids, report)
+    return geoms, _drop_slivers(geoms, keep, ids, report, min_area)
+
+
+def _transform_lonlat(geoms: np.ndarray, crs: str) -> np.ndarray:
+    def fn(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_lonlat(xy[:, 0], xy[:, 1], crs)
+        return np.column_stack([lon, lat])
+
+    return shapely.transform(geoms, fn)
+
+
+def _repair_validity(
+    geoms: np.ndarray, keep: np.ndarray, ids: np.ndarray, report: StageReport
+) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.flatnonzero(keep)
+    before = shapely.get_num_coordinates(geoms[idx])
+    # ~1 mm in degrees: closer vertices are the same surveyed point
+    geoms[idx] = shapely.remove_repeated_points(geoms[idx], tolerance=1e-8)
+    changed = idx[shapely.get_num_coordinates(geoms[idx]) != before]
+    for i in changed:
+        report.repair(ids[i], "duplicate-vertices")
+    invalid = idx[~shapely.is_valid(geoms[idx])]
+    for i in invalid:
+        reason = shapely.is_valid_reason(geoms[i])
+        fixed = _polygonal_part(
+            shapely.make_valid(geoms[i], method="structure", keep_collapsed=False)
+        )
+        if fixed is None:
+            report.skip(ids[i], "invalid-geometry", f"{reason}; nothing polygonal left")
+            keep[i] = False
+        else:
+            geoms[i] = fixed
+            report.repair(ids[i], "invalid-geometry", reason)
+    # collections that were valid but mixed (polygon + line) keep their polygons
+    coll = np.flatnonzero(keep & (shapely.get_type_id(geoms) == int(COLLECTION)))
+    for i in coll:
+        fixed = _polygonal_part(geoms[i])
+        if fixed is None:
+            report.skip(ids[i], "not-a-polygon", "collection without polygons")
+            keep[i] = False
+        else:
+            geoms[i] = fixed
+    geoms[keep] = shapely.orient_polygons(geoms[keep], exterior_cw=False)
+    return geoms, keep
+
+
+def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
+    parts = shapely.get_parts(geom)
+    polys = [p for p in parts if shapely.get_type_id(p) in (3, 6) and not p.is_empty]
+    flat = [q for p in polys for q in shapely.get_parts(p)]
+    if not flat:
+        return None
+    return flat[0] if len(flat) == 1 else shapely.MultiPolygon(flat)
+
+
+def _drop_slivers(
+    geoms: np.ndarray, keep: np.ndarray, ids: np.ndarray, report: StageReport, min_area: float
+) -> np.ndarray:
+    idx = np.flatnonzero(keep)
+    lat = shapely.get_coordinates(shapely.centroid(geoms[idx]))[:, 1]
+    scale = METRES_PER_DEGREE * METRES_PER_DEGREE * np.cos(np.radians(lat))
+    area = shapely.area(geoms[idx]) * scale
+    perimeter = shapely.length(geoms[idx]) * METRES_PER_DEGREE * np.sqrt(np.cos(np.radians(lat)))
+    width = np.where(perimeter > 0, 2.0 * area / np.maximum(perimeter, 1e-9), 0.0)
+    sliver = (area < min_area) | (width < 0.5)
+    for j in np.flatnonzero(sliver):
+        report.skip(ids[idx[j]], "sliver", f"area {area[j]:.2f} m², mean width {width[j]:.2f} m")
+    keep[idx[sliver]] = False
+    return keep
+
+
+def _dedupe_ids(
+    ids: np.ndarray, geoms: np.ndarray, keep: np.ndarray, report: StageReport
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ids = ids.copy()
+    seen: dict[str, int] = {}
+    counts: Counter[str] = Counter()
+    for i in np.flatnonzero(keep):
+        key = ids[i]
+        if key not in seen:
+            seen[key] = i
+            continue
+        if shapely.equals_exact(geoms[i], geoms[seen[key]], tolerance=1e-9):
+            report.skip(key, "duplicate-feature", f"same id and geometry as row {seen[key]}")
+            keep[i] = False
+            continue
+        counts[key] += 1
+        new = f"{key}~{counts[key] + 1}"
+        while new in seen:
+            counts[key] += 1
+            new = f"{key}~{counts[key] + 1}"
+        report.repair(key, "duplicate-id", f"renamed to {new}")
+        ids[i] = new
+        seen[new] = i
+    return ids, geoms, keep
+
+
+def _heights(
+    table: FeatureTable,
+    cfg: BuildingsConfig,
+    ids: np.ndarray,
+    keep: np.ndarray,
+    report: StageReport,
+) -> tuple[np.ndarray, np.ndarray]:
+    n = len(table)
+    height = to_float(table.column(cfg.height), n)
+    floors = to_float(table.column(cfg.floors), n)
+    floors_ok = np.isfinite(floors) & (floors >= 1) & (floors <= MAX_FLOORS)
+    floors = np.where(floors_ok, np.round(floors), np.nan)
+    height_ok = np.isfinite(height) & (height > 0) & (height <= cfg.max_height)
+    from_floors = keep & ~height_ok & floors_ok
+    fallback = keep & ~height_ok & ~floors_ok
+    for i in np.flatnonzero(from_floors | fallback):
+        why = _height_problem(height[i], cfg.max_height)
+        if from_floors[i]:
+            report.repair(ids[i], "height-from-floors", f"{why}; {int(floors[i])} floors")
+        else:
+            report.repair(ids[i], "default-height", f"{why}; no usable floors")
+    height = np.where(
+        height_ok, height, np.where(floors_ok, floors * cfg.floor_height, cfg.default_height)
+    )
+    return height, floors
+
+
+def _height_problem(value: float, max_height: float) -> str:
+    if not np.isfinite(value):
+        return "height missing"
+    if value == 0:
+        return "height 0"
+    if value < 0:
+        return f"height {value:g} m negative"
+    return f"height {value:g} m above max_height {max_height:g}"

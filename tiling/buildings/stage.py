@@ -1,0 +1,141 @@
+"""The ``buildings`` and ``l2`` build stages (entry points in setup.cfg)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from cim.config import CityProject, TerrainConfig
+from cim.errors import ConfigError
+from cim.model import Buildings
+from cim.stages import BuildContext
+from tiling.buildings.ground import set_base_elevation
+from tiling.buildings.l2 import L2Options, write_l2
+from tiling.buildings.prepare import read_buildings
+
+log = logging.getLogger(__name__)
+
+SHAPEFILE_SIDECARS = (".dbf", ".shx", ".prj", ".cpg")
+
+
+@dataclass(frozen=True)
+class L2Config:
+    """The ``[l2]`` section."""
+
+    max_features_per_tile: int = 2000
+    max_vertices_per_tile: int = 60000
+    compression: str = "meshopt"
+
+    def __post_init__(self) -> None:
+        if self.compression not in ("meshopt", "none"):
+            raise ConfigError("[l2] compression must be 'meshopt' or 'none'")
+        if not 1 <= self.max_features_per_tile <= 65536:
+            raise ConfigError("[l2] max_features_per_tile must be 1–65536")
+        if self.max_vertices_per_tile < 1000:
+            raise ConfigError("[l2] max_vertices_per_tile must be at least 1000")
+
+
+class BuildingsStage:
+    """Read, repair and ground the footprints (in memory, for addresses and L2)."""
+
+    name: ClassVar[str] = "buildings"
+    order: ClassVar[int] = 10
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    def enabled(self, project: CityProject) -> bool:
+        """When the project has a ``[buildings]`` section."""
+        return project.has_section("buildings")
+
+    def inputs(self, project: CityProject) -> list[Path]:
+        """The footprint file (with shapefile sidecars) and the DEM."""
+        cfg = project.buildings
+        assert cfg is not None
+        paths = [cfg.path]
+        if cfg.path.suffix.lower() == ".shp":
+            paths += [p for s in SHAPEFILE_SIDECARS if (p := cfg.path.with_suffix(s)).exists()]
+        terrain = project.section("terrain", TerrainConfig)
+        if terrain:
+            paths += terrain.paths
+        return paths
+
+    def sections(self) -> tuple[str, ...]:
+        """Config that decides the result."""
+        return ("city", "buildings", "datum", "terrain")
+
+    def outputs(self) -> list[str]:
+        """Nothing on disk: the table is passed on in memory."""
+        return []
+
+    def run(self, ctx: BuildContext) -> None:
+        """Read and repair footprints, set base elevations."""
+        report = ctx.stage_report(self.name)
+        buildings = read_buildings(ctx.project, report)
+        set_base_elevation(buildings, ctx.project, report)
+        report.written = len(buildings)
+        ctx.artifacts["buildings"] = buildings
+        west, south, east, north = buildings.bounds()
+        ctx.manifest.setdefault("extent", [west, south, east, north])
+
+
+class L2Stage:
+    """Every building as a block: ``tiles/l2/tileset.json``."""
+
+    name: ClassVar[str] = "l2"
+    order: ClassVar[int] = 50
+    needs: ClassVar[tuple[str, ...]] = ("buildings", "addresses")
+
+    def enabled(self, project: CityProject) -> bool:
+        """When the project has buildings."""
+        return project.has_section("buildings")
+
+    def inputs(self, project: CityProject) -> list[Path]:
+        """Inputs come through the buildings (and addresses) stages."""
+        return []
+
+    def sections(self) -> tuple[str, ...]:
+        """Config that decides the result."""
+        return ("l2",)
+
+    def outputs(self) -> list[str]:
+        """The tileset folder."""
+        return ["tiles/l2"]
+
+    def run(self, ctx: BuildContext) -> None:
+        """Write the L2 tileset."""
+        cfg = ctx.project.section("l2", L2Config) or L2Config()
+        buildings: Buildings = ctx.artifacts["buildings"]
+        report = ctx.stage_report(self.name)
+        report.read = len(buildings)
+        figures = write_l2(
+            buildings,
+            ctx.workdir / "tiles" / "l2",
+            L2Options(cfg.max_features_per_tile, cfg.max_vertices_per_tile, cfg.compression),
+            jobs=ctx.jobs,
+            track=ctx.track,
+        )
+        report.written = figures["buildings"]
+        report.counts.update(figures)
+        ctx.manifest["centre"] = figures["centre"]
+        ctx.add_layer(
+            "l2",
+            {
+                "url": "tiles/l2/tileset.json",
+                "buildings": figures["buildings"],
+                "tiles": figures["tiles"],
+                "bytes": figures["bytes"],
+                "properties": [
+                    "id",
+                    "name",
+                    "height",
+                    "floors",
+                    "use",
+                    "roof_type",
+                    "base",
+                    "address",
+                ],
+                "height_range": [float(buildings.height.min()), float(buildings.height.max())],
+                "uses": sorted({u for u in buildings.use if u}),
+            },
+        )

@@ -1,0 +1,485 @@
+"""A small glTF 2.0 binary (glb) writer for feature meshes.
+
+Writes one triangle mesh per file with:
+
+- quantized attributes (``KHR_mesh_quantization``): positions as uint16 with the
+  dequantization in the node's translation/uniform scale, normals as int8;
+- a per-vertex feature id (``EXT_mesh_features``) pointing at a property table
+  (``EXT_structural_metadata``), one row per feature;
+- optionally ``EXT_meshopt_compression`` of the vertex and index streams
+  (meshoptimizer's codec, decoded by CesiumJS natively).
+
+Positions are given in a local east-north-up frame (z up) and stored in glTF's
+y-up convention; 3D Tiles rotates y-up to z-up when it loads the content.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import meshoptimizer
+import numpy as np
+
+GLB_MAGIC = 0x46546C67
+CHUNK_JSON = 0x4E4F534A
+CHUNK_BIN = 0x004E4942
+UNSIGNED_BYTE, BYTE, UNSIGNED_SHORT, SHORT, UNSIGNED_INT, FLOAT = 5121, 5120, 5123, 5122, 5125, 5126
+ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
+
+meshoptimizer.encode_vertex_version(0)  # EXT_meshopt_compression reads codec version 0
+meshoptimizer.encode_index_version(1)
+
+# metadata component types → numpy dtypes
+COMPONENT_DTYPES: dict[str, np.dtype] = {
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "INT32": np.dtype("<i4"),
+    "FLOAT32": np.dtype("<f4"),
+    "FLOAT64": np.dtype("<f8"),
+}
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    """One property of the metadata class (EXT_structural_metadata)."""
+
+    name: str
+    type: str  # "STRING" or "SCALAR"
+    component_type: str | None = None
+    no_data: float | int | None = None
+    description: str = ""
+
+    def schema(self) -> dict[str, Any]:
+        """The class property definition."""
+        out: dict[str, Any] = {"type": self.type}
+        if self.component_type:
+            out["componentType"] = self.component_type
+        if self.no_data is not None:
+            out["noData"] = self.no_data
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass
+class FeatureMesh:
+    """Triangles of a set of features in local ENU metres (z up).
+
+    Attributes
+    ----------
+    positions : (n, 3) float64
+    normals : (n, 3) float32, unit length
+    feature_ids : (n,) integer, index into the property table
+    indices : (m,) integer, triangles, counter-clockwise seen from outside
+    """
+
+    positions: np.ndarray
+    normals: np.ndarray
+    feature_ids: np.ndarray
+    indices: np.ndarray
+
+
+@dataclass
+class _Writer:
+    """Accumulates buffer views and accessors for one glb."""
+
+    compress: bool
+    gltf: dict[str, Any] = field(default_factory=dict)
+    binary: bytearray = field(default_factory=bytearray)
+    fallback_length: int = 0
+
+    def __post_init__(self) -> None:
+        self.gltf.setdefault("bufferViews", [])
+        self.gltf.setdefault("accessors", [])
+
+    def _append(self, data: bytes) -> int:
+        while len(self.binary) % 8:
+            self.binary.append(0)
+        offset = len(self.binary)
+        self.binary.extend(data)
+        return offset
+
+    def raw_view(self, data: bytes) -> int:
+        """A buffer view over ``data`` stored as is (metadata)."""
+        offset = self._append(data)
+        self.gltf["bufferViews"].append(
+            {"buffer": 0, "byteOffset": offset, "byteLength": len(data)}
+        )
+        return len(self.gltf["bufferViews"]) - 1
+
+    def vertex_view(self, array: np.ndarray, target: int, mode: str) -> int:
+        """A buffer view of vertex/index data, meshopt-compressed when enabled."""
+        array = np.ascontiguousarray(array)
+        stride = array.dtype.itemsize * (array.shape[1] if array.ndim == 2 else 1)
+        count = array.shape[0]
+        view: dict[str, Any] = {"byteLength": array.nbytes, "target": target}
+        if target == ARRAY_BUFFER:
+            view["byteStride"] = stride
+        if not self.compress:
+            view["buffer"] = 0
+            view["byteOffset"] = self._append(array.tobytes())
+        else:
+            if mode == "TRIANGLES":
+                encoded = meshoptimizer.encode_index_buffer(
+                    array.ravel(), len(array.ravel()), int(array.max()) + 1 if count else 0
+                )
+            else:
+                encoded = meshoptimizer.encode_vertex_buffer(array, count, stride)
+            while self.fallback_length % 8:
+                self.fallback_length += 1
+            view["buffer"] = 1
+            view["byteOffset"] = self.fallback_length
+            self.fallback_length += array.nbytes
+            view["extensions"] = {
+                "EXT_meshopt_compression": {
+                    "buffer": 0,
+                    "byteOffset": self._append(encoded),
+                    "byteLength": len(encoded),
+                    "byteStride": stride,
+                    "count": count if mode != "TRIANGLES" else array.size,
+                    "mode": mode,
+                }
+            }
+        self.gltf["bufferViews"].append(view)
+        return len(self.gltf["bufferViews"]) - 1
+
+    def accessor(self, view: int, component: int, kind: str, count: int, **extra: Any) -> int:
+        acc = {"bufferView": view, "componentType": component, "type": kind, "count": count}
+        acc.update(extra)
+        self.gltf["accessors"].append(acc)
+        return len(self.gltf["accessors"]) - 1
+
+
+def quantize_positions(positions_enu: np.ndarray) -> tuple[np.ndarray, list[float], float]:
+    """ENU float positions → (uint16 glTF y-up positions padded to 4, translation, scale)."""
+    gl = np.column_stack([positions_enu[:, 0], positions_enu[:, 2], -positions_enu[:, 1]])
+    lo = gl.min(axis=0)
+    extent = float((gl.max(axis=0) - lo).max())
+    scale = extent / 65535.0 if extent > 0 else 1.0
+    q = np.zeros((len(gl), 4), dtype=np.uint16)
+    q[:, :3] = np.clip(np.rint((gl - lo) / scale), 0, 65535)
+    return q, [float(v) for v in lo], scale
+
+
+def encode_normals(normals_enu: np.ndarray) -> np.ndarray:
+    """Unit ENU normals → int8 glTF y-up normals padded to 4 bytes."""
+    gl = np.column_stack([normals_enu[:, 0], normals_enu[:, 2], -normals_enu[:, 1]])
+    out = np.zeros((len(gl), 4), dtype=np.int8)
+    out[:, :3] = np.clip(np.rint(gl * 127.0), -127, 127)
+    return out
+
+
+def optimise_mesh(mesh: FeatureMesh) -> FeatureMesh:
+    """Reorder triangles for the vertex cache and vertices for fetch (better compression)."""
+    n = len(mesh.positions)
+    if n == 0:
+        return mesh
+    idx = np.ascontiguousarray(mesh.indices, dtype=np.uint32)
+    cache = np.empty_like(idx)
+    meshoptimizer.optimize_vertex_cache(cache, idx, len(idx), n)
+    remap = np.empty(n, dtype=np.uint32)
+    unique = meshoptimizer.optimize_vertex_fetch_remap(remap, cache, len(cache), n)
+    order = np.empty(unique, dtype=np.int64)
+    used = remap < unique  # unreferenced vertices get ~0 and are dropped
+    order[remap[used]] = np.flatnonzero(used)
+    return FeatureMesh(
+        positions=mesh.positions[order],
+        normals=mesh.normals[order],
+        feature_ids=mesh.feature_ids[order],
+        indices=remap[cache],
+    )
+
+
+def write_glb(
+    mesh: FeatureMesh,
+    properties: list[PropertySpec],
+    table: dict[str, np.ndarray],
+    *,
+    class_name: str = "building",
+    compression: str = "meshopt",
+    schema_id: str = "cim",
+    extra_schema: dict[str, Any] | None = None,
+) -> bytes:
+    """Encode ``mesh`` and its features' ``table`` as a glb.
+
+    Parameters
+    ----------
+    mesh : FeatureMesh
+    properties : list of PropertySpec
+        The metadata class's properties, in order.
+    table : dict
+        Column per property name, one row per feature (``featureCount`` rows).
+    compression : {"meshopt", "none"}
+    schema_id : str
+        ``EXT_structural_metadata`` schema id.
+
+    Returns
+    -------
+    bytes
+        The glb file.
+    """
+    if compression not in ("meshopt", "none"):
+        raise ValueError(f"unknown compression {compression!r}")
+    mesh = optimise_mesh(mesh)
+    n_features = len(next(iter(table.values()))) if table else 0
+    w = _Writer(compress=compression == "meshopt")
+    used = ["KHR_mesh_quantization", "EXT_mesh_features", "EXT_structural_metadata"]
+    if w.compress:
+        used.append("EXT_meshopt_compression")
+    qpos, translation, scale = quantize_positions(mesh.positions)
+    normals = encode_normals(mesh.normals)
+    fid_dtype = np.uint8 if n_features <= 256 else np.uint16 if n_features <= 65536 else np.uint32
+    fids = np.zeros((len(qpos), 4 // np.dtype(fid_dtype).itemsize), dtype=fid_dtype)
+    fids[:, 0] = mesh.feature_ids
+    index_dtype = np.uint16 if len(qpos) <= 65535 else np.uint32
+    indices = mesh.indices.astype(index_dtype)
+    pos_view = w.vertex_view(qpos, ARRAY_BUFFER, "ATTRIBUTES")
+    nrm_view = w.vertex_view(normals, ARRAY_BUFFER, "ATTRIBUTES")
+    fid_view = w.vertex_view(fids, ARRAY_BUFFER, "ATTRIBUTES")
+    idx_view = w.vertex_view(indices, ELEMENT_ARRAY_BUFFER, "TRIANGLES")
+    pos_acc = w.accessor(
+        pos_view,
+        UNSIGNED_SHORT,
+        "VEC3",
+        len(qpos),
+        min=[int(v) for v in qpos[:, :3].min(axis=0)],
+        max=[int(v) for v in qpos[:, :3].max(axis=0)],
+    )
+    nrm_acc = w.accessor(nrm_view, BYTE, "VEC3", len(qpos), normalized=True)
+    fid_component = {np.uint8: UNSIGNED_BYTE, np.uint16: UNSIGNED_SHORT, np.uint32: UNSIGNED_INT}
+    fid_acc = w.accessor(fid_view, fid_component[fid_dtype], "SCALAR", len(qpos))
+    idx_acc = w.accessor(
+        idx_view,
+        UNSIGNED_SHORT if index_dtype == np.uint16 else UNSIGNED_INT,
+        "SCALAR",
+        len(indices),
+    )
+    metadata = _property_table(w, properties, table, class_name, schema_id, n_features)
+    if extra_schema:
+        metadata["schema"].update(extra_schema)
+    gltf = w.gltf
+    gltf.update(
+        {
+            "asset": {"version": "2.0", "generator": "cim-toolkit"},
+            "extensionsUsed": used,
+            "extensionsRequired": [
+                e for e in used if e in ("KHR_mesh_quantization", "EXT_meshopt_compression")
+            ],
+            "scene": 0,
+            "scenes": [{"nodes": [0]}],
+            "nodes": [{"mesh": 0, "translation": translation, "scale": [scale, scale, scale]}],
+            "materials": [
+                {
+                    "pbrMetallicRoughness": {
+                        "baseColorFactor": [0.92, 0.9, 0.86, 1.0],
+                        "metallicFactor": 0.0,
+                        "roughnessFactor": 0.9,
+                    },
+                }
+            ],
+            "meshes": [
+                {
+                    "primitives": [
+                        {
+                            "attributes": {
+                                "POSITION": pos_acc,
+                                "NORMAL": nrm_acc,
+                                "_FEATURE_ID_0": fid_acc,
+                            },
+                            "indices": idx_acc,
+                            "material": 0,
+                            "mode": 4,
+                            "extensions": {
+                                "EXT_mesh_features": {
+                                    "featureIds": [
+                                        {
+                                            "featureCount": n_features,
+                                            "attribute": 0,
+                                            "propertyTable": 0,
+                                        }
+                                    ]
+                                }
+                            },
+                        }
+                    ]
+                }
+            ],
+            "extensions": {"EXT_structural_metadata": metadata},
+        }
+    )
+    buffers: list[dict[str, Any]] = [{"byteLength": 0}]
+    if w.compress:
+        buffers.append(
+            {
+                "byteLength": w.fallback_length,
+                "extensions": {"EXT_meshopt_compression": {"fallback": True}},
+            }
+        )
+    gltf["buffers"] = buffers
+    return _pack_glb(gltf, w.binary)
+
+
+def _property_table(
+    w: _Writer,
+    properties: list[PropertySpec],
+    table: dict[str, np.ndarray],
+    class_name: str,
+    schema_id: str,
+    count: int,
+) -> dict[str, Any]:
+    columns: dict[str, Any] = {}
+    for spec in properties:
+        values = table[spec.name]
+        if spec.type == "STRING":
+            data, offsets = encode_strings(values)
+            if len(data) == 0:
+                continue  # all empty: leave the optional property out of this table
+            offset_type = "UINT16" if offsets[-1] <= 0xFFFF else "UINT32"
+            offs = offsets.astype(COMPONENT_DTYPES[offset_type])
+            columns[spec.name] = {
+                "values": w.raw_view(data),
+                "stringOffsets": w.raw_view(offs.tobytes()),
+                "stringOffsetType": offset_type,
+            }
+        else:
+            assert spec.component_type is not None
+            arr = np.asarray(values).astype(COMPONENT_DTYPES[spec.component_type])
+            columns[spec.name] = {"values": w.raw_view(arr.tobytes())}
+    return {
+        "schema": {
+            "id": schema_id,
+            "classes": {class_name: {"properties": {p.name: p.schema() for p in properties}}},
+        },
+        "propertyTables": [{"class": class_name, "count": count, "properties": columns}],
+    }
+
+
+def encode_strings(values: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """UTF-8 bytes of all strings and their (n + 1) byte offsets, without a Python loop
+    over bytes: the strings are joined with NUL separators, encoded once, and the
+    separators located with numpy."""
+    n = len(values)
+    joined = "\0".join(str(v).replace("\0", "") for v in values).encode("utf-8")
+    raw = np.frombuffer(joined, dtype=np.uint8)
+    seps = np.flatnonzero(raw == 0)
+    ends = np.append(seps, len(raw)) - np.arange(n)  # end of string i without separators
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    offsets[1:] = ends
+    return raw[raw != 0].tobytes() if len(seps) else joined, offsets
+
+
+def _pack_glb(gltf: dict[str, Any], binary: bytearray) -> bytes:
+    while len(binary) % 4:
+        binary.append(0)
+    gltf["buffers"][0]["byteLength"] = len(binary)
+    text = json.dumps(gltf, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 4)
+    total = 12 + 8 + len(text) + 8 + len(binary)
+    return b"".join(
+        [
+            struct.pack("<III", GLB_MAGIC, 2, total),
+            struct.pack("<II", len(text), CHUNK_JSON),
+            text,
+            struct.pack("<II", len(binary), CHUNK_BIN),
+            bytes(binary),
+        ]
+    )
+
+
+def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """Split a glb into its JSON and binary chunk (for tests and ``cim info``)."""
+    magic, version, length = struct.unpack_from("<III", data, 0)
+    if magic != GLB_MAGIC or version != 2:
+        raise ValueError("not a glTF 2.0 binary")
+    json_len, _ = struct.unpack_from("<II", data, 12)
+    gltf = json.loads(data[20 : 20 + json_len].decode("utf-8"))
+    binary = b""
+    offset = 20 + json_len
+    if offset < length:
+        bin_len, _ = struct.unpack_from("<II", data, offset)
+        binary = data[offset + 8 : offset + 8 + bin_len]
+    return gltf, binary
+
+
+# --- reading back (checks, tests, ``cim info``) ---------------------------------------
+
+_NUMPY_COMPONENT = {
+    UNSIGNED_BYTE: np.uint8,
+    BYTE: np.int8,
+    UNSIGNED_SHORT: np.uint16,
+    SHORT: np.int16,
+    UNSIGNED_INT: np.uint32,
+    FLOAT: np.float32,
+}
+_TYPE_SIZE = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
+
+
+def buffer_view_bytes(gltf: dict[str, Any], binary: bytes, view_index: int) -> bytes:
+    """The (decompressed) bytes of a buffer view of a glb written by this module."""
+    view = gltf["bufferViews"][view_index]
+    ext = view.get("extensions", {}).get("EXT_meshopt_compression")
+    if ext is None:
+        start = view.get("byteOffset", 0)
+        return binary[start : start + view["byteLength"]]
+    data = binary[ext["byteOffset"] : ext["byteOffset"] + ext["byteLength"]]
+    if ext["mode"] == "TRIANGLES":
+        out = meshoptimizer.decode_index_buffer(ext["count"], ext["byteStride"], data)
+        # the wrapper returns a uint32 array holding the raw index bytes
+        return np.asarray(out).tobytes()[: ext["count"] * ext["byteStride"]]
+    # decode as float32 rows (the wrapper sizes its output from the dtype), keep the bytes
+    out = meshoptimizer.decode_vertex_buffer(ext["count"], ext["byteStride"], data)
+    return np.asarray(out).tobytes()
+
+
+def read_accessor(gltf: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
+    """An accessor's values as an (count, components) array (raw, not normalised)."""
+    acc = gltf["accessors"][index]
+    data = buffer_view_bytes(gltf, binary, acc["bufferView"])
+    view = gltf["bufferViews"][acc["bufferView"]]
+    dtype = np.dtype(_NUMPY_COMPONENT[acc["componentType"]])
+    comps = _TYPE_SIZE[acc["type"]]
+    stride = view.get("byteStride") or dtype.itemsize * comps
+    raw = np.frombuffer(data, dtype=np.uint8)
+    start = acc.get("byteOffset", 0)
+    rows = np.lib.stride_tricks.as_strided(
+        raw[start:], shape=(acc["count"], dtype.itemsize * comps), strides=(stride, 1)
+    )
+    return np.ascontiguousarray(rows).view(dtype).reshape(acc["count"], comps)
+
+
+def read_positions_enu(gltf: dict[str, Any], binary: bytes) -> np.ndarray:
+    """Dequantized positions of the first mesh, in the tile's ENU frame (z up)."""
+    prim = gltf["meshes"][0]["primitives"][0]
+    q = read_accessor(gltf, binary, prim["attributes"]["POSITION"]).astype(np.float64)
+    node = gltf["nodes"][0]
+    gl = q * np.asarray(node.get("scale", [1, 1, 1])) + np.asarray(
+        node.get("translation", [0, 0, 0])
+    )
+    return np.column_stack([gl[:, 0], -gl[:, 2], gl[:, 1]])
+
+
+def read_property_table(gltf: dict[str, Any], binary: bytes) -> dict[str, list[Any]]:
+    """The first EXT_structural_metadata property table as columns of Python values."""
+    meta = gltf["extensions"]["EXT_structural_metadata"]
+    table = meta["propertyTables"][0]
+    cls = meta["schema"]["classes"][table["class"]]["properties"]
+    out: dict[str, list[Any]] = {}
+    for name, prop in table["properties"].items():
+        spec = cls[name]
+        values = buffer_view_bytes(gltf, binary, prop["values"])
+        if spec["type"] == "STRING":
+            offsets = np.frombuffer(
+                buffer_view_bytes(gltf, binary, prop["stringOffsets"]),
+                dtype=COMPONENT_DTYPES[prop.get("stringOffsetType", "UINT32")],
+            )
+            out[name] = [
+                values[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(table["count"])
+            ]
+        else:
+            arr = np.frombuffer(values, dtype=COMPONENT_DTYPES[spec["componentType"]])
+            out[name] = arr[: table["count"]].tolist()
+    return out
