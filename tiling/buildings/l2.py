@@ -17,6 +17,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,7 @@ def write_l2(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "content").mkdir(exist_ok=True)
+    clock = _Clock()
     frame, centre = _frame(buildings)
     centre_xy, size, vertices = _ranking(buildings, frame)
     nodes = build_hierarchy(
@@ -111,15 +113,19 @@ def write_l2(
     order = np.concatenate([n.members for n in nodes])
     counts = np.array([len(n.members) for n in nodes])
     starts = np.concatenate([[0], np.cumsum(counts)])
+    clock.lap("hierarchy")
     buildings = buildings.take(order)  # tile order: each tile's buildings are contiguous
     geo = _geometry(buildings, frame)
+    clock.lap("geometry")
     jobs_list = [_TileJob(n.key, int(starts[i]), int(starts[i + 1])) for i, n in enumerate(nodes)]
     _SHARED.clear()
     _SHARED.update(geo=geo, buildings=buildings, out_dir=out_dir, options=options)
     results = dict(_run_jobs(jobs_list, jobs, track))
     _SHARED.clear()
+    clock.lap("encode")
     tileset = _tileset(nodes, results, frame, geo, starts, buildings)
     tileset.write(out_dir / "tileset.json")
+    clock.lap("tileset")
     sizes = [r["bytes"] for r in results.values()]
     return {
         "buildings": len(buildings),
@@ -131,6 +137,18 @@ def write_l2(
         "triangles": int(sum(r["triangles"] for r in results.values())),
         "centre": centre,
     }
+
+
+class _Clock:
+    """Debug-level timing of the writer's phases."""
+
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+
+    def lap(self, what: str) -> None:
+        now = time.perf_counter()
+        log.debug("l2: %s %.2f s", what, now - self.t)
+        self.t = now
 
 
 def _frame(buildings: Buildings) -> tuple[np.ndarray, list[float]]:

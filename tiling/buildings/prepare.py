@@ -180,15 +180,14 @@ def _ids(table: FeatureTable, cfg: BuildingsConfig, report: StageReport) -> np.n
     n = len(table)
     stem = table.path.stem
     raw = to_text(table.column(cfg.id), n) if cfg.id else None
-    rows = np.array([f"{stem}-{i}" for i in range(n)], dtype=object)
     if raw is None:
         if cfg.id:
             report.warn(f"id column {cfg.id!r} not found; ids generated from row numbers")
-        return rows
-    missing = raw == ""
-    for i in np.flatnonzero(missing):
-        report.repair(rows[i], "missing-id", f"row {i} has no {cfg.id}")
-    return np.where(missing, rows, raw)
+        return np.array([f"{stem}-{i}" for i in range(n)], dtype=object)
+    for i in np.flatnonzero(raw == ""):
+        raw[i] = f"{stem}-{i}"
+        report.repair(raw[i], "missing-id", f"row {i} has no {cfg.id}")
+    return raw
 
 
 def _clean_geometry(
@@ -211,36 +210,46 @@ def _clean_geometry(
         report.repair(ids[i], "z-dropped")
     geoms[has_z] = shapely.force_2d(geoms[has_z])
     kept = np.flatnonzero(keep)
-    geoms[kept] = _transform_lonlat(geoms[kept], crs)
     coords, owner = shapely.get_coordinates(geoms[kept], return_index=True)
-    off_earth = ~np.isfinite(coords).all(axis=1) | (np.abs(coords[:, 1]) > 90.0)
+    lon, lat = to_lonlat(coords[:, 0], coords[:, 1], crs)
+    lonlat = np.column_stack([lon, lat])
+    geoms[kept] = shapely.set_coordinates(geoms[kept].copy(), lonlat)
+    off_earth = ~np.isfinite(lonlat).all(axis=1) | (np.abs(lat) > 90.0)
     bad = np.zeros(len(geoms), dtype=bool)
     bad[kept[np.unique(owner[off_earth])]] = True
     for i in np.flatnonzero(bad):
         report.skip(ids[i], "bad-coordinates", "coordinates are not on the Earth in WGS84")
     keep &= ~bad
-    geoms, keep = _repair_validity(geoms, keep, ids, report)
-    return geoms, _drop_slivers(geoms, keep, ids, report, min_area)
+    repeated = _has_repeated_points(lonlat, owner)
+    geoms, keep = _repair_validity(geoms, keep, kept[repeated], ids, report)
+    mean_lat = np.bincount(owner, weights=np.nan_to_num(lat), minlength=len(kept)) / np.maximum(
+        np.bincount(owner, minlength=len(kept)), 1
+    )
+    lat_of = np.zeros(len(geoms))
+    lat_of[kept] = mean_lat
+    return geoms, _drop_slivers(geoms, keep, ids, report, min_area, lat_of)
 
 
-def _transform_lonlat(geoms: np.ndarray, crs: str) -> np.ndarray:
-    def fn(xy: np.ndarray) -> np.ndarray:
-        lon, lat = to_lonlat(xy[:, 0], xy[:, 1], crs)
-        return np.column_stack([lon, lat])
+def _has_repeated_points(lonlat: np.ndarray, owner: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+    """Per geometry (in ``owner`` order): whether two consecutive vertices coincide.
 
-    return shapely.transform(geoms, fn)
+    ``tol`` is ~1 mm in degrees: closer vertices are the same surveyed point.
+    """
+    n = int(owner.max()) + 1 if len(owner) else 0
+    same = np.all(np.abs(np.diff(lonlat, axis=0)) <= tol, axis=1) & (owner[1:] == owner[:-1])
+    out = np.zeros(n, dtype=bool)
+    out[owner[1:][same]] = True
+    return np.flatnonzero(out)
 
 
 def _repair_validity(
-    geoms: np.ndarray, keep: np.ndarray, ids: np.ndarray, report: StageReport
+    geoms: np.ndarray, keep: np.ndarray, repeated: np.ndarray, ids: np.ndarray, report: StageReport
 ) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.flatnonzero(keep)
-    before = shapely.get_num_coordinates(geoms[idx])
-    # ~1 mm in degrees: closer vertices are the same surveyed point
-    geoms[idx] = shapely.remove_repeated_points(geoms[idx], tolerance=1e-8)
-    changed = idx[shapely.get_num_coordinates(geoms[idx]) != before]
-    for i in changed:
+    repeated = repeated[keep[repeated]]
+    geoms[repeated] = shapely.remove_repeated_points(geoms[repeated], tolerance=1e-8)
+    for i in repeated:
         report.repair(ids[i], "duplicate-vertices")
+    idx = np.flatnonzero(keep)
     invalid = idx[~shapely.is_valid(geoms[idx])]
     for i in invalid:
         reason = shapely.is_valid_reason(geoms[i])
@@ -276,13 +285,17 @@ def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
 
 
 def _drop_slivers(
-    geoms: np.ndarray, keep: np.ndarray, ids: np.ndarray, report: StageReport, min_area: float
+    geoms: np.ndarray,
+    keep: np.ndarray,
+    ids: np.ndarray,
+    report: StageReport,
+    min_area: float,
+    lat: np.ndarray,
 ) -> np.ndarray:
     idx = np.flatnonzero(keep)
-    lat = shapely.get_coordinates(shapely.centroid(geoms[idx]))[:, 1]
-    scale = METRES_PER_DEGREE * METRES_PER_DEGREE * np.cos(np.radians(lat))
-    area = shapely.area(geoms[idx]) * scale
-    perimeter = shapely.length(geoms[idx]) * METRES_PER_DEGREE * np.sqrt(np.cos(np.radians(lat)))
+    cos_lat = np.cos(np.radians(lat[idx]))
+    area = shapely.area(geoms[idx]) * METRES_PER_DEGREE * METRES_PER_DEGREE * cos_lat
+    perimeter = shapely.length(geoms[idx]) * METRES_PER_DEGREE * np.sqrt(cos_lat)
     width = np.where(perimeter > 0, 2.0 * area / np.maximum(perimeter, 1e-9), 0.0)
     sliver = (area < min_area) | (width < 0.5)
     for j in np.flatnonzero(sliver):
@@ -295,25 +308,31 @@ def _dedupe_ids(
     ids: np.ndarray, geoms: np.ndarray, keep: np.ndarray, report: StageReport
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ids = ids.copy()
-    seen: dict[str, int] = {}
-    counts: Counter[str] = Counter()
-    for i in np.flatnonzero(keep):
-        key = ids[i]
-        if key not in seen:
-            seen[key] = i
-            continue
-        if shapely.equals_exact(geoms[i], geoms[seen[key]], tolerance=1e-9):
-            report.skip(key, "duplicate-feature", f"same id and geometry as row {seen[key]}")
-            keep[i] = False
-            continue
-        counts[key] += 1
-        new = f"{key}~{counts[key] + 1}"
-        while new in seen:
-            counts[key] += 1
-            new = f"{key}~{counts[key] + 1}"
-        report.repair(key, "duplicate-id", f"renamed to {new}")
-        ids[i] = new
-        seen[new] = i
+    kept = np.flatnonzero(keep)
+    values, counts = np.unique(ids[kept].astype(str), return_counts=True)
+    if np.all(counts == 1):
+        return ids, geoms, keep
+    taken = set(values.tolist())
+    for value in values[counts > 1]:
+        rows = kept[ids[kept] == value]
+        survivors = [rows[0]]
+        suffix = 1
+        for i in rows[1:]:
+            twin = next(
+                (j for j in survivors if shapely.equals_exact(geoms[i], geoms[j], 1e-9)), None
+            )
+            if twin is not None:
+                report.skip(value, "duplicate-feature", f"same id and geometry as row {twin}")
+                keep[i] = False
+                continue
+            survivors.append(i)
+            suffix += 1
+            while f"{value}~{suffix}" in taken:
+                suffix += 1
+            new = f"{value}~{suffix}"
+            taken.add(new)
+            report.repair(value, "duplicate-id", f"renamed to {new}")
+            ids[i] = new
     return ids, geoms, keep
 
 
