@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pyogrio
@@ -308,5 +309,9 @@ def to_text(values: np.ndarray | None, n: int) -> np.ndarray:
         rest = finite & ~as_int
         out[rest] = [repr(float(v)) for v in values[rest]]
         return out
-    out[:] = ["" if v is None else str(v).strip() for v in values]
-    return out
+    try:  # fast path: text columns go through Arrow's C kernels
+        arr = pc.utf8_trim_whitespace(pc.fill_null(pa.array(values, type=pa.string()), ""))
+        return arr.to_numpy(zero_copy_only=False).astype(object)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        out[:] = ["" if v is None else str(v).strip() for v in values]
+        return out

@@ -59,3 +59,14 @@ def gltf_validator():
         return json.loads(out.stdout)
 
     return validate
+
+
+@pytest.fixture(scope="session")
+def sample_output(sample_city: Path) -> Path:
+    """The sample city built with every stage (``cim build``), once per session.
+
+    Returns the output folder. Read-only for tests.
+    """
+    from cim.build import build_project
+
+    return build_project(sample_city, jobs=2, progress=False).output

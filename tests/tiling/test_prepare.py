@@ -89,6 +89,7 @@ BAD = [
     feature("ok", [square(0, 0)], height=20),  # exact duplicate of the first feature
     feature(None, [square(0.016, 0)], height=12),
     feature("text-height", [square(0.017, 0)], height="15m"),
+    feature("twin", [square(0.017, 0)[::-1]], height=30),  # same footprint, other id
 ]
 
 
@@ -102,6 +103,7 @@ def test_every_feature_is_accounted_for(tmp_path: Path) -> None:
         "nogeom": "no-geometry",
         "point": "not-a-polygon",
         "ok": "duplicate-feature",
+        "twin": "duplicate-footprint",
     }
     repaired = {(r["id"], r["reason"]) for r in report.repaired}
     assert ("bowtie", "invalid-geometry") in repaired

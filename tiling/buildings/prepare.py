@@ -16,6 +16,7 @@ Reason codes (``build-report.json``):
 ``duplicate-feature``  skipped: same id and same geometry as an earlier feature
 ``invalid-geometry``   repaired with GEOS make_valid (structure method)
 ``duplicate-vertices`` repaired: repeated consecutive vertices removed
+``multipolygon``       kept as one building (one feature id) with several parts
 ``z-dropped``          repaired: Z coordinates dropped (heights come from attributes)
 ``duplicate-id``       repaired: id made unique with a ``~n`` suffix
 ``missing-id``         repaired: id generated from the row number
@@ -76,6 +77,7 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
     ids = _ids(table, cfg, report)
     geoms, keep = _clean_geometry(table, ids, crs, report, cfg.min_area)
     ids, geoms, keep = _dedupe_ids(ids, geoms, keep, report)
+    keep = _drop_duplicate_footprints(ids, geoms, keep, report)
     idx = np.flatnonzero(keep)
     if len(idx) == 0:
         raise InputDataError("no usable building footprint (see build-report.json)", path=cfg.path)
@@ -100,6 +102,10 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
     if cfg.address:
         addr = to_text(table.column(cfg.address), n)[idx]
         buildings.addresses[:] = [(a,) if a else () for a in addr]
+    multi = np.flatnonzero(shapely.get_type_id(buildings.footprints) == int(POLYGONAL[1]))
+    for i in multi:
+        parts = shapely.get_num_geometries(buildings.footprints[i])
+        report.repair(buildings.ids[i], "multipolygon", f"kept as one building of {parts} parts")
     kinds = Counter(shapely.get_type_id(buildings.footprints).tolist())
     report.counts.update(
         {
@@ -334,6 +340,29 @@ def _dedupe_ids(
             report.repair(value, "duplicate-id", f"renamed to {new}")
             ids[i] = new
     return ids, geoms, keep
+
+
+def _drop_duplicate_footprints(
+    ids: np.ndarray, geoms: np.ndarray, keep: np.ndarray, report: StageReport
+) -> np.ndarray:
+    """Skip footprints identical to an earlier one (the same building digitised twice).
+
+    Candidates are found by equal bounding boxes, then confirmed with an exact
+    geometric comparison (vertex order and start do not matter).
+    """
+    kept = np.flatnonzero(keep)
+    bounds = np.round(shapely.bounds(geoms[kept]), 9)
+    _, inverse, counts = np.unique(bounds, axis=0, return_inverse=True, return_counts=True)
+    for group in np.flatnonzero(counts > 1):
+        rows = kept[inverse.ravel() == group]
+        for k, i in enumerate(rows[1:], start=1):
+            twin = next(
+                (j for j in rows[:k] if keep[j] and shapely.equals(geoms[i], geoms[j])), None
+            )
+            if twin is not None:
+                report.skip(ids[i], "duplicate-footprint", f"same footprint as {ids[twin]}")
+                keep[i] = False
+    return keep
 
 
 def _heights(
