@@ -221,3 +221,11 @@ def lonlat_to_enu(lon: np.ndarray, lat: np.ndarray, h: np.ndarray, frame: np.nda
     x, y, z = geodetic_to_ecef(lon, lat, h)
     d = np.stack([x - frame[0, 3], y - frame[1, 3], z - frame[2, 3]], axis=1)
     return d @ frame[:3, :3]
+
+
+def up_vectors(lon: np.ndarray, lat: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Ellipsoid normals ("up") at lon/lat, expressed in the ENU ``frame``; (n, 3)."""
+    lam, phi = np.radians(lon), np.radians(lat)
+    cos_phi = np.cos(phi)
+    normal = np.stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)], axis=1)
+    return normal @ frame[:3, :3]

@@ -202,7 +202,7 @@ def write_glb(
     class_name: str = "building",
     compression: str = "meshopt",
     schema_id: str = "cim",
-    extra_schema: dict[str, Any] | None = None,
+    batch_ids: bool = False,
 ) -> bytes:
     """Encode ``mesh`` and its features' ``table`` as a glb.
 
@@ -216,6 +216,9 @@ def write_glb(
     compression : {"meshopt", "none"}
     schema_id : str
         ``EXT_structural_metadata`` schema id.
+    batch_ids : bool
+        3D Tiles 1.0 style: a ``_BATCHID`` attribute and no metadata extensions (the
+        properties then go into the b3dm batch table, see :mod:`tiling.b3dm`).
 
     Returns
     -------
@@ -227,7 +230,9 @@ def write_glb(
     mesh = optimise_mesh(mesh)
     n_features = len(next(iter(table.values()))) if table else 0
     w = _Writer(compress=compression == "meshopt")
-    used = ["KHR_mesh_quantization", "EXT_mesh_features", "EXT_structural_metadata"]
+    used = ["KHR_mesh_quantization"]
+    if not batch_ids:
+        used += ["EXT_mesh_features", "EXT_structural_metadata"]
     if w.compress:
         used.append("EXT_meshopt_compression")
     qpos, translation, scale = quantize_positions(mesh.positions)
@@ -258,10 +263,26 @@ def write_glb(
         "SCALAR",
         len(indices),
     )
-    metadata = _property_table(w, properties, table, class_name, schema_id, n_features)
-    if extra_schema:
-        metadata["schema"].update(extra_schema)
+    primitive: dict[str, Any] = {
+        "attributes": {"POSITION": pos_acc, "NORMAL": nrm_acc, "_FEATURE_ID_0": fid_acc},
+        "indices": idx_acc,
+        "material": 0,
+        "mode": 4,
+    }
     gltf = w.gltf
+    if batch_ids:
+        primitive["attributes"]["_BATCHID"] = primitive["attributes"].pop("_FEATURE_ID_0")
+    else:
+        primitive["extensions"] = {
+            "EXT_mesh_features": {
+                "featureIds": [{"featureCount": n_features, "attribute": 0, "propertyTable": 0}]
+            }
+        }
+        gltf["extensions"] = {
+            "EXT_structural_metadata": _property_table(
+                w, properties, table, class_name, schema_id, n_features
+            )
+        }
     gltf.update(
         {
             "asset": {"version": "2.0", "generator": "cim-toolkit"},
@@ -281,34 +302,7 @@ def write_glb(
                     },
                 }
             ],
-            "meshes": [
-                {
-                    "primitives": [
-                        {
-                            "attributes": {
-                                "POSITION": pos_acc,
-                                "NORMAL": nrm_acc,
-                                "_FEATURE_ID_0": fid_acc,
-                            },
-                            "indices": idx_acc,
-                            "material": 0,
-                            "mode": 4,
-                            "extensions": {
-                                "EXT_mesh_features": {
-                                    "featureIds": [
-                                        {
-                                            "featureCount": n_features,
-                                            "attribute": 0,
-                                            "propertyTable": 0,
-                                        }
-                                    ]
-                                }
-                            },
-                        }
-                    ]
-                }
-            ],
-            "extensions": {"EXT_structural_metadata": metadata},
+            "meshes": [{"primitives": [primitive]}],
         }
     )
     buffers: list[dict[str, Any]] = [{"byteLength": 0}]

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tiling.b3dm import read_b3dm
 from tiling.gltf import read_glb, read_positions_enu
 
 TOLERANCE_M = 0.05
@@ -132,7 +133,10 @@ def _check_content(
     path: Path, where: str, box: tuple[np.ndarray, np.ndarray] | None, problems: list[str]
 ) -> None:
     try:
-        gltf, binary = read_glb(path.read_bytes())
+        data = path.read_bytes()
+        if path.suffix == ".b3dm":
+            _, _, data = read_b3dm(data)
+        gltf, binary = read_glb(data)
     except ValueError as exc:
         problems.append(f"{where}: {path.name} is not a glb ({exc})")
         return

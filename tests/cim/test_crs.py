@@ -105,3 +105,13 @@ def test_enu_frame_is_exact() -> None:
     ecef = frame @ np.array([*enu[1], 1.0])
     ref = geodetic_to_ecef(np.array(114.0), np.array(40.0), np.array(1010.0))
     assert np.allclose(ecef[:3], [float(v) for v in ref], atol=1e-6)
+
+
+def test_up_vectors_match_a_height_change() -> None:
+    from cim.crs import up_vectors
+
+    frame = enu_to_ecef_matrix(114.0, 40.0, 0.0)
+    lon, lat = np.array([113.9, 114.05]), np.array([40.1, 39.95])
+    low = lonlat_to_enu(lon, lat, np.array([10.0, 10.0]), frame)
+    high = lonlat_to_enu(lon, lat, np.array([310.0, 310.0]), frame)
+    assert np.allclose(low + 300.0 * up_vectors(lon, lat, frame), high, atol=1e-6)

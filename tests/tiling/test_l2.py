@@ -122,3 +122,29 @@ def test_tiles_are_small_and_valid(built, gltf_validator) -> None:
     assert max(p.stat().st_size for p in paths) < 1_000_000
     for result in gltf_validator(paths):
         assert result["errors"] == 0, result["messages"]
+
+
+def test_b3dm_option_for_older_clients(tmp_path: Path, gltf_validator) -> None:
+    from tiling.b3dm import read_b3dm
+
+    b = city(300)
+    write_l2(b, tmp_path, L2Options(max_features_per_tile=100, format="b3dm"))
+    doc = json.loads((tmp_path / "tileset.json").read_text())
+    assert doc["asset"]["version"] == "1.0"
+    assert check_tileset(tmp_path / "tileset.json") == []
+    paths = sorted((tmp_path / "content").glob("*.b3dm"))
+    assert paths and not list((tmp_path / "content").glob("*.glb"))
+    ids = []
+    inner = []
+    for k, path in enumerate(paths):
+        feature, batch, glb = read_b3dm(path.read_bytes())
+        assert feature["BATCH_LENGTH"] == len(batch["id"])
+        ids += batch["id"]
+        gltf, _ = read_glb(glb)
+        assert "_BATCHID" in gltf["meshes"][0]["primitives"][0]["attributes"]
+        assert "EXT_mesh_features" not in gltf.get("extensionsUsed", [])
+        (tmp_path / f"inner{k}.glb").write_bytes(glb)
+        inner.append(tmp_path / f"inner{k}.glb")
+    assert sorted(ids) == sorted(b.ids)
+    for result in gltf_validator(inner):
+        assert result["errors"] == 0, result["messages"]

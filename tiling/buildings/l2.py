@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import shapely
 
-from cim.crs import enu_to_ecef_matrix, lonlat_to_enu
+from cim.crs import enu_to_ecef_matrix, lonlat_to_enu, up_vectors
 from cim.model import Buildings
+from tiling.b3dm import write_b3dm
 from tiling.buildings.extrude import extrude
 from tiling.buildings.hierarchy import Node, build_hierarchy
 from tiling.gltf import PropertySpec, write_glb
@@ -58,6 +59,12 @@ class L2Options:
     max_features_per_tile: int = 2000
     max_vertices_per_tile: int = 60000
     compression: str = "meshopt"
+    format: str = "3dtiles-1.1"  # or "b3dm" (3D Tiles 1.0 for older clients)
+
+    @property
+    def suffix(self) -> str:
+        """Content file suffix."""
+        return ".b3dm" if self.format == "b3dm" else ".glb"
 
 
 @dataclass
@@ -123,7 +130,7 @@ def write_l2(
     results = dict(_run_jobs(jobs_list, jobs, track))
     _SHARED.clear()
     clock.lap("encode")
-    tileset = _tileset(nodes, results, frame, geo, starts, buildings)
+    tileset = _tileset(options, nodes, results, frame, geo, starts, buildings)
     tileset.write(out_dir / "tileset.json")
     clock.lap("tileset")
     sizes = [r["bytes"] for r in results.values()]
@@ -160,16 +167,18 @@ def _frame(buildings: Buildings) -> tuple[np.ndarray, list[float]]:
 
 def _geometry(buildings: Buildings, frame: np.ndarray) -> dict[str, np.ndarray]:
     """Ragged footprint arrays in the local frame, per building centre/size/budget."""
-    parts, part_building = shapely.get_parts(buildings.footprints, return_index=True)
+    if np.all(shapely.get_type_id(buildings.footprints) == int(shapely.GeometryType.POLYGON)):
+        parts, part_building = buildings.footprints, np.arange(len(buildings))
+    else:
+        parts, part_building = shapely.get_parts(buildings.footprints, return_index=True)
     _, coords, (ring_offsets, part_ring_offsets) = shapely.to_ragged_array(parts)
     ring_part = np.repeat(np.arange(len(parts)), np.diff(part_ring_offsets))
     coord_ring = np.repeat(np.arange(len(ring_offsets) - 1), np.diff(ring_offsets))
     coord_building = part_building[ring_part[coord_ring]]
-    base_h = buildings.base[coord_building]
-    base = lonlat_to_enu(coords[:, 0], coords[:, 1], base_h, frame)
-    top = lonlat_to_enu(
-        coords[:, 0], coords[:, 1], base_h + buildings.height[coord_building], frame
-    )
+    base = lonlat_to_enu(coords[:, 0], coords[:, 1], buildings.base[coord_building], frame)
+    # the roof is straight up along the ellipsoid normal: exact, and one conversion saved
+    up = up_vectors(coords[:, 0], coords[:, 1], frame)
+    top = base + up * buildings.height[coord_building][:, None]
     n = len(buildings)
     building_coord_start = np.searchsorted(coord_building, np.arange(n + 1))
     lo = np.minimum.reduceat(np.minimum(base, top), building_coord_start[:-1], axis=0)
@@ -254,13 +263,22 @@ def _encode_tile(job: _TileJob) -> tuple[str, dict[str, Any]]:
     for name, column in buildings.extra.items():
         props.append(PropertySpec(name, "STRING"))
         table[name] = column[sl]
-    data = write_glb(mesh, props, table, compression=options.compression)
-    path = _SHARED["out_dir"] / "content" / f"{job.key.replace('/', '_')}.glb"
+    if options.format == "b3dm":
+        glb = write_glb(mesh, props, table, compression=options.compression, batch_ids=True)
+        data = write_b3dm(glb, table)
+    else:
+        data = write_glb(mesh, props, table, compression=options.compression)
+    path = _SHARED["out_dir"] / "content" / f"{_content_name(job.key)}{options.suffix}"
     path.write_bytes(data)
     return job.key, {"bytes": len(data), "triangles": len(mesh.indices) // 3}
 
 
+def _content_name(key: str) -> str:
+    return key.replace("/", "_")
+
+
 def _tileset(
+    options: L2Options,
     nodes: list[Node],
     results: dict[str, dict[str, Any]],
     frame: np.ndarray,
@@ -286,7 +304,7 @@ def _tileset(
         return Tile(
             bounding_volume=Box.from_min_max(tuple(lo), tuple(hi)),
             geometric_error=node.geometric_error,
-            content_uri=f"content/{node.key.replace('/', '_')}.glb",
+            content_uri=f"content/{_content_name(node.key)}{options.suffix}",
             children=[make(c) for c in node.children],
         )
 
@@ -296,6 +314,7 @@ def _tileset(
     lo, hi = boxes[0]
     span = float(np.linalg.norm(hi[:2] - lo[:2]))
     return Tileset(
+        version="1.0" if options.format == "b3dm" else "1.1",
         root=root,
         geometric_error=max(span, root.geometric_error),
         properties={

@@ -27,10 +27,13 @@ class L2Config:
     max_features_per_tile: int = 2000
     max_vertices_per_tile: int = 60000
     compression: str = "meshopt"
+    format: str = "3dtiles-1.1"
 
     def __post_init__(self) -> None:
         if self.compression not in ("meshopt", "none"):
             raise ConfigError("[l2] compression must be 'meshopt' or 'none'")
+        if self.format not in ("3dtiles-1.1", "b3dm"):
+            raise ConfigError("[l2] format must be '3dtiles-1.1' or 'b3dm' (3D Tiles 1.0)")
         if not 1 <= self.max_features_per_tile <= 65536:
             raise ConfigError("[l2] max_features_per_tile must be 1–65536")
         if self.max_vertices_per_tile < 1000:
@@ -111,7 +114,9 @@ class L2Stage:
         figures = write_l2(
             buildings,
             ctx.workdir / "tiles" / "l2",
-            L2Options(cfg.max_features_per_tile, cfg.max_vertices_per_tile, cfg.compression),
+            L2Options(
+                cfg.max_features_per_tile, cfg.max_vertices_per_tile, cfg.compression, cfg.format
+            ),
             jobs=ctx.jobs,
             track=ctx.track,
         )
