@@ -127,3 +127,13 @@ def test_glb_passes_the_khronos_validator(tmp_path: Path, gltf_validator) -> Non
     for result in gltf_validator(files):
         assert result["errors"] == 0, result["messages"]
         assert result["warnings"] == 0, result["messages"]
+
+
+def test_encode_strings_offsets() -> None:
+    from tiling.gltf import encode_strings
+
+    data, offsets = encode_strings(np.array(["ab", "", "陆家嘴", 12, "x\0y"], dtype=object))
+    assert data.decode("utf-8") == "ab陆家嘴12xy"
+    assert offsets.tolist() == [0, 2, 2, 11, 13, 15]
+    data, offsets = encode_strings(np.array(["", ""], dtype=object))
+    assert data == b"" and offsets.tolist() == [0, 0, 0]
