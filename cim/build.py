@@ -172,6 +172,7 @@ def _reuse_stage(stage: Stage, ctx: BuildContext, previous: dict[str, Any], old:
         rep = ctx.stage_report(stage.name)
         rep.read, rep.written = old_report["read"], old_report["written"]
         rep.repaired, rep.skipped = old_report["repaired"], old_report["skipped"]
+        rep.flagged = old_report.get("flagged", [])
         rep.warnings, rep.counts = old_report["warnings"], old_report["counts"]
     log.info("%s: unchanged, reused", stage.name)
 

@@ -30,6 +30,9 @@ class StageReport:
         ``{"id", "reason", "detail"}`` for each repaired item.
     skipped : list of dict
         ``{"id", "reason", "detail"}`` for each item left out.
+    flagged : list of dict
+        ``{"id", "reason", "detail"}`` for items kept as they are but worth a look
+        (an address point with no building, an ambiguous match).
     warnings : list of str
         Stage-wide warnings.
     counts : dict
@@ -41,6 +44,7 @@ class StageReport:
     written: int = 0
     repaired: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    flagged: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -53,6 +57,10 @@ class StageReport:
         """Record that item ``item_id`` was left out for ``reason``."""
         self.skipped.append({"id": str(item_id), "reason": reason, "detail": detail})
         log.debug("%s: skipped %s (%s: %s)", self.name, item_id, reason, detail)
+
+    def flag(self, item_id: Any, reason: str, detail: str = "") -> None:
+        """Record that item ``item_id`` was kept but needs attention for ``reason``."""
+        self.flagged.append({"id": str(item_id), "reason": reason, "detail": detail})
 
     def warn(self, message: str) -> None:
         """Record (and log) a stage-wide warning."""
@@ -68,11 +76,14 @@ class StageReport:
             "skipped_count": len(self.skipped),
             "repair_reasons": dict(Counter(r["reason"] for r in self.repaired)),
             "skip_reasons": dict(Counter(r["reason"] for r in self.skipped)),
+            "flagged_count": len(self.flagged),
+            "flag_reasons": dict(Counter(r["reason"] for r in self.flagged)),
             "warnings": self.warnings,
             "counts": self.counts,
             "seconds": round(self.seconds, 3),
             "repaired": self.repaired,
             "skipped": self.skipped,
+            "flagged": self.flagged,
         }
 
 

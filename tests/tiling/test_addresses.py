@@ -442,7 +442,8 @@ def test_stage_csv_projected_with_buildings(tmp_path: Path) -> None:
     assert rep["skip_reasons"] == {"bad_coordinates": 1, "empty_address": 1}
     assert rep["counts"]["attached"] == 2
     assert rep["counts"]["unmatched"] == 1
-    assert rep["counts"]["unmatched_items"][0]["address"] == "鼓楼东街99号"
+    assert rep["flag_reasons"] == {"no-building": 1}
+    assert rep["flagged"][0]["detail"].startswith("鼓楼东街99号")
     assert ctx.manifest["layers"]["addresses"] == {"url": "addresses.sqlite", "count": 3}
     assert tuple(b.addresses[0]) == ("平城市古城区鼓楼东街12号",)
     idx = AddressIndex(work / "addresses.sqlite")

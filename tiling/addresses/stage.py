@@ -15,9 +15,6 @@ from tiling.addresses.reader import read_addresses
 
 log = logging.getLogger(__name__)
 
-#: most unmatched/ambiguous items listed one by one in the build report
-REPORT_LIST_LIMIT = 1000
-
 
 class AddressStage:
     """Normalise, index and join address points to buildings.
@@ -93,13 +90,10 @@ class AddressStage:
             }
         )
         if buildings is not None:
-            rep.counts["unmatched_items"] = [
-                {"id": i, "address": a} for i, a in res.unmatched[:REPORT_LIST_LIMIT]
-            ]
-            rep.counts["ambiguous_items"] = [
-                {"id": i, "address": a, "building_id": b}
-                for i, a, b in res.ambiguous[:REPORT_LIST_LIMIT]
-            ]
+            for i, a in res.unmatched:
+                rep.flag(i, "no-building", f"{a}: no building within {cfg.match_distance:g} m")
+            for i, a, b in res.ambiguous:
+                rep.flag(i, "ambiguous-building", f"{a}: joined to {b}, another is as close")
             if res.unmatched:
                 rep.warn(
                     f"{len(res.unmatched)} address points have no building within "
