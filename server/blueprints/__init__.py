@@ -1,0 +1,1 @@
+"""One blueprint per resource: output files, the viewer, the JSON API, address search."""

@@ -1,0 +1,134 @@
+"""Server configuration: defaults, then the environment (``CIM_`` prefix), then a test config.
+
+Every key can be set from the environment by prefixing it with ``CIM_``
+(``CIM_OUTPUT_DIR=/srv/city/output``, ``CIM_CORS=*``). Values are parsed by the type
+of the default: booleans accept ``1/0/true/false/yes/no/on/off``, integers must parse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cim.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: repository folder holding the viewer's static files
+VIEWER_DIR = Path(__file__).resolve().parent.parent / "viewer"
+
+#: CesiumJS build inside the viewer's npm install
+CESIUM_SUBDIR = Path("node_modules") / "cesium" / "Build" / "Cesium"
+
+DEFAULTS: dict[str, Any] = {
+    # output folder of `cim build` (manifest.json, tiles/, terrain/, ...)
+    "OUTPUT_DIR": None,
+    # city name when the manifest carries none
+    "CITY_NAME": "",
+    # viewer static files; CesiumJS is looked up in CESIUM_DIR or VIEWER_DIR/CESIUM_SUBDIR
+    "VIEWER_DIR": str(VIEWER_DIR),
+    "CESIUM_DIR": None,
+    # CORS: "" (off), "*", or a comma-separated list of allowed origins
+    "CORS": "",
+    # Cache-Control max-age (s) for tile bytes (JSON is always revalidated via ETag)
+    "CACHE_MAX_AGE": 3600,
+    # Cache-Control max-age (s) for the versioned CesiumJS build
+    "CESIUM_MAX_AGE": 86400,
+    # send a Content-Security-Policy that keeps the viewer on this server
+    "CSP": True,
+    # address search limits
+    "SEARCH_DEFAULT_LIMIT": 10,
+    "SEARCH_MAX_LIMIT": 50,
+    "SEARCH_MAX_QUERY": 200,
+    # waitress worker threads
+    "THREADS": 16,
+    # callable(path) -> address index; None imports tiling.addresses.AddressIndex lazily
+    "ADDRESS_INDEX_FACTORY": None,
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse(key: str, raw: str, default: Any) -> Any:
+    """Parse one environment value by the type of its default."""
+    if isinstance(default, bool):
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"CIM_{key} must be a boolean (1/0, true/false), not {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"CIM_{key} must be an integer, not {raw!r}") from None
+    return raw
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read ``CIM_*`` variables for the keys in :data:`DEFAULTS`.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        Defaults to ``os.environ``.
+
+    Returns
+    -------
+    dict
+        Only the keys that were set.
+
+    Raises
+    ------
+    ConfigError
+        When a value cannot be parsed.
+    """
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for key, default in DEFAULTS.items():
+        if key == "ADDRESS_INDEX_FACTORY":
+            continue
+        name = f"CIM_{key}"
+        if name in environ:
+            out[key] = _parse(key, environ[name], default)
+    return out
+
+
+def resolve(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Merge defaults, environment and ``config`` (later wins) and normalise paths.
+
+    Parameters
+    ----------
+    config : mapping, optional
+        Test or caller config (keys as in :data:`DEFAULTS`).
+
+    Returns
+    -------
+    dict
+        The merged configuration; ``OUTPUT_DIR``, ``VIEWER_DIR`` and ``CESIUM_DIR``
+        become absolute :class:`Path` objects (``OUTPUT_DIR`` may stay None).
+    """
+    merged: dict[str, Any] = dict(DEFAULTS)
+    merged.update(from_env())
+    if config:
+        merged.update(config)
+    for key in ("OUTPUT_DIR", "VIEWER_DIR", "CESIUM_DIR"):
+        if merged.get(key):
+            merged[key] = Path(merged[key]).expanduser().resolve()
+    if not merged.get("CESIUM_DIR"):
+        merged["CESIUM_DIR"] = (Path(merged["VIEWER_DIR"]) / CESIUM_SUBDIR).resolve()
+    cors = merged.get("CORS") or ""
+    if isinstance(cors, bool):
+        cors = "*" if cors else ""
+    if isinstance(cors, str):
+        cors = [o.strip() for o in cors.split(",") if o.strip()]
+    merged["CORS"] = list(cors)
+    for key in ("CACHE_MAX_AGE", "CESIUM_MAX_AGE", "SEARCH_MAX_LIMIT", "THREADS"):
+        if int(merged[key]) < 0:
+            raise ConfigError(f"{key} must not be negative")
+    return merged

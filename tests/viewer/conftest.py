@@ -1,0 +1,216 @@
+"""Browser test fixtures: a served city (the built sample city, else a generated
+fixture) and a headless chromium page driven by Playwright.
+
+The tests skip, saying why, when chromium, Playwright or the ``cesium`` npm package is
+missing. Environment:
+
+- ``CIM_CHROMIUM``: chromium executable (default: ``chromium`` on PATH or /usr/bin/chromium)
+- ``CIM_VIEWER_CITY``: ``fixture`` to force the generated fixture, or a built project's
+  ``city.toml`` (or output folder) to reuse instead of building the sample city
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+CESIUM_JS = ROOT / "viewer" / "node_modules" / "cesium" / "Build" / "Cesium" / "Cesium.js"
+ARTIFACTS = ROOT / "test-artifacts"
+
+#: chromium flags: no sandbox (containers), WebGL2 in software (SwiftShader), no
+#: background traffic of chromium's own
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--ignore-gpu-blocklist",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+]
+
+
+def chromium_path() -> str | None:
+    """The chromium executable, or None."""
+    env = os.environ.get("CIM_CHROMIUM")
+    if env:
+        return env if Path(env).is_file() else None
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
+
+
+def browser_skip_reason() -> str | None:
+    """Why browser tests cannot run here, or None."""
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright is not installed (pip install playwright; never `playwright install`)"
+    if chromium_path() is None:
+        return "chromium is not installed (apt-get install -y chromium)"
+    if not CESIUM_JS.is_file():
+        return "the cesium npm package is missing (npm ci --prefix viewer)"
+    return None
+
+
+def load_fixture_city() -> Any:
+    """tests/server/fixture_city.py as a module."""
+    name = "cim_viewer_fixture_city"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = ROOT / "tests" / "server" / "fixture_city.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class City:
+    """A built output folder and how to test it."""
+
+    kind: str  # "sample" or "fixture"
+    output: Path
+    index_factory: Any = None  # ADDRESS_INDEX_FACTORY for the app (None: the real one)
+    known: dict[str, Any] = field(default_factory=dict)  # building id, lon, lat, address
+
+
+def _sample_known(output: Path) -> dict[str, Any]:
+    """A building with an address in the sample build: the nearest to the centre."""
+    import json
+
+    manifest = json.loads((output / "manifest.json").read_text(encoding="utf-8"))
+    if not (output / "addresses.sqlite").is_file():
+        return {}
+    from viewer_helpers import candidate_text
+
+    from tiling.addresses import AddressIndex
+
+    lon, lat = manifest["centre"][:2]
+    index = AddressIndex(output / "addresses.sqlite")
+    for cand in index.reverse(lon, lat, 20):
+        c = cand.to_json()
+        text = candidate_text(c)
+        if c.get("building_id") and text:
+            return {
+                "id": str(c["building_id"]),
+                "lon": c["lon"],
+                "lat": c["lat"],
+                "address": text,
+            }
+    return {}
+
+
+def _build_sample(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path | None:
+    """Build the sample city once (when the sample and the build exist); its output."""
+    choice = os.environ.get("CIM_VIEWER_CITY", "")
+    if choice == "fixture":
+        return None
+    from cim.config import load_project
+
+    if choice:
+        path = Path(choice)
+        return path if path.is_dir() else load_project(path).output
+    try:
+        from cim.build import build_project
+    except ImportError:
+        return None
+    try:
+        project = request.getfixturevalue("sample_city")
+    except (Exception, pytest.fail.Exception) as exc:
+        logger.info("no sample_city fixture (%s): using the generated fixture", exc)
+        return None
+    project = Path(project)
+    if project.is_dir():
+        project = project / "city.toml"
+    # build a private copy: the shared sample folder is read-only for tests
+    own = tmp_path_factory.mktemp("viewer-sample")
+    shutil.copytree(
+        project.parent, own, dirs_exist_ok=True, ignore=shutil.ignore_patterns("output")
+    )
+    project = own / project.name
+    build_project(project, jobs=2, progress=False)
+    return load_project(project).output
+
+
+@pytest.fixture(scope="session")
+def viewer_city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> City:
+    """The city the browser tests run against (sample build, else generated fixture)."""
+    reason = browser_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    output = _build_sample(request, tmp_path_factory)
+    if output is not None and (output / "manifest.json").is_file():
+        return City("sample", output, None, _sample_known(output))
+    fx = load_fixture_city()
+    out = fx.write_fixture_output(tmp_path_factory.mktemp("viewer-city") / "output")
+    b = fx.BUILDINGS[3]
+    lon, lat = fx.building_lonlat(b)
+    known = {"id": b[0], "lon": lon, "lat": lat, "address": b[10]}
+    return City("fixture", out, fx.FakeAddressIndex, known)
+
+
+class LiveServer:
+    """The app served by waitress on a free loopback port, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        from waitress import create_server
+
+        self.server = create_server(app, host="127.0.0.1", port=0, threads=16, ident="cim")
+        self.url = f"http://127.0.0.1:{self.server.effective_port}/"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(viewer_city: City) -> Iterator[LiveServer]:
+    from server import create_app
+
+    app = create_app(
+        {"OUTPUT_DIR": viewer_city.output, "ADDRESS_INDEX_FACTORY": viewer_city.index_factory}
+    )
+    with LiveServer(app) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def browser(viewer_city: City) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
