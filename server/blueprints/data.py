@@ -16,5 +16,12 @@ def data_file(subpath: str) -> Response:
     root = current_app.config.get("OUTPUT_DIR")
     if root is None or not root.is_dir():
         raise NotFoundError("no build output is configured or it does not exist yet")
-    path = resolve_under(root, subpath)
+    try:
+        path = resolve_under(root, subpath)
+    except NotFoundError:
+        # imagery in "jpeg" mode: tiles with transparent pixels are stored as PNG
+        # under the same name, while the tile template names .jpg
+        if not subpath.startswith("imagery/") or not subpath.endswith(".jpg"):
+            raise
+        path = resolve_under(root, subpath[: -len(".jpg")] + ".png")
     return send_path(path, max_age=int(current_app.config["CACHE_MAX_AGE"]))

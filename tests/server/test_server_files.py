@@ -256,3 +256,12 @@ def test_tiles_are_not_recompressed(tmp_path: Path) -> None:
     resp = client.get("/data/tile.glb", headers={"Accept-Encoding": "gzip"})
     assert "Content-Encoding" not in resp.headers
     assert resp.data[:4] == b"glTF"
+
+
+def test_jpeg_imagery_falls_back_to_png(client: FlaskClient) -> None:
+    """In "jpeg" mode, tiles with transparency are PNG files under the .jpg template."""
+    resp = client.get("/data/imagery/0/0/0.jpg")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"] == "image/png"
+    assert client.get("/data/imagery/0/0/9.jpg").status_code == 404
+    assert client.get("/data/tiles/0/0/0.jpg").status_code == 404  # only imagery falls back

@@ -36,7 +36,8 @@ def set_base_elevation(buildings: Buildings, project: CityProject, report: Stage
         return
     cfg = project.buildings
     assert cfg is not None
-    dem = DemMosaic(terrain.paths, crs=terrain.crs)
+    # same DEM view as the terrain stage (voids filled), so blocks sit on the mesh
+    dem = DemMosaic(terrain.paths, crs=terrain.crs, default_crs=project.crs, fill_nodata=True)
     coords, index = shapely.get_coordinates(buildings.footprints, return_index=True)
     centres = shapely.get_coordinates(shapely.point_on_surface(buildings.footprints))
     lon = np.concatenate([coords[:, 0], centres[:, 0]])
