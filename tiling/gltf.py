@@ -359,9 +359,11 @@ def encode_strings(values: np.ndarray) -> tuple[bytes, np.ndarray]:
     separators located with numpy."""
     n = len(values)
     items = values.tolist()
-    if not all(type(v) is str for v in items):
+    try:
+        joined = "\0".join(items).encode("utf-8")
+    except TypeError:  # not all text: numbers, None
         items = [str(v) for v in items]
-    joined = "\0".join(items).encode("utf-8")
+        joined = "\0".join(items).encode("utf-8")
     if joined.count(0) != max(n - 1, 0):  # a NUL inside a value: drop it
         joined = "\0".join(v.replace("\0", "") for v in items).encode("utf-8")
     raw = np.frombuffer(joined, dtype=np.uint8)

@@ -67,7 +67,7 @@ def _walls(
     direction = base[b] - base[a]
     up = top[a] - base[a]
     normal = np.cross(direction, up)
-    length = np.linalg.norm(normal, axis=1, keepdims=True)
+    length = np.sqrt(np.einsum("ij,ij->i", normal, normal))[:, None]
     normal = np.divide(normal, length, out=np.zeros_like(normal), where=length > 0)
     coord_ring = np.repeat(np.arange(len(ring_offsets) - 1), np.diff(ring_offsets))
     quad_feature = ring_feature[coord_ring[a]]
@@ -96,7 +96,7 @@ def _roofs(
     vert_index = np.cumsum(keep) - 1  # coordinate → roof vertex index
     positions = top[keep]
     up = top - base
-    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-12)
+    up /= np.maximum(np.sqrt(np.einsum("ij,ij->i", up, up)), 1e-12)[:, None]
     normals = up[keep].astype(np.float32)
     coord_ring = np.repeat(np.arange(n_rings), np.diff(ring_offsets))
     ring_part = np.repeat(np.arange(len(part_feature)), np.diff(part_ring_offsets))

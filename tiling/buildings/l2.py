@@ -122,15 +122,14 @@ def write_l2(
     starts = np.concatenate([[0], np.cumsum(counts)])
     clock.lap("hierarchy")
     buildings = buildings.take(order)  # tile order: each tile's buildings are contiguous
-    geo = _geometry(buildings, frame)
-    clock.lap("geometry")
+    clock.lap("order")
     jobs_list = [_TileJob(n.key, int(starts[i]), int(starts[i + 1])) for i, n in enumerate(nodes)]
     _SHARED.clear()
-    _SHARED.update(geo=geo, buildings=buildings, out_dir=out_dir, options=options)
+    _SHARED.update(frame=frame, buildings=buildings, out_dir=out_dir, options=options)
     results = dict(_run_jobs(jobs_list, jobs, track))
     _SHARED.clear()
     clock.lap("encode")
-    tileset = _tileset(options, nodes, results, frame, geo, starts, buildings)
+    tileset = _tileset(options, nodes, results, frame, buildings)
     tileset.write(out_dir / "tileset.json")
     clock.lap("tileset")
     sizes = [r["bytes"] for r in results.values()]
@@ -166,7 +165,7 @@ def _frame(buildings: Buildings) -> tuple[np.ndarray, list[float]]:
 
 
 def _geometry(buildings: Buildings, frame: np.ndarray) -> dict[str, np.ndarray]:
-    """Ragged footprint arrays in the local frame, per building centre/size/budget."""
+    """Ragged footprint arrays of ``buildings`` in the local frame, base and roof."""
     if np.all(shapely.get_type_id(buildings.footprints) == int(shapely.GeometryType.POLYGON)):
         parts, part_building = buildings.footprints, np.arange(len(buildings))
     else:
@@ -179,19 +178,12 @@ def _geometry(buildings: Buildings, frame: np.ndarray) -> dict[str, np.ndarray]:
     # the roof is straight up along the ellipsoid normal: exact, and one conversion saved
     up = up_vectors(coords[:, 0], coords[:, 1], frame)
     top = base + up * buildings.height[coord_building][:, None]
-    n = len(buildings)
-    building_coord_start = np.searchsorted(coord_building, np.arange(n + 1))
-    lo = np.minimum.reduceat(np.minimum(base, top), building_coord_start[:-1], axis=0)
-    hi = np.maximum.reduceat(np.maximum(base, top), building_coord_start[:-1], axis=0)
     return {
         "base": base,
         "top": top,
         "ring_offsets": ring_offsets,
         "part_ring_offsets": part_ring_offsets,
         "part_building": part_building,
-        "part_start": np.searchsorted(part_building, np.arange(n + 1)),
-        "lo": lo,
-        "hi": hi,
     }
 
 
@@ -234,20 +226,15 @@ def _run_jobs(
 
 
 def _encode_tile(job: _TileJob) -> tuple[str, dict[str, Any]]:
-    geo = _SHARED["geo"]
+    """Extrude, encode and write one tile; return its size and content box."""
     buildings: Buildings = _SHARED["buildings"]
     options: L2Options = _SHARED["options"]
-    p0, p1 = geo["part_start"][job.start], geo["part_start"][job.stop]
-    r0, r1 = geo["part_ring_offsets"][p0], geo["part_ring_offsets"][p1]
-    c0, c1 = geo["ring_offsets"][r0], geo["ring_offsets"][r1]
-    mesh = extrude(
-        geo["base"][c0:c1],
-        geo["top"][c0:c1],
-        geo["ring_offsets"][r0 : r1 + 1] - c0,
-        geo["part_ring_offsets"][p0 : p1 + 1] - r0,
-        geo["part_building"][p0:p1] - job.start,
-    )
     sl = slice(job.start, job.stop)
+    tile = buildings.take(sl)
+    geo = _geometry(tile, _SHARED["frame"])
+    mesh = extrude(
+        geo["base"], geo["top"], geo["ring_offsets"], geo["part_ring_offsets"], geo["part_building"]
+    )
     floors = buildings.floors[sl]
     table = {
         "id": buildings.ids[sl],
@@ -270,7 +257,17 @@ def _encode_tile(job: _TileJob) -> tuple[str, dict[str, Any]]:
         data = write_glb(mesh, props, table, compression=options.compression)
     path = _SHARED["out_dir"] / "content" / f"{_content_name(job.key)}{options.suffix}"
     path.write_bytes(data)
-    return job.key, {"bytes": len(data), "triangles": len(mesh.indices) // 3}
+    pos = mesh.positions
+    lo = np.array([pos[:, k].min() for k in range(3)])  # per column: faster than axis=0
+    hi = np.array([pos[:, k].max() for k in range(3)])
+    # content is quantized to 1/65535 of its extent: widen the box by one step
+    pad = float((hi - lo).max()) / 65535.0 + 0.01
+    return job.key, {
+        "bytes": len(data),
+        "triangles": len(mesh.indices) // 3,
+        "lo": lo - pad,
+        "hi": hi + pad,
+    }
 
 
 def _content_name(key: str) -> str:
@@ -282,18 +279,11 @@ def _tileset(
     nodes: list[Node],
     results: dict[str, dict[str, Any]],
     frame: np.ndarray,
-    geo: dict[str, np.ndarray],
-    starts: np.ndarray,
     buildings: Buildings,
 ) -> Tileset:
-    lo_all, hi_all = geo["lo"], geo["hi"]
     boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for i in range(len(nodes) - 1, -1, -1):  # children come after parents
-        lo = lo_all[starts[i] : starts[i + 1]].min(axis=0)
-        hi = hi_all[starts[i] : starts[i + 1]].max(axis=0)
-        # content is quantized to 1/65535 of its extent: widen the box by one step
-        pad = float((hi - lo).max()) / 65535.0 + 0.01
-        lo, hi = lo - pad, hi + pad
+        lo, hi = results[nodes[i].key]["lo"], results[nodes[i].key]["hi"]
         for c in nodes[i].children:
             lo, hi = np.minimum(lo, boxes[c][0]), np.maximum(hi, boxes[c][1])
         boxes[i] = (lo, hi)

@@ -31,6 +31,8 @@ import logging
 from collections import Counter
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from cim.config import BuildingsConfig, CityProject
@@ -111,10 +113,9 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
         {
             "buildings": len(buildings),
             "multipolygons": kinds.get(int(shapely.GeometryType.MULTIPOLYGON), 0),
+            # polygons only: a MultiPolygon has no interior rings of its own (0)
             "with_holes": int(
-                np.count_nonzero(
-                    shapely.get_num_interior_rings(shapely.get_parts(buildings.footprints)) > 0
-                )
+                np.count_nonzero(shapely.get_num_interior_rings(buildings.footprints))
             ),
         }
     )
@@ -219,6 +220,10 @@ def _clean_geometry(
     coords, owner = shapely.get_coordinates(geoms[kept], return_index=True)
     lon, lat = to_lonlat(coords[:, 0], coords[:, 1], crs)
     lonlat = np.column_stack([lon, lat])
+    simple = (types[kept] == int(POLYGONAL[0])) & (shapely.get_num_interior_rings(geoms[kept]) == 0)
+    # one pass sets the lon/lat coordinates and turns clockwise simple rings around;
+    # polygons with holes and multipolygons are oriented by GEOS later
+    lonlat = lonlat[_ccw_order(lonlat, owner, simple)]
     geoms[kept] = shapely.set_coordinates(geoms[kept].copy(), lonlat)
     off_earth = ~np.isfinite(lonlat).all(axis=1) | (np.abs(lat) > 90.0)
     bad = np.zeros(len(geoms), dtype=bool)
@@ -227,13 +232,40 @@ def _clean_geometry(
         report.skip(ids[i], "bad-coordinates", "coordinates are not on the Earth in WGS84")
     keep &= ~bad
     repeated = _has_repeated_points(lonlat, owner)
-    geoms, keep = _repair_validity(geoms, keep, kept[repeated], ids, report)
+    complex_ = np.zeros(len(geoms), dtype=bool)
+    complex_[kept[~simple]] = True
+    geoms, keep = _repair_validity(geoms, keep, kept[repeated], complex_, ids, report)
     mean_lat = np.bincount(owner, weights=np.nan_to_num(lat), minlength=len(kept)) / np.maximum(
         np.bincount(owner, minlength=len(kept)), 1
     )
     lat_of = np.zeros(len(geoms))
     lat_of[kept] = mean_lat
     return geoms, _drop_slivers(geoms, keep, ids, report, min_area, lat_of)
+
+
+def _ccw_order(lonlat: np.ndarray, owner: np.ndarray, simple: np.ndarray) -> np.ndarray:
+    """Coordinate order that makes every simple ring counter-clockwise.
+
+    ``owner`` maps coordinates to geometries (contiguous runs); ``simple`` marks the
+    single-ring polygons, whose whole run is one closed ring that may be reversed.
+    """
+    n = len(simple)
+    if len(owner) == 0:
+        return np.arange(0)
+    x, y = np.nan_to_num(lonlat[:, 0]), np.nan_to_num(lonlat[:, 1])
+    same = owner[1:] == owner[:-1]
+    x0, y0 = x - x[0], y - y[0]  # shift for precision of the cross products
+    cross = x0[:-1] * y0[1:] - x0[1:] * y0[:-1]
+    area2 = np.bincount(owner[:-1][same], weights=cross[same], minlength=n)
+    flip = simple & (area2 < 0)
+    order = np.arange(len(owner))
+    if not flip.any():
+        return order
+    start = np.searchsorted(owner, np.arange(n))
+    end = np.searchsorted(owner, np.arange(n), side="right")
+    rev = flip[owner]
+    order[rev] = (start + end - 1)[owner[rev]] - order[rev]
+    return order
 
 
 def _has_repeated_points(lonlat: np.ndarray, owner: np.ndarray, tol: float = 1e-8) -> np.ndarray:
@@ -249,8 +281,18 @@ def _has_repeated_points(lonlat: np.ndarray, owner: np.ndarray, tol: float = 1e-
 
 
 def _repair_validity(
-    geoms: np.ndarray, keep: np.ndarray, repeated: np.ndarray, ids: np.ndarray, report: StageReport
+    geoms: np.ndarray,
+    keep: np.ndarray,
+    repeated: np.ndarray,
+    complex_: np.ndarray,
+    ids: np.ndarray,
+    report: StageReport,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Remove repeated vertices, make invalid polygons valid, orient what needs it.
+
+    ``complex_`` marks polygons with holes and multipolygons (not yet oriented).
+    """
+    orient = complex_.copy()
     repeated = repeated[keep[repeated]]
     geoms[repeated] = shapely.remove_repeated_points(geoms[repeated], tolerance=1e-8)
     for i in repeated:
@@ -267,6 +309,7 @@ def _repair_validity(
             keep[i] = False
         else:
             geoms[i] = fixed
+            orient[i] = True
             report.repair(ids[i], "invalid-geometry", reason)
     # collections that were valid but mixed (polygon + line) keep their polygons
     coll = np.flatnonzero(keep & (shapely.get_type_id(geoms) == int(COLLECTION)))
@@ -277,7 +320,9 @@ def _repair_validity(
             keep[i] = False
         else:
             geoms[i] = fixed
-    geoms[keep] = shapely.orient_polygons(geoms[keep], exterior_cw=False)
+            orient[i] = True
+    orient &= keep
+    geoms[orient] = shapely.orient_polygons(geoms[orient], exterior_cw=False)
     return geoms, keep
 
 
@@ -315,11 +360,12 @@ def _dedupe_ids(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ids = ids.copy()
     kept = np.flatnonzero(keep)
-    values, counts = np.unique(ids[kept].astype(str), return_counts=True)
-    if np.all(counts == 1):
+    counted = pc.value_counts(pa.array(ids[kept], type=pa.string()))
+    repeated = counted.field("values").filter(pc.greater(counted.field("counts"), 1))
+    if len(repeated) == 0:
         return ids, geoms, keep
-    taken = set(values.tolist())
-    for value in values[counts > 1]:
+    taken = set(ids[kept].tolist())
+    for value in repeated.to_pylist():
         rows = kept[ids[kept] == value]
         survivors = [rows[0]]
         suffix = 1
@@ -351,10 +397,11 @@ def _drop_duplicate_footprints(
     geometric comparison (vertex order and start do not matter).
     """
     kept = np.flatnonzero(keep)
-    bounds = np.round(shapely.bounds(geoms[kept]), 9)
-    _, inverse, counts = np.unique(bounds, axis=0, return_inverse=True, return_counts=True)
-    for group in np.flatnonzero(counts > 1):
-        rows = kept[inverse.ravel() == group]
+    key = _row_hash(np.round(shapely.bounds(geoms[kept]), 9))
+    order = np.argsort(key, kind="stable")
+    same = np.flatnonzero(key[order][1:] == key[order][:-1])
+    for group in np.unique(key[order][same]):
+        rows = kept[np.flatnonzero(key == group)]
         for k, i in enumerate(rows[1:], start=1):
             twin = next(
                 (j for j in rows[:k] if keep[j] and shapely.equals(geoms[i], geoms[j])), None
@@ -363,6 +410,15 @@ def _drop_duplicate_footprints(
                 report.skip(ids[i], "duplicate-footprint", f"same footprint as {ids[twin]}")
                 keep[i] = False
     return keep
+
+
+def _row_hash(values: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per row of a float array (equal rows, equal hashes)."""
+    bits = np.ascontiguousarray(values).view(np.uint64)
+    h = np.full(len(values), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    for k in range(bits.shape[1]):
+        h = (h ^ bits[:, k]) * np.uint64(0x100000001B3)
+    return h
 
 
 def _heights(
