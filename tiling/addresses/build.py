@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from cim.errors import DatasetIOError
 from tiling.addresses.attach import INSIDE, NEAREST, UNMATCHED, attach_points
+from tiling.addresses.config import PART_FIELDS
 from tiling.addresses.normalize import admin_short, normalize, parse_address, parse_normalized
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,14 @@ def parse_many(
         Components in :class:`~tiling.addresses.normalize.Components` field order.
     """
     n = len(texts)
-    bar = tqdm(total=n, desc="addresses", unit="addr", disable=not progress, leave=False,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=n,
+        desc="addresses",
+        unit="addr",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     out: list[tuple[str, ...]] = []
     try:
         if jobs <= 1 or n < 50_000:
@@ -217,17 +224,7 @@ def _display(full: str, parts: dict[str, str]) -> str:
             x for x in (head, poi, parts.get("district", ""), parts.get("city", "")) if x
         )
     out = []
-    for name in (
-        "province",
-        "city",
-        "district",
-        "street",
-        "number",
-        "building",
-        "unit",
-        "room",
-        "poi",
-    ):
+    for name in PART_FIELDS:
         v = parts.get(name, "")
         if not v:
             continue
@@ -380,8 +377,19 @@ def build_index(
 
     # --- write -------------------------------------------------------------------
     log.debug("components and join ready at %.1f s", time.perf_counter() - t0)
-    _write(path, sel, ids, lon, lat, comps, display, b_id, b_top, res,
-           buildings if store_footprints else None)
+    _write(
+        path,
+        sel,
+        ids,
+        lon,
+        lat,
+        comps,
+        display,
+        b_id,
+        b_top,
+        res,
+        buildings if store_footprints else None,
+    )
     res.seconds = time.perf_counter() - t0
     log.info(
         "address index: %d addresses (%d skipped, %d joined to buildings) in %.1f s → %s",
@@ -424,9 +432,10 @@ def _write_footprints(con: sqlite3.Connection, buildings: Any) -> int:
     ring_needed = np.ceil(half / CELL_DEG).astype(np.int64)
     big = ring_needed > MAX_BUILDING_RING
     ring = int(min(ring_needed.max(initial=0), MAX_BUILDING_RING))
-    top = np.asarray(buildings.base, dtype=np.float64)[idx] + np.asarray(
-        buildings.height, dtype=np.float64
-    )[idx]
+    top = (
+        np.asarray(buildings.base, dtype=np.float64)[idx]
+        + np.asarray(buildings.height, dtype=np.float64)[idx]
+    )
     wkb = shapely.to_wkb(fp[idx])
     con.execute(
         "CREATE TABLE buildings(rowid INTEGER PRIMARY KEY, id TEXT, top REAL, cell INTEGER,"

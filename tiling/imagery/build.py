@@ -35,7 +35,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from rasterio.warp import calculate_default_transform, transform_bounds
 
 from cim.crs import parse_crs
 from cim.errors import CRSError, DatasetIOError, InputDataError
+from tiling.pool import run_tasks
 
 log = logging.getLogger(__name__)
 
@@ -548,20 +548,18 @@ def build_imagery(
             agg[0] += count
             agg[1] += nbytes
 
-    wrap = track or (lambda it, **_: iter(it))
-    _init_worker(*args)
-    if jobs <= 1 or len(tasks) == 1:
-        for res in wrap(
-            (_run_chunk(t) for t in tasks), total=len(tasks), desc="imagery", unit="chunk"
-        ):
-            consume(res)
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=args) as pool:
-            futures = [pool.submit(_run_chunk, t) for t in tasks]
-            for fut in wrap(
-                as_completed(futures), total=len(futures), desc="imagery", unit="chunk"
-            ):
-                consume(fut.result())
+    _init_worker(*args)  # this process also needs the sources for the upper levels
+    for res in run_tasks(
+        _run_chunk,
+        tasks,
+        jobs=jobs,
+        initializer=_init_worker,
+        initargs=args,
+        track=track,
+        desc="imagery",
+        unit="chunk",
+    ):
+        consume(res)
 
     # levels above the chunks, in this process
     ts = tile_size

@@ -14,7 +14,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 from cim.config import DatumConfig
 from cim.datum import Datum
 from cim.raster import DemMosaic
+from tiling.pool import run_tasks
 from tiling.terrain import scheme
 from tiling.terrain.mesh import TileParams, build_mesh, encode_mesh, mesh_error
 
@@ -364,20 +364,17 @@ def build_terrain(
             lv.max_error = max(lv.max_error, stats.get("error", 0.0))
             written[z].add((x, y))
 
-    wrap = track or (lambda it, **_: iter(it))
-    if jobs <= 1:
-        _init_worker(*args)
-        for res in wrap(
-            (_run_batch(b) for b in batches), total=len(batches), desc="terrain", unit="batch"
-        ):
-            consume(res)
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=args) as pool:
-            futures = [pool.submit(_run_batch, b) for b in batches]
-            for fut in wrap(
-                as_completed(futures), total=len(futures), desc="terrain", unit="batch"
-            ):
-                consume(fut.result())
+    for res in run_tasks(
+        _run_batch,
+        batches,
+        jobs=jobs,
+        initializer=_init_worker,
+        initargs=args,
+        track=track,
+        desc="terrain",
+        unit="batch",
+    ):
+        consume(res)
 
     available = [ranges_from_tiles(written[z]) for z in sorted(written)]
     layer = LayerJson(
