@@ -10,6 +10,7 @@ instead of re-run, and a build where nothing changed returns at once.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -88,7 +89,9 @@ def build_project(
     """
     started = time.perf_counter()
     project = load_project(project_path)
-    stages = [s for s in discover_stages() if s.enabled(project)]
+    every_stage = discover_stages()
+    _check_sections(project, every_stage)
+    stages = [s for s in every_stage if s.enabled(project)]
     if not stages:
         raise ConfigError(
             "nothing to build: name inputs in [buildings], [terrain], [imagery] or [addresses]",
@@ -132,6 +135,21 @@ def build_project(
     result.seconds = time.perf_counter() - started
     log.info("built %s in %.1f s", project.output, result.seconds)
     return result
+
+
+#: sections the core reads, and [l3], which names the L3 district for the L3 stage
+#: (a later issue) and is accepted already so project files can carry it
+CORE_SECTIONS = frozenset({"city", "output", "datum", "l3"})
+
+
+def _check_sections(project: CityProject, stages: list[Stage]) -> None:
+    """Refuse a city.toml section no stage reads (a typo would silently skip a stage)."""
+    known = set(CORE_SECTIONS).union(*(s.sections() for s in stages))
+    for name in project.raw:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean [{close[0]}]?" if close else ""
+            raise ConfigError(f"unknown section [{name}]{hint}", path=project.path)
 
 
 def _run_stage(stage: Stage, ctx: BuildContext) -> None:

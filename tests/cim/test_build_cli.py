@@ -146,3 +146,14 @@ def test_cli_error_is_one_line_without_traceback(tmp_path: Path) -> None:
         text=True,
     )
     assert "Traceback" in verbose.stderr
+
+
+def test_unknown_section_is_refused(project: Path) -> None:
+    from cim.errors import ConfigError
+
+    text = project.read_text(encoding="utf-8").replace("[buildings]", "[bulidings]")
+    project.write_text(text, encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"unknown section \[bulidings\]; did you mean \[buildings\]"
+    ):
+        build_project(project, progress=False)
