@@ -28,7 +28,6 @@ Reason codes (``build-report.json``):
 from __future__ import annotations
 
 import logging
-from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -108,11 +107,10 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
     for i in multi:
         parts = shapely.get_num_geometries(buildings.footprints[i])
         report.repair(buildings.ids[i], "multipolygon", f"kept as one building of {parts} parts")
-    kinds = Counter(shapely.get_type_id(buildings.footprints).tolist())
     report.counts.update(
         {
             "buildings": len(buildings),
-            "multipolygons": kinds.get(int(shapely.GeometryType.MULTIPOLYGON), 0),
+            "multipolygons": len(multi),
             # polygons only: a MultiPolygon has no interior rings of its own (0)
             "with_holes": int(
                 np.count_nonzero(shapely.get_num_interior_rings(buildings.footprints))
