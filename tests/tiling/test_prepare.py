@@ -179,3 +179,48 @@ def test_gcj02_input_is_converted(tmp_path: Path) -> None:
 def test_nothing_usable_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match="no usable building"):
         read(project(tmp_path, [feature("p", [LON, LAT], "Point")]))
+
+
+def test_ground_from_dem_and_outside_dem(tmp_path: Path) -> None:
+    """Base = lowest DEM height under the footprint + geoid offset; outside → reported."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from tiling.buildings.ground import set_base_elevation
+
+    # a 100 m × 100 m DEM in EPSG:4547 rising 1 m per metre eastwards (2 m pixels)
+    x0, y0 = 440_000.0, 4_440_000.0
+    cols = np.arange(50) * 2.0 + 1.0
+    dem = np.tile(1000.0 + cols, (50, 1)).astype("float32")
+    with rasterio.open(
+        tmp_path / "dem.tif",
+        "w",
+        driver="GTiff",
+        width=50,
+        height=50,
+        count=1,
+        dtype="float32",
+        crs="EPSG:4547",
+        transform=from_origin(x0, y0 + 100, 2.0, 2.0),
+    ) as ds:
+        ds.write(dem, 1)
+    a, b_ = x0 + 20, y0 + 20
+    wkt_in = f"POLYGON(({a} {b_},{a + 20} {b_},{a + 20} {b_ + 20},{a} {b_}))"
+    wkt_out = f"POLYGON(({x0 + 500} {y0},{x0 + 520} {y0},{x0 + 520} {y0 + 20},{x0 + 500} {y0}))"
+    (tmp_path / "b.csv").write_text(f'id,wkt\nin,"{wkt_in}"\nout,"{wkt_out}"\n', encoding="utf-8")
+    (tmp_path / "city.toml").write_text(
+        '[city]\ncrs = "EPSG:4547"\n[datum]\ngeoid_offset = -20.0\n'
+        '[buildings]\npath = "b.csv"\nid = "id"\noutside_dem_base = 5.0\n'
+        '[terrain]\npaths = ["dem.tif"]\n',
+        encoding="utf-8",
+    )
+    project = load_project(tmp_path / "city.toml")
+    report = StageReport("buildings")
+    b = read_buildings(project, report)
+    set_base_elevation(b, project, report)
+    row = {i: k for k, i in enumerate(b.ids)}
+    # lowest corner of "in" is its west edge at x0 + 20 → DEM 1020 m (bilinear) − 20 m
+    assert b.base[row["in"]] == pytest.approx(1000.0, abs=0.6)
+    assert b.base[row["out"]] == pytest.approx(5.0 - 20.0)
+    outside = [r["id"] for r in report.repaired if r["reason"] == "outside-dem"]
+    assert outside == ["out"]
