@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from pyproj.exceptions import ProjError
 
 from cim.crs import to_lonlat
 from cim.errors import CRSError, DatasetIOError, InputDataError
@@ -102,9 +103,7 @@ def read_addresses(cfg: AddressesConfig, project_crs: str | None = None) -> Addr
     n = len(table)
     try:
         lon, lat = to_lonlat(xs, ys, crs)
-    except CRSError:
-        raise
-    except Exception as exc:
+    except ProjError as exc:
         raise CRSError(f"cannot transform address coordinates from {crs!r} ({exc})") from exc
     ids = (
         to_text(table.column(cfg.id), n)
