@@ -289,20 +289,9 @@ def test_tile_bounds_and_range_consistent() -> None:
     assert tile_range(3, (w + 1, s + 1, e - 1, n - 1)) == (10, 2, 10, 2)
 
 
-def _sample_project(request: pytest.FixtureRequest):
-    try:
-        toml = request.getfixturevalue("sample_city")
-    except Exception as exc:  # fixture or generator not there yet
-        pytest.skip(f"sample city not available ({exc})")
-    project = load_project(toml)
-    if not project.has_section("imagery"):
-        pytest.skip("sample city has no [imagery]")
-    return project
-
-
-def test_sample_city_imagery_capped(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_sample_city_imagery_capped(sample_city: Path, tmp_path: Path) -> None:
     """The sample orthophoto (Gauss-Krüger, masked strip) up to level 14."""
-    project = _sample_project(request)
+    project = load_project(sample_city)
     cfg = project.raw["imagery"]
     paths = ", ".join(f'"{project.root / p}"' for p in cfg["paths"])
     toml = tmp_path / "city.toml"
@@ -318,9 +307,9 @@ def test_sample_city_imagery_capped(request: pytest.FixtureRequest, tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_sample_city_imagery_full(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_sample_city_imagery_full(sample_city: Path, tmp_path: Path) -> None:
     """The sample city exactly as configured (auto max zoom)."""
-    project = _sample_project(request)
+    project = load_project(sample_city)
     ctx = BuildContext(project=project, workdir=tmp_path / "work", report=BuildReport(),
                        jobs=2, progress=False)
     ImageryStage().run(ctx)

@@ -341,20 +341,9 @@ def test_stage_with_build_context(tmp_path: Path) -> None:
     assert (tmp_path / "work" / "terrain" / "layer.json").is_file()
 
 
-def _sample_project(request: pytest.FixtureRequest):
-    try:
-        toml = request.getfixturevalue("sample_city")
-    except Exception as exc:  # fixture or generator not there yet
-        pytest.skip(f"sample city not available ({exc})")
-    project = load_project(toml)
-    if not project.has_section("terrain"):
-        pytest.skip("sample city has no [terrain]")
-    return toml, project
-
-
-def test_sample_city_terrain_capped(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_sample_city_terrain_capped(sample_city: Path, tmp_path: Path) -> None:
     """The sample city's DEM (Gauss-Krüger, nodata strip) and datum, up to level 12."""
-    _, project = _sample_project(request)
+    project = load_project(sample_city)
     cfg = project.raw["terrain"]
     toml = tmp_path / "city.toml"
     paths = ", ".join(f'"{project.root / p}"' for p in cfg["paths"])
@@ -384,9 +373,9 @@ def test_sample_city_terrain_capped(request: pytest.FixtureRequest, tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_sample_city_terrain_full(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_sample_city_terrain_full(sample_city: Path, tmp_path: Path) -> None:
     """The sample city exactly as configured (auto max zoom)."""
-    _, project = _sample_project(request)
+    project = load_project(sample_city)
     ctx = BuildContext(project=project, workdir=tmp_path / "work", report=BuildReport(),
                        jobs=2, progress=False)
     TerrainStage().run(ctx)

@@ -260,22 +260,16 @@ def build_mesh(x: int, y: int, params: TileParams, dem: object | None, datum: ob
     bs = n // b
     required: list[tuple[str, int, np.ndarray]] = []
     for k in range(b + 1):
-        c = k * bs
-        keep_all = []
-        for j in range(b):
-            seg = slice(j * bs, (j + 1) * bs + 1)
-            keep, line = _simplify_line(grid[seg, c], tol)
-            grid[seg, c] = line
-            keep_all.append(keep + j * bs)
-        required.append(("c", c, np.unique(np.concatenate(keep_all))))
-        r = k * bs
-        keep_all = []
-        for j in range(b):
-            seg = slice(j * bs, (j + 1) * bs + 1)
-            keep, line = _simplify_line(grid[r, seg], tol)
-            grid[r, seg] = line
-            keep_all.append(keep + j * bs)
-        required.append(("r", r, np.unique(np.concatenate(keep_all))))
+        for axis in ("c", "r"):  # the column, then the row, at this block boundary
+            line_index = k * bs
+            keep_all = []
+            for j in range(b):
+                seg = slice(j * bs, (j + 1) * bs + 1)
+                where = (seg, line_index) if axis == "c" else (line_index, seg)
+                keep, line = _simplify_line(grid[where], tol)
+                grid[where] = line
+                keep_all.append(keep + j * bs)
+            required.append((axis, line_index, np.unique(np.concatenate(keep_all))))
 
     # 3. mesh each block
     all_c, all_r, all_t = [], [], []
