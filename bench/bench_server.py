@@ -1,13 +1,16 @@
-"""Benchmark: static tile serving with 50 concurrent clients on loopback.
+"""Benchmark: static tile serving to 500 concurrent keep-alive clients on loopback.
 
-Starts ``cim serve``'s WSGI stack (the Flask app under waitress) in a child process,
-then 50 asyncio clients on keep-alive HTTP/1.1 connections each fetch a bounded
-number of tile files (glb, terrain, imagery: every file under tiles/, terrain/ and
-imagery/ of the output, round robin). Prints requests/s, MB/s and latency percentiles;
-also the 304 (ETag revalidation) rate.
+Starts ``cim serve``'s WSGI stack (the Flask app under :func:`server.wsgi.create_server`,
+waitress with the server config's connection settings) in a child process. Then
+``--clients`` asyncio clients (default 500) first all connect, so that every
+connection is open at once (the live view keeps one per screen), and then each
+fetches ``--requests`` tile files on its keep-alive HTTP/1.1 connection (glb,
+terrain, imagery: every file under tiles/, terrain/ and imagery/ of the output,
+round robin). Fails unless every client got every answer. Prints requests/s, MB/s,
+p50/p99 latency, and the same for 304 (ETag revalidation).
 
     .venv/bin/python bench/bench_server.py                        # build the sample city
-    .venv/bin/python bench/bench_server.py --project demo/city.toml --clients 50 --requests 200
+    .venv/bin/python bench/bench_server.py --project demo/city.toml --clients 500 --requests 20
     .venv/bin/python bench/bench_server.py --fixture
 """
 
@@ -36,12 +39,11 @@ sys.path.insert(0, str(ROOT))
 CHILD = """
 import json, sys
 from server import create_app
-from waitress import serve
+from server.wsgi import create_server
 cfg = json.loads(sys.argv[1])
 import logging
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth" notes
-serve(create_app(cfg["config"]), host="127.0.0.1", port=cfg["port"], threads=cfg["threads"],
-      ident="cim", connection_limit=200)
+create_server(create_app(cfg["config"]), "127.0.0.1", cfg["port"]).run()
 """
 
 
@@ -86,9 +88,17 @@ def _paths(output: Path) -> list[str]:
 
 
 async def _client(
-    port: int, paths: list[str], start: int, n: int, etags: dict[str, str] | None
+    port: int,
+    paths: list[str],
+    start: int,
+    n: int,
+    etags: dict[str, str] | None,
+    connected: list[int],
+    go: asyncio.Event,
 ) -> tuple[list[float], int, int]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    connected[0] += 1
+    await go.wait()  # every client holds its connection before any asks
     latencies: list[float] = []
     nbytes = 0
     not_modified = 0
@@ -128,14 +138,28 @@ async def _client(
 async def _load(
     port: int, paths: list[str], clients: int, per_client: int, etags: dict[str, str] | None
 ) -> dict[str, Any]:
+    connected = [0]
+    go = asyncio.Event()
+    tasks = [
+        asyncio.create_task(_client(port, paths, c * 7, per_client, etags, connected, go))
+        for c in range(clients)
+    ]
+    deadline = time.perf_counter() + 30
+    while connected[0] < clients and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    held = connected[0]
+    go.set()
     t = time.perf_counter()
-    results = await asyncio.gather(
-        *[_client(port, paths, c * 7, per_client, etags) for c in range(clients)]
-    )
+    results = await asyncio.gather(*tasks)
     wall = time.perf_counter() - t
     lat = sorted(x for r in results for x in r[0])
     total = len(lat)
+    if held < clients or total != clients * per_client:
+        raise SystemExit(
+            f"FAILED: {held}/{clients} connections held, {total}/{clients * per_client} answers"
+        )
     return {
+        "held": held,
         "requests": total,
         "seconds": wall,
         "rps": total / wall,
@@ -150,15 +174,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", help="a built city.toml (default: build the sample city)")
     parser.add_argument("--fixture", action="store_true", help="use the tiny generated city")
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=100, help="per client")
+    parser.add_argument(
+        "--clients", type=int, default=500, help="concurrent keep-alive connections"
+    )
+    parser.add_argument("--requests", type=int, default=20, help="per client")
     parser.add_argument("--threads", type=int, default=16, help="waitress threads")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         output = _output(args, Path(tmpdir))
         paths = _paths(output)
         port = _free_port()
-        cfg = {"config": {"OUTPUT_DIR": str(output)}, "port": port, "threads": args.threads}
+        config = {"OUTPUT_DIR": str(output), "THREADS": args.threads}
+        config["CONNECTION_LIMIT"] = max(1000, args.clients + 100)
+        cfg = {"config": config, "port": port}
         proc = subprocess.Popen(
             [sys.executable, "-c", CHILD, json.dumps(cfg)], cwd=ROOT, env=dict(os.environ)
         )
@@ -187,7 +215,8 @@ def main() -> None:
             for name, tags in (("GET 200", None), ("revalidate 304", etags)):
                 r = asyncio.run(_load(port, paths, args.clients, args.requests, tags))
                 print(
-                    f"{name}: {r['requests']} requests in {r['seconds']:.2f} s = "
+                    f"{name}: {r['held']} connections held, all answered: "
+                    f"{r['requests']} requests in {r['seconds']:.2f} s = "
                     f"{r['rps']:.0f} req/s, {r['mb_s']:.1f} MB/s, p50 {r['p50_ms']:.1f} ms, "
                     f"p99 {r['p99_ms']:.1f} ms, 304s {r['not_modified']}"
                 )

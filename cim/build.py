@@ -6,6 +6,10 @@ Each stage has a fingerprint (tool version, its config sections, checksums of it
 input files, the fingerprints of the stages it needs); a stage whose fingerprint is
 unchanged since the last build is reused (its files hard-linked from the old output)
 instead of re-run, and a build where nothing changed returns at once.
+
+Where the output may be, the lock that keeps two builds of one output apart and the
+recovery after a killed build are the output policy of :mod:`cim.output`; the
+manifest is built from the typed structures of :mod:`cim.manifest`.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from typing import Any
 from cim import __version__
 from cim.config import CityProject, load_project
 from cim.errors import CimError, ConfigError
+from cim.manifest import FILENAME as MANIFEST
+from cim.manifest import GENERATOR, Layer, Manifest, StageInfo, input_name, read_manifest
+from cim.output import check_output, discard, output_lock, recover, swap, temp_folder
 from cim.report import BuildReport
 from cim.stages import BuildContext, Stage, discover_stages
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 REPORT = "build-report.json"
 
 
@@ -46,8 +52,12 @@ class BuildResult:
     up_to_date : bool
         True when nothing had changed and nothing was written.
     manifest : dict
-        The manifest written (or found).
+        The manifest written (or found), as JSON.
     seconds : float
+    warnings : dict of str to list of str
+        Stage-wide warnings of the stages in this build (reused ones included).
+    recovered : list of str
+        What was repaired after an earlier, killed build (see :func:`cim.output.recover`).
     """
 
     output: Path
@@ -56,6 +66,8 @@ class BuildResult:
     up_to_date: bool = False
     manifest: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+    recovered: list[str] = field(default_factory=list)
 
 
 def build_project(
@@ -64,6 +76,7 @@ def build_project(
     jobs: int = 1,
     progress: bool = True,
     force: bool = False,
+    wait: bool = True,
 ) -> BuildResult:
     """Build a city project's output folder.
 
@@ -77,6 +90,9 @@ def build_project(
         Show progress bars.
     force : bool
         Re-run every stage even when its inputs are unchanged.
+    wait : bool
+        When another build of the same output folder runs, wait for it (True) or
+        raise at once (False).
 
     Returns
     -------
@@ -84,8 +100,11 @@ def build_project(
 
     Raises
     ------
+    ConfigError
+        The output folder breaks the output rules (:func:`cim.output.check_output`).
     CimError
-        A stage failed; the message names the stage, file, feature and reason.
+        A stage failed; the message names the stage, file, feature and reason; or
+        ``wait=False`` and another build holds the lock.
     """
     started = time.perf_counter()
     project = load_project(project_path)
@@ -97,21 +116,33 @@ def build_project(
             "nothing to build: name inputs in [buildings], [terrain], [imagery] or [addresses]",
             path=project.path,
         )
+    check_output(project.output, project.path, _all_inputs(project, stages))
+    with output_lock(project.output, wait=wait):
+        recovered = recover(project.output)
+        result = _build_locked(project, stages, force=force, jobs=jobs, progress=progress)
+    result.recovered = recovered
+    result.seconds = time.perf_counter() - started
+    if not result.up_to_date:
+        log.info("built %s in %.1f s", project.output, result.seconds)
+    return result
+
+
+def _build_locked(
+    project: CityProject, stages: list[Stage], *, force: bool, jobs: int, progress: bool
+) -> BuildResult:
+    """The build proper, run while holding the output folder's lock."""
     fingerprints = _fingerprints(project, stages)
-    previous = _read_json(project.output / MANIFEST)
+    previous = read_manifest(project.output)
     reusable = set() if force else _reusable(stages, fingerprints, previous, project.output)
     to_run = _must_run(stages, reusable)
     result = BuildResult(output=project.output)
-    if not to_run:
+    if not to_run and previous is not None:
         log.info("%s is up to date (inputs unchanged)", project.output)
         result.up_to_date = True
         result.reused = [s.name for s in stages]
-        result.manifest = previous
-        result.seconds = time.perf_counter() - started
+        result.manifest = previous.to_json()
         return result
-    workdir = project.output.parent / f".{project.output.name}.tmp-{os.getpid()}"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = temp_folder(project.output)
     report = BuildReport()
     ctx = BuildContext(
         project=project, workdir=workdir, report=report, jobs=jobs, progress=progress
@@ -125,21 +156,32 @@ def build_project(
                 _reuse_stage(stage, ctx, previous, project.output)
                 result.reused.append(stage.name)
         manifest = _manifest(project, ctx, stages, fingerprints, result, previous)
-        _write_json(workdir / MANIFEST, manifest)
+        (workdir / MANIFEST).write_text(manifest.dumps(), encoding="utf-8")
         _write_json(workdir / REPORT, report.to_json())
-        _swap(workdir, project.output)
+        swap(workdir, project.output)
     except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
+        # the last good output stays in place; only this build's folder goes
+        discard(workdir)
         raise
-    result.manifest = manifest
-    result.seconds = time.perf_counter() - started
-    log.info("built %s in %.1f s", project.output, result.seconds)
+    result.manifest = manifest.to_json()
+    result.warnings = {n: list(r.warnings) for n, r in report.stages.items() if r.warnings}
     return result
+
+
+def _all_inputs(project: CityProject, stages: list[Stage]) -> list[Path]:
+    """Every input path of the project: the enabled stages' inputs and the core's."""
+    paths = [p for stage in stages for p in stage.inputs(project)]
+    if project.datum.geoid_grid is not None:
+        paths.append(project.datum.geoid_grid)
+    l3 = project.raw.get("l3")
+    if isinstance(l3, dict) and isinstance(l3.get("district"), str):
+        paths.append((project.root / l3["district"]).resolve())
+    return paths
 
 
 #: sections the core reads, and [l3], which names the L3 district for the L3 stage
 #: (a later issue) and is accepted already so project files can carry it
-CORE_SECTIONS = frozenset({"city", "output", "datum", "l3"})
+CORE_SECTIONS = frozenset({"city", "output", "datum", "l3", "live"})
 
 
 def _check_sections(project: CityProject, stages: list[Stage]) -> None:
@@ -173,7 +215,8 @@ def _run_stage(stage: Stage, ctx: BuildContext) -> None:
     )
 
 
-def _reuse_stage(stage: Stage, ctx: BuildContext, previous: dict[str, Any], old: Path) -> None:
+def _reuse_stage(stage: Stage, ctx: BuildContext, previous: Manifest | None, old: Path) -> None:
+    assert previous is not None  # a stage is reused only when the previous build had it
     for rel in stage.outputs():
         src, dst = old / rel, ctx.workdir / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -181,10 +224,10 @@ def _reuse_stage(stage: Stage, ctx: BuildContext, previous: dict[str, Any], old:
             shutil.copytree(src, dst, copy_function=_link_or_copy)
         else:
             _link_or_copy(src, dst)
-    old_stage = previous.get("stages", {}).get(stage.name, {})
-    for key, info in previous.get("layers", {}).items():
-        if key in old_stage.get("layers", []):
-            ctx.add_layer(key, info)
+    old_stage = previous.stages[stage.name]
+    for key, layer in previous.layers.items():
+        if key in old_stage.layers:
+            ctx.add_layer(key, layer.to_json())
     old_report = _read_json(old / REPORT).get("stages", {}).get(stage.name)
     if old_report:
         rep = ctx.stage_report(stage.name)
@@ -229,13 +272,15 @@ def file_checksum(path: Path) -> str:
 
 
 def _reusable(
-    stages: list[Stage], fingerprints: dict[str, str], previous: dict[str, Any], old: Path
+    stages: list[Stage], fingerprints: dict[str, str], previous: Manifest | None, old: Path
 ) -> set[str]:
-    done = previous.get("stages", {})
+    if previous is None:
+        return set()
     return {
         s.name
         for s in stages
-        if done.get(s.name, {}).get("fingerprint") == fingerprints[s.name]
+        if s.name in previous.stages
+        and previous.stages[s.name].fingerprint == fingerprints[s.name]
         and all((old / rel).exists() for rel in s.outputs())
     }
 
@@ -255,61 +300,56 @@ def _manifest(
     stages: list[Stage],
     fingerprints: dict[str, str],
     result: BuildResult,
-    previous: dict[str, Any],
-) -> dict[str, Any]:
-    layers = ctx.manifest.get("layers", {})
-    extent = ctx.manifest.get("extent") or previous.get("extent")
-    centre = ctx.manifest.get("centre") or previous.get("centre")
+    previous: Manifest | None,
+) -> Manifest:
+    """The typed manifest of this build (unchanged figures carried over from ``previous``)."""
+    layers = {k: Layer.from_json(v) for k, v in ctx.manifest.get("layers", {}).items()}
+    extent = ctx.manifest.get("extent") or (previous.extent if previous else None)
+    centre = ctx.manifest.get("centre") or (previous.centre if previous else None)
     if centre is None and extent:
-        centre = [(extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2, 0.0]
+        centre = ((extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2, 0.0)
     buildings = ctx.artifacts.get("buildings")
-    inputs = {}
+    crs = getattr(buildings, "source_crs", None) or project.crs
+    inputs: dict[str, str] = {}
+    seen: set[Path] = set()
     for stage in stages:
         for path in stage.inputs(project):
-            inputs[_relative(path, project.root)] = file_checksum(path)
-    stage_info = {}
-    for stage in stages:
-        rep = ctx.report.stages.get(stage.name)
-        stage_info[stage.name] = {
-            "fingerprint": fingerprints[stage.name],
-            "reused": stage.name in result.reused,
-            "seconds": round(rep.seconds, 3) if rep else 0.0,
-            "read": rep.read if rep else 0,
-            "written": rep.written if rep else 0,
-            "repaired": len(rep.repaired) if rep else 0,
-            "skipped": len(rep.skipped) if rep else 0,
-            "layers": [
-                k for k in layers if k == stage.name or layers[k].get("stage") == stage.name
-            ],
-        }
-    return {
-        "name": project.name,
-        "crs": getattr(buildings, "source_crs", None) or project.crs or previous.get("crs"),
-        "extent": extent,
-        "centre": centre,
-        "layers": layers,
-        "stages": stage_info,
-        "version": __version__,
-        "generator": f"cim-toolkit {__version__}",
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "inputs": inputs,
-    }
+            if path not in seen:
+                seen.add(path)
+                inputs[input_name(path, project.root, inputs)] = file_checksum(path)
+    return Manifest(
+        name=project.name,
+        crs=crs or (previous.crs if previous else None),
+        extent=tuple(float(v) for v in extent) if extent else None,
+        centre=tuple(float(v) for v in centre) if centre else None,
+        layers=layers,
+        stages={s.name: _stage_info(s, ctx, fingerprints, result, layers) for s in stages},
+        version=__version__,
+        generator=f"{GENERATOR} {__version__}",
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        inputs=inputs,
+    )
 
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def _swap(workdir: Path, output: Path) -> None:
-    """Move the finished build into place; the old output disappears last."""
-    old = output.parent / f".{output.name}.old-{os.getpid()}"
-    if output.exists():
-        output.rename(old)
-    workdir.rename(output)
-    shutil.rmtree(old, ignore_errors=True)
+def _stage_info(
+    stage: Stage,
+    ctx: BuildContext,
+    fingerprints: dict[str, str],
+    result: BuildResult,
+    layers: dict[str, Layer],
+) -> StageInfo:
+    rep = ctx.report.stages.get(stage.name)
+    return StageInfo(
+        fingerprint=fingerprints[stage.name],
+        reused=stage.name in result.reused,
+        seconds=rep.seconds if rep else 0.0,
+        read=rep.read if rep else 0,
+        written=rep.written if rep else 0,
+        repaired=len(rep.repaired) if rep else 0,
+        skipped=len(rep.skipped) if rep else 0,
+        layers=tuple(k for k, v in layers.items() if stage.name in (k, v.stage)),
+        warnings=len(rep.warnings) if rep else 0,
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -7,6 +7,9 @@ Commands
 ``cim info OUTPUT_DIR``     summarise a built output folder (or a city.toml's)
 ``cim serve CITY.toml``     serve the output and the viewer (plug-in from ``server``)
 
+Global options (``-v``, ``-q``) work before or after the command:
+``cim -v build city.toml`` and ``cim build city.toml -v`` are the same.
+
 Exit codes
 ----------
 0 success · 1 other toolkit error · 2 city.toml problem · 3 CRS problem ·
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -56,37 +60,61 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _global_options(p: argparse.ArgumentParser, default: object) -> None:
+    """-v / -q, on the main parser and on every command (after it, as users type them)."""
+    p.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="debug output and tracebacks"
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="only errors, no progress bars"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cim", description="City information model toolkit")
     p.add_argument("--version", action="version", version=f"cim {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug output and tracebacks")
-    p.add_argument("-q", "--quiet", action="store_true", help="only errors, no progress bars")
+    _global_options(p, False)
+    # on the commands the defaults are suppressed, so a -v given before the command stays
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("sample", help="write the generated sample city project")
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, parents=[common])
+
+    s = command("sample", "write the generated sample city project")
     s.add_argument("dir", type=Path)
     s.add_argument("--seed", type=int, default=2026)
     s.set_defaults(func=_cmd_sample)
 
-    b = sub.add_parser("build", help="build a city project's output folder")
+    b = command("build", "build a city project's output folder")
     b.add_argument("project", type=Path, help="city.toml")
     b.add_argument(
         "-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)"
     )
     b.add_argument("--force", action="store_true", help="rebuild even when inputs are unchanged")
+    b.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail at once when another build of the same output folder is running",
+    )
     b.set_defaults(func=_cmd_build)
 
-    i = sub.add_parser("info", help="summarise a built output folder")
+    i = command("info", "summarise a built output folder")
     i.add_argument("path", type=Path, help="output folder or city.toml")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.set_defaults(func=_cmd_info)
 
-    v = sub.add_parser("serve", help="serve the output and the viewer")
+    v = command("serve", "serve the output and the viewer")
     v.add_argument("project", type=Path, help="city.toml")
     v.add_argument("--host", default="127.0.0.1")
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--debug", action="store_true", help="Flask's debug server instead of waitress")
     v.set_defaults(func=_cmd_serve)
+    # other packages' commands (e.g. `departments` from layers) add their own sub-parser
+    for ep in entry_points(group="cim.commands"):
+        if ep.name != "serve":
+            ep.load()(sub)
     return p
 
 
@@ -120,15 +148,42 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from cim.build import build_project
 
     jobs = args.jobs or os.cpu_count() or 1
-    result = build_project(args.project, jobs=jobs, progress=_QUIET["progress"], force=args.force)
+    # a plain `kill` unwinds like Ctrl-C: the temporary folder goes, the output stays
+    signal.signal(signal.SIGTERM, _terminated)
+    result = build_project(
+        args.project,
+        jobs=jobs,
+        progress=_QUIET["progress"],
+        force=args.force,
+        wait=not args.no_wait,
+    )
     if result.up_to_date:
         print(f"{result.output}: up to date")
     else:
+        _log_summary(result.manifest, result.warnings)
         print(
             f"{result.output}: built {', '.join(result.ran)} in {result.seconds:.1f} s"
             + (f" (reused {', '.join(result.reused)})" if result.reused else "")
         )
     return 0
+
+
+def _terminated(signum: int, _frame: Any) -> None:
+    log.error("terminated")
+    raise SystemExit(128 + signum)
+
+
+def _log_summary(manifest: dict[str, Any], warnings: dict[str, list[str]]) -> None:
+    """One line of per-stage counts, then every stage warning, on stderr (hidden by -q)."""
+    parts = [
+        f"{name} {st['read']:,} read, {st['written']:,} written, {st['repaired']:,} repaired, "
+        f"{st['skipped']:,} skipped" + (" (reused)" if st.get("reused") else "")
+        for name, st in manifest.get("stages", {}).items()
+    ]
+    log.info("summary: %s", "; ".join(parts))
+    for name, messages in warnings.items():
+        for message in messages:
+            log.warning("warning: %s: %s", name, message)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -161,10 +216,13 @@ def summarise(path: Path) -> dict[str, Any]:
 
     ``path`` may be the output folder or a city.toml (its output folder is used).
     """
+    from cim.output import readable_output
+
     if path.suffix == ".toml":
         from cim.config import load_project
 
         path = load_project(path).output
+    path = readable_output(path)  # also after a killed build (see cim.output.recover)
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise NotFoundError(
@@ -207,6 +265,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if "serve" not in plugins:
         raise NotFoundError("the server package is not installed (pip install -e .)")
     serve = plugins["serve"].load()
+    if args.project.suffix == ".toml":
+        from cim.config import load_project
+        from cim.output import readable_output
+
+        # repair what a killed build left (a cut swap) before serving the folder
+        readable_output(load_project(args.project).output)
     serve(args.project, host=args.host, port=args.port, debug=args.debug)
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 import typing
@@ -37,11 +38,15 @@ class DatumConfig:
         Constant geoid undulation N in metres, used when no grid is given.
     geoid_grid : Path or None
         Raster of N (metres) in any CRS; bilinear sampling. Takes precedence.
+    crs : str or None
+        The geoid grid's CRS when the file carries none (``[city] crs`` does not
+        apply: a geoid model is not the city's own data).
     """
 
     heights: str = "orthometric"
     geoid_offset: float = 0.0
     geoid_grid: Path | None = None
+    crs: str | None = None
 
     def __post_init__(self) -> None:
         if self.heights not in ("orthometric", "ellipsoidal"):
@@ -79,6 +84,7 @@ class BuildingsConfig:
     x: str | None = None
     y: str | None = None
     outside_dem_base: float = 0.0
+    base: str | None = None  # column of orthometric ground heights (BD TOPO Z_MIN_SOL)
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.floor_height <= 10.0:
@@ -133,7 +139,12 @@ class CityProject:
         """Parse section ``[name]`` into ``cls``; None when the section is absent."""
         if not self.has_section(name):
             return None
-        return parse_section(self.raw[name], cls, self.root, name)
+        try:
+            return parse_section(self.raw[name], cls, self.root, name)
+        except ConfigError as exc:
+            if exc.path is not None:
+                raise
+            raise ConfigError(exc.message, path=self.path) from exc
 
     @property
     def buildings(self) -> BuildingsConfig | None:
@@ -142,6 +153,33 @@ class CityProject:
 
 
 _TOP_LEVEL = {"city", "output", "datum"}
+_TOML_TYPES = {
+    str: "a string",
+    bool: "true/false",
+    int: "a number",
+    float: "a number",
+    list: "a list",
+    dict: "a table",
+}
+
+
+def _type_name(value: Any) -> str:
+    return next((n for t, n in _TOML_TYPES.items() if isinstance(value, t)), type(value).__name__)
+
+
+def _check_top_level(raw: dict[str, Any], path: Path) -> None:
+    """Every top-level entry of city.toml is a section: a table, never a bare value.
+
+    ``buildings = "b.shp"`` or ``output = "out"`` would otherwise be ignored.
+    """
+    for key, value in raw.items():
+        if not isinstance(value, dict):
+            example = ' dir = "out"' if key == "output" else " path = ..." if key != "city" else ""
+            raise ConfigError(
+                f"{key!r} must be a table ([{key}] with its keys, e.g. [{key}]{example}), "
+                f"not {_type_name(value)}",
+                path=path,
+            )
 
 
 def load_project(path: str | Path) -> CityProject:
@@ -168,26 +206,36 @@ def load_project(path: str | Path) -> CityProject:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not a valid TOML file ({exc})", path=path) from exc
-    city = raw.get("city", {})
-    if not isinstance(city, dict):
-        raise ConfigError("[city] must be a table", path=path)
-    unknown = set(city) - {"name", "crs"}
-    if unknown:
-        raise ConfigError(f"[city] has unknown keys {sorted(unknown)}", path=path)
-    out = raw.get("output", {})
-    out_dir = out.get("dir", "output") if isinstance(out, dict) else "output"
+    _check_top_level(raw, path)
     try:
+        city = parse_section(raw.get("city", {}), _CitySection, path.parent, "city")
+        out = parse_section(raw.get("output", {}), _OutputSection, path.parent, "output")
         datum = parse_section(raw.get("datum", {}), DatumConfig, path.parent, "datum")
     except ConfigError as exc:
         raise ConfigError(exc.message, path=path) from exc
     return CityProject(
         path=path,
-        name=str(city.get("name", path.parent.name)),
-        crs=city.get("crs"),
-        output=(path.parent / out_dir).resolve(),
+        name=city.name if city.name is not None else path.parent.name,
+        crs=city.crs,
+        output=(path.parent / out.dir).resolve(),
         datum=datum,
         raw=raw,
     )
+
+
+@dataclass(frozen=True)
+class _CitySection:
+    """``[city]``: the name shown in the viewer, the default CRS of inputs."""
+
+    name: str | None = None
+    crs: str | None = None
+
+
+@dataclass(frozen=True)
+class _OutputSection:
+    """``[output]``: the output folder (relative to city.toml)."""
+
+    dir: str = "output"
 
 
 def parse_section(table: dict[str, Any], cls: type[T], root: Path, where: str) -> T:
@@ -260,12 +308,14 @@ def _coerce(value: Any, hint: Any, root: Path, where: str) -> Any:
             raise ConfigError(f"{where} must be a list")
         return [_coerce(v, item, root, where) for v in value]
     if hint is Path:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a path string")
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where} must be a path string, not {value!r}")
         return (root / value).resolve()
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where} must be a number, not {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, not {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -299,8 +349,8 @@ class TerrainConfig:
     paths : list of Path
         DEM GeoTIFF(s), any CRS, int16 or float32; later files fill holes of earlier.
     crs : str or None
-        CRS of the DEM files, overriding what they carry (else ``[city] crs`` is used
-        for files that carry none).
+        CRS of the DEM files: used for files that carry none and checked against
+        those that do (:func:`cim.crs.resolve_crs`); else ``[city] crs``.
     min_zoom : int
         Lowest level that carries DEM heights (coarser levels are sea-level fill).
     max_zoom : int or None
@@ -358,8 +408,8 @@ class ImageryConfig:
         Orthophoto GeoTIFF(s): RGB or RGBA, 8- or 16-bit, any CRS; where they overlap
         the later file wins.
     crs : str or None
-        CRS of the files, overriding what they carry (else ``[city] crs`` for files
-        that carry none).
+        CRS of the files: used for files that carry none and checked against those
+        that do (:func:`cim.crs.resolve_crs`); else ``[city] crs``.
     min_zoom : int
         Coarsest level written.
     max_zoom : int or None

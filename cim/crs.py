@@ -11,11 +11,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError as ProjCRSError
+from pyproj.exceptions import ProjError
 
 from cim.errors import CRSError
 
@@ -229,3 +232,377 @@ def up_vectors(lon: np.ndarray, lat: np.ndarray, frame: np.ndarray) -> np.ndarra
     cos_phi = np.cos(phi)
     normal = np.stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)], axis=1)
     return normal @ frame[:3, :3]
+
+
+# --- one CRS policy for every reader --------------------------------------------------
+#: Projected coordinates may lie this far (metres) outside the CRS's area of use: cities
+#: at a zone edge spill over, but lon/lat degrees or a dropped zone prefix do not fit.
+AREA_MARGIN_M = 100_000.0
+#: Two CRS definitions are the same for the toolkit when they place the data's points
+#: within this distance (metres) of each other (WGS84 vs CGCS2000, ESRI vs EPSG WKT).
+SAME_CRS_M = 1.0
+
+
+@dataclass(frozen=True)
+class ResolvedCRS:
+    """The CRS chosen for one input, and how well the coordinates fit it.
+
+    Attributes
+    ----------
+    crs : str
+        Definition to read the coordinates in (pyproj input, or ``"GCJ-02"``/``"BD-09"``).
+    source : str
+        ``"file"`` (the file's own), ``"declared"`` (the section's ``crs``), ``"city"``
+        (``[city] crs``) or ``"format"`` (the format's default, e.g. RFC 7946 WGS84).
+    fits : ndarray of bool
+        Per sample point: whether it can belong to ``crs`` (finite, on the Earth, within
+        the CRS's area of use plus :data:`AREA_MARGIN_M`).
+    note : str or None
+        Something the user should see in the report (never a silent choice).
+    """
+
+    crs: str
+    source: str
+    fits: np.ndarray
+    note: str | None = None
+
+    def to_lonlat(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinates in :attr:`crs` → WGS84 lon/lat (NaN where PROJ cannot convert)."""
+        return safe_to_lonlat(x, y, self.crs)
+
+
+def is_special(name: str | None) -> bool:
+    """Whether ``name`` is GCJ-02 or BD-09 (systems PROJ does not know)."""
+    return is_gcj02(name) or is_bd09(name)
+
+
+def safe_to_lonlat(x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`to_lonlat` that never raises for bad points: they come back as NaN.
+
+    PROJ returns ``inf`` (or raises for a whole array) for points it cannot project;
+    a point at x = 1e12 must cost that point, not the file.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        try:
+            lon, lat = to_lonlat(x, y, crs)
+        except ProjError:
+            lon, lat = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+            for i in range(len(x)):  # only when the vectorised call failed
+                try:
+                    one = to_lonlat(x[i : i + 1], y[i : i + 1], crs)
+                    lon[i], lat[i] = float(one[0][0]), float(one[1][0])
+                except ProjError:
+                    continue
+    lon, lat = np.array(lon, dtype=np.float64), np.array(lat, dtype=np.float64)
+    bad = ~(np.isfinite(lon) & np.isfinite(lat)) | (np.abs(lon) > 180.0) | (np.abs(lat) > 90.0)
+    lon[bad] = np.nan
+    lat[bad] = np.nan
+    return lon, lat
+
+
+@lru_cache(maxsize=128)
+def _projected_area(crs: str) -> tuple[float, float, float, float] | None:
+    """The CRS's area of use in its own coordinates, widened by :data:`AREA_MARGIN_M`."""
+    pcrs = parse_crs(crs)
+    if pcrs.is_geographic or pcrs.area_of_use is None:
+        return None
+    unit = pcrs.axis_info[0].unit_conversion_factor if pcrs.axis_info else 1.0
+    try:
+        b = get_transformer("EPSG:4326", crs).transform_bounds(
+            *pcrs.area_of_use.bounds, densify_pts=21
+        )
+    except ProjError:
+        return None
+    if not np.all(np.isfinite(b)):
+        return None
+    m = AREA_MARGIN_M / (unit or 1.0)
+    return (b[0] - m, b[1] - m, b[2] + m, b[3] + m)
+
+
+def is_geographic(crs: str) -> bool:
+    """Whether coordinates in ``crs`` are degrees (GCJ-02 and BD-09 are)."""
+    return is_special(crs) or bool(parse_crs(crs).is_geographic)
+
+
+def coordinates_fit(x: np.ndarray, y: np.ndarray, crs: str) -> np.ndarray:
+    """Per point: whether (x, y) can be a coordinate in ``crs``.
+
+    Degrees must lie in [-180, 180] × [-90, 90]; projected coordinates must convert
+    to the Earth and lie within the CRS's area of use widened by
+    :data:`AREA_MARGIN_M` (when the CRS has one: local grids have none).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if is_geographic(crs):
+        return finite & (np.abs(x) <= 180.0) & (np.abs(y) <= 90.0)
+    area = _projected_area(crs)
+    if area is not None:
+        # inside the (widened) area of use a projection converts: no PROJ call needed,
+        # which keeps this cheap for a million features
+        return finite & (x >= area[0]) & (x <= area[2]) & (y >= area[1]) & (y <= area[3])
+    lon, _ = safe_to_lonlat(np.where(finite, x, 0.0), np.where(finite, y, 0.0), crs)
+    return finite & np.isfinite(lon)
+
+
+def looks_like_lonlat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per point: whether (x, y) is within the range of longitude/latitude degrees."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    return np.isfinite(x) & np.isfinite(y) & (np.abs(x) <= 180.0) & (np.abs(y) <= 90.0)
+
+
+def crs_hint(x: np.ndarray, y: np.ndarray) -> str:
+    """What the coordinates look like, as a hint for an error message ('' if nothing)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return ""
+    x, y = x[ok], y[ok]
+    if looks_like_lonlat(x, y).all():
+        return "the coordinates look like longitude/latitude: EPSG:4326 or EPSG:4490"
+    zone = np.floor(x / 1e6)
+    if np.all((x > 1e7) & (x < 1e8)) and np.all(zone == zone[0]):
+        z = int(zone[0])
+        if 13 <= z <= 23:
+            return (
+                f"x ≈ {x[0]:.0f} carries Gauss-Krüger zone prefix {z}: "
+                f"EPSG:{4491 + z - 13} (CGCS2000 6-degree zone {z})"
+            )
+        if 25 <= z <= 45:
+            return (
+                f"x ≈ {x[0]:.0f} carries Gauss-Krüger zone prefix {z}: "
+                f"EPSG:{4513 + z - 25} (CGCS2000 3-degree zone {z})"
+            )
+        return f"x ≈ {x[0]:.0f} carries a zone prefix {z}: a Gauss-Krüger zone CRS"
+    return ""
+
+
+def crs_label(crs: str) -> str:
+    """Short name of a CRS for messages ('EPSG:4547' rather than a page of WKT).
+
+    Parameters
+    ----------
+    crs : str
+        Any definition pyproj knows, or GCJ-02 / BD-09.
+    """
+    if is_special(crs):
+        return crs
+    pcrs = parse_crs(crs)
+    code = pcrs.to_epsg(min_confidence=70)
+    if code:
+        return f"EPSG:{code}"
+    return crs if len(crs) < 60 else pcrs.name
+
+
+def _unit(crs: str) -> str:
+    return "degrees" if is_geographic(crs) else "metres"
+
+
+def same_crs(a: str, b: str, x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` place the points (x, y) within :data:`SAME_CRS_M`.
+
+    Numeric, not by name: an ESRI WKT and its EPSG code, or WGS84 and CGCS2000
+    degrees, are the same for the toolkit; GCJ-02 and WGS84 are not.
+    """
+    if is_special(a) or is_special(b):
+        return (is_gcj02(a) and is_gcj02(b)) or (is_bd09(a) and is_bd09(b))
+    if parse_crs(a) == parse_crs(b):
+        return True
+    ok = coordinates_fit(x, y, a) & coordinates_fit(x, y, b)
+    if not ok.any():
+        return False
+    la, pa_ = safe_to_lonlat(np.asarray(x)[ok][:256], np.asarray(y)[ok][:256], a)
+    lb, pb = safe_to_lonlat(np.asarray(x)[ok][:256], np.asarray(y)[ok][:256], b)
+    d = np.hypot((la - lb) * np.cos(np.radians(pa_)), pa_ - pb) * 111_320.0
+    return bool(np.all(d < SAME_CRS_M))
+
+
+def resolve_crs(
+    file_crs: str | None,
+    declared: str | None,
+    sample_x: np.ndarray,
+    sample_y: np.ndarray,
+    *,
+    what: str,
+    path: str | Path | None,
+    default: str | None = None,
+    implied: str | None = None,
+    items: str = "coordinates",
+) -> ResolvedCRS:
+    """Decide the CRS of one input: the single policy every reader follows.
+
+    Rules (the README's "CRS rules" table):
+
+    1. GCJ-02 / BD-09 declared: used when the file carries no CRS or a lon/lat one
+       (files never carry these two); a projected file CRS contradicts it.
+    2. A file CRS and a section ``crs`` that place the points differently: the
+       coordinates decide. They fit only the declared one → declared, with a note
+       (the file's CRS is wrong); otherwise → :class:`CRSError` naming both.
+    3. A file CRS and nothing declared in the section → the file's (``[city] crs``
+       is only the default for files that carry none).
+    4. No file CRS → the section's ``crs``, else ``[city] crs``, else the format's
+       own default (``implied``: RFC 7946 WGS84 for GeoJSON), else
+       :class:`CRSError` with a hint from the coordinates. ``[city] crs`` gives way
+       to the format's default when the coordinates fit only the latter (a lon/lat
+       GeoJSON in a project whose default is Gauss-Krüger), with a note.
+    5. The chosen CRS is checked against the coordinates: when no sample point fits
+       it, or every point looks like lon/lat degrees in a projected CRS with an area
+       of use → :class:`CRSError` with the evidence. Points that do not fit are
+       reported in :attr:`ResolvedCRS.fits` for the caller to skip.
+
+    Parameters
+    ----------
+    file_crs : str or None
+        The CRS the file itself carries (.prj, GeoPackage, GeoTIFF, GeoJSON ``crs``).
+    declared : str or None
+        The section's ``crs`` key in city.toml.
+    sample_x, sample_y : array_like, shape (n,) or (n, k)
+        Coordinates of the data in the file's units. Two-dimensional: one row per
+        item (e.g. a feature's two bounds corners); an item fits when all its
+        points do.
+    what : str
+        The city.toml section, for messages (``"buildings"``).
+    path : str or Path or None
+        The file, for messages.
+    default : str, optional
+        ``[city] crs``.
+    implied : str, optional
+        The format's default CRS when the file says nothing (GeoJSON, GeoParquet).
+    items : str
+        What a row of the sample is, for messages (``"features"``).
+
+    Returns
+    -------
+    ResolvedCRS
+
+    Raises
+    ------
+    CRSError
+        Unknown CRS, no CRS at all, a contradiction, or coordinates that cannot
+        belong to the CRS; one line naming the file and the evidence.
+    """
+    x2 = np.asarray(sample_x, dtype=np.float64)
+    y2 = np.asarray(sample_y, dtype=np.float64)
+    shape = x2.shape if x2.ndim == 2 else (x2.size, 1)
+    x, y = x2.ravel(), y2.ravel()
+    for value in (file_crs, declared, default, implied):
+        if value is not None and not is_special(value):
+            parse_crs(value)
+    note = None
+    if declared and is_special(declared):
+        if file_crs and not is_geographic(file_crs):
+            raise CRSError(
+                f"[{what}] crs = {declared!r} (lon/lat) contradicts the file's own CRS "
+                f"{crs_label(file_crs)} ({_unit(file_crs)}); remove [{what}] crs or fix the file",
+                path=path,
+            )
+        crs, source = declared, "declared"
+    elif file_crs and declared and not same_crs(file_crs, declared, x, y):
+        crs, source, note = _contradiction(file_crs, declared, x, y, what, path)
+    elif file_crs:
+        crs, source = file_crs, "file"
+    elif declared:
+        crs, source = declared, "declared"
+    elif default and implied and not _plausible(x, y, default) and _plausible(x, y, implied):
+        # [city] crs is a projected default but this GeoJSON holds RFC 7946 lon/lat
+        crs, source = implied, "format"
+        note = f"coordinates are lon/lat, not [city] crs {crs_label(default)}: read as {implied}"
+    elif default:
+        crs, source = default, "city"
+    elif implied:
+        crs, source = implied, "format"
+    else:
+        hint = crs_hint(x, y)
+        raise CRSError(
+            f"the file carries no CRS; set [{what}] crs (or [city] crs) in city.toml, "
+            f'e.g. "EPSG:4547"' + (f" ({hint})" if hint else ""),
+            path=path,
+        )
+    assert crs is not None
+    fits = coordinates_fit(x, y, crs).reshape(shape).all(axis=1)
+    finite = (np.isfinite(x) & np.isfinite(y)).reshape(shape).all(axis=1)
+    lonlat = looks_like_lonlat(x, y).reshape(shape).all(axis=1)
+    _check_evidence(crs, source, fits, finite, lonlat, (x, y), what, path, items)
+    return ResolvedCRS(crs, source, fits, note)
+
+
+def _plausible(x: np.ndarray, y: np.ndarray, crs: str) -> bool:
+    """Whether coordinates could be in ``crs`` (some fit, not all lon/lat in metres)."""
+    fits = coordinates_fit(x, y, crs)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not fits.any():
+        return False
+    lonlat = looks_like_lonlat(x, y)
+    return not (not is_geographic(crs) and _projected_area(crs) and lonlat[finite].all())
+
+
+def _contradiction(
+    file_crs: str, declared: str, x: np.ndarray, y: np.ndarray, what: str, path: str | Path | None
+) -> tuple[str, str, str]:
+    fit_file = coordinates_fit(x, y, file_crs).mean() if len(x) else 0.0
+    fit_declared = coordinates_fit(x, y, declared).mean() if len(x) else 0.0
+    if fit_declared > 0.5 and fit_file == 0.0:
+        note = (
+            f"the file says {crs_label(file_crs)} but no coordinate fits it; "
+            f"[{what}] crs = {crs_label(declared)} fits and is used"
+        )
+        return declared, "declared", note
+    evidence = (
+        "the coordinates fit both"
+        if fit_file > 0 and fit_declared > 0
+        else f"the coordinates fit {crs_label(file_crs)}"
+        if fit_file > 0
+        else "the coordinates fit neither"
+    )
+    raise CRSError(
+        f"[{what}] crs = {crs_label(declared)} contradicts the file's own CRS "
+        f"{crs_label(file_crs)} ({evidence}); remove [{what}] crs or fix the file",
+        path=path,
+    )
+
+
+def _check_evidence(
+    crs: str,
+    source: str,
+    fits: np.ndarray,
+    finite: np.ndarray,
+    lonlat: np.ndarray,
+    xy: tuple[np.ndarray, np.ndarray],
+    what: str,
+    path: str | Path | None,
+    items: str,
+) -> None:
+    """Refuse a CRS that the coordinates as a whole cannot belong to."""
+    if len(fits) == 0:
+        return
+    where = {
+        "file": "the file's own CRS",
+        "declared": f"[{what}] crs",
+        "city": "[city] crs",
+        "format": "the format's default CRS",
+    }[source]
+    projected_with_area = not is_geographic(crs) and _projected_area(crs) is not None
+    if finite.any() and projected_with_area and lonlat[finite].all():
+        raise CRSError(
+            f"all {int(finite.sum())} {items} look like lon/lat degrees but "
+            f'{crs_label(crs)} ({where}) is metres: set [{what}] crs = "EPSG:4490" '
+            '(or "EPSG:4326", "GCJ-02")',
+            path=path,
+        )
+    if fits.any():
+        return
+    x, y = xy
+    hint = crs_hint(x, y)
+    if not hint and is_geographic(crs) and not looks_like_lonlat(x, y).any():
+        hint = "the coordinates are not degrees (projected metres?)"
+    ok = np.isfinite(x) & np.isfinite(y)
+    at = f" (e.g. x = {x[ok][0]:.10g}, y = {y[ok][0]:.10g})" if ok.any() else ""
+    raise CRSError(
+        f"none of the {len(fits)} {items} fits {crs_label(crs)} ({where}, {_unit(crs)}){at}"
+        + (f": {hint}" if hint else "; the CRS is wrong or the coordinates are damaged"),
+        path=path,
+    )

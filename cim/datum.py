@@ -28,8 +28,8 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from cim.config import DatumConfig
-from cim.errors import CRSError, DatasetIOError, InputDataError
-from cim.raster import _from_lonlat, bilinear
+from cim.errors import DatasetIOError, InputDataError
+from cim.raster import _from_lonlat, bilinear, resolve_raster_crs
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,14 @@ class Datum:
         Constant N in metres, used when there is no grid.
     geoid_grid : Path or None
         Raster of N in metres (band 1), any CRS.
+    crs : str or None
+        The grid's CRS when the file carries none (``[datum] crs``).
     """
 
     heights: str = "orthometric"
     geoid_offset: float = 0.0
     geoid_grid: Path | None = None
+    crs: str | None = None
     _grid: _Grid | None = field(default=None, repr=False, compare=False)
     _warned_outside: bool = field(default=False, repr=False, compare=False)
 
@@ -72,12 +75,13 @@ class Datum:
         DatasetIOError
             The geoid grid cannot be read.
         CRSError
-            The geoid grid has no CRS.
+            The geoid grid's CRS, by :func:`cim.crs.resolve_crs` (the file's own, else
+            ``[datum] crs``), is missing, contradicted or does not fit its extent.
         InputDataError
             The geoid grid holds no valid value.
         """
         config = config or DatumConfig()
-        datum = cls(config.heights, config.geoid_offset, config.geoid_grid)
+        datum = cls(config.heights, config.geoid_offset, config.geoid_grid, config.crs)
         if datum.geoid_grid is not None:
             datum._load_grid()
         return datum
@@ -87,8 +91,9 @@ class Datum:
             path = Path(self.geoid_grid)  # type: ignore[arg-type]
             try:
                 with rasterio.open(path) as ds:
-                    if ds.crs is None:
-                        raise CRSError("geoid grid has no CRS", path=path)
+                    resolved, _ = resolve_raster_crs(
+                        ds, path, self.crs, None, what="datum", kind="geoid grid"
+                    )
                     data = ds.read(1).astype(np.float64)
                     valid = np.isfinite(data)
                     if ds.nodata is not None:
@@ -96,7 +101,7 @@ class Datum:
                     if ds.transform.b != 0 or ds.transform.d != 0:
                         raise InputDataError("rotated geoid grids are not supported", path=path)
                     self._grid = _Grid(
-                        path, ds.crs.to_wkt(), ds.transform, data, None if valid.all() else valid
+                        path, resolved.crs, ds.transform, data, None if valid.all() else valid
                     )
             except RasterioIOError as exc:
                 raise DatasetIOError(f"cannot read geoid grid ({exc})", path=path) from exc

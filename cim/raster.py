@@ -32,7 +32,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.fill import fillnodata
 from rasterio.windows import Window
 
-from cim.crs import get_transformer, parse_crs
+from cim.crs import ResolvedCRS, crs_label, get_transformer, parse_crs, resolve_crs, safe_to_lonlat
 from cim.errors import CRSError, DatasetIOError, InputDataError
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,194 @@ WHOLE_READ_PIXELS = 80_000_000
 FILL_DISTANCE = 256
 
 _WGS84 = CRS.from_epsg(4326)
+#: Points per side of the outline that a raster's extent is converted with.
+OUTLINE_POINTS = 21
+
+
+def raster_outline(
+    transform: rasterio.Affine, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A densified outline of a raster's extent in its own coordinates (x, y)."""
+    t = np.linspace(0.0, 1.0, OUTLINE_POINTS)
+    n = OUTLINE_POINTS
+    cols = np.concatenate([t * width, np.full(n, width), t[::-1] * width, np.zeros(n)])
+    rows = np.concatenate([np.zeros(n), t * height, np.full(n, height), t[::-1] * height])
+    return transform.c + cols * transform.a, transform.f + rows * transform.e
+
+
+def resolve_raster_crs(
+    ds: rasterio.DatasetReader,
+    path: Path,
+    declared: str | None,
+    default: str | None,
+    *,
+    what: str,
+    kind: str,
+) -> tuple[ResolvedCRS, tuple[float, float, float, float]]:
+    """The CRS of one raster file under :func:`cim.crs.resolve_crs`, and its lon/lat bounds.
+
+    Parameters
+    ----------
+    ds : rasterio dataset
+    path : Path
+    declared : str or None
+        The section's ``crs`` (``[terrain]``, ``[imagery]``).
+    default : str or None
+        ``[city] crs``.
+    what : str
+        The section name, for messages.
+    kind : str
+        ``"DEM"``, ``"orthophoto"``: for messages.
+
+    Raises
+    ------
+    InputDataError
+        The raster has no georeferencing (pixel coordinates only).
+    CRSError
+        As :func:`cim.crs.resolve_crs`; also when part of the extent is off the
+        Earth in the chosen CRS.
+    """
+    if ds.transform.is_identity and not ds.gcps[0]:
+        raise InputDataError(f"the {kind} has no georeferencing (no geotransform)", path=path)
+    xs, ys = raster_outline(ds.transform, ds.width, ds.height)
+    file_crs = ds.crs.to_wkt() if ds.crs is not None else None
+    resolved = resolve_crs(
+        file_crs,
+        declared,
+        xs,
+        ys,
+        what=what,
+        path=path,
+        default=default,
+        items=f"points of the {kind} outline",
+    )
+    if resolved.note:
+        log.warning("%s: %s", path, resolved.note)
+    lon, lat = safe_to_lonlat(xs, ys, resolved.crs)
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        raise CRSError(
+            f"the {kind} extent ({xs.min():.10g}, {ys.min():.10g}, {xs.max():.10g}, "
+            f"{ys.max():.10g}) is partly off the Earth in {crs_label(resolved.crs)}: "
+            f"its CRS is wrong (set [{what}] crs)",
+            path=path,
+        )
+    if not resolved.fits.all():
+        log.warning(
+            "%s: part of the %s extent is outside the area of use of %s",
+            path,
+            kind,
+            crs_label(resolved.crs),
+        )
+    return resolved, (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
+
+
+def check_overlap(
+    bounds: tuple[float, float, float, float],
+    extent: tuple[float, float, float, float] | list[float] | None,
+    *,
+    kind: str,
+    what: str,
+    path: Path | str,
+    crs: str,
+) -> None:
+    """Refuse a raster whose lon/lat ``bounds`` do not touch the buildings' ``extent``.
+
+    A DEM or orthophoto in the wrong CRS still converts to somewhere on the Earth,
+    but not to where the buildings are: that is the evidence.
+
+    Raises
+    ------
+    CRSError
+        One line naming the file, both extents and the CRS used.
+    """
+    if extent is None:
+        return
+    w, s, e, n = bounds
+    bw, bs, be, bn = extent
+    margin = 0.01  # ~1 km: rasters cut exactly at the city's edge still touch it
+    if w <= be + margin and e >= bw - margin and s <= bn + margin and n >= bs - margin:
+        return
+    raise CRSError(
+        f"the {kind} covers lon {w:.4f}–{e:.4f}, lat {s:.4f}–{n:.4f} in {crs_label(crs)} but the "
+        f"buildings lie at lon {bw:.4f}–{be:.4f}, lat {bs:.4f}–{bn:.4f}: no overlap, so its "
+        f"CRS is wrong (set [{what}] crs) or it is another area",
+        path=path,
+    )
+
+
+def check_rasters_overlap(
+    paths: list[Path],
+    crs: str | None,
+    default_crs: str | None,
+    extent: tuple[float, float, float, float] | list[float] | None,
+    *,
+    what: str,
+    kind: str,
+) -> list[str]:
+    """Check that a set of rasters lands where the buildings are.
+
+    Files away from the buildings are normal in a mosaic (the hills around a city),
+    so only a set where *no* file touches the buildings' extent is refused.
+
+    Parameters
+    ----------
+    paths : list of Path
+    crs, default_crs : str or None
+        The section's ``crs`` and ``[city] crs``.
+    extent : (west, south, east, north) or None
+        The buildings' lon/lat extent (None: nothing to check against).
+    what, kind : str
+        Section name and raster kind for messages.
+
+    Returns
+    -------
+    list of str
+        Warnings for the files that do not touch the buildings.
+
+    Raises
+    ------
+    CRSError
+        When no file overlaps (see :func:`check_overlap`); CRS errors of the files.
+    """
+    if extent is None:
+        return []
+    found: list[tuple[Path, str, tuple[float, float, float, float]]] = []
+    for path in paths:
+        path = Path(path)
+        try:
+            with rasterio.open(path) as ds:
+                resolved, bounds = resolve_raster_crs(
+                    ds, path, crs, default_crs, what=what, kind=kind
+                )
+        except RasterioIOError as exc:
+            raise DatasetIOError(f"cannot open {kind} ({exc})", path=path) from exc
+        found.append((path, resolved.crs, bounds))
+    return check_files_overlap(found, extent, what=what, kind=kind)
+
+
+def check_files_overlap(
+    files: list[tuple[Path, str, tuple[float, float, float, float]]],
+    extent: tuple[float, float, float, float] | list[float] | None,
+    *,
+    what: str,
+    kind: str,
+) -> list[str]:
+    """:func:`check_rasters_overlap` for files whose CRS and lon/lat bounds are known.
+
+    ``files`` holds per raster file its path, the CRS it was read in and its lon/lat
+    bounds (west, south, east, north); the rest is as for :func:`check_rasters_overlap`.
+    """
+    if extent is None:
+        return []
+    errors: list[CRSError] = []
+    for path, rcrs, bounds in files:
+        try:
+            check_overlap(bounds, extent, kind=kind, what=what, path=path, crs=rcrs)
+        except CRSError as exc:
+            errors.append(exc)
+    if files and len(errors) == len(files):
+        raise errors[0]
+    return [str(e) for e in errors]
 
 
 def bilinear(
@@ -127,11 +315,14 @@ class DemMosaic:
     paths : list of Path
         DEM files (band 1 is read). Later files fill the holes of earlier ones.
     crs : str, optional
-        CRS of the files; overrides the CRS they carry and is required for files
-        that carry none (unless ``default_crs`` is given).
+        The declared CRS of the files (``[terrain] crs``): used for files that carry
+        none, and must agree with the CRS a file carries (see
+        :func:`cim.crs.resolve_crs`).
     default_crs : str, optional
         CRS for files that carry none (the project's ``[city] crs``); does not
         override a CRS a file carries.
+    what : str
+        The city.toml section, for messages.
     fill_nodata : bool
         Fill nodata pixels from the surrounding data (GDAL FillNodata, inverse
         distance, up to :data:`FILL_DISTANCE` pixels) before sampling, so that voids
@@ -160,33 +351,27 @@ class DemMosaic:
         *,
         default_crs: str | None = None,
         fill_nodata: bool = False,
+        what: str = "terrain",
     ) -> None:
         if not paths:
             raise InputDataError("no DEM file given")
         self.paths = [Path(p) for p in paths]
         self.crs_override = crs
         self.fill_nodata = fill_nodata
-        self.files: list[_DemFile] = [self._describe(p, crs, default_crs) for p in self.paths]
+        self.files: list[_DemFile] = [self._describe(p, crs, default_crs, what) for p in self.paths]
         self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
 
     # -- setup ------------------------------------------------------------------
     @staticmethod
-    def _describe(path: Path, crs: str | None, default_crs: str | None) -> _DemFile:
+    def _describe(path: Path, crs: str | None, default_crs: str | None, what: str) -> _DemFile:
+        if path.is_file() and path.stat().st_size == 0:
+            raise InputDataError("empty file (0 bytes)", path=path)
         try:
             with rasterio.open(path) as ds:
-                if crs is not None:
-                    crs_str = crs
-                    parse_crs(crs_str)
-                elif ds.crs is None and default_crs is not None:
-                    crs_str = default_crs
-                    parse_crs(crs_str)
-                elif ds.crs is None:
-                    raise CRSError(
-                        "DEM has no CRS; set [terrain] crs (or [city] crs) in city.toml",
-                        path=path,
-                    )
-                else:
-                    crs_str = ds.crs.to_wkt()
+                resolved, bounds = resolve_raster_crs(
+                    ds, path, crs, default_crs, what=what, kind="DEM"
+                )
+                crs_str = resolved.crs
                 transform = ds.transform
                 if transform.b != 0 or transform.d != 0:
                     raise InputDataError("rotated DEM rasters are not supported", path=path)
@@ -195,16 +380,6 @@ class DemMosaic:
             raise DatasetIOError(f"cannot open DEM ({exc})", path=path) from exc
         pcrs = parse_crs(crs_str)
         geographic = bool(pcrs.is_geographic)
-        # bounds in lon/lat: transform a densified outline
-        t = np.linspace(0.0, 1.0, 21)
-        cols = np.concatenate([t * width, np.full(21, width), t[::-1] * width, np.zeros(21)])
-        rows = np.concatenate([np.zeros(21), t * height, np.full(21, height), t[::-1] * height])
-        xs = transform.c + cols * transform.a
-        ys = transform.f + rows * transform.e
-        lon, lat = _to_lonlat(xs, ys, crs_str)
-        if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
-            raise CRSError("DEM extent cannot be converted to lon/lat", path=path)
-        bounds = (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
         if geographic:
             lat_c = math.radians((bounds[1] + bounds[3]) / 2)
             res_m = min(abs(transform.a) * math.cos(lat_c), abs(transform.e)) * 111_320.0
@@ -223,8 +398,12 @@ class DemMosaic:
     def bounds_lonlat(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) in degrees covering all files."""
         b = np.array([f.bounds_lonlat for f in self.files])
-        return (float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()),
-                float(b[:, 3].max()))
+        return (
+            float(b[:, 0].min()),
+            float(b[:, 1].min()),
+            float(b[:, 2].max()),
+            float(b[:, 3].max()),
+        )
 
     def file_bounds_lonlat(self) -> list[tuple[float, float, float, float]]:
         """(west, south, east, north) of each file, in degrees."""
@@ -260,13 +439,16 @@ class DemMosaic:
                 )
                 # pixels FillNodata could not reach keep the 0 we gave them: masked
                 reach = fillnodata(
-                    mask.astype(np.float32), mask=mask.astype(np.uint8),
-                    max_search_distance=FILL_DISTANCE, smoothing_iterations=0,
+                    mask.astype(np.float32),
+                    mask=mask.astype(np.uint8),
+                    max_search_distance=FILL_DISTANCE,
+                    smoothing_iterations=0,
                 )
                 before = int((~mask).sum())
                 mask = reach > 0
-                log.debug("%s: filled %d of %d nodata pixels", f.path,
-                          before - int((~mask).sum()), before)
+                log.debug(
+                    "%s: filled %d of %d nodata pixels", f.path, before - int((~mask).sum()), before
+                )
                 if mask.all():
                     mask = None
                 arr = filled
@@ -382,13 +564,6 @@ def _is_lonlat(crs: str) -> bool:
     """Whether ``crs`` is WGS84 or CGCS2000 geographic (treated as identical)."""
     c = parse_crs(crs)
     return bool(c.equals(_WGS84) or c.equals(CRS.from_epsg(4490)))
-
-
-def _to_lonlat(x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
-    if _is_lonlat(crs):
-        return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    lon, lat = get_transformer(crs, "EPSG:4326").transform(x, y)
-    return np.asarray(lon), np.asarray(lat)
 
 
 def _from_lonlat(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:

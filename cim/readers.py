@@ -4,16 +4,30 @@ All readers return a :class:`FeatureTable`: a shapely geometry array in the file
 CRS, the attribute columns as numpy arrays, and the CRS the file declares (or None).
 GDAL formats go through pyogrio's Arrow interface; GeoParquet and CSV through pyarrow.
 
-Shapefiles honour their ``.cpg``; without one, GBK/GB18030 text is detected from the
-``.dbf`` language driver byte or by trying to decode it.
+Shapefiles honour their ``.cpg``; without one, and for CSV without a declared
+``encoding``, the text encoding (UTF-8, GBK/GB18030, Latin-1/CP1252) is detected by
+one rule (:mod:`cim.encoding`); any text column that still comes back as bytes is
+decoded.
+
+One per-feature error policy: a geometry that GEOS cannot parse (an unclosed ring, a
+two-point ring) is repaired when it can be and dropped otherwise, and the reader lists
+it in :attr:`FeatureTable.issues` with its row and reason; it never costs the file.
+:func:`apply_per_feature` runs a vectorised shapely/PROJ call and, when it raises,
+repeats only the failing chunk feature by feature.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import json
 import logging
-from dataclasses import dataclass
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +36,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pyogrio
 import shapely
+from pyproj.exceptions import ProjError
 
+from cim.encoding import (
+    check_codec,
+    check_text_encoding,
+    detect_shapefile_encoding,
+    detect_text_encoding,
+)
 from cim.errors import DatasetIOError, InputDataError
 
 log = logging.getLogger(__name__)
@@ -32,8 +53,54 @@ PARQUET_SUFFIXES = {".parquet", ".geoparquet"}
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "shape")
 XY_NAMES = (("lon", "lat"), ("longitude", "latitude"), ("lng", "lat"), ("x", "y"))
-# dBase language driver ids of Chinese code pages (GBK / CP936 and Big5 / CP950)
-_DBF_LDID = {0x4D: "GB18030", 0x7A: "GB18030", 0x78: "CP950", 0x4E: "CP950"}
+#: GeoJSON flavours: RFC 7946 says WGS84 lon/lat when the file names no ``crs``.
+GEOJSON_SUFFIXES = {".geojson", ".json", ".geojsonl", ".geojsons"}
+_GEOJSON_CRS = re.compile(rb'"crs"\s*:\s*\{')
+#: Features per chunk for :func:`apply_per_feature` (a failing chunk is looped).
+CHUNK = 65_536
+#: What GEOS, PROJ and numpy raise for one bad feature inside a vectorised call.
+FEATURE_ERRORS = (shapely.errors.GEOSException, ProjError, ValueError, TypeError)
+
+
+@dataclass(frozen=True)
+class FeatureIssue:
+    """A feature the reader had to repair or could not read.
+
+    Attributes
+    ----------
+    row : int
+        Row in the file (0-based).
+    reason : str
+        Reason code for the build report (``invalid-geometry``, ``bad-coordinates``).
+    detail : str
+        What GEOS / the decoder said.
+    repaired : bool
+        True: the feature was kept (repaired); False: its geometry is None.
+    """
+
+    row: int
+    reason: str
+    detail: str
+    repaired: bool
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A CSV row the parser could not split into the header's columns (skipped).
+
+    Attributes
+    ----------
+    line : int or None
+        Line in the file (1-based, the header is line 1).
+    cells : dict of str to str
+        The row's cells under the header's names, as far as they go (for its id).
+    detail : str
+        Why it was skipped, e.g. ``5 cells, the header has 3``.
+    """
+
+    line: int | None
+    cells: dict[str, str]
+    detail: str
 
 
 @dataclass
@@ -47,9 +114,17 @@ class FeatureTable:
     columns : dict of str to ndarray
         Attribute columns (object arrays for text, numeric arrays otherwise).
     crs : str or None
-        The CRS the file declares, as WKT/PROJJSON/authority string, or None.
+        The CRS the file itself carries, as WKT/PROJJSON/authority string, or None.
+        A GeoJSON without a ``crs`` member carries none (GDAL would say EPSG:4326).
     encoding : str or None
         The text encoding used to read it, when one was chosen.
+    implied_crs : str or None
+        The format's default when the file carries no CRS (RFC 7946 WGS84 for
+        GeoJSON, OGC:CRS84 for GeoParquet): used only when city.toml declares none.
+    issues : list of FeatureIssue
+        Features repaired or dropped while reading.
+    bad_rows : list of BadRow
+        CSV rows that are not in the table at all (wrong number of cells).
     """
 
     path: Path
@@ -57,6 +132,9 @@ class FeatureTable:
     columns: dict[str, np.ndarray]
     crs: str | None
     encoding: str | None = None
+    implied_crs: str | None = None
+    issues: list[FeatureIssue] = field(default_factory=list)
+    bad_rows: list[BadRow] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.geometry)
@@ -100,11 +178,15 @@ def read_features(
     DatasetIOError
         Missing or unreadable file, unknown format.
     InputDataError
-        The file has no features.
+        The file is empty (0 bytes, a header only, no features).
     """
     path = Path(path)
     if not path.exists():
         raise DatasetIOError("file not found", path=path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputDataError("empty file (0 bytes)", path=path)
+    if path.is_file() and _blank(path):
+        raise InputDataError("empty file (only blanks and line breaks)", path=path)
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         table = _read_geoparquet(path)
@@ -119,78 +201,164 @@ def read_features(
             path=path,
         )
     if len(table) == 0:
-        raise InputDataError("the file has no features", path=path)
+        raise InputDataError("empty file: no features", path=path)
     log.info("read %d features from %s", len(table), path)
     return table
-
-
-def detect_shapefile_encoding(shp: Path) -> str | None:
-    """Encoding of a shapefile's ``.dbf`` when it has no ``.cpg``.
-
-    Returns None when a ``.cpg`` exists (GDAL honours it) or the text is UTF-8/ASCII.
-    """
-    if shp.with_suffix(".cpg").exists() or shp.with_suffix(".CPG").exists():
-        cpg = _read_cpg(shp)
-        return _normalise_codepage(cpg) if cpg else None
-    dbf = next((p for p in (shp.with_suffix(".dbf"), shp.with_suffix(".DBF")) if p.exists()), None)
-    if dbf is None:
-        return None
-    raw = dbf.read_bytes()
-    if len(raw) < 32:
-        return None
-    ldid = raw[29]
-    if ldid in _DBF_LDID:
-        return _DBF_LDID[ldid]
-    header_len = int.from_bytes(raw[8:10], "little")
-    body = raw[header_len:]
-    try:
-        body.decode("utf-8")
-        return None
-    except UnicodeDecodeError:
-        pass
-    try:
-        body.decode("gb18030")
-        log.info("%s: no .cpg; text decodes as GB18030 (GBK), reading it so", dbf)
-        return "GB18030"
-    except UnicodeDecodeError:
-        return None
-
-
-def _read_cpg(shp: Path) -> str | None:
-    for cpg in (shp.with_suffix(".cpg"), shp.with_suffix(".CPG")):
-        if cpg.exists():
-            return cpg.read_text(encoding="ascii", errors="ignore").strip()
-    return None
-
-
-def _normalise_codepage(name: str) -> str | None:
-    """Map .cpg spellings GDAL may not know to Python codec names."""
-    key = name.strip().upper().replace("-", "").replace("_", "")
-    if key in {"GBK", "CP936", "936", "GB2312", "GB18030", "ANSI936"}:
-        return "GB18030"
-    if key in {"BIG5", "CP950", "950"}:
-        return "CP950"
-    return None  # UTF-8, 1252 etc.: GDAL understands these itself
 
 
 def _read_gdal(path: Path, *, layer: str | None, encoding: str | None) -> FeatureTable:
     if encoding is None and path.suffix.lower() == ".shp":
         encoding = detect_shapefile_encoding(path)
+    if encoding is not None:
+        check_codec(encoding, path)
     try:
-        meta, table = pyogrio.read_arrow(path, layer=layer, encoding=encoding)
+        with warnings.catch_warnings():
+            # GDAL warns once per unclosed ring; the rings are reported per feature
+            warnings.simplefilter("ignore", RuntimeWarning)
+            meta, table = pyogrio.read_arrow(path, layer=layer, encoding=encoding)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        raise DatasetIOError(f"cannot read ({exc})", path=path) from exc
+        raise DatasetIOError(f"cannot read ({_one_line(exc)})", path=path) from exc
     except UnicodeDecodeError as exc:
         raise DatasetIOError(
-            f"text is not in encoding {encoding or 'UTF-8'} ({exc}); set 'encoding' in city.toml",
+            f"text is not in encoding {encoding or 'UTF-8'} ({exc.reason} at byte "
+            f"{exc.start}); set 'encoding' in city.toml",
             path=path,
         ) from exc
+    if table.num_rows == 0:
+        raise InputDataError("empty file: no features", path=path)
     geom_name = meta.get("geometry_name") or "wkb_geometry"
     if geom_name not in table.column_names:
         raise InputDataError("the layer has no geometry column", path=path)
-    geometry = shapely.from_wkb(table.column(geom_name).to_numpy(zero_copy_only=False))
-    columns = _arrow_columns(table, exclude={geom_name})
-    return FeatureTable(path, geometry, columns, meta.get("crs"), encoding)
+    geometry, issues = geometry_from_wkb(table.column(geom_name).to_numpy(zero_copy_only=False))
+    columns = _arrow_columns(table, exclude={geom_name}, encoding=encoding, path=path)
+    crs, implied = meta.get("crs"), None
+    if path.suffix.lower() in GEOJSON_SUFFIXES and not _geojson_has_crs(path):
+        # GDAL reports EPSG:4326 for every GeoJSON: only a crs member is the file's own
+        crs, implied = None, "EPSG:4326"
+    return FeatureTable(path, geometry, columns, crs, encoding, implied, issues)
+
+
+def _blank(path: Path, block: int = 1 << 16) -> bool:
+    """Whether a file holds nothing but whitespace (a UTF-8 BOM aside)."""
+    with open(path, "rb") as fh:
+        chunk = fh.read(block).removeprefix(codecs.BOM_UTF8)
+        while chunk:
+            if not chunk.isspace():
+                return False
+            chunk = fh.read(block)
+    return True
+
+
+def _geojson_has_crs(path: Path, head: int = 1 << 20) -> bool:
+    """Whether a GeoJSON file has a (pre-RFC 7946) ``crs`` member.
+
+    Writers put it before ``features``; the first MiB and the last 64 KiB are read.
+    """
+    with open(path, "rb") as fh:
+        start = fh.read(head)
+        if _GEOJSON_CRS.search(start):
+            return True
+        size = path.stat().st_size
+        if size <= head:
+            return False
+        fh.seek(max(size - 65_536, head))
+        return bool(_GEOJSON_CRS.search(fh.read()))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def geometry_from_wkb(values: np.ndarray) -> tuple[np.ndarray, list[FeatureIssue]]:
+    """Shapely geometries from WKB, one bad feature never failing the array.
+
+    Geometries GEOS refuses (an unclosed ring, a ring of fewer than 4 points) are
+    repaired with shapely's ``on_invalid="fix"`` when that gives a geometry, and are
+    None otherwise; both are listed as issues (reason ``invalid-geometry``).
+    """
+    return _parse_geometry(values, shapely.from_wkb)
+
+
+def geometry_from_wkt(values: np.ndarray) -> tuple[np.ndarray, list[FeatureIssue]]:
+    """Shapely geometries from WKT text, like :func:`geometry_from_wkb`."""
+    text = np.array([v if isinstance(v, str) and v.strip() else None for v in values], dtype=object)
+    return _parse_geometry(text, shapely.from_wkt)
+
+
+def _parse_geometry(
+    values: np.ndarray, parse: Callable[..., Any]
+) -> tuple[np.ndarray, list[FeatureIssue]]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        geoms = np.asarray(parse(values, on_invalid="ignore"), dtype=object)
+    given = np.array([v is not None for v in values], dtype=bool)
+    issues: list[FeatureIssue] = []
+    for i in np.flatnonzero(given & shapely.is_missing(geoms)):
+        try:
+            parse(values[i], on_invalid="raise")
+            detail = "unreadable geometry"
+        except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
+            detail = _one_line(exc).removeprefix("IllegalArgumentException: ")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                fixed = parse(values[i], on_invalid="fix")
+            except (shapely.errors.GEOSException, ValueError, TypeError):
+                fixed = None
+        if fixed is not None and not fixed.is_empty:
+            geoms[i] = fixed
+            issues.append(FeatureIssue(int(i), "invalid-geometry", detail, True))
+        else:
+            issues.append(FeatureIssue(int(i), "invalid-geometry", detail, False))
+    return geoms, issues
+
+
+def apply_per_feature(
+    fn: Callable[..., np.ndarray], geoms: np.ndarray, *args: Any, fill: Any = None, **kwargs: Any
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Run a vectorised shapely call so that one bad feature costs only itself.
+
+    Each chunk of :data:`CHUNK` features is done in one call; a chunk that raises is
+    redone feature by feature.
+
+    Parameters
+    ----------
+    fn : callable
+        A shapely (or PROJ) function taking a geometry array first.
+    geoms : ndarray of geometries
+    *args, **kwargs
+        Passed to ``fn``.
+    fill : object
+        Result for a feature whose call raised.
+
+    Returns
+    -------
+    result : ndarray
+        ``fn``'s result per feature (``fill`` where it raised).
+    errors : dict of int to str
+        Index → one-line error message of the features that raised.
+    """
+    parts: list[np.ndarray] = []
+    errors: dict[int, str] = {}
+    for start in range(0, len(geoms), CHUNK):
+        chunk = geoms[start : start + CHUNK]
+        try:
+            parts.append(np.asarray(fn(chunk, *args, **kwargs)))
+            continue
+        except FEATURE_ERRORS:
+            pass
+        out = []
+        for k, g in enumerate(chunk):
+            try:
+                out.append(fn(g, *args, **kwargs))
+            except FEATURE_ERRORS as exc:
+                errors[start + k] = _one_line(exc)
+                out.append(fill)
+        parts.append(np.asarray(out, dtype=object if fill is None else None))
+    if not parts:
+        return np.asarray(fn(geoms, *args, **kwargs)), errors
+    result = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return result, errors
 
 
 def _read_geoparquet(path: Path) -> FeatureTable:
@@ -209,27 +377,35 @@ def _read_geoparquet(path: Path) -> FeatureTable:
             "(write WKB)",
             path=path,
         )
-    crs = col_meta.get("crs", "OGC:CRS84") if geo else None
+    if table.num_rows == 0:
+        raise InputDataError("empty file: no features", path=path)
+    # GeoParquet: no "crs" key means OGC:CRS84 (the format's default), null unknown
+    crs = col_meta.get("crs")
+    implied = "OGC:CRS84" if geo and "crs" not in col_meta else None
     if isinstance(crs, dict):
         crs = json.dumps(crs)
-    geometry = shapely.from_wkb(table.column(geom_name).to_numpy(zero_copy_only=False))
-    return FeatureTable(path, geometry, _arrow_columns(table, exclude={geom_name}), crs)
+    geometry, issues = geometry_from_wkb(table.column(geom_name).to_numpy(zero_copy_only=False))
+    columns = _arrow_columns(table, exclude={geom_name}, encoding=None, path=path)
+    return FeatureTable(path, geometry, columns, crs, None, implied, issues)
 
 
 def _read_csv(
     path: Path, *, encoding: str | None, wkt: str | None, x: str | None, y: str | None
 ) -> FeatureTable:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding=encoding or "utf8"),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+    encoding = check_text_encoding(path, encoding) if encoding else detect_text_encoding(path)
+    table, invalid = _parse_csv(path, encoding, delimiter)
+    bad_rows = [_bad_row(r, table.column_names, delimiter) for r in invalid]
+    if table.num_rows == 0 and bad_rows:
+        raise InputDataError(
+            f"no usable row: all {len(bad_rows)} rows have another number of cells than "
+            f"the header (line {bad_rows[0].line}: {bad_rows[0].detail})",
+            path=path,
         )
-    except (pa.ArrowInvalid, OSError) as exc:
-        if "Empty CSV" in str(exc):
-            raise InputDataError("the CSV file is empty", path=path) from exc
-        raise DatasetIOError(f"cannot read CSV ({exc})", path=path) from exc
+    if table.num_rows == 0:
+        raise InputDataError("empty file: a header and no rows", path=path)
+    for row in bad_rows:
+        log.warning("%s: line %s skipped: %s", path, row.line, row.detail)
     names = {n.lower(): n for n in table.column_names}
     if wkt is None and x is None:
         wkt = next((names[n] for n in WKT_NAMES if n in names), None)
@@ -241,11 +417,12 @@ def _read_csv(
                     path=path,
                 )
             x, y = names[pair[0]], names[pair[1]]
+    issues: list[FeatureIssue] = []
     if wkt is not None:
         if wkt not in table.column_names:
             raise InputDataError(f"CSV has no column {wkt!r}", path=path)
-        text = table.column(wkt).to_numpy(zero_copy_only=False).astype(object)
-        geometry = shapely.from_wkt(text, on_invalid="ignore")
+        text = _decode_column(table.column(wkt), encoding)
+        geometry, issues = geometry_from_wkt(text)
         exclude = {wkt}
     else:
         assert x is not None and y is not None
@@ -257,17 +434,93 @@ def _read_csv(
         geometry = shapely.points(xs, ys)
         geometry[~(np.isfinite(xs) & np.isfinite(ys))] = None
         exclude = {x, y}
-    return FeatureTable(path, geometry, _arrow_columns(table, exclude=exclude), None, encoding)
+    columns = _arrow_columns(table, exclude=exclude, encoding=encoding, path=path)
+    return FeatureTable(path, geometry, columns, None, encoding, None, issues, bad_rows)
 
 
-def _arrow_columns(table: pa.Table, exclude: set[str]) -> dict[str, np.ndarray]:
+def _parse_csv(path: Path, encoding: str, delimiter: str) -> tuple[pa.Table, list[Any]]:
+    """The CSV table and the rows skipped for a wrong number of cells.
+
+    Arrow numbers skipped rows only when it parses on one thread: a file with such
+    rows is parsed again that way, so each is reported with its line.
+    """
+    for threads in (True, False):
+        invalid: list[Any] = []
+
+        def skip(row: Any, invalid: list[Any] = invalid) -> str:
+            invalid.append(row)
+            return "skip"
+
+        try:
+            table = pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(
+                    encoding=_arrow_codec(encoding), use_threads=threads
+                ),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=skip),
+            )
+        except (pa.ArrowInvalid, OSError) as exc:
+            if "Empty CSV" in str(exc):
+                raise InputDataError("empty file: no header and no rows", path=path) from exc
+            raise DatasetIOError(f"cannot read CSV ({_one_line(exc)})", path=path) from exc
+        if all(r.number is not None for r in invalid):
+            break
+    return table, invalid
+
+
+def _bad_row(row: Any, header: list[str], delimiter: str) -> BadRow:
+    """A skipped Arrow ``InvalidRow`` as a :class:`BadRow` (cells named by the header)."""
+    try:
+        cells = next(csv.reader([row.text], delimiter=delimiter), [])
+    except csv.Error:
+        cells = []
+    detail = f"{row.actual_columns} cells, the header has {row.expected_columns}"
+    return BadRow(row.number, dict(zip(header, cells, strict=False)), detail)
+
+
+def _arrow_codec(encoding: str) -> str:
+    # Arrow reads UTF-8 natively (and skips a BOM); other codecs go through Python
+    return "utf8" if encoding.lower().replace("-", "") in ("utf8", "utf8sig") else encoding
+
+
+def _decode_column(col: pa.ChunkedArray, encoding: str | None) -> np.ndarray:
+    """Object array of str from a text or binary Arrow column (None stays None)."""
+    values = col.to_numpy(zero_copy_only=False)
+    if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+        return values.astype(object)
+    return np.array([_decode_bytes(v, encoding) for v in values], dtype=object)
+
+
+def _decode_bytes(value: bytes | None, encoding: str | None) -> str | None:
+    if value is None:
+        return None
+    for enc in (encoding, "utf-8", "gb18030"):
+        if enc is None:
+            continue
+        try:
+            return value.decode(enc)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return value.decode("utf-8", errors="replace")
+
+
+def _arrow_columns(
+    table: pa.Table, exclude: set[str], *, encoding: str | None, path: Path
+) -> dict[str, np.ndarray]:
+    """Attribute columns: float64, int64 (integers without nulls) or object (text)."""
     out: dict[str, np.ndarray] = {}
     for name in table.column_names:
         if name in exclude:
             continue
         col = table.column(name)
-        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        if pa.types.is_integer(col.type) and col.null_count == 0:
+            out[name] = col.to_numpy(zero_copy_only=False).astype(np.int64)
+        elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
             out[name] = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        elif pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+            # text the reader could not decode: never store b'\xc6...' byte strings
+            log.info("%s: column %s is bytes; decoding it as text", path, name)
+            out[name] = _decode_column(col, encoding)
         else:
             out[name] = col.to_numpy(zero_copy_only=False).astype(object)
     return out
@@ -300,6 +553,9 @@ def to_text(values: np.ndarray | None, n: int) -> np.ndarray:
     out = np.empty(n, dtype=object)
     if values is None:
         out[:] = ""
+        return out
+    if values.dtype.kind in "iub":
+        out[:] = values.astype(np.int64).astype(str).astype(object)
         return out
     if values.dtype.kind == "f":
         finite = np.isfinite(values)

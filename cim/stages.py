@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 from tqdm import tqdm
 
 from cim.config import CityProject
+from cim.manifest import Layer
 from cim.report import BuildReport, StageReport
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,18 @@ class BuildContext:
         )
 
     def add_layer(self, key: str, info: dict[str, Any]) -> None:
-        """Announce an output layer (``tiles/l2/tileset.json``...) in the manifest."""
+        """Announce an output layer (``tiles/l2/tileset.json``...) in the manifest.
+
+        ``info["url"]`` is the layer's entry file relative to the output folder; the
+        other keys are the stage's figures (see :class:`cim.manifest.Layer`).
+
+        Raises
+        ------
+        ValueError
+            When the url is not a relative path (the manifest is served to browsers and
+            must not reveal server paths).
+        """
+        Layer.from_json(info)  # fail in the stage that breaks the contract, not later
         self.manifest.setdefault("layers", {})[key] = info
 
 

@@ -24,6 +24,15 @@ command -v node >/dev/null || apt_packages+=(nodejs npm)
 if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null; then
   apt_packages+=(chromium fonts-noto-cjk)
 fi
+# the MQTT tests start their own broker (the Debian service is never started)
+if [ "$want_browser" = 1 ] && ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+  apt_packages+=(mosquitto)
+fi
+# the live-store tests start their own PostgreSQL + PostGIS in a temporary folder
+# (tests/layers/conftest.py); the cluster Debian creates is never started
+if [ "$want_browser" = 1 ] && ! compgen -G "/usr/share/postgresql/*/extension/postgis.control" >/dev/null; then
+  apt_packages+=(postgresql postgresql-postgis)
+fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "installing Debian packages: ${apt_packages[*]}"
   as_root apt-get update -qq

@@ -13,27 +13,11 @@ from flask import Flask, Response, request
 
 from server.config import resolve
 from server.errors import register_error_handlers
+from server.security import CONTENT_SECURITY_POLICY, security_headers
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["create_app"]
-
-#: keeps the viewer on this server: no script, tile or XHR from any other host
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        # CesiumJS's widgets use knockout bindings, which compile with new Function
-        "script-src 'self' blob: 'unsafe-eval' 'wasm-unsafe-eval'",
-        "worker-src 'self' blob:",
-        "img-src 'self' data: blob:",
-        "style-src 'self' 'unsafe-inline'",
-        "connect-src 'self' data: blob:",
-        "font-src 'self' data:",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "frame-ancestors 'self'",
-    ]
-)
+__all__ = ["CONTENT_SECURITY_POLICY", "create_app"]
 
 _CORS_EXPOSE = "ETag, Content-Length, Content-Range, Content-Encoding, Accept-Ranges"
 
@@ -58,12 +42,32 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from server.blueprints import api, data, search, viewer
+    from server.blueprints import api, buildings, data, search, viewer
 
     app.register_blueprint(viewer.bp)
     app.register_blueprint(data.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(search.bp)
+    app.register_blueprint(buildings.bp)
+    from server.blueprints import sta
+
+    app.register_blueprint(sta.bp)  # SensorThings API over the live store (layers/)
+    from server.blueprints import live
+
+    app.register_blueprint(live.bp)  # the live stream (SSE) and MQTT ingest (layers/)
+    from server.blueprints import history
+
+    app.register_blueprint(history.bp)  # history for charts and the retention job
+    from server.blueprints import events, open311
+
+    app.register_blueprint(events.bp)  # city events (cases) over the live store
+    app.register_blueprint(open311.bp)  # Open311 GeoReport v2 over the same cases
+    from server.blueprints import layers as dept_layers
+
+    app.register_blueprint(dept_layers.bp)  # department layers (layers/deptlayers)
+    from server.blueprints import annotations
+
+    app.register_blueprint(annotations.bp)  # shared annotations (layers/annotations)
     register_error_handlers(app)
     app.after_request(_common_headers)
 
@@ -83,10 +87,10 @@ def _common_headers(resp: Response) -> Response:
     from flask import current_app
 
     cfg = current_app.config
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if cfg.get("CSP") and resp.mimetype == "text/html":
-        resp.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        resp.headers.setdefault("Referrer-Policy", "same-origin")
+    # every response, not only pages: a JSON or tile URL opened directly is a document
+    # too, and CesiumJS's workers take their policy from their own script's response
+    for name, value in security_headers(bool(cfg.get("CSP"))):
+        resp.headers.setdefault(name, value)
     origins: list[str] = cfg.get("CORS") or []
     origin = request.headers.get("Origin")
     if origins and origin:

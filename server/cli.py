@@ -42,6 +42,7 @@ def make_app(project_path: Path, **overrides: Any) -> Any:
     """
     project = load_project(project_path)
     config: dict[str, Any] = {"OUTPUT_DIR": project.output, "CITY_NAME": project.name}
+    config["PROJECT_FILE"] = project.path  # the live store comes from its [live] section
     config.update(overrides)
     return create_app(config)
 
@@ -72,6 +73,10 @@ def serve(
     debug : bool
         Flask's own reloading debug server instead of waitress. Never on a shared network.
 
+    Connection settings (threads, connection limit, backlog, idle timeout) come from
+    the server config (``CIM_THREADS``, ``CIM_CONNECTION_LIMIT``, ``CIM_BACKLOG``,
+    ``CIM_CHANNEL_TIMEOUT``); see :mod:`server.wsgi`.
+
     Raises
     ------
     ConfigError
@@ -85,11 +90,20 @@ def serve(
         logger.info("serving %s (Flask debug server) at %s", app.config["OUTPUT_DIR"], url)
         app.run(host=host, port=port, debug=True, use_reloader=False)
         return
-    from waitress import serve as waitress_serve
+    from server.wsgi import create_server
 
-    threads = int(app.config["THREADS"])
-    logger.info("serving %s at %s (waitress, %d threads)", app.config["OUTPUT_DIR"], url, threads)
-    waitress_serve(app, host=host, port=port, threads=threads, ident="cim")
+    srv = create_server(app, host, port)
+    logger.info(
+        "serving %s at %s (waitress: %d threads, up to %d connections)",
+        app.config["OUTPUT_DIR"],
+        url,
+        int(app.config["THREADS"]),
+        int(app.config["CONNECTION_LIMIT"]),
+    )
+    try:
+        srv.run()
+    finally:
+        srv.close()
 
 
 def main(argv: list[str] | None = None) -> None:

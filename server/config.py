@@ -43,9 +43,17 @@ DEFAULTS: dict[str, Any] = {
     "SEARCH_DEFAULT_LIMIT": 10,
     "SEARCH_MAX_LIMIT": 50,
     "SEARCH_MAX_QUERY": 200,
-    # waitress worker threads
+    # waitress: worker threads (they run requests; idle keep-alive connections need none)
     "THREADS": 16,
-    # callable(path) -> address index; None imports tiling.addresses.AddressIndex lazily
+    # waitress: open connections held at once (waitress's own default is 100); the
+    # process's open-file limit is raised to fit
+    "CONNECTION_LIMIT": 1000,
+    # waitress: connections waiting in the kernel's accept queue (capped by somaxconn)
+    "BACKLOG": 2048,
+    # waitress: seconds before an idle connection is closed
+    "CHANNEL_TIMEOUT": 120,
+    # callable(path) -> address index; None uses cim.addresses.AddressIndex (through
+    # cim.outputs.BuildOutputs)
     "ADDRESS_INDEX_FACTORY": None,
 }
 
@@ -131,4 +139,7 @@ def resolve(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     for key in ("CACHE_MAX_AGE", "CESIUM_MAX_AGE", "SEARCH_MAX_LIMIT", "THREADS"):
         if int(merged[key]) < 0:
             raise ConfigError(f"{key} must not be negative")
+    for key in ("THREADS", "CONNECTION_LIMIT", "BACKLOG", "CHANNEL_TIMEOUT"):
+        if int(merged[key]) < 1:
+            raise ConfigError(f"{key} must be at least 1, not {merged[key]!r}")
     return merged

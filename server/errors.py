@@ -8,8 +8,9 @@ HTTP exception, into ``{"error": {"status", "type", "message"}}``.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, has_app_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 from cim.errors import (
@@ -20,6 +21,9 @@ from cim.errors import (
     InputDataError,
     NotFoundError,
 )
+from layers.events.lifecycle import EventConflictError, RoleNotAllowedError, TransitionInputError
+from layers.events.open311 import Open311Error
+from server.security import redact_paths
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,10 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     InputDataError: 400,
     CRSError: 400,
     NotFoundError: 404,
+    RoleNotAllowedError: 403,  # the caller's role may not (an EventConflictError too)
+    EventConflictError: 409,  # the case's state or version does not allow it now
+    TransitionInputError: 400,
+    Open311Error: 400,  # the open311 blueprint answers with the error's own status
     DatasetIOError: 503,
     ConfigError: 500,
     CimError: 500,
@@ -58,8 +66,18 @@ def status_for(exc: BaseException) -> int:
     return 500
 
 
+def served_roots() -> list[Any]:
+    """The folders the app serves (their absolute paths are never shown to clients)."""
+    if not has_app_context():
+        return []
+    cfg = current_app.config
+    out = cfg.get("OUTPUT_DIR")
+    return [out, out.parent if out else None, cfg.get("VIEWER_DIR"), cfg.get("CESIUM_DIR")]
+
+
 def error_response(status: int, kind: str, message: str) -> Response:
-    """A JSON error response."""
+    """A JSON error response; absolute server paths in ``message`` are cut away."""
+    message = redact_paths(str(message), served_roots())
     resp = jsonify({"error": {"status": status, "type": kind, "message": message}})
     resp.status_code = status
     resp.headers["Cache-Control"] = "no-store"

@@ -16,12 +16,15 @@ y-up convention; 3D Tiles rotates y-up to z-up when it loads the content.
 from __future__ import annotations
 
 import json
+import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import meshoptimizer
 import numpy as np
+from anyascii import anyascii
 
 GLB_MAGIC = 0x46546C67
 CHUNK_JSON = 0x4E4F534A
@@ -34,35 +37,194 @@ meshoptimizer.encode_index_version(1)
 
 # metadata component types → numpy dtypes
 COMPONENT_DTYPES: dict[str, np.dtype] = {
+    "INT8": np.dtype("<i1"),
     "UINT8": np.dtype("<u1"),
+    "INT16": np.dtype("<i2"),
     "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
     "INT32": np.dtype("<i4"),
+    "UINT32": np.dtype("<u4"),
+    "INT64": np.dtype("<i8"),
+    "UINT64": np.dtype("<u8"),
     "FLOAT32": np.dtype("<f4"),
     "FLOAT64": np.dtype("<f8"),
 }
 
+#: The id pattern of 3D Tiles / EXT_structural_metadata schemas, classes and properties.
+ID_PATTERN = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_NOT_ID = re.compile(r"[^a-zA-Z0-9_]+")
+MAX_ID_LENGTH = 64
+
+
+def is_valid_id(text: str) -> bool:
+    """Whether ``text`` matches ``^[a-zA-Z_][a-zA-Z0-9_]*$`` (schema, class, property ids)."""
+    return isinstance(text, str) and ID_PATTERN.fullmatch(text) is not None
+
+
+def metadata_ids(
+    names: Iterable[str], reserved: Iterable[str] = (), fallback: str = "extra"
+) -> list[str]:
+    """Valid, unique metadata ids for display ``names`` (e.g. attribute names).
+
+    A name that is already a valid id is kept; otherwise it is transliterated to ASCII
+    (``建成年代`` → ``JianChengNianDai``, ``Année`` → ``Annee``), other characters become
+    ``_`` and a leading digit gets a ``_`` prefix; when nothing is left the id is
+    ``{fallback}_{k}`` (k counts the names from 1). Ids in ``reserved`` or already given
+    get a ``_2``, ``_3``... suffix.
+
+    Parameters
+    ----------
+    names : iterable of str
+    reserved : iterable of str
+        Ids already used (the built-in properties).
+    fallback : str
+        Prefix of ids for names with nothing transliterable.
+
+    Returns
+    -------
+    list of str
+        One id per name, in order.
+    """
+    taken = set(reserved)
+    out = []
+    for k, name in enumerate(names, 1):
+        base = _ascii_id(str(name)) or f"{fallback}_{k}"
+        candidate, n = base, 2
+        while candidate in taken:
+            candidate, n = f"{base}_{n}", n + 1
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def _ascii_id(name: str) -> str:
+    if is_valid_id(name) and len(name) <= MAX_ID_LENGTH:
+        return name
+    text = _NOT_ID.sub("_", anyascii(name)).strip("_")[:MAX_ID_LENGTH]
+    if text and text[0].isdigit():
+        text = "_" + text
+    return text
+
 
 @dataclass(frozen=True)
 class PropertySpec:
-    """One property of the metadata class (EXT_structural_metadata)."""
+    """One property of the metadata class (EXT_structural_metadata).
 
-    name: str
+    ``id`` is the property id (``^[a-zA-Z_][a-zA-Z0-9_]*$``, the key in the class and
+    the table); ``name`` is the display name written to the schema when it differs
+    (e.g. the source attribute ``建成年代`` of the id ``JianChengNianDai``).
+    """
+
+    id: str
     type: str  # "STRING" or "SCALAR"
     component_type: str | None = None
     no_data: float | int | None = None
     description: str = ""
+    name: str = ""
 
     def schema(self) -> dict[str, Any]:
         """The class property definition."""
         out: dict[str, Any] = {"type": self.type}
+        if self.name:
+            out["name"] = self.name
+        if self.description:
+            out["description"] = self.description
         if self.component_type:
             out["componentType"] = self.component_type
         if self.no_data is not None:
             out["noData"] = self.no_data
-        if self.description:
-            out["description"] = self.description
         return out
+
+
+#: noData of numeric columns whose source has missing values (NaN, None, "").
+INT32_NO_DATA = -(2**31)
+FLOAT64_NO_DATA = float(np.finfo(np.float64).min)
+_EXACT_INT = 2**53  # integers beyond this are not exact in FLOAT64 (nor in JavaScript)
+
+
+def typed_column(
+    prop_id: str, values: np.ndarray, *, name: str = "", description: str = ""
+) -> tuple[PropertySpec, np.ndarray]:
+    """The metadata type of an attribute column and the column to write.
+
+    Numbers stay numbers: integers (int arrays, or object arrays of ints) become INT32
+    when they fit, floats and larger integers (exact up to 2**53) FLOAT64; missing values
+    (NaN, None, ``""``) are written as the property's ``noData`` (``INT32_NO_DATA``,
+    ``FLOAT64_NO_DATA``), which CesiumJS reads as "no value". Everything else (text,
+    booleans, mixed columns, integers beyond 2**53) is a STRING column, ``""`` for
+    missing values. INT64 is avoided on purpose: CesiumJS reads it as BigInt, which
+    style expressions and number formatting do not take.
+
+    Parameters
+    ----------
+    prop_id : str
+        A valid property id (see :func:`metadata_ids`).
+    values : ndarray
+        The column, one value per feature.
+    name, description : str
+        Display name and description for the schema.
+
+    Returns
+    -------
+    (PropertySpec, ndarray)
+        The property and the column converted to its type (object array of str for
+        STRING, the component dtype for SCALAR).
+    """
+    arr = np.asarray(values)
+    numbers, missing = _as_numbers(arr)
+    spec = dict(name=name, description=description)
+    if numbers is None:
+        return PropertySpec(prop_id, "STRING", **spec), _as_text(arr)
+    present = numbers[~missing]
+    integral = numbers.dtype.kind in "iu"
+    if integral and (not len(present) or (present.min() > INT32_NO_DATA and present.max() < 2**31)):
+        column = np.where(missing, INT32_NO_DATA, numbers).astype("<i4")
+        return PropertySpec(prop_id, "SCALAR", "INT32", INT32_NO_DATA, **spec), column
+    if integral and len(present) and np.abs(present).max() > _EXACT_INT:
+        return PropertySpec(prop_id, "STRING", **spec), _as_text(arr)
+    column = np.where(missing, FLOAT64_NO_DATA, numbers.astype(np.float64))
+    return PropertySpec(prop_id, "SCALAR", "FLOAT64", FLOAT64_NO_DATA, **spec), column
+
+
+def _as_numbers(arr: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """(numbers, missing mask), or (None, _) when ``arr`` is not a numeric column."""
+    none = np.zeros(len(arr), dtype=bool)
+    if arr.dtype.kind in "iu":
+        return arr, none
+    if arr.dtype.kind == "f":
+        return arr, ~np.isfinite(arr)
+    if arr.dtype.kind != "O":
+        return None, none  # text, bytes, booleans, dates
+    items = arr.tolist()
+    kinds = set(map(type, items))
+    if any(issubclass(k, np.generic) for k in kinds):  # numpy scalars in an object array
+        items = [v.item() if isinstance(v, np.generic) else v for v in items]
+        kinds = set(map(type, items))
+    if not kinds <= {int, float, str, type(None)} or not kinds & {int, float}:
+        return None, none  # booleans, mixed objects, or no number at all
+    if str in kinds and any(type(v) is str and v.strip() != "" for v in items):
+        return None, none
+    missing = np.fromiter(
+        (v is None or type(v) is str or (type(v) is float and v != v) for v in items),
+        dtype=bool,
+        count=len(items),
+    )
+    filled = [0 if m else v for v, m in zip(items, missing.tolist(), strict=True)]
+    if float not in kinds:
+        if any(abs(v) >= 2**63 for v in filled):
+            return None, none
+        return np.array(filled, dtype=np.int64), missing
+    numbers = np.array(filled, dtype=np.float64)
+    return numbers, missing | ~np.isfinite(numbers)
+
+
+def _as_text(arr: np.ndarray) -> np.ndarray:
+    """An object array of str, ``""`` for None and NaN."""
+    items = arr.tolist()
+    if all(type(v) is str for v in items):
+        return np.array(items, dtype=object) if arr.dtype.kind != "O" else arr
+    out = np.empty(len(items), dtype=object)
+    out[:] = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in items]
+    return out
 
 
 @dataclass
@@ -228,6 +390,9 @@ def write_glb(
     """
     if compression not in ("meshopt", "none"):
         raise ValueError(f"unknown compression {compression!r}")
+    bad = [i for i in (schema_id, class_name, *(p.id for p in properties)) if not is_valid_id(i)]
+    if bad:  # a caller's bug: ids are made valid by metadata_ids()
+        raise ValueError(f"metadata ids must match {ID_PATTERN.pattern}: {bad}")
     mesh = optimise_mesh(mesh)
     n_features = len(next(iter(table.values()))) if table else 0
     w = _Writer(compress=compression == "meshopt")
@@ -328,14 +493,14 @@ def _property_table(
 ) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     for spec in properties:
-        values = table[spec.name]
+        values = table[spec.id]
         if spec.type == "STRING":
             data, offsets = encode_strings(values)
             if len(data) == 0:
                 continue  # all empty: leave the optional property out of this table
             offset_type = "UINT16" if offsets[-1] <= 0xFFFF else "UINT32"
             offs = offsets.astype(COMPONENT_DTYPES[offset_type])
-            columns[spec.name] = {
+            columns[spec.id] = {
                 "values": w.raw_view(data),
                 "stringOffsets": w.raw_view(offs.tobytes()),
                 "stringOffsetType": offset_type,
@@ -343,11 +508,11 @@ def _property_table(
         else:
             assert spec.component_type is not None
             arr = np.asarray(values).astype(COMPONENT_DTYPES[spec.component_type])
-            columns[spec.name] = {"values": w.raw_view(arr.tobytes())}
+            columns[spec.id] = {"values": w.raw_view(arr.tobytes())}
     return {
         "schema": {
             "id": schema_id,
-            "classes": {class_name: {"properties": {p.name: p.schema() for p in properties}}},
+            "classes": {class_name: {"properties": {p.id: p.schema() for p in properties}}},
         },
         "propertyTables": [{"class": class_name, "count": count, "properties": columns}],
     }

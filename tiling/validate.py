@@ -11,7 +11,12 @@ benchmarks):
 - every content file exists, and its geometry lies inside the tile's bounding volume
   (and every child's volume inside its parent's);
 - every extension used (tileset and glb) is listed in ``extensionsUsed``;
-  ``extensionsRequired`` is a subset of ``extensionsUsed``.
+  ``extensionsRequired`` is a subset of ``extensionsUsed``;
+- metadata ids (schema, class and property ids of ``EXT_structural_metadata`` and of
+  a tileset ``schema``, b3dm batch table property names) match
+  ``^[a-zA-Z_][a-zA-Z0-9_]*$``, and every property table names a class of the schema
+  and only properties of that class;
+- no content file is over the tile budget (1 MB by default).
 """
 
 from __future__ import annotations
@@ -24,13 +29,18 @@ from typing import Any
 import numpy as np
 
 from tiling.b3dm import read_b3dm
-from tiling.gltf import read_glb, read_positions_enu
+from tiling.gltf import is_valid_id, read_glb, read_positions_enu
 
 TOLERANCE_M = 0.05
+MAX_CONTENT_BYTES = 1_000_000
 
 
 def check_tileset(
-    path: Path, *, check_content: bool = True, max_contents: int | None = None
+    path: Path,
+    *,
+    check_content: bool = True,
+    max_contents: int | None = None,
+    max_content_bytes: int = MAX_CONTENT_BYTES,
 ) -> list[str]:
     """Problems found in the tileset at ``path`` (an empty list when it is valid).
 
@@ -42,7 +52,9 @@ def check_tileset(
         Also open glb contents (extensions, geometry inside bounding volumes).
     max_contents : int, optional
         Open at most this many contents (the largest tiles first are not chosen:
-        tiles are taken in tree order).
+        tiles are taken in tree order). File sizes are checked for all.
+    max_content_bytes : int
+        The tile budget: every content file must be at most this large.
     """
     problems: list[str] = []
     doc = json.loads(path.read_text(encoding="utf-8"))
@@ -61,7 +73,9 @@ def check_tileset(
         problems.append(f"tileset uses extensions not in extensionsUsed: {sorted(missing)}")
     if not set(doc.get("extensionsRequired", [])) <= used:
         problems.append("tileset extensionsRequired is not a subset of extensionsUsed")
-    budget = [max_contents if max_contents is not None else math.inf]
+    if isinstance(doc.get("schema"), dict):
+        _check_schema_ids(doc["schema"], "tileset schema", problems)
+    budget = [max_contents if max_contents is not None else math.inf, max_content_bytes]
     _check_tile(root, "root", None, None, path.parent, check_content, budget, problems)
     return problems
 
@@ -98,9 +112,12 @@ def _check_tile(
     uri = tile.get("content", {}).get("uri")
     if uri:
         content = folder / uri
-        if not content.is_file():
+        size = content.stat().st_size if content.is_file() else -1
+        if size < 0:
             problems.append(f"{where}: content {uri} does not exist")
-        elif check_content and budget[0] > 0:
+        elif size > budget[1]:
+            problems.append(f"{where}: content {uri} is {size:,} bytes, over {budget[1]:,}")
+        if size >= 0 and check_content and budget[0] > 0:
             budget[0] -= 1
             _check_content(content, where, box, problems)
     for i, child in enumerate(tile.get("children", [])):
@@ -135,11 +152,17 @@ def _check_content(
     try:
         data = path.read_bytes()
         if path.suffix == ".b3dm":
-            _, _, data = read_b3dm(data)
+            _, batch, data = read_b3dm(data)
+            bad = [k for k in batch if k not in ("extensions", "extras") and not is_valid_id(k)]
+            if bad:
+                problems.append(f"{where}: {path.name} batch table property names {bad} {_ID}")
         gltf, binary = read_glb(data)
     except ValueError as exc:
         problems.append(f"{where}: {path.name} is not a glb ({exc})")
         return
+    meta = gltf.get("extensions", {}).get("EXT_structural_metadata")
+    if isinstance(meta, dict):
+        _check_metadata(meta, f"{where}: {path.name}", problems)
     used = set(gltf.get("extensionsUsed", []))
     missing = _extensions_in(gltf) - used
     if missing:
@@ -153,6 +176,39 @@ def _check_content(
     pos = read_positions_enu(gltf, binary)
     if len(pos) and not _inside((pos.min(axis=0), pos.max(axis=0)), box):
         problems.append(f"{where}: content of {path.name} is not inside the tile's bounding volume")
+
+
+_ID = "do not match ^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+def _check_schema_ids(schema: dict[str, Any], where: str, problems: list[str]) -> None:
+    bad = [] if is_valid_id(schema.get("id", "")) else [schema.get("id")]
+    for class_id, cls in schema.get("classes", {}).items():
+        bad += [] if is_valid_id(class_id) else [class_id]
+        bad += [p for p in cls.get("properties", {}) if not is_valid_id(p)]
+    for enum_id in schema.get("enums", {}):
+        bad += [] if is_valid_id(enum_id) else [enum_id]
+    if bad:
+        problems.append(f"{where}: metadata ids {bad} {_ID}")
+
+
+def _check_metadata(meta: dict[str, Any], where: str, problems: list[str]) -> None:
+    schema = meta.get("schema")
+    if not isinstance(schema, dict):
+        return  # an external schemaUri: not written by the toolkit
+    _check_schema_ids(schema, f"{where} schema", problems)
+    classes = schema.get("classes", {})
+    for k, table in enumerate(meta.get("propertyTables", [])):
+        cls = classes.get(table.get("class"))
+        if cls is None:
+            problems.append(f"{where}: property table {k} names no class of the schema")
+            continue
+        unknown = set(table.get("properties", {})) - set(cls.get("properties", {}))
+        if unknown:
+            problems.append(
+                f"{where}: property table {k} has properties {sorted(unknown)} "
+                "that its class does not define"
+            )
 
 
 def _extensions_in(obj: Any) -> set[str]:

@@ -11,6 +11,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 import cim
 from cim.errors import DatasetIOError, NotFoundError
+from server.errors import served_roots
+from server.security import redact_json
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,9 @@ def output_dir() -> Path | None:
 
 def load_manifest() -> dict[str, Any]:
     """Read ``manifest.json`` of the output folder (cached by mtime).
+
+    Absolute server paths are cut from it (:func:`server.security.redact_json`): the
+    manifest is served to browsers.
 
     Raises
     ------
@@ -49,6 +54,7 @@ def load_manifest() -> dict[str, Any]:
         raise DatasetIOError(f"manifest.json cannot be read ({exc})") from exc
     if not isinstance(data, dict):
         raise DatasetIOError("manifest.json is not a JSON object")
+    data = redact_json(data, served_roots())
     _manifest_cache[path] = (mtime, data)
     return data
 
@@ -62,6 +68,8 @@ def health() -> Response:
         "output": bool(root and root.is_dir()),
         "manifest": bool(root and (root / "manifest.json").is_file()),
         "addresses": bool(root and (root / "addresses.sqlite").is_file()),
+        "buildings": bool(root and (root / "buildings.parquet").is_file()),
+        "terrain": bool(root and (root / "terrain" / "layer.json").is_file()),
         "viewer": (Path(current_app.config["VIEWER_DIR"]) / "index.html").is_file(),
         "cesium": (cesium / "Cesium.js").is_file(),
     }
@@ -81,6 +89,7 @@ def manifest() -> Response:
     data["server"] = {
         "data_url": "data/",
         "search": bool(root and (root / "addresses.sqlite").is_file()),
+        "buildings": bool(root and (root / "buildings.parquet").is_file()),
     }
     resp = jsonify(data)
     resp.headers["Cache-Control"] = "no-cache"

@@ -1,7 +1,10 @@
-"""The viewer page (``/``), its own files (``/viewer/``) and CesiumJS (``/cesium/``)."""
+"""The viewer page (``/``), its own files (``/viewer/``) and the npm libraries it uses
+(``/vendor/<name>/``, named in ``viewer/vendor.json``; ``/cesium/`` is CesiumJS's alias)."""
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app
@@ -40,14 +43,45 @@ def viewer_file(subpath: str) -> Response:
     return send_path(path, max_age=0)
 
 
-@bp.get("/cesium/<path:subpath>")
-def cesium_file(subpath: str) -> Response:
-    """CesiumJS (Build/Cesium of the npm package), served locally."""
-    root = Path(current_app.config["CESIUM_DIR"])
+@lru_cache(maxsize=8)
+def _vendor_map(path: Path, mtime_ns: int) -> dict[str, str]:
+    """``viewer/vendor.json``: library name → folder under ``node_modules`` (cached by mtime)."""
+    libraries = json.loads(path.read_text(encoding="utf-8")).get("libraries", {})
+    return {str(k): str(v) for k, v in libraries.items()}
+
+
+def _vendor_root(name: str) -> Path:
+    """The served folder of a vendored library; CesiumJS's is CESIUM_DIR (by default the
+    folder vendor.json names, ``node_modules/cesium/Build/Cesium``)."""
+    if name == "cesium":
+        root = Path(current_app.config["CESIUM_DIR"])
+    else:
+        listing = _viewer_dir() / "vendor.json"
+        mtime = listing.stat().st_mtime_ns if listing.is_file() else 0
+        folder = _vendor_map(listing, mtime).get(name) if mtime else None
+        if folder is None:
+            raise NotFoundError("no such file")
+        # a folder (resolve_under finds files only); vendor.json is the repository's own
+        modules = (_viewer_dir() / "node_modules").resolve()
+        root = (modules / folder).resolve()
+        if modules not in root.parents:
+            raise NotFoundError("no such file")
     if not root.is_dir():
         raise NotFoundError(
-            "CesiumJS is not installed: run `npm ci --prefix viewer` in the repository"
+            f"{name} is not installed: run `npm ci --prefix viewer` in the repository"
         )
-    path = resolve_under(root, subpath)
+    return root
+
+
+@bp.get("/vendor/<name>/<path:subpath>")
+def vendor_file(name: str, subpath: str) -> Response:
+    """A vendored npm library (a pinned version: cached for CESIUM_MAX_AGE)."""
+    path = resolve_under(_vendor_root(name), subpath)
     age = int(current_app.config["CESIUM_MAX_AGE"])
     return send_path(path, max_age=age, cache_control=f"public, max-age={age}")
+
+
+@bp.get("/cesium/<path:subpath>")
+def cesium_file(subpath: str) -> Response:
+    """CesiumJS (Build/Cesium of the npm package): the alias of ``/vendor/cesium/``."""
+    return vendor_file("cesium", subpath)

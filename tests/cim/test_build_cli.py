@@ -68,7 +68,8 @@ def test_output_contract(project: Path) -> None:
     out = project.parent / "out"
     assert result.ran == ["buildings", "l2"]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    for key in ("name", "crs", "extent", "centre", "layers", "stages", "version", "inputs"):
+    keys = ("schema_version", "name", "crs", "extent", "centre", "layers", "stages", "version")
+    for key in (*keys, "inputs", "generator", "built_at"):
         assert key in manifest
     assert manifest["name"] == "测试城"
     assert manifest["layers"]["l2"]["url"] == "tiles/l2/tileset.json"
@@ -82,7 +83,7 @@ def test_output_contract(project: Path) -> None:
         ("broken", "invalid-geometry"),
         ("broken", "default-height"),
     }
-    assert not list(project.parent.glob(".out.*"))  # no temporary folder left
+    assert [p.name for p in project.parent.glob(".out.*")] == [".out.lock"]  # no temp folder
 
 
 def test_rebuild_is_cheap_and_change_rebuilds(project: Path) -> None:
@@ -107,7 +108,7 @@ def test_failed_build_leaves_the_old_output(project: Path) -> None:
     with pytest.raises(InputDataError):
         build_project(project, progress=False)
     assert (out / "manifest.json").read_bytes() == before
-    assert not list(project.parent.glob(".out.*"))
+    assert [p.name for p in project.parent.glob(".out.*")] == [".out.lock"]
 
 
 def test_cli_exit_codes_and_messages(
@@ -157,3 +158,42 @@ def test_unknown_section_is_refused(project: Path) -> None:
         ConfigError, match=r"unknown section \[bulidings\]; did you mean \[buildings\]"
     ):
         build_project(project, progress=False)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cim.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_global_options_work_after_the_command(tmp_path: Path) -> None:
+    (tmp_path / "e.geojson").write_text(
+        '{"type":"FeatureCollection","features":[]}', encoding="utf-8"
+    )
+    (tmp_path / "city.toml").write_text('[buildings]\npath = "e.geojson"\n', encoding="utf-8")
+    toml = str(tmp_path / "city.toml")
+    after = _cli("build", toml, "-v")  # as the error message says: "rerun with -v"
+    assert after.returncode in (4, 5) and "Traceback" in after.stderr
+    before = _cli("-v", "build", toml)
+    assert before.returncode == after.returncode and "Traceback" in before.stderr
+    assert "Traceback" not in _cli("build", toml).stderr
+    quiet = _cli("build", toml, "--quiet")
+    assert quiet.returncode == after.returncode
+    assert "running" not in quiet.stderr and len(quiet.stderr.splitlines()) == 1
+
+
+def test_summary_with_stage_warnings_on_stderr(project: Path) -> None:
+    text = project.read_text(encoding="utf-8") + 'extra = ["no_such_column"]\n'
+    project.write_text(text, encoding="utf-8")
+    run = _cli("build", str(project), "-j", "1")
+    assert run.returncode == 0, run.stderr
+    assert "built buildings, l2" in run.stdout
+    lines = run.stderr.splitlines()
+    summary = [ln for ln in lines if ln.startswith("cim: summary: ")]
+    assert len(summary) == 1
+    assert "buildings 31 read, 31 written" in summary[0] and "l2 " in summary[0]
+    warning = [ln for ln in lines if ln.startswith("cim: warning: buildings: ")]
+    assert len(warning) == 1 and "no_such_column" in warning[0]
+    assert lines.index(summary[0]) < lines.index(warning[0])
+    quiet = _cli("build", str(project), "--force", "-q")
+    assert quiet.returncode == 0 and quiet.stderr == ""

@@ -64,3 +64,33 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
         load_project(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="not a valid TOML"):
         load_project(write(tmp_path, "[city\nname=1"))
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('buildings = "b.shp"\n', "'buildings' must be a table"),
+        ('output = "out"\n', "'output' must be a table"),
+        ("terrain = 3\n", "'terrain' must be a table"),
+        ("[city]\nname = 12\n", "[city] name must be a string"),
+        ("[city]\ncrs = 4547\n", "[city] crs must be a string"),
+        ("[output]\ndir = 1\n", "[output] dir must be a string"),
+        ('[output]\ndri = "x"\n', "did you mean 'dir'"),
+        ('[buildings]\npath = "b.shp"\nmin_area = nan\n', "min_area must be a finite number"),
+        ('[buildings]\npath = ""\n', "[buildings] path must be a path string"),
+        ('[buildings]\npath = "b.shp"\nextra = [1]\n', "[buildings] extra must be a string"),
+    ],
+)
+def test_every_value_is_type_checked(tmp_path: Path, text: str, key: str) -> None:
+    project_path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_project(project_path).buildings  # noqa: B018 - parsing is the test
+    msg = str(exc.value)
+    assert key in msg and "\n" not in msg and str(project_path) in msg
+    assert exc.value.exit_code == 2
+
+
+def test_output_dir_is_resolved_against_the_file(tmp_path: Path) -> None:
+    project = load_project(write(tmp_path, '[output]\ndir = "out/x"\n'))
+    assert project.output == (tmp_path / "out" / "x").resolve()
+    assert load_project(write(tmp_path, "")).output == (tmp_path / "output").resolve()

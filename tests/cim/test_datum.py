@@ -66,5 +66,15 @@ def test_grid_in_projected_crs(tmp_path: Path) -> None:
 def test_grid_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetIOError):
         Datum.from_config(DatumConfig(geoid_grid=tmp_path / "missing.tif"))
-    with pytest.raises(CRSError):
+    with pytest.raises(CRSError, match=r"nocrs\.tif.*no CRS.*\[datum\] crs"):
         Datum.from_config(DatumConfig(geoid_grid=_grid(tmp_path / "nocrs.tif", crs=None)))
+
+
+def test_grid_crs_follows_the_one_policy(tmp_path: Path) -> None:
+    """cim.crs.resolve_crs: [datum] crs for a grid without one; contradictions refused."""
+    bare = _grid(tmp_path / "bare.tif", crs=None)
+    d = Datum.from_config(DatumConfig(geoid_grid=bare, crs="EPSG:4326"))
+    assert d.undulation(np.array([120.0]), np.array([30.0]))[0] == pytest.approx(10.0)
+    # lon/lat degrees declared as Gauss-Krüger metres: the coordinates say otherwise
+    with pytest.raises(CRSError, match=r"bare\.tif"):
+        Datum.from_config(DatumConfig(geoid_grid=bare, crs="EPSG:4547"))

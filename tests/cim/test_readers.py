@@ -131,3 +131,137 @@ def test_bad_files(tmp_path: Path) -> None:
     (tmp_path / "broken.geojson").write_text("{not json", encoding="utf-8")
     with pytest.raises(DatasetIOError):
         read_features(tmp_path / "broken.geojson")
+
+
+# --- per-feature errors, encodings, empty files, CRS of GeoJSON ----------------------
+
+
+def test_geojson_crs_member_decides_whether_the_file_carries_a_crs(tmp_path: Path) -> None:
+    # GDAL reports EPSG:4326 for any GeoJSON; without a crs member that is RFC 7946's
+    # default, not something the file says
+    plain = tmp_path / "plain.geojson"
+    feature = {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(SQUARE)}
+    plain.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    t = read_features(plain)
+    assert t.crs is None and t.implied_crs == "EPSG:4326"
+    named = write_ogr(tmp_path / "named.geojson", "GeoJSON", crs="EPSG:4547")
+    t = read_features(named)
+    assert t.crs is not None and CRS.from_user_input(t.crs).to_epsg() == 4547
+
+
+def test_unreadable_rings_are_repaired_or_dropped_per_feature(tmp_path: Path) -> None:
+    ring = [[0, 0], [20, 0], [20, 20], [0, 20]]
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"id": i}, "geometry": g}
+            for i, g in enumerate(
+                [
+                    {"type": "Polygon", "coordinates": [ring]},  # unclosed
+                    {"type": "Polygon", "coordinates": [ring[:2]]},  # two points
+                    {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+                ]
+            )
+        ],
+    }
+    path = tmp_path / "d.geojson"
+    path.write_text(json.dumps(fc), encoding="utf-8")
+    t = read_features(path)
+    assert len(t) == 3 and t.geometry[2].is_valid
+    assert t.geometry[0].exterior.is_closed and t.geometry[0].area == 400
+    assert [(i.row, i.reason, i.repaired) for i in t.issues] == [
+        (0, "invalid-geometry", True),
+        (1, "invalid-geometry", True),
+    ]
+    assert "closed" in t.issues[0].detail
+
+
+def test_csv_encodings_are_detected(tmp_path: Path) -> None:
+    text = 'id,name,wkt\n1,鼓楼大街,"POINT (1 2)"\n'
+    for enc, raw, expected in [
+        ("gbk", text.encode("gbk"), "GB18030"),
+        ("gb18030", text.encode("gb18030"), "GB18030"),
+        ("utf-8", text.encode("utf-8"), "UTF-8"),
+        ("bom", b"\xef\xbb\xbf" + text.encode("utf-8"), "UTF-8-SIG"),
+    ]:
+        path = tmp_path / f"{enc}.csv"
+        path.write_bytes(raw)
+        t = read_features(path)
+        assert t.encoding == expected
+        assert t.columns["name"][0] == "鼓楼大街" and "id" in t.columns
+
+
+def test_declared_encoding_that_cannot_decode_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes('id,name,wkt\n1,鼓楼,"POINT (1 2)"\n'.encode("gbk"))
+    with pytest.raises(InputDataError) as exc:
+        read_features(path, encoding="utf-8")
+    msg = str(exc.value)
+    assert "\n" not in msg and "a.csv" in msg and "GB18030" in msg
+    from cim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown text encoding"):
+        read_features(path, encoding="no-such-codec")
+
+
+def test_numeric_columns_keep_their_type(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        'id,year,ratio,gap,wkt\n1,1998,0.5,,"POINT (1 2)"\n2,2001,1.5,3,"POINT (1 2)"\n',
+        encoding="utf-8",
+    )
+    t = read_features(path)
+    assert t.columns["year"].dtype == np.int64
+    assert t.columns["ratio"].dtype == np.float64
+    assert t.columns["gap"].dtype == np.float64 and np.isnan(t.columns["gap"][0])
+
+
+def test_empty_files_are_input_data_errors(tmp_path: Path) -> None:
+    cases = {
+        "zero.geojson": "",
+        "zero.csv": "",
+        "header.csv": "id,wkt\n",
+        "nofeatures.geojson": '{"type": "FeatureCollection", "features": []}',
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        with pytest.raises(InputDataError, match="empty file"):
+            read_features(tmp_path / name)
+
+
+def test_apply_per_feature_isolates_the_failing_feature() -> None:
+    from cim.readers import apply_per_feature
+
+    tiny = shapely.Polygon([(0, 0), (1e-9, 0), (0, 1e-9)])
+    geoms = np.array([shapely.box(0, 0, 1, 1), tiny, shapely.box(2, 2, 3, 3)], dtype=object)
+    out, errors = apply_per_feature(shapely.remove_repeated_points, geoms, 1e-8)
+    assert list(errors) == [1] and "LinearRing" in errors[1]
+    assert out[0].equals(geoms[0]) and out[2].equals(geoms[2]) and out[1] is None
+
+
+def test_csv_rows_with_another_number_of_cells_are_listed_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    rows = [f'{k},"POINT ({k} 0)"' for k in range(4)]
+    rows.insert(2, 'bad,"POINT (9 9)",extra')
+    rows.append("short")
+    path.write_text("id,wkt\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    t = read_features(path)
+    assert list(t.column("id")) == [0, 1, 2, 3]
+    assert [(r.line, r.cells.get("id"), r.detail) for r in t.bad_rows] == [
+        (4, "bad", "3 cells, the header has 2"),
+        (7, "short", "1 cells, the header has 2"),
+    ]
+
+
+def test_csv_whose_every_row_is_ragged_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text('id,wkt\n1,"POINT (0 0)",x\n2,"POINT (1 0)",y\n', encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"no usable row: all 2 rows .*line 2: 3 cells"):
+        read_features(path)
+
+
+@pytest.mark.parametrize("name", ["b.geojson", "b.csv", "b.gpkg"])
+def test_blank_file_is_empty_not_a_format_error(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf  \r\n\t\n ")
+    with pytest.raises(InputDataError, match="empty file"):
+        read_features(tmp_path / name)

@@ -3,9 +3,10 @@
 :func:`write_fixture_output` writes ``manifest.json`` and ``tiles/l2/tileset.json`` with
 one glb of a few box buildings carrying EXT_mesh_features + EXT_structural_metadata
 (per-building id, name, height, floors, use, roof_type, base, address), a gzip
-``.terrain`` file and a PNG tile, so the server and the viewer can be exercised before
-the real sample city build exists. :class:`FakeAddressIndex` follows the
-``tiling.addresses.AddressIndex`` contract over the same buildings.
+``.terrain`` file, a PNG tile and the footprint table ``buildings.parquet``, so the
+server and the viewer can be exercised before the real sample city build exists.
+:class:`FakeAddressIndex` follows the ``cim.addresses.AddressIndex`` contract over the
+same buildings.
 """
 
 from __future__ import annotations
@@ -260,13 +261,47 @@ def _extent(pad_m: float = 120.0) -> list[float]:
     return [lon0 - dlon, lat0 - dlat, lon0 + dlon, lat0 + dlat]
 
 
+def fixture_buildings() -> Any:
+    """:data:`BUILDINGS` as a :class:`cim.model.Buildings` table (lon/lat boxes)."""
+    import shapely
+
+    from cim.model import Buildings
+
+    lon0, lat0, h0 = CENTRE
+    k = 111_320.0 * math.cos(math.radians(lat0))
+    boxes = [
+        shapely.box(
+            lon0 + (b[6] - b[8] / 2) / k,
+            lat0 + (b[7] - b[9] / 2) / 111_320.0,
+            lon0 + (b[6] + b[8] / 2) / k,
+            lat0 + (b[7] + b[9] / 2) / 111_320.0,
+        )
+        for b in BUILDINGS
+    ]
+
+    def col(i: int) -> np.ndarray:
+        return np.array([b[i] for b in BUILDINGS], dtype=object)
+
+    return Buildings(
+        ids=col(0),
+        footprints=np.array(boxes, dtype=object),
+        height=np.array([b[5] for b in BUILDINGS], dtype=np.float64),
+        floors=np.array([b[4] for b in BUILDINGS], dtype=np.float64),
+        base=np.full(len(BUILDINGS), h0),
+        name=col(1),
+        use=col(2),
+        roof_type=col(3),
+    )
+
+
 def write_fixture_output(dest: Path) -> Path:
     """Write the tiny output folder into ``dest`` and return it.
 
     Contents: ``manifest.json``, ``build-report.json``, ``tiles/l2/tileset.json`` +
     ``tiles/l2/0.glb``, ``terrain/0/0/0.terrain`` (gzip bytes, not a valid mesh: for
-    header tests only, not listed in the manifest), ``imagery/0/0/0.png``, and an
-    (empty) ``addresses.sqlite`` so that the search endpoints are enabled.
+    header tests only, not listed in the manifest), ``imagery/0/0/0.png``,
+    ``buildings.parquet`` and an (empty) ``addresses.sqlite`` so that the search
+    endpoints are enabled.
     """
     dest = Path(dest)
     (dest / "tiles" / "l2").mkdir(parents=True, exist_ok=True)
@@ -302,6 +337,9 @@ def write_fixture_output(dest: Path) -> Path:
     (dest / "imagery" / "0" / "0").mkdir(parents=True, exist_ok=True)
     (dest / "imagery" / "0" / "0" / "0.png").write_bytes(_tiny_png())
     (dest / "addresses.sqlite").write_bytes(b"")
+    from tiling.buildings.export import write_buildings_table
+
+    write_buildings_table(fixture_buildings(), dest)
     manifest = {
         "name": "测试城",
         "crs": "EPSG:4326",

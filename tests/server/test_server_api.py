@@ -29,6 +29,8 @@ def test_health(client: FlaskClient) -> None:
         "output": True,
         "manifest": True,
         "addresses": True,
+        "buildings": True,
+        "terrain": False,
         "viewer": True,
         "cesium": True,
     }
@@ -49,7 +51,7 @@ def test_manifest(client: FlaskClient) -> None:
     body = resp.json
     assert body["name"] == "测试城"
     assert body["layers"]["l2"]["url"] == "tiles/l2/tileset.json"
-    assert body["server"] == {"data_url": "data/", "search": True}
+    assert body["server"] == {"data_url": "data/", "search": True, "buildings": True}
     assert "测试城".encode() in resp.data  # UTF-8, not \\u escapes
     again = client.get("/api/manifest", headers={"If-None-Match": resp.headers["ETag"]})
     assert again.status_code == 304

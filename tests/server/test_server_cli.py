@@ -46,19 +46,29 @@ def test_serve_runs_waitress_and_logs_url(
 ) -> None:
     calls: dict[str, Any] = {}
 
-    def fake_serve(app: Any, **kwargs: Any) -> None:
-        calls["app"] = app
-        calls.update(kwargs)
+    class FakeServer:
+        def run(self) -> None:
+            calls["ran"] = True
 
-    import waitress
+        def close(self) -> None:
+            calls["closed"] = True
 
-    monkeypatch.setattr(waitress, "serve", fake_serve)
+    def fake_create(app: Any, host: str, port: int) -> FakeServer:
+        calls.update(app=app, host=host, port=port)
+        return FakeServer()
+
+    from server import wsgi
+
+    monkeypatch.setattr(wsgi, "create_server", fake_create)
+    monkeypatch.setenv("CIM_CONNECTION_LIMIT", "777")
     with caplog.at_level(logging.INFO, logger="server.cli"):
         cli.serve(_project(tmp_path, fixture_output), "127.0.0.1", 8123, False)
     assert calls["host"] == "127.0.0.1"
     assert calls["port"] == 8123
-    assert calls["threads"] >= 4
+    assert calls["ran"] and calls["closed"]
+    assert calls["app"].config["CONNECTION_LIMIT"] == 777
     assert "http://127.0.0.1:8123/" in caplog.text
+    assert "777 connections" in caplog.text
 
 
 def test_serve_debug_uses_flask(

@@ -11,22 +11,15 @@ import numpy as np
 import pytest
 import shapely
 
+from cim.addresses import AddressIndex, Candidate, normalize, parse_address
+from cim.addresses.normalize import chinese_numerals_to_digits
 from cim.config import load_project
 from cim.errors import ConfigError, InputDataError, NotFoundError
 from cim.model import Buildings
 from cim.report import BuildReport
 from cim.stages import BuildContext, Stage
-from tiling.addresses import (
-    AddressesConfig,
-    AddressIndex,
-    AddressRecords,
-    Candidate,
-    build_index,
-    normalize,
-    parse_address,
-)
+from tiling.addresses import AddressesConfig, AddressRecords, build_index
 from tiling.addresses.attach import INSIDE, NEAREST, UNMATCHED, attach_points
-from tiling.addresses.normalize import chinese_numerals_to_digits
 from tiling.addresses.stage import AddressStage
 from tiling.addresses.synthetic import generate_addresses, make_variants, to_chinese_numeral
 
@@ -84,24 +77,34 @@ def test_parse_full_hierarchy() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("上海市浦东新区陆家嘴环路1388号", {"city": "上海市", "district": "浦东新区",
-                                           "street": "陆家嘴环路", "number": "1388"}),
+        (
+            "上海市浦东新区陆家嘴环路1388号",
+            {"city": "上海市", "district": "浦东新区", "street": "陆家嘴环路", "number": "1388"},
+        ),
         ("张杨路628弄4-7号", {"street": "张杨路", "number": "628弄4-7"}),
         ("中山东二路22号", {"street": "中山东2路", "number": "22"}),
-        ("鼓楼东街12号3-2-501", {"street": "鼓楼东街", "number": "12", "building": "3",
-                                 "unit": "2", "room": "501"}),
+        (
+            "鼓楼东街12号3-2-501",
+            {"street": "鼓楼东街", "number": "12", "building": "3", "unit": "2", "room": "501"},
+        ),
         ("鼓楼东街12号东方大厦", {"street": "鼓楼东街", "number": "12", "poi": "东方大厦"}),
-        ("平城市古城区鼓楼东街12", {"city": "平城市", "district": "古城区",
-                                   "street": "鼓楼东街", "number": "12"}),
+        (
+            "平城市古城区鼓楼东街12",
+            {"city": "平城市", "district": "古城区", "street": "鼓楼东街", "number": "12"},
+        ),
         ("新市路12号", {"street": "新市路", "number": "12"}),
-        ("鼓楼东街12号院3号楼2单元", {"street": "鼓楼东街", "number": "12", "building": "3",
-                                     "unit": "2"}),
+        (
+            "鼓楼东街12号院3号楼2单元",
+            {"street": "鼓楼东街", "number": "12", "building": "3", "unit": "2"},
+        ),
         ("鼓楼东街十二号楼", {"street": "鼓楼东街", "number": "12"}),
         ("中山东一路15甲", {"street": "中山东1路", "number": "15甲"}),
         ("东方明珠广播电视塔", {"poi": "东方明珠广播电视塔"}),
         ("No. 33 Sichuan Middle Road", {"street": "sichuan middle road", "number": "33"}),
-        ("8 Lujiazui Ring Rd, Pudong District", {"street": "lujiazui ring road", "number": "8",
-                                                  "district": "pudong district"}),
+        (
+            "8 Lujiazui Ring Rd, Pudong District",
+            {"street": "lujiazui ring road", "number": "8", "district": "pudong district"},
+        ),
     ],
 )
 def test_parse_examples(text: str, expected: dict[str, str]) -> None:
@@ -253,17 +256,16 @@ def test_structured_parts_defaults_and_skips(tmp_path: Path) -> None:
         lon=np.array([113.30, 113.31, np.nan, 113.32, 113.33]),
         lat=np.array([40.09, 40.09, 40.09, 40.09, 40.09]),
         parts={
-            "street": np.array(["鼓楼东街", "鼓樓西街", "鼓楼东街", "", "Drum Tower Rd"],
-                               dtype=object),
+            "street": np.array(
+                ["鼓楼东街", "鼓樓西街", "鼓楼东街", "", "Drum Tower Rd"], dtype=object
+            ),
             "number": np.array(["12", "三号", "1", "", "No. 5"], dtype=object),
             "poi": np.array([None, "", "", "", None], dtype=object),
         },
     )
-    res = build_index(rec, tmp_path / "a.sqlite", default_city="平城市",
-                      default_district="古城区")
+    res = build_index(rec, tmp_path / "a.sqlite", default_city="平城市", default_district="古城区")
     assert res.count == 3
-    assert {(s[0], s[1]) for s in res.skipped} == {("c", "bad_coordinates"),
-                                                  ("d", "empty_address")}
+    assert {(s[0], s[1]) for s in res.skipped} == {("c", "bad-coordinates"), ("d", "empty-address")}
     idx = AddressIndex(tmp_path / "a.sqlite")
     c = idx.search("平城市古城区鼓楼东街12号")[0]
     assert c.source_id == "a" and c.score == 100.0
@@ -363,8 +365,10 @@ def test_build_index_with_buildings(tmp_path: Path) -> None:
 def test_reverse_puts_the_building_there_first(tmp_path: Path) -> None:
     # a long building whose address point is at its east end; a point of another
     # building lies just outside its west end
-    b = _buildings([shapely.box(113.300, 40.090, 113.303, 40.0902), _square(113.2995, 40.090)],
-                   ids=["LONG", "SMALL"])
+    b = _buildings(
+        [shapely.box(113.300, 40.090, 113.303, 40.0902), _square(113.2995, 40.090)],
+        ids=["LONG", "SMALL"],
+    )
     rec = AddressRecords(
         ids=np.array(["east", "small"], dtype=object),
         lon=np.array([113.3029, 113.2996]),
@@ -413,8 +417,11 @@ def test_stage_csv_projected_with_buildings(tmp_path: Path) -> None:
     x, y = _gk([113.3001, 113.30125, 113.5, 113.3], [40.0901, 40.0901, 40.09, 40.09])
     lines = ["x,y,address,district"]
     for xi, yi, a, d in zip(
-        x, y, ["平城市古城区鼓楼东街12号", "鼓楼东街14号", "鼓楼东街99号", ""],
-        ["古城区", "", "", ""], strict=True,
+        x,
+        y,
+        ["平城市古城区鼓楼东街12号", "鼓楼东街14号", "鼓楼东街99号", ""],
+        ["古城区", "", "", ""],
+        strict=True,
     ):
         lines.append(f"{xi:.3f},{yi:.3f},{a},{d}")
     lines.append("bad,1,鼓楼东街1号,")
@@ -439,7 +446,7 @@ def test_stage_csv_projected_with_buildings(tmp_path: Path) -> None:
     rep = ctx.report.stages["addresses"].to_json()
     assert rep["read"] == 5
     assert rep["written"] == 3
-    assert rep["skip_reasons"] == {"bad_coordinates": 1, "empty_address": 1}
+    assert rep["skip_reasons"] == {"bad-coordinates": 1, "empty-address": 1}
     assert rep["counts"]["attached"] == 2
     assert rep["counts"]["unmatched"] == 1
     assert rep["flag_reasons"] == {"no-building": 1}
@@ -460,14 +467,19 @@ def test_stage_geojson_without_buildings(tmp_path: Path) -> None:
             {
                 "type": "Feature",
                 "geometry": {"type": "Point", "coordinates": [121.4972233, 31.2426598]},
-                "properties": {"addr_street": "陆家嘴环路", "addr_housenumber": "1388",
-                               "name": None},
+                "properties": {
+                    "addr_street": "陆家嘴环路",
+                    "addr_housenumber": "1388",
+                    "name": None,
+                },
             }
         ],
     }
     (tmp_path / "a.geojson").write_text(json.dumps(fc, ensure_ascii=False), encoding="utf-8")
-    toml = _project(tmp_path, 'path = "a.geojson"\nstreet = "addr_street"\n'
-                              'number = "addr_housenumber"\npoi = "name"\n')
+    toml = _project(
+        tmp_path,
+        'path = "a.geojson"\nstreet = "addr_street"\nnumber = "addr_housenumber"\npoi = "name"\n',
+    )
     project = load_project(toml)
     ctx = BuildContext(project=project, workdir=tmp_path, report=BuildReport(), progress=False)
     AddressStage().run(ctx)
@@ -481,8 +493,9 @@ def test_stage_geojson_without_buildings(tmp_path: Path) -> None:
 def test_stage_missing_column(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("lon,lat,addr\n113.3,40.09,鼓楼东街1号\n", encoding="utf-8")
     toml = _project(tmp_path, 'path = "a.csv"\nfull = "address"\n')
-    ctx = BuildContext(project=load_project(toml), workdir=tmp_path, report=BuildReport(),
-                       progress=False)
+    ctx = BuildContext(
+        project=load_project(toml), workdir=tmp_path, report=BuildReport(), progress=False
+    )
     with pytest.raises(InputDataError, match="address"):
         AddressStage().run(ctx)
 
@@ -498,10 +511,15 @@ def _write_vector(path: Path, geoms: list, encoding: str | None = None, **cols: 
     import pyogrio
 
     data = {k: pa.array(v, pa.string()) for k, v in cols.items()}
-    data["geometry"] = pa.array(shapely.to_wkb(np.array(geoms, dtype=object)).tolist(),
-                                pa.binary())
-    pyogrio.write_arrow(pa.table(data), path, geometry_name="geometry",
-                        geometry_type="Unknown", crs="EPSG:4547", encoding=encoding)
+    data["geometry"] = pa.array(shapely.to_wkb(np.array(geoms, dtype=object)).tolist(), pa.binary())
+    pyogrio.write_arrow(
+        pa.table(data),
+        path,
+        geometry_name="geometry",
+        geometry_type="Unknown",
+        crs="EPSG:4547",
+        encoding=encoding,
+    )
 
 
 @pytest.mark.parametrize("kind", ["shp", "gpkg"])
@@ -512,8 +530,13 @@ def test_stage_shapefile_gbk_and_gpkg_polygons(tmp_path: Path, kind: str) -> Non
     else:  # polygons: their point on surface
         geoms = [shapely.box(xi - 5, yi - 5, xi + 5, yi + 5) for xi, yi in zip(x, y, strict=True)]
     path = tmp_path / f"addr.{kind}"
-    _write_vector(path, geoms, encoding="GBK" if kind == "shp" else None,
-                  street=["鼓樓東街", "鼓楼东街"], number=["12号", "十四号"])
+    _write_vector(
+        path,
+        geoms,
+        encoding="GBK" if kind == "shp" else None,
+        street=["鼓樓東街", "鼓楼东街"],
+        number=["12号", "十四号"],
+    )
     toml = _project(tmp_path, f'path = "addr.{kind}"\nstreet = "street"\nnumber = "number"\n')
     project = load_project(toml)
     if kind == "shp":
@@ -542,7 +565,7 @@ def test_build_project_runs_the_stage(tmp_path: Path, monkeypatch: pytest.Monkey
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["layers"]["addresses"] == {"url": "addresses.sqlite", "count": 1}
     report = json.loads((out / "build-report.json").read_text(encoding="utf-8"))
-    assert report["stages"]["addresses"]["skip_reasons"] == {"empty_address": 1}
+    assert report["stages"]["addresses"]["skip_reasons"] == {"empty-address": 1}
     assert AddressIndex(out / "addresses.sqlite").search("鼓楼东街12号")[0].score == 100.0
     again = cb.build_project(toml, progress=False)
     assert again.up_to_date

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import shapely
 
+from cim.addresses import AddressIndex
 from cim.config import load_project
 from cim.model import Buildings
 from cim.report import BuildReport, StageReport
 from cim.stages import BuildContext
-from tiling.addresses import AddressesConfig, AddressIndex, build_index
+from tiling.addresses import AddressesConfig, build_index
 from tiling.addresses.reader import read_addresses
 from tiling.addresses.stage import AddressStage
 
@@ -67,9 +68,10 @@ def test_sample_known_address(sample_index) -> None:
     i = int(np.flatnonzero(buildings.ids == sample.KNOWN_BUILDING_ID)[0])
     assert sample.KNOWN_ADDRESS in tuple(buildings.addresses[i])
     assert c.height == pytest.approx(buildings.base[i] + buildings.height[i])
-    assert shapely.contains_xy(buildings.footprints[i], c.lon, c.lat) or shapely.distance(
-        buildings.footprints[i], shapely.Point(c.lon, c.lat)
-    ) < 3e-4
+    assert (
+        shapely.contains_xy(buildings.footprints[i], c.lon, c.lat)
+        or shapely.distance(buildings.footprints[i], shapely.Point(c.lon, c.lat)) < 3e-4
+    )
     r = idx.reverse(c.lon, c.lat, limit=3)
     assert r[0].building_id == sample.KNOWN_BUILDING_ID
     assert idx.building_at(c.lon, c.lat)[0] == sample.KNOWN_BUILDING_ID
@@ -77,9 +79,11 @@ def test_sample_known_address(sample_index) -> None:
 
 def test_sample_all_addresses_find_themselves(sample_index) -> None:
     _sample, _buildings, _ctx, idx = sample_index
-    rows = idx._con().execute(
-        "SELECT id, address FROM addresses ORDER BY (id * 7919) % 1009 LIMIT 300"
-    ).fetchall()
+    rows = (
+        idx._con()
+        .execute("SELECT id, address FROM addresses ORDER BY (id * 7919) % 1009 LIMIT 300")
+        .fetchall()
+    )
     wrong = []
     for rid, address in rows:
         got = idx.search(address, limit=10)
@@ -130,7 +134,7 @@ def test_shanghai_build(shanghai) -> None:
     rec, b, res, _idx = shanghai
     assert len(rec) == 164
     assert res.count + len(res.skipped) == 164
-    assert all(reason == "empty_address" for _i, reason, _d in res.skipped)
+    assert all(reason == "empty-address" for _i, reason, _d in res.skipped)
     assert res.attached >= 0.9 * res.count
     assert res.inside > res.nearest
     assert sum(len(a) for a in b.addresses) >= res.attached - len(res.ambiguous)

@@ -137,3 +137,86 @@ def test_encode_strings_offsets() -> None:
     assert offsets.tolist() == [0, 2, 2, 11, 13, 15]
     data, offsets = encode_strings(np.array(["", ""], dtype=object))
     assert data == b"" and offsets.tolist() == [0, 0, 0]
+
+
+def test_metadata_ids_are_valid_unique_and_transliterated() -> None:
+    from tiling.gltf import is_valid_id, metadata_ids
+
+    names = ["建成年代", "Année", "year_built", "2nd floor", "★", "建成年代", "id", "x" * 100]
+    ids = metadata_ids(names, reserved=["id", "name"])
+    assert ids[:7] == [
+        "JianChengNianDai",
+        "Annee",
+        "year_built",
+        "_2nd_floor",
+        "extra_5",
+        "JianChengNianDai_2",
+        "id_2",
+    ]
+    assert len(ids[7]) == 64 and len(set(ids)) == len(ids) and all(map(is_valid_id, ids))
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "component", "expected"),
+    [
+        (np.array([1, 2, 3]), "SCALAR", "INT32", [1, 2, 3]),
+        (np.array([1.5, np.nan]), "SCALAR", "FLOAT64", [1.5, "nodata"]),
+        (np.array([7, None, "", 9], dtype=object), "SCALAR", "INT32", [7, "nodata", "nodata", 9]),
+        (np.array([np.float64(2.5), None], dtype=object), "SCALAR", "FLOAT64", [2.5, "nodata"]),
+        (np.array([3_000_000_000, 1]), "SCALAR", "FLOAT64", [3e9, 1.0]),
+        (np.array([2**60, 1]), "STRING", None, [str(2**60), "1"]),
+        (np.array(["a", 1, None], dtype=object), "STRING", None, ["a", "1", ""]),
+        (np.array([True, False]), "STRING", None, ["True", "False"]),
+        (np.array(["1950", "1960"], dtype=object), "STRING", None, ["1950", "1960"]),
+    ],
+)
+def test_typed_column_keeps_numbers_numeric(values, kind, component, expected) -> None:
+    from tiling.gltf import typed_column
+
+    spec, column = typed_column("p", values, name="属性")
+    assert (spec.type, spec.component_type) == (kind, component)
+    assert spec.schema()["name"] == "属性"
+    got = ["nodata" if spec.no_data is not None and v == spec.no_data else v for v in column]
+    assert got == expected
+
+
+def test_display_names_and_numeric_types_round_trip(tmp_path: Path, gltf_validator) -> None:
+    from tiling.gltf import typed_column
+
+    polys = [shapely.box(i * 30, 0, i * 30 + 20, 12) for i in range(3)]
+    mesh = prism(polys, [5.0, 6.0, 7.0])
+    year, years = typed_column("JianChengNianDai", np.array([1950, 1987, 2001]), name="建成年代")
+    area, areas = typed_column("area", np.array([1.25, np.nan, 3.0]))
+    props = [
+        PropertySpec("id", "STRING"),
+        PropertySpec("floors", "SCALAR", "FLOAT32", no_data=0.0),
+        year,
+        area,
+    ]
+    table = {
+        "id": np.array(["a", "b", "c"], dtype=object),
+        "floors": np.array([2.5, 0.0, 3.0]),
+        "JianChengNianDai": years,
+        "area": areas,
+    }
+    data = write_glb(mesh, props, table)
+    gltf, binary = read_glb(data)
+    schema = gltf["extensions"]["EXT_structural_metadata"]["schema"]["classes"]["building"]
+    assert schema["properties"]["JianChengNianDai"]["name"] == "建成年代"
+    assert schema["properties"]["JianChengNianDai"]["componentType"] == "INT32"
+    out = read_property_table(gltf, binary)
+    assert out["floors"] == [2.5, 0.0, 3.0]
+    assert out["JianChengNianDai"] == [1950, 1987, 2001]
+    assert out["area"][0] == 1.25 and out["area"][1] == area.no_data
+    (tmp_path / "typed.glb").write_bytes(data)
+    (result,) = gltf_validator([tmp_path / "typed.glb"])
+    assert result["errors"] == 0, result["messages"]
+
+
+def test_write_glb_refuses_invalid_metadata_ids() -> None:
+    mesh = prism([shapely.box(0, 0, 10, 10)], [5.0])
+    table = {"建成年代": np.array(["1950"], dtype=object)}
+    with pytest.raises(ValueError, match="建成年代"):
+        write_glb(mesh, [PropertySpec("建成年代", "STRING")], table)
+    with pytest.raises(ValueError, match="my class"):
+        write_glb(mesh, [], {}, class_name="my class")

@@ -148,3 +148,15 @@ def test_b3dm_option_for_older_clients(tmp_path: Path, gltf_validator) -> None:
     assert sorted(ids) == sorted(b.ids)
     for result in gltf_validator(inner):
         assert result["errors"] == 0, result["messages"]
+
+
+def test_metadata_schema_of_the_built_in_properties(built) -> None:
+    out, _, figures = built
+    ids = ["id", "name", "height", "floors", "use", "roof_type", "base", "address"]
+    assert figures["properties"] == ids
+    gltf, _ = read_glb(tiles(out)[0].read_bytes())
+    meta = gltf["extensions"]["EXT_structural_metadata"]
+    assert meta["schema"]["id"] == "cim"
+    props = meta["schema"]["classes"]["building"]["properties"]
+    assert list(props) == ids
+    assert props["floors"]["componentType"] == "FLOAT32" and props["floors"]["noData"] == 0.0

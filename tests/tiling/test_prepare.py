@@ -206,7 +206,8 @@ def test_ground_from_dem_and_outside_dem(tmp_path: Path) -> None:
         ds.write(dem, 1)
     a, b_ = x0 + 20, y0 + 20
     wkt_in = f"POLYGON(({a} {b_},{a + 20} {b_},{a + 20} {b_ + 20},{a} {b_}))"
-    wkt_out = f"POLYGON(({x0 + 500} {y0},{x0 + 520} {y0},{x0 + 520} {y0 + 20},{x0 + 500} {y0}))"
+    # 5 km away: beyond the margin where the DEM's edge is continued → outside_dem_base
+    wkt_out = f"POLYGON(({x0 + 5e3} {y0},{x0 + 5020} {y0},{x0 + 5020} {y0 + 20},{x0 + 5e3} {y0}))"
     (tmp_path / "b.csv").write_text(f'id,wkt\nin,"{wkt_in}"\nout,"{wkt_out}"\n', encoding="utf-8")
     (tmp_path / "city.toml").write_text(
         '[city]\ncrs = "EPSG:4547"\n[datum]\ngeoid_offset = -20.0\n'

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from viewer_helpers import FIND_ANY_BUILDING_JS, PageLog, wait_loaded
+from viewer_helpers import FIND_ANY_BUILDING_JS, PERFORMANCE_MODE_JS, PageLog, wait_loaded
 
 pytestmark = pytest.mark.browser
 
@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 @pytest.fixture(scope="module")
 def opened(browser: Any, live_server: Any) -> Iterator[tuple[Any, PageLog]]:
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    context.add_init_script(PERFORMANCE_MODE_JS)
     page = context.new_page()
     log = PageLog(live_server.url)
     log.attach(page)
@@ -160,6 +161,7 @@ def test_shared_url_restores_view(
     assert "#v=" in url
     before = _camera_lonlat(page)
     other = browser.new_page(viewport={"width": 800, "height": 600})
+    other.add_init_script(PERFORMANCE_MODE_JS)
     try:
         other.goto(url, wait_until="domcontentloaded")
         other.wait_for_function("() => window.cim && window.cim.ready", timeout=60000)

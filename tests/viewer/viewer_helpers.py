@@ -35,6 +35,11 @@ FIND_ANY_BUILDING_JS = """() => {
 }"""
 
 
+#: init script: the viewer's performance mode (half resolution), as the browser tests
+#: run under software WebGL; the default (full resolution) has its own test
+PERFORMANCE_MODE_JS = "try { localStorage.setItem('cim.performance', 'on'); } catch (e) {}"
+
+
 def candidate_text(c: dict[str, Any]) -> str:
     """The text the viewer shows for an address candidate (mirrors search.js)."""
     for key in ("label", "address"):

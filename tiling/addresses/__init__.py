@@ -1,4 +1,7 @@
-"""Addresses: normalise, index, attach to buildings, search.
+"""Addresses, the build side: read points, attach them to buildings, write the index.
+
+The read side (normalisation, parsing, :class:`AddressIndex`) lives in
+:mod:`cim.addresses` and is re-exported here for the stage and its tests.
 
 - :func:`normalize` / :func:`parse_address`: Chinese (and Latin) address
   normalisation and GB/T 23705 component parsing;
@@ -8,10 +11,9 @@
 - :class:`tiling.addresses.stage.AddressStage`: the ``addresses`` build stage.
 """
 
+from cim.addresses import WEIGHTS, AddressIndex, Candidate, Components, normalize, parse_address
 from tiling.addresses.build import AddressRecords, BuildResult, build_index
 from tiling.addresses.config import AddressesConfig
-from tiling.addresses.index import WEIGHTS, AddressIndex, Candidate
-from tiling.addresses.normalize import Components, normalize, parse_address
 
 __all__ = [
     "WEIGHTS",

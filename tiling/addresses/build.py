@@ -37,14 +37,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from cim.addresses.index import SCHEMA_VERSION
+from cim.addresses.normalize import admin_short, normalize, parse_address, parse_normalized
 from cim.errors import DatasetIOError
 from tiling.addresses.attach import INSIDE, NEAREST, UNMATCHED, attach_points
 from tiling.addresses.config import PART_FIELDS
-from tiling.addresses.normalize import admin_short, normalize, parse_address, parse_normalized
+from tiling.pool import die_with_parent
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = SCHEMA_VERSION
 #: grid cell size (degrees) of the reverse-lookup index
 CELL_DEG = 0.002
 _CELL_STRIDE = 1_000_000
@@ -83,6 +85,8 @@ class AddressRecords:
     parts : dict of str to ndarray of object
         Structured parts (``province``, ``city``, ``district``, ``street``, ``number``,
         ``building``, ``unit``, ``room``, ``poi``).
+    skipped : list of (id, reason, detail)
+        Rows of the file the reader could not use at all (not in the columns).
     """
 
     ids: np.ndarray
@@ -90,6 +94,7 @@ class AddressRecords:
     lat: np.ndarray
     full: np.ndarray | None = None
     parts: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.lon)
@@ -161,7 +166,7 @@ def parse_many(
     Returns
     -------
     list of tuple
-        Components in :class:`~tiling.addresses.normalize.Components` field order.
+        Components in :class:`~cim.addresses.normalize.Components` field order.
     """
     n = len(texts)
     bar = tqdm(
@@ -183,7 +188,9 @@ def parse_many(
             return out
         size = (n + jobs * 4 - 1) // (jobs * 4)
         chunks = [texts[i : i + size] for i in range(0, n, size)]
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(
+            max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             for part in pool.map(_parse_chunk, chunks):
                 out.extend(part)
                 bar.update(len(part))
@@ -295,7 +302,7 @@ def build_index(
     # --- coordinates -------------------------------------------------------------
     good = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
     for i in np.flatnonzero(~good):
-        res.skipped.append((str(ids[i]), "bad_coordinates", f"({lon[i]}, {lat[i]})"))
+        res.skipped.append((str(ids[i]), "bad-coordinates", f"({lon[i]}, {lat[i]})"))
 
     # --- components --------------------------------------------------------------
     full = [_clean(v) for v in records.full] if records.full is not None else [""] * n
@@ -312,7 +319,7 @@ def build_index(
         # fast path: full strings only
         nonempty = np.fromiter((c != empty for c in parsed), dtype=bool, count=n)
         for i in np.flatnonzero(good & ~nonempty):
-            res.skipped.append((str(ids[i]), "empty_address", ""))
+            res.skipped.append((str(ids[i]), "empty-address", ""))
         keep = good & nonempty
         idx = np.flatnonzero(keep).tolist()
         comps = [parsed[i] for i in idx]
@@ -337,7 +344,7 @@ def build_index(
                     c[_COMP_FIELDS.index(name)] = v
             if not any(c):
                 if good[i]:
-                    res.skipped.append((str(ids[i]), "empty_address", ""))
+                    res.skipped.append((str(ids[i]), "empty-address", ""))
                 continue
             if not good[i]:
                 continue
@@ -512,10 +519,11 @@ def _write(
     try:
         con = sqlite3.connect(tmp)
         con.executescript(
-            """
+            f"""
             PRAGMA journal_mode=OFF;
             PRAGMA synchronous=OFF;
             PRAGMA page_size=8192;
+            PRAGMA user_version={SCHEMA_VERSION};
             CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
             CREATE TABLE admin(name TEXT PRIMARY KEY, full TEXT, level TEXT);
             CREATE TABLE streets(id INTEGER PRIMARY KEY, province TEXT, city TEXT,

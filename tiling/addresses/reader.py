@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from pyproj.exceptions import ProjError
 
-from cim.crs import to_lonlat
-from cim.errors import CRSError, DatasetIOError, InputDataError
+from cim.crs import resolve_crs
+from cim.encoding import choose_encoding, scan_text
+from cim.errors import DatasetIOError, InputDataError
 from cim.readers import CSV_SUFFIXES, XY_NAMES, read_features, to_text
 from tiling.addresses.build import AddressRecords
 from tiling.addresses.config import AddressesConfig
@@ -21,17 +21,21 @@ _AUTO_FULL = ("address", "full", "addr", "地址", "full_address")
 
 
 def _csv_header(path: Path, encoding: str | None) -> list[str]:
-    """Column names of a CSV file (first line)."""
-    enc = encoding or "utf-8-sig"
-    if enc.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig"):
-        enc = "utf-8-sig"
+    """Column names of a CSV file (first line): declared encoding, else detected."""
     try:
-        with open(path, encoding=enc, newline="") as fh:
+        with open(path, "rb") as fh:
             line = fh.readline()
-    except (OSError, UnicodeDecodeError, LookupError) as exc:
+    except OSError as exc:
         raise DatasetIOError(f"cannot read address CSV ({exc})", path=path) from exc
+    enc = encoding or choose_encoding(scan_text([line]))
+    try:
+        text = line.decode(enc or "", errors="strict").removeprefix("\ufeff")
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise DatasetIOError(
+            "cannot decode the address CSV header; set encoding", path=path
+        ) from exc
     delim = "\t" if path.suffix.lower() == ".tsv" else ","
-    return [h.strip().strip('"') for h in line.rstrip("\r\n").split(delim)]
+    return [h.strip().strip('"') for h in text.rstrip("\r\n").split(delim)]
 
 
 def read_addresses(cfg: AddressesConfig, project_crs: str | None = None) -> AddressRecords:
@@ -54,7 +58,9 @@ def read_addresses(cfg: AddressesConfig, project_crs: str | None = None) -> Addr
     InputDataError
         When coordinate or address columns are missing.
     CRSError
-        When the CRS is unknown.
+        When the CRS is unknown, missing, contradicts the file's own, or no point
+        fits it (:func:`cim.crs.resolve_crs`). Single points that do not fit get
+        NaN coordinates (skipped by the index as bad coordinates).
     """
     if not cfg.path.exists():
         raise DatasetIOError("address file not found", path=cfg.path)
@@ -72,7 +78,10 @@ def read_addresses(cfg: AddressesConfig, project_crs: str | None = None) -> Addr
         x, y = names[pair[0]], names[pair[1]]
         geographic = pair[0] != "x"
     table = read_features(
-        cfg.path, layer=cfg.layer, encoding=cfg.encoding, x=x if is_csv else None,
+        cfg.path,
+        layer=cfg.layer,
+        encoding=cfg.encoding,
+        x=x if is_csv else None,
         y=y if is_csv else None,
     )
     geoms = table.geometry
@@ -85,14 +94,21 @@ def read_addresses(cfg: AddressesConfig, project_crs: str | None = None) -> Addr
     ys = np.full(len(geoms), np.nan)
     xs[~missing] = shapely.get_x(pts[~missing])
     ys[~missing] = shapely.get_y(pts[~missing])
-    if table.crs:
-        crs = table.crs
-    elif cfg.crs:
-        crs = cfg.crs
-    elif geographic:
-        crs = "EPSG:4326"
-    else:
-        crs = project_crs or "EPSG:4326"
+    # lon/lat column names say "degrees": [city] crs (a projected default) does not apply
+    resolved = resolve_crs(
+        table.crs,
+        cfg.crs,
+        xs[~missing],
+        ys[~missing],
+        what="addresses",
+        path=cfg.path,
+        default=None if geographic else project_crs,
+        implied="EPSG:4326" if geographic else table.implied_crs,
+        items="address points",
+    )
+    if resolved.note:
+        log.warning("%s: %s", cfg.path, resolved.note)
+    crs = resolved.crs
     cols = table.columns
     for name in [cfg.id, cfg.full, *cfg.parts().values()]:
         if name and table.column(name) is None:
@@ -101,10 +117,9 @@ def read_addresses(cfg: AddressesConfig, project_crs: str | None = None) -> Addr
                 path=cfg.path,
             )
     n = len(table)
-    try:
-        lon, lat = to_lonlat(xs, ys, crs)
-    except ProjError as exc:
-        raise CRSError(f"cannot transform address coordinates from {crs!r} ({exc})") from exc
+    fits = np.zeros(n, dtype=bool)
+    fits[~missing] = resolved.fits
+    lon, lat = resolved.to_lonlat(np.where(fits, xs, np.nan), np.where(fits, ys, np.nan))
     ids = (
         to_text(table.column(cfg.id), n)
         if cfg.id
@@ -124,4 +139,14 @@ def read_addresses(cfg: AddressesConfig, project_crs: str | None = None) -> Addr
     full = to_text(table.column(full_col), n) if full_col else None
     parts = {k: to_text(table.column(v), n) for k, v in cfg.parts().items()}
     log.info("read %d address points from %s (CRS %s)", n, cfg.path, crs)
-    return AddressRecords(ids=ids, lon=np.asarray(lon), lat=np.asarray(lat), full=full, parts=parts)
+    skipped = [
+        (
+            (row.cells.get(cfg.id, "") if cfg.id else "") or f"line{row.line}",
+            "malformed-row",
+            f"line {row.line}: {row.detail}",
+        )
+        for row in table.bad_rows
+    ]
+    return AddressRecords(
+        ids=ids, lon=np.asarray(lon), lat=np.asarray(lat), full=full, parts=parts, skipped=skipped
+    )

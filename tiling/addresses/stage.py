@@ -62,7 +62,9 @@ class AddressStage:
         cfg = self._config(ctx.project)
         rep = ctx.stage_report(self.name)
         records = read_addresses(cfg, ctx.project.crs)
-        rep.read = len(records)
+        rep.read = len(records) + len(records.skipped)
+        for item_id, reason, detail in records.skipped:
+            rep.skip(item_id, reason, detail)
         buildings = ctx.artifacts.get("buildings")
         if buildings is None:
             rep.warn("no buildings: addresses are indexed without building ids")

@@ -4,6 +4,9 @@ Input is a contiguous run of footprint rings whose vertices are already in the
 tileset's local east-north-up frame, once at the base and once at the roof height.
 Walls are one quad per ring edge (flat normals); roofs are fans for convex rings
 without holes and earcut triangulations for everything else (holes stay holes).
+Walls may reach below the base by a *skirt*: the terrain mesh is simplified within
+a vertical error of the DEM, so a wall bottom exactly at the DEM's ground could show
+a gap above a mesh triangle that lies lower; the skirt hides it in the ground.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ def extrude(
     ring_offsets: np.ndarray,
     part_ring_offsets: np.ndarray,
     part_feature: np.ndarray,
+    skirt: float = 0.0,
 ) -> FeatureMesh:
     """Build wall and roof triangles for a set of polygons.
 
@@ -35,6 +39,9 @@ def extrude(
         Start of each polygon's rings in ``ring_offsets`` (first ring = exterior).
     part_feature : (p,) int
         Feature index of each polygon.
+    skirt : float
+        Metres by which walls reach below ``base`` (along the up direction of each
+        vertex, ``top - base``); the roof stays at ``top``.
 
     Returns
     -------
@@ -42,7 +49,12 @@ def extrude(
     """
     ring_part = np.repeat(np.arange(len(part_feature)), np.diff(part_ring_offsets))
     ring_feature = part_feature[ring_part]
-    walls = _walls(base, top, ring_offsets, ring_feature)
+    bottom = base
+    if skirt > 0:
+        up = top - base
+        length = np.sqrt(np.einsum("ij,ij->i", up, up))[:, None]
+        bottom = base - np.divide(up, length, out=np.zeros_like(up), where=length > 0) * skirt
+    walls = _walls(bottom, top, ring_offsets, ring_feature)
     roofs = _roofs(base, top, ring_offsets, part_ring_offsets, part_feature)
     offset = len(walls.positions)
     return FeatureMesh(

@@ -25,11 +25,13 @@ class Node:
     members: np.ndarray
     geometric_error: float = 0.0
     children: list[int] = field(default_factory=list)
+    part: int = 0  # > 0: a share of an over-budget tile's buildings (same cell)
 
     @property
     def key(self) -> str:
         """Stable name used in content paths."""
-        return f"{self.level}/{self.x}/{self.y}"
+        suffix = f"-{self.part}" if self.part else ""
+        return f"{self.level}/{self.x}/{self.y}{suffix}"
 
 
 def build_hierarchy(
@@ -39,6 +41,8 @@ def build_hierarchy(
     *,
     max_features: int,
     max_vertices: int,
+    row_bytes: np.ndarray | None = None,
+    max_bytes: float = np.inf,
     max_depth: int = 18,
 ) -> list[Node]:
     """Assign every building to one quadtree node.
@@ -53,6 +57,10 @@ def build_hierarchy(
         Mesh vertices each building will produce (tile budget).
     max_features, max_vertices : int
         Per-tile budgets.
+    row_bytes : (n,) float, optional
+        Estimated bytes each building adds to its tile (geometry and metadata).
+    max_bytes : float
+        Per-tile byte budget for ``row_bytes``.
 
     Returns
     -------
@@ -69,6 +77,9 @@ def build_hierarchy(
         members = node.members
         cum = np.cumsum(vertices[members])
         take = int(min(max_features, np.searchsorted(cum, max_vertices, side="right")))
+        if row_bytes is not None:
+            cum_bytes = np.cumsum(row_bytes[members])
+            take = min(take, int(np.searchsorted(cum_bytes, max_bytes, side="right")))
         take = max(take, 1)
         if node.level >= max_depth:
             take = len(members)

@@ -9,6 +9,12 @@ Pipeline (vectorised over the whole city, then one pure function per tile):
 4. sort buildings so each tile's buildings are contiguous, then extrude and encode
    each tile (:mod:`.extrude`, :mod:`tiling.gltf`) in a process pool;
 5. write ``tileset.json`` with boxes that enclose each tile's content and children.
+
+The tile budget (``max_tile_bytes``, 1 MB) holds whatever one feature carries:
+footprints with absurd vertex counts are simplified (report ``simplified``), text
+values over 4 KB are cut at a UTF-8 character boundary (report ``truncated``), the
+hierarchy plans tiles by an estimate of their bytes, and a tile that still comes out
+over the budget after encoding is split (half of its buildings go to a new child).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +34,12 @@ import shapely
 
 from cim.crs import enu_to_ecef_matrix, lonlat_to_enu, up_vectors
 from cim.model import Buildings
+from cim.report import StageReport
 from tiling.b3dm import write_b3dm
 from tiling.buildings.extrude import extrude
 from tiling.buildings.hierarchy import Node, build_hierarchy
-from tiling.gltf import PropertySpec, write_glb
+from tiling.gltf import PropertySpec, metadata_ids, typed_column, write_glb
+from tiling.pool import die_with_parent
 from tiling.tileset import Box, Tile, Tileset
 
 log = logging.getLogger(__name__)
@@ -42,7 +50,7 @@ BUILDING_PROPERTIES = [
     PropertySpec("id", "STRING", description="building id"),
     PropertySpec("name", "STRING"),
     PropertySpec("height", "SCALAR", "FLOAT32", description="height above base, m"),
-    PropertySpec("floors", "SCALAR", "UINT16", no_data=0, description="floor count"),
+    PropertySpec("floors", "SCALAR", "FLOAT32", no_data=0.0, description="floor count"),
     PropertySpec("use", "STRING"),
     PropertySpec("roof_type", "STRING"),
     PropertySpec(
@@ -50,6 +58,21 @@ BUILDING_PROPERTIES = [
     ),
     PropertySpec("address", "STRING", description="addresses, '; '-separated"),
 ]
+
+#: Footprints with more vertices than this are simplified (OpenStreetMap caps a way at
+#: 2,000 nodes: more is a digitising or conversion accident, not a building's outline).
+MAX_FOOTPRINT_VERTICES = 2000
+#: Simplification tolerances tried in turn (m): the first three keep the outline within
+#: a few decimetres; the larger ones only serve absurd inputs that must still fit a tile.
+SIMPLIFY_TOLERANCES_M = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+#: Longest text value kept in the metadata, UTF-8 bytes.
+MAX_TEXT_BYTES = 4096
+#: Planning estimate of glb bytes per mesh vertex (indices included): measured 5.5 with
+#: meshopt and 19.1 without (bench/bench_compression.py); the encoded size is checked.
+BYTES_PER_VERTEX = {"meshopt": 6.0, "none": 20.0}
+#: The hierarchy plans tiles to this share of the budget: estimates are estimates.
+PLANNING_SHARE = 0.85
+_M_PER_DEGREE = 111_320.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,8 @@ class L2Options:
     max_vertices_per_tile: int = 60000
     compression: str = "meshopt"
     format: str = "3dtiles-1.1"  # or "b3dm" (3D Tiles 1.0 for older clients)
+    max_tile_bytes: int = 1_000_000
+    skirt: float = 0.0  # walls reach this far below the base (terrain error, m)
 
     @property
     def suffix(self) -> str:
@@ -85,13 +110,15 @@ def write_l2(
     *,
     jobs: int = 1,
     track: Tracker | None = None,
+    report: StageReport | None = None,
 ) -> dict[str, Any]:
     """Write the L2 tileset of ``buildings`` into ``out_dir``.
 
     Parameters
     ----------
     buildings : Buildings
-        With ``base`` already set (ellipsoidal).
+        With ``base`` already set (ellipsoidal). Not modified: simplified footprints
+        and truncated text go to the tiles only.
     out_dir : Path
         ``<output>/tiles/l2``; created.
     options : L2Options
@@ -99,23 +126,33 @@ def write_l2(
         Worker processes for tile encoding.
     track : callable, optional
         Progress wrapper ``track(iterable, total=, desc=, unit=)``.
+    report : StageReport, optional
+        Receives the ``simplified`` and ``truncated`` repairs and budget warnings.
 
     Returns
     -------
     dict
-        Figures for the manifest/report: tiles, bytes, max tile bytes, depth.
+        Figures for the manifest/report: tiles, bytes, max tile bytes, depth, and
+        ``properties`` (the metadata property ids, extras included).
     """
+    report = report or StageReport("l2")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "content").mkdir(exist_ok=True)
     clock = _Clock()
+    buildings = _fit_footprints(buildings, report)
+    props, columns, chars = _property_columns(buildings, report)
+    clock.lap("budget")
     frame, centre = _frame(buildings)
     centre_xy, size, vertices = _ranking(buildings, frame)
+    row_bytes = _row_bytes(columns, props, chars, vertices, options)
     nodes = build_hierarchy(
         centre_xy,
         size,
         vertices,
         max_features=options.max_features_per_tile,
         max_vertices=options.max_vertices_per_tile,
+        row_bytes=row_bytes,
+        max_bytes=PLANNING_SHARE * options.max_tile_bytes,
     )
     order = np.concatenate([n.members for n in nodes])
     counts = np.array([len(n.members) for n in nodes])
@@ -123,11 +160,23 @@ def write_l2(
     clock.lap("hierarchy")
     buildings = buildings.take(order)  # tile order: each tile's buildings are contiguous
     clock.lap("order")
-    jobs_list = [_TileJob(n.key, int(starts[i]), int(starts[i + 1])) for i, n in enumerate(nodes)]
+    ranges = [(int(starts[i]), int(starts[i + 1])) for i in range(len(nodes))]
+    jobs_list = [_TileJob(n.key, *ranges[i]) for i, n in enumerate(nodes)]
     _SHARED.clear()
-    _SHARED.update(frame=frame, buildings=buildings, out_dir=out_dir, options=options)
-    results = dict(_run_jobs(jobs_list, jobs, track))
-    _SHARED.clear()
+    _SHARED.update(
+        frame=frame,
+        buildings=buildings,
+        columns=columns,  # in input order: workers take their rows through ``order``
+        order=order,
+        properties=props,
+        out_dir=out_dir,
+        options=options,
+    )
+    try:
+        results = dict(_run_jobs(jobs_list, jobs, track))
+        _split_oversized(nodes, ranges, results, size[order], options, jobs, report)
+    finally:
+        _SHARED.clear()
     clock.lap("encode")
     tileset = _tileset(options, nodes, results, frame, buildings)
     tileset.write(out_dir / "tileset.json")
@@ -142,7 +191,251 @@ def write_l2(
         "bytes_per_building": round(sum(sizes) / max(len(buildings), 1), 1),
         "triangles": int(sum(r["triangles"] for r in results.values())),
         "centre": centre,
+        "properties": [p.id for p in props],
     }
+
+
+# --- the tile budget -----------------------------------------------------------------
+
+
+def _fit_footprints(buildings: Buildings, report: StageReport) -> Buildings:
+    """Simplify footprints over ``MAX_FOOTPRINT_VERTICES`` (a copy; reported)."""
+    counts = shapely.get_num_coordinates(buildings.footprints)
+    over = np.flatnonzero(counts > MAX_FOOTPRINT_VERTICES)
+    if not len(over):
+        return buildings
+    simplified, tolerance = simplify_footprints(buildings.footprints[over])
+    before = _vertex_counts(buildings.footprints[over])
+    after = _vertex_counts(simplified)
+    for i, t, m, n in zip(over.tolist(), tolerance.tolist(), before, after, strict=True):
+        how = (
+            f"tolerance {t:g} m"
+            if np.isfinite(t)
+            else "replaced by its oriented bounding rectangle: no simplification up to "
+            f"{SIMPLIFY_TOLERANCES_M[-1]:g} m keeps it under {MAX_FOOTPRINT_VERTICES:,}"
+        )
+        report.repair(buildings.ids[i], "simplified", f"{m:,} → {n:,} vertices ({how})")
+    footprints = buildings.footprints.copy()
+    footprints[over] = simplified
+    return replace(buildings, footprints=footprints)
+
+
+def simplify_footprints(
+    footprints: np.ndarray, max_vertices: int = MAX_FOOTPRINT_VERTICES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simplify lon/lat footprints to at most ``max_vertices`` coordinates each.
+
+    Each footprint gets the smallest of ``SIMPLIFY_TOLERANCES_M`` (metres, measured in a
+    local frame scaled by the cosine of its latitude) whose topology-preserving
+    simplification is a valid polygon under the limit; a footprint no tolerance brings
+    under it becomes its oriented bounding rectangle (tolerance ``inf``).
+
+    Parameters
+    ----------
+    footprints : ndarray of Polygon/MultiPolygon
+        Valid footprints in EPSG:4326.
+    max_vertices : int
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The simplified footprints (exteriors counter-clockwise) and the tolerance used.
+    """
+    local = _scaled(footprints, 1.0)
+    result = local.copy()
+    tolerance = np.full(len(local), np.inf)
+    # a topology-preserving simplification keeps every ring (≥ 4 coordinates each)
+    todo = np.flatnonzero(4 * _ring_counts(local) <= max_vertices)
+    polygonal = [int(shapely.GeometryType.POLYGON), int(shapely.GeometryType.MULTIPOLYGON)]
+    for t in SIMPLIFY_TOLERANCES_M:
+        candidate = shapely.simplify(local[todo], t, preserve_topology=True)
+        ok = (
+            (shapely.get_num_coordinates(candidate) <= max_vertices)
+            & np.isin(shapely.get_type_id(candidate), polygonal)
+            & shapely.is_valid(candidate)
+            & (shapely.area(candidate) > 0)
+        )
+        result[todo[ok]] = candidate[ok]
+        tolerance[todo[ok]] = t
+        todo = todo[~ok]
+        if not len(todo):
+            break
+    rest = np.flatnonzero(np.isinf(tolerance))
+    result[rest] = shapely.oriented_envelope(local[rest])
+    result = shapely.orient_polygons(_scaled(result, -1.0, footprints), exterior_cw=False)
+    return result, tolerance
+
+
+def _ring_counts(geoms: np.ndarray) -> np.ndarray:
+    """Rings (exteriors and holes) of each polygonal geometry."""
+    parts, index = shapely.get_parts(geoms, return_index=True)
+    rings = 1 + shapely.get_num_interior_rings(parts)
+    return np.bincount(index, weights=rings, minlength=len(geoms)).astype(np.int64)
+
+
+def _vertex_counts(geoms: np.ndarray) -> list[int]:
+    """Distinct vertices of each footprint (ring closures not counted)."""
+    return (shapely.get_num_coordinates(geoms) - _ring_counts(geoms)).tolist()
+
+
+def _scaled(geoms: np.ndarray, direction: float, like: np.ndarray | None = None) -> np.ndarray:
+    """lon/lat → local metres (direction 1) or back (-1), per footprint's own latitude."""
+    lat = shapely.get_coordinates(shapely.centroid(like if like is not None else geoms))[:, 1]
+    k = np.column_stack([_M_PER_DEGREE * np.cos(np.radians(lat)), np.full(len(lat), _M_PER_DEGREE)])
+    per_coord = np.repeat(k**direction, shapely.get_num_coordinates(geoms), axis=0)
+    return shapely.transform(geoms, lambda xy: xy * per_coord)
+
+
+def _property_columns(
+    buildings: Buildings, report: StageReport
+) -> tuple[list[PropertySpec], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The metadata class and its columns for the whole city (text within budget).
+
+    ``extra`` attributes get valid ids (the source name stays the schema ``name``) and
+    keep their numeric type (:func:`tiling.gltf.typed_column`). The third item is the
+    length in characters of every text value (for the byte estimate).
+    """
+    floors = np.asarray(buildings.floors, dtype=np.float64)
+    address = np.full(len(buildings), "", dtype=object)
+    counts = np.fromiter(map(len, buildings.addresses.tolist()), np.int64, len(buildings))
+    listed = np.flatnonzero(counts)  # most buildings have none: no join for them
+    address[listed] = ["; ".join(a) for a in buildings.addresses[listed].tolist()]
+    columns: dict[str, np.ndarray] = {
+        "id": buildings.ids,
+        "name": buildings.name,
+        "height": buildings.height,
+        "floors": np.where(np.isfinite(floors) & (floors > 0), floors, 0.0),
+        "use": buildings.use,
+        "roof_type": buildings.roof_type,
+        "base": buildings.base,
+        "address": address,
+    }
+    props = list(BUILDING_PROPERTIES)
+    names = list(buildings.extra)
+    for name, pid in zip(names, metadata_ids(names, [p.id for p in props]), strict=True):
+        spec, columns[pid] = typed_column(
+            pid,
+            buildings.extra[name],
+            name=name if name != pid else "",
+            description=f"[buildings] extra attribute {name!r}",
+        )
+        props.append(spec)
+    chars: dict[str, np.ndarray] = {}
+    for spec in props:
+        if spec.type == "STRING":
+            columns[spec.id], chars[spec.id] = _truncate(
+                columns[spec.id], spec, buildings.ids, report
+            )
+    return props, columns, chars
+
+
+def _truncate(
+    values: np.ndarray, spec: PropertySpec, ids: np.ndarray, report: StageReport
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut text values over ``MAX_TEXT_BYTES`` at a character boundary, with a "…".
+
+    Returns the column and its values' lengths in characters.
+    """
+    values = np.asarray(values, dtype=object)
+    try:
+        chars = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    except TypeError:  # not all text
+        text = np.empty(len(values), dtype=object)
+        text[:] = [str(v) for v in values.tolist()]
+        values = text
+        chars = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    # a character is at most 4 UTF-8 bytes: only longer strings can be over
+    candidates = np.flatnonzero(chars > MAX_TEXT_BYTES // 4)
+    if not len(candidates):
+        return values, chars
+    values, chars = values.copy(), chars.copy()
+    keep = MAX_TEXT_BYTES - len("…".encode())
+    for i in candidates.tolist():
+        raw = str(values[i]).encode("utf-8")
+        if len(raw) <= MAX_TEXT_BYTES:
+            continue
+        values[i] = raw[:keep].decode("utf-8", errors="ignore") + "…"
+        chars[i] = len(values[i])
+        report.repair(
+            ids[i],
+            "truncated",
+            f"{spec.name or spec.id}: {len(raw):,} → {len(values[i].encode()):,} bytes",
+        )
+    return values, chars
+
+
+def _row_bytes(
+    columns: dict[str, np.ndarray],
+    props: list[PropertySpec],
+    chars: dict[str, np.ndarray],
+    vertices: np.ndarray,
+    options: L2Options,
+) -> np.ndarray:
+    """Planning estimate of each building's share of its tile's bytes."""
+    est = vertices * BYTES_PER_VERTEX[options.compression]
+    json_numbers = options.format == "b3dm"  # batch table: numbers as JSON text
+    for spec in props:
+        col = columns[spec.id]
+        if spec.type != "STRING":
+            est += 24 if json_numbers else col.dtype.itemsize
+            continue
+        # ≤ 3 bytes per character for all but rare astral characters; exact when long
+        text = chars[spec.id] * 3.0
+        long = np.flatnonzero(chars[spec.id] > 64)
+        text[long] = [len(v.encode("utf-8")) for v in col[long].tolist()]
+        est += text + 4  # + offset
+    return est
+
+
+def _split_oversized(
+    nodes: list[Node],
+    ranges: list[tuple[int, int]],
+    results: dict[str, dict[str, Any]],
+    ranked_size: np.ndarray,
+    options: L2Options,
+    jobs: int,
+    report: StageReport,
+) -> None:
+    """Split tiles whose encoded content is over the budget until every one fits.
+
+    The larger half of a tile's buildings (they are sorted by size) stays; the rest
+    becomes a new child over the same cell that takes the tile's children, and the
+    tile's geometric error becomes the size of the largest building moved down.
+    """
+    budget = options.max_tile_bytes
+    while True:
+        over = [i for i, n in enumerate(nodes) if results[n.key]["bytes"] > budget]
+        todo = [i for i in over if ranges[i][1] - ranges[i][0] > 1]
+        if not todo:
+            break
+        log.debug("l2: splitting %d tiles over %d bytes", len(todo), budget)
+        again = []
+        for i in todo:
+            node, (start, stop) = nodes[i], ranges[i]
+            mid = (start + stop) // 2
+            child = Node(
+                node.level,
+                node.x,
+                node.y,
+                node.members[mid - start :],
+                geometric_error=node.geometric_error,
+                children=node.children,
+                part=len(nodes),
+            )
+            node.members = node.members[: mid - start]
+            node.children = [len(nodes)]
+            node.geometric_error = float(ranked_size[mid])
+            nodes.append(child)
+            ranges[i] = (start, mid)
+            ranges.append((mid, stop))
+            again += [_TileJob(node.key, start, mid), _TileJob(child.key, mid, stop)]
+        results.update(_run_jobs(again, jobs, None))
+    for i in over:
+        report.warn(
+            f"tile {nodes[i].key} holds one building "
+            f"({_SHARED['buildings'].ids[ranges[i][0]]}) and is {results[nodes[i].key]['bytes']:,}"
+            f" bytes, over the {budget:,}-byte budget"
+        )
 
 
 class _Clock:
@@ -214,7 +507,11 @@ def _run_jobs(
     # big tiles first so the pool does not end on a straggler
     jobs_list = sorted(jobs_list, key=lambda j: j.start - j.stop)
     try:
-        with ctx.Pool(processes=min(jobs, os.cpu_count() or 1)) as pool:
+        with ctx.Pool(
+            processes=min(jobs, os.cpu_count() or 1),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             yield from wrap(
                 pool.imap_unordered(_encode_tile, jobs_list, chunksize=4),
                 total=len(jobs_list),
@@ -233,26 +530,19 @@ def _encode_tile(job: _TileJob) -> tuple[str, dict[str, Any]]:
     tile = buildings.take(sl)
     geo = _geometry(tile, _SHARED["frame"])
     mesh = extrude(
-        geo["base"], geo["top"], geo["ring_offsets"], geo["part_ring_offsets"], geo["part_building"]
+        geo["base"],
+        geo["top"],
+        geo["ring_offsets"],
+        geo["part_ring_offsets"],
+        geo["part_building"],
+        skirt=options.skirt,
     )
-    floors = buildings.floors[sl]
-    table = {
-        "id": buildings.ids[sl],
-        "name": buildings.name[sl],
-        "height": buildings.height[sl],
-        "floors": np.where(np.isfinite(floors), floors, 0),
-        "use": buildings.use[sl],
-        "roof_type": buildings.roof_type[sl],
-        "base": buildings.base[sl],
-        "address": np.array(["; ".join(a) for a in buildings.addresses[sl]], dtype=object),
-    }
-    props = list(BUILDING_PROPERTIES)
-    for name, column in buildings.extra.items():
-        props.append(PropertySpec(name, "STRING"))
-        table[name] = column[sl]
+    props: list[PropertySpec] = _SHARED["properties"]
+    rows = _SHARED["order"][sl]
+    table = {p.id: _SHARED["columns"][p.id][rows] for p in props}
     if options.format == "b3dm":
         glb = write_glb(mesh, props, table, compression=options.compression, batch_ids=True)
-        data = write_b3dm(glb, table)
+        data = write_b3dm(glb, table, props)
     else:
         data = write_glb(mesh, props, table, compression=options.compression)
     path = _SHARED["out_dir"] / "content" / f"{_content_name(job.key)}{options.suffix}"
@@ -282,11 +572,17 @@ def _tileset(
     buildings: Buildings,
 ) -> Tileset:
     boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for i in range(len(nodes) - 1, -1, -1):  # children come after parents
+
+    def box(i: int) -> tuple[np.ndarray, np.ndarray]:
+        # children first (a split tile's new child comes after its own children)
         lo, hi = results[nodes[i].key]["lo"], results[nodes[i].key]["hi"]
         for c in nodes[i].children:
-            lo, hi = np.minimum(lo, boxes[c][0]), np.maximum(hi, boxes[c][1])
+            clo, chi = box(c)
+            lo, hi = np.minimum(lo, clo), np.maximum(hi, chi)
         boxes[i] = (lo, hi)
+        return lo, hi
+
+    box(0)
 
     def make(i: int) -> Tile:
         node = nodes[i]

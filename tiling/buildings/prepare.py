@@ -9,14 +9,18 @@ with the feature id and a reason code.
 Reason codes (``build-report.json``):
 
 =====================  ==========================================================
-``no-geometry``        skipped: the feature has no geometry
+``no-geometry``        skipped: the feature has no geometry (null or empty)
 ``not-a-polygon``      skipped: point/line geometry
-``bad-coordinates``    skipped: coordinates are not finite or not on the Earth
-``sliver``             skipped: area below ``min_area`` or thinner than 0.5 m
+``bad-coordinates``    skipped: coordinates not finite, or cannot belong to the CRS
+``sliver``             skipped: area below ``min_area``, thinner than 0.5 m, or
+                       collapsing to nothing (a triangle under 1 mm across)
 ``duplicate-feature``  skipped: same id and same geometry as an earlier feature
-``invalid-geometry``   repaired with GEOS make_valid (structure method)
+``invalid-geometry``   repaired with GEOS make_valid (structure method) or, for a
+                       ring GEOS cannot even read (unclosed, < 4 points), closed
+                       while reading; skipped when nothing polygonal remains
 ``duplicate-vertices`` repaired: repeated consecutive vertices removed
 ``multipolygon``       kept as one building (one feature id) with several parts
+                       (a one-part MultiPolygon is a Polygon, silently)
 ``z-dropped``          repaired: Z coordinates dropped (heights come from attributes)
 ``duplicate-id``       repaired: id made unique with a ``~n`` suffix
 ``missing-id``         repaired: id generated from the row number
@@ -35,10 +39,17 @@ import pyarrow.compute as pc
 import shapely
 
 from cim.config import BuildingsConfig, CityProject
-from cim.crs import parse_crs, to_lonlat
-from cim.errors import CRSError, InputDataError
+from cim.crs import ResolvedCRS, crs_label, looks_like_lonlat, resolve_crs
+from cim.errors import InputDataError
 from cim.model import Buildings
-from cim.readers import FeatureTable, read_features, to_float, to_text
+from cim.readers import (
+    FEATURE_ERRORS,
+    FeatureTable,
+    apply_per_feature,
+    read_features,
+    to_float,
+    to_text,
+)
 from cim.report import StageReport
 
 log = logging.getLogger(__name__)
@@ -61,8 +72,9 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
     Returns
     -------
     Buildings
-        Footprints in lon/lat with heights; ``base`` is left at 0 for the ground
-        stage (:mod:`tiling.buildings.ground`) to fill.
+        Footprints in lon/lat with heights; ``base`` holds the ``[buildings] base``
+        column (orthometric, NaN where missing) or 0, for the ground stage
+        (:mod:`tiling.buildings.ground`) to fill.
 
     Raises
     ------
@@ -73,10 +85,11 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
     table = read_features(
         cfg.path, layer=cfg.layer, encoding=cfg.encoding, wkt=cfg.wkt, x=cfg.x, y=cfg.y
     )
-    report.read = len(table)
-    crs = resolve_crs(table, cfg, project)
+    report.read = len(table) + len(table.bad_rows)
+    _skip_bad_rows(table, cfg, report)
     ids = _ids(table, cfg, report)
-    geoms, keep = _clean_geometry(table, ids, crs, report, cfg.min_area)
+    geoms, keep, resolved = _clean_geometry(table, ids, cfg, project, report)
+    crs = resolved.crs
     ids, geoms, keep = _dedupe_ids(ids, geoms, keep, report)
     keep = _drop_duplicate_footprints(ids, geoms, keep, report)
     idx = np.flatnonzero(keep)
@@ -84,7 +97,7 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
         raise InputDataError("no usable building footprint (see build-report.json)", path=cfg.path)
     n = len(table)
     height, floors = _heights(table, cfg, ids, keep, report)
-    extra = {name: to_text(table.column(name), n)[idx] for name in cfg.extra}
+    extra = {name: _extra_column(table.column(name), n)[idx] for name in cfg.extra}
     missing_extra = [name for name in cfg.extra if table.column(name) is None]
     if missing_extra:
         report.warn(f"{cfg.path.name}: extra column(s) {missing_extra} not found")
@@ -93,7 +106,7 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
         footprints=geoms[idx],
         height=height[idx],
         floors=floors[idx],
-        base=np.zeros(len(idx)),
+        base=_base_attribute(table, cfg, report)[idx],
         name=to_text(table.column(cfg.name), n)[idx],
         use=to_text(table.column(cfg.use), n)[idx],
         roof_type=to_text(table.column(cfg.roof_type), n)[idx],
@@ -120,64 +133,45 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
     return buildings
 
 
-def resolve_crs(table: FeatureTable, cfg: BuildingsConfig, project: CityProject) -> str:
-    """The CRS to read ``table`` in: the file's, else city.toml's; checked against data.
-
-    GCJ-02 / BD-09 can only be declared in city.toml (files never carry them).
-    """
-    declared = cfg.crs or project.crs
-    crs = table.crs
-    if declared and (crs is None or _is_special(declared)):
-        crs = declared
-    elif declared and crs and not parse_crs(declared).equals(parse_crs(crs)):
-        log.warning(
-            "%s declares its own CRS; [buildings] crs = %r is ignored", table.path.name, declared
-        )
-    if crs is None:
-        raise CRSError(
-            "the file carries no CRS; set [buildings] crs (or [city] crs) in city.toml, "
-            f'e.g. "EPSG:4547"{_crs_hint(table)}',
-            path=table.path,
-        )
-    _check_extent(table, crs)
-    return crs
+def _extra_column(values: np.ndarray | None, n: int) -> np.ndarray:
+    """An ``extra`` attribute keeping its type: int64 / float64 numbers, else text."""
+    if values is not None and values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    if values is not None and values.dtype.kind == "f":
+        return values.astype(np.float64)
+    return to_text(values, n)
 
 
-def _is_special(name: str) -> bool:
-    from cim.crs import is_bd09, is_gcj02
+def _resolve(
+    table: FeatureTable,
+    cfg: BuildingsConfig,
+    project: CityProject,
+    geoms: np.ndarray,
+    rows: np.ndarray,
+) -> ResolvedCRS:
+    """The CRS policy of :func:`cim.crs.resolve_crs`, one sample row per feature."""
+    b = shapely.bounds(geoms[rows]) if len(rows) else np.zeros((0, 4))
+    return resolve_crs(
+        table.crs,
+        cfg.crs,
+        b[:, [0, 2]],
+        b[:, [1, 3]],
+        what="buildings",
+        path=table.path,
+        default=project.crs,
+        implied=table.implied_crs,
+        items="features",
+    )
 
-    return is_gcj02(name) or is_bd09(name)
 
-
-def _crs_hint(table: FeatureTable) -> str:
-    b = shapely.total_bounds(table.geometry)
-    if np.all(np.isfinite(b)) and b[0] >= -180 and b[2] <= 180 and b[1] >= -90 and b[3] <= 90:
-        return " (the coordinates look like longitude/latitude: EPSG:4326 or EPSG:4490)"
-    if np.all(np.isfinite(b)) and 1e7 < b[0] < 1e8:
-        zone = int(b[0] // 1e6)
-        return f" (x ≈ {b[0]:.0f} carries a zone prefix {zone}: a Gauss-Krüger zone CRS)"
-    return ""
-
-
-def _check_extent(table: FeatureTable, crs: str) -> None:
-    """Refuse a CRS the coordinates clearly do not belong to."""
-    b = shapely.total_bounds(table.geometry)
-    if not np.all(np.isfinite(b)):
-        return
-    if _is_special(crs) or parse_crs(crs).is_geographic:
-        if b[0] < -180.5 or b[2] > 180.5 or b[1] < -90.5 or b[3] > 90.5:
-            raise CRSError(
-                f"coordinates ({b[0]:.0f}, {b[1]:.0f}) are not degrees but the CRS {crs!r} "
-                f"is geographic; the file's CRS is wrong or missing{_crs_hint(table)}",
-                path=table.path,
-            )
-        return
-    lon, lat = to_lonlat(np.array([b[0], b[2]]), np.array([b[1], b[3]]), crs)
-    bad = ~np.isfinite(lon) | ~np.isfinite(lat) | (np.abs(lat) > 90) | (np.abs(lon) > 180)
-    if np.any(bad):
-        raise CRSError(
-            f"coordinates ({b[0]:.0f}, {b[1]:.0f}) do not fit CRS {crs!r}{_crs_hint(table)}",
-            path=table.path,
+def _skip_bad_rows(table: FeatureTable, cfg: BuildingsConfig, report: StageReport) -> None:
+    """List the CSV rows the reader could not split into columns, by id and line."""
+    for row in table.bad_rows:
+        rid = row.cells.get(cfg.id, "") if cfg.id else ""
+        report.skip(
+            rid or f"{table.path.stem}-line{row.line}",
+            "malformed-row",
+            f"line {row.line}: {row.detail}",
         )
 
 
@@ -196,12 +190,20 @@ def _ids(table: FeatureTable, cfg: BuildingsConfig, report: StageReport) -> np.n
 
 
 def _clean_geometry(
-    table: FeatureTable, ids: np.ndarray, crs: str, report: StageReport, min_area: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Valid 2D lon/lat polygons, and the mask of features kept."""
+    table: FeatureTable,
+    ids: np.ndarray,
+    cfg: BuildingsConfig,
+    project: CityProject,
+    report: StageReport,
+) -> tuple[np.ndarray, np.ndarray, ResolvedCRS]:
+    """Valid 2D lon/lat polygons, the mask of features kept, and the CRS used."""
     geoms = table.geometry.copy()
     keep = np.ones(len(geoms), dtype=bool)
-    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    for issue in table.issues:  # what GEOS could not even read
+        if not issue.repaired:
+            report.skip(ids[issue.row], issue.reason, issue.detail)
+            keep[issue.row] = False
+    missing = keep & (shapely.is_missing(geoms) | shapely.is_empty(geoms))
     for i in np.flatnonzero(missing):
         report.skip(ids[i], "no-geometry")
     keep &= ~missing
@@ -214,22 +216,35 @@ def _clean_geometry(
     for i in np.flatnonzero(has_z):
         report.repair(ids[i], "z-dropped")
     geoms[has_z] = shapely.force_2d(geoms[has_z])
+    # a one-part MultiPolygon is a plain Polygon: nothing to report
+    single = keep & (types == int(POLYGONAL[1])) & (shapely.get_num_geometries(geoms) == 1)
+    geoms[single] = shapely.get_geometry(geoms[single], 0)
+    types[single] = int(POLYGONAL[0])
+    keep = _drop_bad_coordinates(geoms, keep, ids, report)
+    if not keep.any():
+        raise InputDataError(
+            "no usable building footprint (see build-report.json)", path=table.path
+        )
+    resolved = _resolve(table, cfg, project, geoms, np.flatnonzero(keep))
+    if resolved.note:
+        report.warn(f"{table.path.name}: {resolved.note}")
+    keep = _drop_unfitting(geoms, keep, ids, resolved, report)
     kept = np.flatnonzero(keep)
     coords, owner = shapely.get_coordinates(geoms[kept], return_index=True)
-    lon, lat = to_lonlat(coords[:, 0], coords[:, 1], crs)
+    lon, lat = resolved.to_lonlat(coords[:, 0], coords[:, 1])
     lonlat = np.column_stack([lon, lat])
     simple = (types[kept] == int(POLYGONAL[0])) & (shapely.get_num_interior_rings(geoms[kept]) == 0)
     # one pass sets the lon/lat coordinates and turns clockwise simple rings around;
     # polygons with holes and multipolygons are oriented by GEOS later
     lonlat = lonlat[_ccw_order(lonlat, owner, simple)]
     geoms[kept] = shapely.set_coordinates(geoms[kept].copy(), lonlat)
-    off_earth = ~np.isfinite(lonlat).all(axis=1) | (np.abs(lat) > 90.0)
+    off_earth = ~np.isfinite(lonlat).all(axis=1) | (np.abs(lonlat[:, 1]) > 90.0)
     bad = np.zeros(len(geoms), dtype=bool)
     bad[kept[np.unique(owner[off_earth])]] = True
     for i in np.flatnonzero(bad):
         report.skip(ids[i], "bad-coordinates", "coordinates are not on the Earth in WGS84")
     keep &= ~bad
-    repeated = _has_repeated_points(lonlat, owner)
+    repeated = _has_repeated_points(lonlat, owner, len(kept))
     complex_ = np.zeros(len(geoms), dtype=bool)
     complex_[kept[~simple]] = True
     geoms, keep = _repair_validity(geoms, keep, kept[repeated], complex_, ids, report)
@@ -238,7 +253,54 @@ def _clean_geometry(
     )
     lat_of = np.zeros(len(geoms))
     lat_of[kept] = mean_lat
-    return geoms, _drop_slivers(geoms, keep, ids, report, min_area, lat_of)
+    keep = _drop_slivers(geoms, keep, ids, report, cfg.min_area, lat_of)
+    # a ring closed while reading is a repair only if the feature survived the rest
+    for issue in table.issues:
+        if issue.repaired and keep[issue.row]:
+            report.repair(ids[issue.row], issue.reason, f"{issue.detail}; ring closed")
+    return geoms, keep, resolved
+
+
+def _drop_bad_coordinates(
+    geoms: np.ndarray, keep: np.ndarray, ids: np.ndarray, report: StageReport
+) -> np.ndarray:
+    """Skip features with a NaN or infinite coordinate (GEOS cannot repair them)."""
+    kept = np.flatnonzero(keep)
+    coords, owner = shapely.get_coordinates(geoms[kept], return_index=True)
+    nonfinite = np.zeros(len(kept), dtype=bool)
+    nonfinite[owner[~np.isfinite(coords).all(axis=1)]] = True
+    for i in kept[nonfinite]:
+        report.skip(ids[i], "bad-coordinates", "a coordinate is NaN or infinite")
+    keep[kept[nonfinite]] = False
+    return keep
+
+
+def _drop_unfitting(
+    geoms: np.ndarray,
+    keep: np.ndarray,
+    ids: np.ndarray,
+    resolved: ResolvedCRS,
+    report: StageReport,
+) -> np.ndarray:
+    """Skip features whose coordinates cannot belong to the CRS (e.g. x = 1e12)."""
+    kept = np.flatnonzero(keep)
+    bad = kept[~resolved.fits]
+    if len(bad) == 0:
+        return keep
+    b = shapely.bounds(geoms[bad])
+    label = crs_label(resolved.crs)
+    lonlat = looks_like_lonlat(b[:, 0], b[:, 1]) & looks_like_lonlat(b[:, 2], b[:, 3])
+    for k, i in enumerate(bad):
+        what = "look like lon/lat degrees" if lonlat[k] else "do not fit"
+        report.skip(
+            ids[i],
+            "bad-coordinates",
+            f"coordinates (x = {b[k, 0]:.10g}, y = {b[k, 1]:.10g}) {what} {label}",
+        )
+    keep[bad] = False
+    if len(bad) > len(kept) // 2:
+        report.warn(f"{len(bad)} of {len(kept)} features do not fit the CRS {label}")
+    return keep
 
 
 def _ccw_order(lonlat: np.ndarray, owner: np.ndarray, simple: np.ndarray) -> np.ndarray:
@@ -266,12 +328,13 @@ def _ccw_order(lonlat: np.ndarray, owner: np.ndarray, simple: np.ndarray) -> np.
     return order
 
 
-def _has_repeated_points(lonlat: np.ndarray, owner: np.ndarray, tol: float = 1e-8) -> np.ndarray:
-    """Per geometry (in ``owner`` order): whether two consecutive vertices coincide.
+def _has_repeated_points(
+    lonlat: np.ndarray, owner: np.ndarray, n: int, tol: float = 1e-8
+) -> np.ndarray:
+    """Indices of the ``n`` geometries (``owner`` order) with two coinciding vertices.
 
     ``tol`` is ~1 mm in degrees: closer vertices are the same surveyed point.
     """
-    n = int(owner.max()) + 1 if len(owner) else 0
     same = np.all(np.abs(np.diff(lonlat, axis=0)) <= tol, axis=1) & (owner[1:] == owner[:-1])
     out = np.zeros(n, dtype=bool)
     out[owner[1:][same]] = True
@@ -292,36 +355,61 @@ def _repair_validity(
     """
     orient = complex_.copy()
     repeated = repeated[keep[repeated]]
-    geoms[repeated] = shapely.remove_repeated_points(geoms[repeated], tolerance=1e-8)
-    for i in repeated:
-        report.repair(ids[i], "duplicate-vertices")
+    fixed, errors = apply_per_feature(shapely.remove_repeated_points, geoms[repeated], 1e-8)
+    for k, i in enumerate(repeated):
+        if k in errors:  # every vertex within 1 mm: nothing of a building is left
+            report.skip(ids[i], "sliver", f"collapses when 1 mm duplicates go ({errors[k]})")
+            keep[i] = False
+        else:
+            geoms[i] = fixed[k]
+            report.repair(ids[i], "duplicate-vertices")
     idx = np.flatnonzero(keep)
-    invalid = idx[~shapely.is_valid(geoms[idx])]
-    for i in invalid:
-        reason = shapely.is_valid_reason(geoms[i])
-        fixed = _polygonal_part(
-            shapely.make_valid(geoms[i], method="structure", keep_collapsed=False)
-        )
-        if fixed is None:
+    valid, _ = apply_per_feature(shapely.is_valid, geoms[idx], fill=False)
+    for i in idx[~valid.astype(bool)]:
+        reason = _valid_reason(geoms[i])
+        fixed_one = _make_valid(geoms[i])
+        if fixed_one is None:
             report.skip(ids[i], "invalid-geometry", f"{reason}; nothing polygonal left")
             keep[i] = False
         else:
-            geoms[i] = fixed
+            geoms[i] = fixed_one
             orient[i] = True
             report.repair(ids[i], "invalid-geometry", reason)
     # collections that were valid but mixed (polygon + line) keep their polygons
     coll = np.flatnonzero(keep & (shapely.get_type_id(geoms) == int(COLLECTION)))
     for i in coll:
-        fixed = _polygonal_part(geoms[i])
-        if fixed is None:
+        part = _polygonal_part(geoms[i])
+        if part is None:
             report.skip(ids[i], "not-a-polygon", "collection without polygons")
             keep[i] = False
         else:
-            geoms[i] = fixed
+            geoms[i] = part
             orient[i] = True
-    orient &= keep
-    geoms[orient] = shapely.orient_polygons(geoms[orient], exterior_cw=False)
+            report.repair(ids[i], "invalid-geometry", "polygons kept from a GeometryCollection")
+    orient = np.flatnonzero(orient & keep)
+    oriented, errors = apply_per_feature(shapely.orient_polygons, geoms[orient], exterior_cw=False)
+    for k, i in enumerate(orient):
+        if k in errors:
+            report.skip(ids[i], "invalid-geometry", errors[k])
+            keep[i] = False
+        else:
+            geoms[i] = oriented[k]
     return geoms, keep
+
+
+def _valid_reason(geom: shapely.Geometry) -> str:
+    try:
+        return str(shapely.is_valid_reason(geom))
+    except FEATURE_ERRORS as exc:
+        return " ".join(str(exc).split())
+
+
+def _make_valid(geom: shapely.Geometry) -> shapely.Geometry | None:
+    """GEOS make_valid (structure method) reduced to its polygons; None if none."""
+    try:
+        return _polygonal_part(shapely.make_valid(geom, method="structure", keep_collapsed=False))
+    except FEATURE_ERRORS:
+        return None
 
 
 def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
@@ -402,12 +490,20 @@ def _drop_duplicate_footprints(
         rows = kept[np.flatnonzero(key == group)]
         for k, i in enumerate(rows[1:], start=1):
             twin = next(
-                (j for j in rows[:k] if keep[j] and shapely.equals(geoms[i], geoms[j])), None
+                (j for j in rows[:k] if keep[j] and _same_footprint(geoms[i], geoms[j])), None
             )
             if twin is not None:
                 report.skip(ids[i], "duplicate-footprint", f"same footprint as {ids[twin]}")
                 keep[i] = False
     return keep
+
+
+def _same_footprint(a: shapely.Geometry, b: shapely.Geometry) -> bool:
+    """Topological equality; a GEOS failure on the pair means "not proven equal"."""
+    try:
+        return bool(shapely.equals(a, b))
+    except FEATURE_ERRORS:
+        return False
 
 
 def _row_hash(values: np.ndarray) -> np.ndarray:
@@ -430,14 +526,15 @@ def _heights(
     height = to_float(table.column(cfg.height), n)
     floors = to_float(table.column(cfg.floors), n)
     floors_ok = np.isfinite(floors) & (floors >= 1) & (floors <= MAX_FLOORS)
-    floors = np.where(floors_ok, np.round(floors), np.nan)
+    # 2.5 floors stay 2.5 (a half storey under the roof is common)
+    floors = np.where(floors_ok, floors, np.nan)
     height_ok = np.isfinite(height) & (height > 0) & (height <= cfg.max_height)
     from_floors = keep & ~height_ok & floors_ok
     fallback = keep & ~height_ok & ~floors_ok
     for i in np.flatnonzero(from_floors | fallback):
         why = _height_problem(height[i], cfg.max_height)
         if from_floors[i]:
-            report.repair(ids[i], "height-from-floors", f"{why}; {int(floors[i])} floors")
+            report.repair(ids[i], "height-from-floors", f"{why}; {floors[i]:g} floors")
         else:
             report.repair(ids[i], "default-height", f"{why}; no usable floors")
     height = np.where(
@@ -454,3 +551,14 @@ def _height_problem(value: float, max_height: float) -> str:
     if value < 0:
         return f"height {value:g} m negative"
     return f"height {value:g} m above max_height {max_height:g}"
+
+
+def _base_attribute(table: FeatureTable, cfg: BuildingsConfig, report: StageReport) -> np.ndarray:
+    """The ``[buildings] base`` column as numbers (NaN where missing), else zeros."""
+    n = len(table)
+    if not cfg.base:
+        return np.zeros(n)
+    column = table.column(cfg.base)
+    if column is None:
+        report.warn(f"{cfg.path.name}: base column {cfg.base!r} not found; base from the DEM")
+    return to_float(column, n)

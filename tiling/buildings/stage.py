@@ -11,6 +11,7 @@ from cim.config import CityProject, TerrainConfig
 from cim.errors import ConfigError
 from cim.model import Buildings
 from cim.stages import BuildContext
+from tiling.buildings.export import write_buildings_table
 from tiling.buildings.ground import set_base_elevation
 from tiling.buildings.l2 import L2Options, write_l2
 from tiling.buildings.prepare import read_buildings
@@ -68,15 +69,17 @@ class BuildingsStage:
         return ("city", "buildings", "datum", "terrain")
 
     def outputs(self) -> list[str]:
-        """Nothing on disk: the table is passed on in memory."""
-        return []
+        """The footprint table for the read side (the table also passes in memory)."""
+        return ["buildings.parquet"]
 
     def run(self, ctx: BuildContext) -> None:
         """Read and repair footprints, set base elevations."""
         report = ctx.stage_report(self.name)
         buildings = read_buildings(ctx.project, report)
-        set_base_elevation(buildings, ctx.project, report)
+        # walls reach below the base by the terrain's error: passed on to the l2 stage
+        ctx.artifacts["wall_skirt"] = set_base_elevation(buildings, ctx.project, report)
         report.written = len(buildings)
+        write_buildings_table(buildings, ctx.workdir)
         ctx.artifacts["buildings"] = buildings
         west, south, east, north = buildings.bounds()
         ctx.manifest.setdefault("extent", [west, south, east, north])
@@ -115,11 +118,17 @@ class L2Stage:
             buildings,
             ctx.workdir / "tiles" / "l2",
             L2Options(
-                cfg.max_features_per_tile, cfg.max_vertices_per_tile, cfg.compression, cfg.format
+                cfg.max_features_per_tile,
+                cfg.max_vertices_per_tile,
+                cfg.compression,
+                cfg.format,
+                skirt=ctx.artifacts.get("wall_skirt", 0.0),
             ),
             jobs=ctx.jobs,
             track=ctx.track,
+            report=report,
         )
+        properties = figures.pop("properties")
         report.written = figures["buildings"]
         report.counts.update(figures)
         ctx.manifest["centre"] = figures["centre"]
@@ -130,16 +139,7 @@ class L2Stage:
                 "buildings": figures["buildings"],
                 "tiles": figures["tiles"],
                 "bytes": figures["bytes"],
-                "properties": [
-                    "id",
-                    "name",
-                    "height",
-                    "floors",
-                    "use",
-                    "roof_type",
-                    "base",
-                    "address",
-                ],
+                "properties": properties,  # metadata property ids, extras included
                 "height_range": [float(buildings.height.min()), float(buildings.height.max())],
                 "uses": sorted({u for u in buildings.use if u}),
             },

@@ -48,8 +48,8 @@ from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform, transform_bounds
 
-from cim.crs import parse_crs
 from cim.errors import CRSError, DatasetIOError, InputDataError
+from cim.raster import resolve_raster_crs
 from tiling.pool import run_tasks
 
 log = logging.getLogger(__name__)
@@ -124,19 +124,15 @@ def describe_sources(
     out = []
     for path in paths:
         path = Path(path)
+        if path.is_file() and path.stat().st_size == 0:
+            raise InputDataError("empty file (0 bytes)", path=path)
         try:
             with rasterio.open(path) as src:
-                if crs is not None:
-                    crs_str = crs
-                elif src.crs is not None:
-                    crs_str = src.crs.to_wkt()
-                elif default_crs is not None:
-                    crs_str = default_crs
-                else:
-                    raise CRSError(
-                        "orthophoto has no CRS; set [imagery] crs (or [city] crs)", path=path
-                    )
-                parse_crs(crs_str)
+                # the one CRS policy (cim.crs.resolve_crs): declared vs file vs coordinates
+                resolved, _ = resolve_raster_crs(
+                    src, path, crs, default_crs, what="imagery", kind="orthophoto"
+                )
+                crs_str = resolved.crs
                 if src.dtypes[0] not in ("uint8", "uint16", "int16"):
                     raise InputDataError(
                         f"orthophoto data type {src.dtypes[0]} is not 8- or 16-bit", path=path

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from cim.config import CityProject, ImageryConfig
+from cim.raster import check_rasters_overlap
 from cim.stages import BuildContext
 from tiling.imagery.build import EXTENSIONS, build_imagery
 
@@ -48,6 +49,16 @@ class ImageryStage:
             return
         report = ctx.stage_report(self.name)
         t0 = time.perf_counter()
+        # an orthophoto in the wrong CRS still lands on the Earth, but not on the city
+        for warning in check_rasters_overlap(
+            cfg.paths,
+            cfg.crs,
+            ctx.project.crs,
+            ctx.manifest.get("extent"),
+            what="imagery",
+            kind="orthophoto",
+        ):
+            report.warn(warning)
         result = build_imagery(
             cfg.paths,
             ctx.workdir / "imagery",

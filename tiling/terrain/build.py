@@ -25,6 +25,7 @@ from cim.datum import Datum
 from cim.raster import DemMosaic
 from tiling.pool import run_tasks
 from tiling.terrain import scheme
+from tiling.terrain.extend import EdgeExtendedDem
 from tiling.terrain.mesh import TileParams, build_mesh, encode_mesh, mesh_error
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class TerrainPlan:
     max_zoom: int
     auto_max_zoom: int
     dem_bounds: tuple[float, float, float, float]
+    #: where tiles carry the DEM (each file's bounds, widened by the edge margin)
     file_bounds: list[tuple[float, float, float, float]]
 
     @property
@@ -144,8 +146,16 @@ class TerrainPlan:
         return sum(len(t) for t in self.tiles.values())
 
 
+def finest_level(dem: DemMosaic | EdgeExtendedDem, max_zoom: int | None = None) -> int:
+    """The terrain's max zoom: ``max_zoom`` if given, else from the DEM's resolution."""
+    if max_zoom is not None:
+        return max_zoom
+    bounds = dem.bounds_lonlat()
+    return scheme.auto_max_zoom(dem.resolution_m(), (bounds[1] + bounds[3]) / 2.0)
+
+
 def plan_terrain(
-    dem: DemMosaic,
+    dem: DemMosaic | EdgeExtendedDem,
     *,
     min_zoom: int = 0,
     max_zoom: int | None = None,
@@ -153,15 +163,23 @@ def plan_terrain(
     coarse_fill_zoom: int = 2,
     normals: bool = True,
 ) -> TerrainPlan:
-    """Choose levels, grid sizes, error budgets and tiles for a DEM."""
+    """Choose levels, grid sizes, error budgets and tiles for a DEM.
+
+    With an :class:`EdgeExtendedDem`, the levels above ``coarse_fill_zoom`` also
+    cover the margin around the DEM where its edge is continued, so the surface
+    there is meshed at every level (no step down to sea level at the DEM's edge).
+    """
     bounds = dem.bounds_lonlat()
     lat_c = (bounds[1] + bounds[3]) / 2.0
     res = dem.resolution_m()
-    auto = scheme.auto_max_zoom(res, lat_c)
-    mz = auto if max_zoom is None else max_zoom
+    auto = finest_level(dem)
+    mz = finest_level(dem, max_zoom)
     params: dict[int, TileParams] = {}
     tiles: dict[int, list[tuple[int, int]]] = {}
-    file_bounds = dem.file_bounds_lonlat()
+    if isinstance(dem, EdgeExtendedDem):
+        file_bounds = dem.margin_bounds()
+    else:
+        file_bounds = dem.file_bounds_lonlat()
     for z in range(mz + 1):
         params[z] = TileParams(
             level=z,
@@ -327,7 +345,8 @@ def build_terrain(
     TerrainResult
     """
     t0 = time.perf_counter()
-    dem = DemMosaic(paths, crs, default_crs=default_crs, fill_nodata=True)
+    # the DEM continued past its edges (and over unfilled voids): no cliff to sea level
+    dem = EdgeExtendedDem(DemMosaic(paths, crs, default_crs=default_crs, fill_nodata=True))
     dat = datum if isinstance(datum, Datum) else Datum.from_config(datum)
     plan = plan_terrain(
         dem,

@@ -5,9 +5,11 @@ How a tile is built
 1. The DEM is sampled on a regular lon/lat grid of ``n + 1`` points per side (plus a
    one-sample ring outside the tile for normals). Grid points are computed from
    *global* integer indices, so two neighbouring tiles sample their shared edge at
-   bit-identical coordinates and get bit-identical heights. Outside the DEM and at
-   nodata the surface is sea level (orthometric 0), then the datum makes heights
-   WGS84 ellipsoidal.
+   bit-identical coordinates and get bit-identical heights. The terrain stage passes
+   a :class:`tiling.terrain.extend.EdgeExtendedDem`, so outside the DEM the surface
+   continues at its edge height and ramps to sea level further out; where a sampler
+   returns NaN the surface is sea level (orthometric 0). The datum then makes
+   heights WGS84 ellipsoidal.
 2. Each edge's height profile is simplified with Douglas–Peucker (tolerance = the
    level's error budget). The profile is the same for both tiles sharing the edge,
    so both keep the same edge vertices; the edge samples are replaced by the
@@ -232,8 +234,9 @@ def build_mesh(x: int, y: int, params: TileParams, dem: object | None, datum: ob
     x, y : int
         Tile column and TMS row.
     params : TileParams
-    dem : cim.raster.DemMosaic or None
-        None (or ``params.use_dem`` False): sea-level fill tile.
+    dem : EdgeExtendedDem, DemMosaic or None
+        Anything with ``sample(lon, lat)``; None (or ``params.use_dem`` False): a
+        sea-level fill tile.
     datum : cim.datum.Datum
         Turns sampled heights into WGS84 ellipsoidal heights.
     """

@@ -1,4 +1,4 @@
-"""quantized-mesh-1.0 encoder and decoder (numpy).
+"""quantized-mesh-1.0 encoder (numpy); the decoder is the core's (:mod:`cim.qmesh`).
 
 Format: https://github.com/CesiumGS/quantized-mesh (spec README). A tile is::
 
@@ -24,75 +24,27 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from cim.crs import WGS84_A, WGS84_E2, geodetic_to_ecef
 
+# the one decoder lives in the core (the read side); re-exported for the stage's checks
+from cim.qmesh import (  # noqa: F401
+    EXT_METADATA,
+    EXT_OCT_NORMALS,
+    EXT_WATER_MASK,
+    HEADER,
+    MAX_Q,
+    QuantizedMesh,
+    decode_tile,
+    hwm_decode,
+    zigzag_delta_decode,
+)
+
 WGS84_B = WGS84_A * np.sqrt(1.0 - WGS84_E2)
 RADII = np.array([WGS84_A, WGS84_A, WGS84_B])
-MAX_Q = 32767
-
-EXT_OCT_NORMALS = 1
-EXT_WATER_MASK = 2
-EXT_METADATA = 4
-
-HEADER = struct.Struct("<3d2f4d3d")
-
-
-@dataclass
-class QuantizedMesh:
-    """A decoded (or to-be-encoded) quantized-mesh tile.
-
-    Attributes
-    ----------
-    u, v, h : ndarray of uint16
-        Quantised positions, 0..32767 across the tile (u east, v north, h from
-        ``min_height`` to ``max_height``).
-    triangles : ndarray (m, 3) of uint32
-        Counter-clockwise (seen from above) vertex indices.
-    min_height, max_height : float
-        Height range (WGS84 ellipsoidal metres) stored as float32.
-    west, south, east, north : list of int
-        Edge vertex indices (south→north, east→west, north→south, west→east as
-        CesiumJS names them).
-    normals : ndarray (n, 2) of uint8 or None
-        Oct-encoded unit normals (ECEF).
-    metadata : dict or None
-        Metadata extension JSON.
-    header : dict
-        Header fields (centre, bounding sphere, horizon occlusion point).
-    """
-
-    u: np.ndarray
-    v: np.ndarray
-    h: np.ndarray
-    triangles: np.ndarray
-    min_height: float
-    max_height: float
-    west: np.ndarray
-    south: np.ndarray
-    east: np.ndarray
-    north: np.ndarray
-    normals: np.ndarray | None = None
-    metadata: dict[str, Any] | None = None
-    header: dict[str, Any] = field(default_factory=dict)
-    extension_ids: list[int] = field(default_factory=list)
-
-    def heights(self) -> np.ndarray:
-        """Decoded heights in metres, as CesiumJS computes them."""
-        lo, hi = float(np.float32(self.min_height)), float(np.float32(self.max_height))
-        return lo + self.h.astype(np.float64) / MAX_Q * (hi - lo)
-
-    def lonlat(self, bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-        """Vertex longitude/latitude for the tile rectangle ``bounds`` (w, s, e, n)."""
-        w, s, e, n = bounds
-        return (
-            w + self.u.astype(np.float64) / MAX_Q * (e - w),
-            s + self.v.astype(np.float64) / MAX_Q * (n - s),
-        )
 
 
 # --- small codecs ------------------------------------------------------------------
@@ -105,13 +57,6 @@ def zigzag_delta_encode(values: np.ndarray) -> np.ndarray:
     return (((d << 1) ^ (d >> 31)) & 0xFFFF).astype(np.uint16)
 
 
-def zigzag_delta_decode(encoded: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`zigzag_delta_encode`."""
-    e = encoded.astype(np.int32)
-    d = (e >> 1) ^ -(e & 1)
-    return (np.cumsum(d) & 0xFFFF).astype(np.uint16)
-
-
 def hwm_encode(indices: np.ndarray) -> np.ndarray:
     """High-water-mark encode indices (vertices must be ordered by first use)."""
     idx = indices.astype(np.int64).ravel()
@@ -122,16 +67,6 @@ def hwm_encode(indices: np.ndarray) -> np.ndarray:
     if (code < 0).any():
         raise ValueError("vertices are not ordered by first use")
     return code
-
-
-def hwm_decode(codes: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`hwm_encode` (vectorised)."""
-    c = codes.astype(np.int64).ravel()
-    if c.size == 0:
-        return c
-    # highest before element i = number of zero codes before i
-    zeros = np.concatenate([[0], np.cumsum(c == 0)[:-1]])
-    return zeros - c
 
 
 def first_use_order(triangles: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
@@ -220,7 +155,7 @@ def horizon_occlusion_point(points: np.ndarray, centre: np.ndarray) -> np.ndarra
     return direction * float((1.0 / denom).max())
 
 
-# --- encode / decode ----------------------------------------------------------------
+# --- encode ----------------------------------------------------------------
 
 
 def encode_tile(
@@ -314,76 +249,3 @@ def encode_tile(
         parts.append(struct.pack("<BII", EXT_METADATA, len(js) + 4, len(js)))
         parts.append(js)
     return b"".join(parts)
-
-
-def decode_tile(data: bytes) -> QuantizedMesh:
-    """Decode one (uncompressed) quantized-mesh-1.0 tile, checking its structure.
-
-    Raises
-    ------
-    ValueError
-        Truncated or inconsistent data.
-    """
-    fields = HEADER.unpack_from(data, 0)
-    header = {
-        "center": fields[0:3],
-        "min_height": fields[3],
-        "max_height": fields[4],
-        "bounding_sphere_center": fields[5:8],
-        "bounding_sphere_radius": fields[8],
-        "horizon_occlusion_point": fields[9:12],
-    }
-    pos = HEADER.size
-    (n,) = struct.unpack_from("<I", data, pos)
-    pos += 4
-    arr = np.frombuffer(data, dtype="<u2", count=3 * n, offset=pos)
-    pos += 6 * n
-    u = zigzag_delta_decode(arr[:n])
-    v = zigzag_delta_decode(arr[n : 2 * n])
-    h = zigzag_delta_decode(arr[2 * n :])
-    wide = n > 65536
-    isize = 4 if wide else 2
-    if pos % isize:
-        pos += isize - pos % isize
-    (m,) = struct.unpack_from("<I", data, pos)
-    pos += 4
-    codes = np.frombuffer(data, dtype="<u4" if wide else "<u2", count=3 * m, offset=pos)
-    pos += 3 * m * isize
-    tri = hwm_decode(codes).reshape(-1, 3)
-    edges = []
-    for _ in range(4):
-        (k,) = struct.unpack_from("<I", data, pos)
-        pos += 4
-        edges.append(np.frombuffer(data, dtype="<u4" if wide else "<u2", count=k, offset=pos))
-        pos += k * isize
-    normals = None
-    metadata = None
-    ext_ids = []
-    while pos < len(data):
-        ext_id, length = struct.unpack_from("<BI", data, pos)
-        pos += 5
-        payload = data[pos : pos + length]
-        if len(payload) != length:
-            raise ValueError("truncated extension")
-        pos += length
-        ext_ids.append(ext_id)
-        if ext_id == EXT_OCT_NORMALS:
-            normals = np.frombuffer(payload, dtype=np.uint8).reshape(-1, 2)
-        elif ext_id == EXT_METADATA:
-            (jl,) = struct.unpack_from("<I", payload, 0)
-            metadata = json.loads(payload[4 : 4 + jl])
-    if tri.size and (tri.max() >= n or tri.min() < 0):
-        raise ValueError("triangle index out of range")
-    return QuantizedMesh(
-        u,
-        v,
-        h,
-        tri.astype(np.uint32),
-        header["min_height"],
-        header["max_height"],
-        *edges,
-        normals=normals,
-        metadata=metadata,
-        header=header,
-        extension_ids=ext_ids,
-    )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from cim.config import CityProject, TerrainConfig
+from cim.raster import check_rasters_overlap
 from cim.stages import BuildContext
 from tiling.terrain.build import build_terrain
 
@@ -51,6 +52,16 @@ class TerrainStage:
             return
         report = ctx.stage_report(self.name)
         t0 = time.perf_counter()
+        # a DEM in the wrong CRS still lands on the Earth, but not under the buildings
+        for warning in check_rasters_overlap(
+            cfg.paths,
+            cfg.crs,
+            ctx.project.crs,
+            ctx.manifest.get("extent"),
+            what="terrain",
+            kind="DEM",
+        ):
+            report.warn(warning)
         result = build_terrain(
             cfg.paths,
             ctx.workdir / "terrain",

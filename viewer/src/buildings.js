@@ -1,120 +1,91 @@
+// @ts-check
 // Buildings of the L2 tileset: an index of loaded features by id, selection with
-// highlight, the info panel, and thematic styling (by height, by use) with a legend.
+// highlight, and thematic styling (by height, by use). What is shown about them lives
+// in panels (panels/info.js, panels/theme.js); this module announces building:select
+// and buildings:theme on the bus.
 
-import { t, has, onLangChange } from './i18n.js';
-import { el } from './util.js';
+import { opacityOf } from './layers/buildings.js';
+import { heightColor, useColor } from './colors.js';
 
 const Cesium = window.Cesium;
 
 const HIGHLIGHT = Cesium.Color.fromCssColorString('#ffd400');
+/** buildings of a query result (setHighlight) */
+const QUERY_HIGHLIGHT = Cesium.Color.fromCssColorString('#00e5ff');
 const DEFAULT_COLOR = Cesium.Color.WHITE;
 
-/** Height classes (metres, lower bound inclusive) and their colours. */
-export const HEIGHT_CLASSES = [
-  { min: 100, color: '#d73027', label: '≥ 100' },
-  { min: 50, color: '#fc8d59', label: '50 – 100' },
-  { min: 24, color: '#fee090', label: '24 – 50' },
-  { min: 12, color: '#91bfdb', label: '12 – 24' },
-  { min: -Infinity, color: '#4575b4', label: '< 12' },
-];
-
-/** Colours for common building uses (Chinese and English keys); others get a hashed colour. */
-const USE_COLORS = {
-  住宅: '#4e79a7', residential: '#4e79a7',
-  商业: '#f28e2b', commercial: '#f28e2b',
-  办公: '#76b7b2', office: '#76b7b2',
-  工业: '#9c755f', industrial: '#9c755f',
-  学校: '#59a14f', 教育: '#59a14f', education: '#59a14f', school: '#59a14f',
-  医疗: '#e15759', 医院: '#e15759', hospital: '#e15759', health: '#e15759',
-  公共: '#b07aa1', public: '#b07aa1', 政府: '#b07aa1', government: '#b07aa1',
-};
-const PALETTE = ['#edc948', '#ff9da7', '#bab0ac', '#8cd17d', '#86bcb6', '#d4a6c8', '#fabfd2'];
-const NO_USE_COLOR = '#9aa5b1';
-
-function hashColor(text) {
-  let h = 0;
-  for (const ch of text) h = (h * 31 + ch.codePointAt(0)) >>> 0;
-  return PALETTE[h % PALETTE.length];
-}
-
-/** Colour (CSS) of a building use value. */
-export function useColor(use) {
-  if (!use) return NO_USE_COLOR;
-  return USE_COLORS[use] || USE_COLORS[String(use).toLowerCase()] || hashColor(String(use));
-}
-
-/** Colour (CSS) of a building height in metres. */
-export function heightColor(height) {
-  const h = Number(height);
-  if (!Number.isFinite(h)) return NO_USE_COLOR;
-  return HEIGHT_CLASSES.find((c) => h >= c.min).color;
-}
+export { HEIGHT_CLASSES, heightColor, useColor } from './colors.js';
 
 const PROPERTY_ORDER = ['id', 'name', 'address', 'use', 'height', 'floors', 'roof_type', 'base'];
 
-function propertyIds(feature) {
-  let ids = [];
+/**
+ * A feature's property ids, the usual ones first.
+ * @param {any} feature
+ * @returns {string[]}
+ */
+export function propertyIds(feature) {
+  /** @type {string[]} */
+  let ids;
   try {
     ids = feature.getPropertyIds() || [];
   } catch {
     ids = [];
   }
   if (!ids.length) ids = PROPERTY_ORDER.filter((k) => feature.hasProperty?.(k));
-  const rank = (k) => (PROPERTY_ORDER.includes(k) ? PROPERTY_ORDER.indexOf(k) : 99);
+  const rank = (/** @type {string} */ k) => (PROPERTY_ORDER.includes(k) ? PROPERTY_ORDER.indexOf(k) : 99);
   return [...new Set(ids)].sort((a, b) => rank(a) - rank(b));
 }
 
-function formatValue(key, value) {
-  if (value === undefined || value === null || value === '') return '—';
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) return '—';
-    if (key === 'height' || key === 'base') return `${value.toFixed(1)} ${t('metres')}`;
-    return Number.isInteger(value) ? String(value) : value.toFixed(2);
+/**
+ * The metadata schema's `name` of a feature's property (EXT_structural_metadata), or null.
+ * @param {any} feature
+ * @param {string} key
+ * @returns {string | null}
+ */
+export function schemaName(feature, key) {
+  try {
+    const cls = feature?.content?.batchTable?._propertyTable?.class;
+    const name = cls?.properties?.[key]?.name;
+    return typeof name === 'string' && name ? name : null;
+  } catch {
+    return null;
   }
-  if (Array.isArray(value) || ArrayBuffer.isView(value)) return Array.from(value).join(', ');
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
 }
 
-/** The building layer: selection, info panel, thematic styling. */
+/** The building layer: index of loaded features, selection, thematic styling. */
 export class Buildings {
   /**
-   * @param viewer the Cesium viewer
-   * @param tileset the L2 tileset (thematic styling applies to it)
-   * @param others further tilesets whose buildings can be picked and highlighted (L3)
+   * @param {any} viewer the Cesium viewer
+   * @param {any} tileset the L2 tileset (thematic styling applies to it)
+   * @param {any[]} others further tilesets whose buildings can be picked and highlighted (L3)
+   * @param {import('./core/bus.js').Bus} bus receives building:select {id},
+   *   buildings:theme {theme}, buildings:loaded {id?}
    */
-  constructor(viewer, tileset, others = []) {
+  constructor(viewer, tileset, others, bus) {
     this.viewer = viewer;
     this.tileset = tileset;
     this.others = others.filter(Boolean);
+    this.bus = bus;
     this.pickable = new Set([tileset, ...this.others].filter(Boolean));
-    this.byId = new Map(); // id -> Set of Cesium3DTileFeature (one per loaded tile)
+    /** @type {Map<string, Set<any>>} id -> Cesium3DTileFeature (one per loaded tile) */
+    this.byId = new Map();
+    /** @type {string | null} */
     this.selectedId = null;
+    /** @type {Set<string> | null} ids of a query result, drawn in QUERY_HIGHLIGHT */
+    this.highlightIds = null;
     this.theme = 'none';
-    this.onSelect = () => {};
-    this.panel = document.getElementById('infoPanel');
-    document.getElementById('infoClose').addEventListener('click', () => this.select(null));
-    if (tileset) {
-      tileset.tileLoad.addEventListener((tile) => this.indexContent(tile.content, true));
-      tileset.tileUnload.addEventListener((tile) => this.indexContent(tile.content, false));
-      tileset.allTilesLoaded.addEventListener(() => {
-        if (this.theme === 'use') this.renderLegend();
-        if (this.selectedId && this.panel.hidden === false && !this.panelFeature) {
-          this.showInfo(this.selectedId);
-        }
-      });
-      this.applyStyle();
+    for (const ts of this.pickable) {
+      ts.tileLoad.addEventListener((/** @type {any} */ tile) => this.indexContent(tile.content, true));
+      ts.tileUnload.addEventListener((/** @type {any} */ tile) => this.indexContent(tile.content, false));
     }
-    for (const other of this.others) {
-      other.tileLoad.addEventListener((tile) => this.indexContent(tile.content, true));
-      other.tileUnload.addEventListener((tile) => this.indexContent(tile.content, false));
-    }
-    onLangChange(() => {
-      this.renderLegend();
-      if (this.selectedId) this.showInfo(this.selectedId);
-    });
+    tileset?.allTilesLoaded.addEventListener(() => bus.emit('buildings:loaded', {}));
+    this.applyStyle();
   }
 
+  /**
+   * @param {any} content
+   * @param {boolean} add
+   */
   indexContent(content, add) {
     if (!content) return;
     if (content.innerContents) {
@@ -122,6 +93,7 @@ export class Buildings {
       return;
     }
     const n = content.featuresLength || 0;
+    let selectedArrived = false;
     for (let i = 0; i < n; i++) {
       const feature = content.getFeature(i);
       const id = feature.getProperty('id');
@@ -131,17 +103,19 @@ export class Buildings {
       if (add) {
         if (!set) this.byId.set(key, (set = new Set()));
         set.add(feature);
+        if (key === this.selectedId) selectedArrived = true;
       } else if (set) {
         for (const f of set) if (f.content === content || f.tileset === undefined) set.delete(f);
         if (!set.size) this.byId.delete(key);
       }
     }
-    if (add && this.selectedId && this.byId.has(this.selectedId) && !this.panelFeature) {
-      this.showInfo(this.selectedId);
-    }
+    if (selectedArrived) this.bus.emit('buildings:loaded', { id: this.selectedId });
   }
 
-  /** A loaded feature for a building id, or null. */
+  /**
+   * A loaded feature for a building id, or null.
+   * @param {string | number} id
+   */
   feature(id) {
     const set = this.byId.get(String(id));
     if (!set) return null;
@@ -149,7 +123,11 @@ export class Buildings {
     return null;
   }
 
-  /** Building id of a picked object, or null. */
+  /**
+   * Building id of a picked object, or null.
+   * @param {any} picked
+   * @returns {string | null}
+   */
   idOf(picked) {
     if (!(picked instanceof Cesium.Cesium3DTileFeature)) return null;
     if (!this.pickable.has(picked.tileset)) return null;
@@ -157,145 +135,126 @@ export class Buildings {
     return id === undefined || id === null ? null : String(id);
   }
 
-  /** Select a building by id (null clears), highlight it and show its metadata. */
+  /**
+   * Select a building by id (null clears) and highlight it; announces building:select.
+   * @param {string | number | null | undefined} id
+   */
   select(id) {
-    this.selectedId = id === null || id === undefined ? null : String(id);
-    this.panelFeature = null;
+    const next = id === null || id === undefined || id === '' ? null : String(id);
+    const changed = next !== this.selectedId;
+    this.selectedId = next;
     this.tileset?.makeStyleDirty();
     for (const other of this.others) other.makeStyleDirty();
     this.viewer.scene.requestRender();
-    if (this.selectedId) this.showInfo(this.selectedId);
-    else this.panel.hidden = true;
     document.documentElement.dataset.selected = this.selectedId || '';
-    this.onSelect(this.selectedId);
+    if (changed || next) this.bus.emit('building:select', { id: this.selectedId });
   }
 
-  /** Fill the info panel for a building (text only). */
-  showInfo(id) {
-    const feature = this.feature(id);
-    const title = document.getElementById('infoTitle');
-    const body = document.querySelector('#infoTable tbody');
-    this.panelFeature = feature;
-    const rows = [];
-    if (feature) {
-      for (const key of propertyIds(feature)) {
-        const label = has(`prop_${key}`) ? t(`prop_${key}`) : key;
-        rows.push(el('tr', {}, [
-          el('th', { text: label, attrs: { scope: 'row' } }),
-          el('td', { text: formatValue(key, feature.getProperty(key)), attrs: { 'data-key': key } }),
-        ]));
-      }
-      const name = feature.getProperty('name');
-      title.textContent = name ? String(name) : `${t('building')} ${id}`;
-    } else {
-      title.textContent = `${t('building')} ${id}`;
-      rows.push(el('tr', {}, [
-        el('th', { text: t('prop_id'), attrs: { scope: 'row' } }),
-        el('td', { text: id, attrs: { 'data-key': 'id' } }),
-      ]));
-    }
-    body.replaceChildren(...rows);
-    this.panel.hidden = false;
+  /**
+   * Highlight a set of building ids (a query result) on every tile; null clears.
+   * @param {Iterable<string> | null} ids
+   */
+  setHighlight(ids) {
+    this.highlightIds = ids ? new Set([...ids].map(String)) : null;
+    this.tileset?.makeStyleDirty();
+    this.viewer.scene.requestRender();
   }
 
-  /** Info panel for a place without a building (e.g. a click on the ground). */
-  showPlace(lon, lat, address) {
-    this.select(null);
-    document.getElementById('infoTitle').textContent = t('location');
-    const rows = [
-      el('tr', {}, [
-        el('th', { text: t('coordinates'), attrs: { scope: 'row' } }),
-        el('td', { text: `${lon.toFixed(6)}, ${lat.toFixed(6)}` }),
-      ]),
-    ];
-    if (address) {
-      rows.push(el('tr', {}, [
-        el('th', { text: t('nearestAddress'), attrs: { scope: 'row' } }),
-        el('td', { text: address }),
-      ]));
-    }
-    document.querySelector('#infoTable tbody').replaceChildren(...rows);
-    this.panel.hidden = false;
+  /**
+   * Whether a feature is in the highlighted set.
+   * @param {any} feature
+   */
+  isHighlighted(feature) {
+    if (!this.highlightIds) return false;
+    const id = feature.getProperty('id');
+    return id !== undefined && id !== null && this.highlightIds.has(String(id));
   }
 
-  /** Thematic styling: 'none', 'height' or 'use'. */
+  /**
+   * Thematic styling: 'none', 'height' or 'use'; announces buildings:theme.
+   * @param {string} theme
+   */
   setTheme(theme) {
     this.theme = ['height', 'use'].includes(theme) ? theme : 'none';
-    document.getElementById('themeSelect').value = this.theme;
     this.applyStyle();
-    this.renderLegend();
+    this.bus.emit('buildings:theme', { theme: this.theme });
+  }
+
+  /**
+   * The colour (CSS) of a feature under the current theme.
+   * @param {any} feature
+   */
+  themeColor(feature) {
+    if (this.theme === 'height') return heightColor(feature.getProperty('height'));
+    if (this.theme === 'use') return useColor(feature.getProperty('use'));
+    return null;
   }
 
   applyStyle() {
-    if (!this.tileset) return;
+    /** @type {Map<string, any>} */
     const cache = new Map();
-    const css = (c) => {
+    const css = (/** @type {string} */ c) => {
       let color = cache.get(c);
       if (!color) cache.set(c, (color = Cesium.Color.fromCssColorString(c)));
       return color;
     };
-    const style = new Cesium.Cesium3DTileStyle();
-    style.color = {
-      evaluateColor: (feature, result) => {
-        const id = feature.getProperty('id');
-        if (this.selectedId !== null && id !== undefined && String(id) === this.selectedId) {
-          return Cesium.Color.clone(HIGHLIGHT, result);
-        }
-        if (this.theme === 'height') {
-          return Cesium.Color.clone(css(heightColor(feature.getProperty('height'))), result);
-        }
-        if (this.theme === 'use') {
-          return Cesium.Color.clone(css(useColor(feature.getProperty('use'))), result);
-        }
-        return Cesium.Color.clone(DEFAULT_COLOR, result);
-      },
+    const isSelected = (/** @type {any} */ feature) => {
+      const id = feature.getProperty('id');
+      return this.selectedId !== null && id !== undefined && String(id) === this.selectedId;
     };
-    this.tileset.colorBlendMode =
-      this.theme === 'none' ? Cesium.Cesium3DTileColorBlendMode.HIGHLIGHT : Cesium.Cesium3DTileColorBlendMode.MIX;
-    this.tileset.colorBlendAmount = 0.85;
-    this.tileset.style = style;
+    if (this.tileset) {
+      const tileset = this.tileset;
+      const style = new Cesium.Cesium3DTileStyle();
+      style.color = /** @type {any} */ ({
+        evaluateColor: (/** @type {any} */ feature, /** @type {any} */ result) => {
+          const themed = this.themeColor(feature);
+          const base = isSelected(feature)
+            ? HIGHLIGHT
+            : this.isHighlighted(feature)
+              ? QUERY_HIGHLIGHT
+              : themed
+                ? css(themed)
+                : DEFAULT_COLOR;
+          const out = Cesium.Color.clone(base, result);
+          out.alpha = opacityOf(tileset);
+          return out;
+        },
+      });
+      tileset.colorBlendMode =
+        this.theme === 'none' ? Cesium.Cesium3DTileColorBlendMode.HIGHLIGHT : Cesium.Cesium3DTileColorBlendMode.MIX;
+      tileset.colorBlendAmount = 0.85;
+      tileset.style = style;
+    }
     // detailed models keep their own look; only the selection is tinted
     for (const other of this.others) {
       if (other.style) continue;
       const selectOnly = new Cesium.Cesium3DTileStyle();
-      selectOnly.color = {
-        evaluateColor: (feature, result) => {
-          const id = feature.getProperty('id');
-          const hit = this.selectedId !== null && id !== undefined && String(id) === this.selectedId;
-          return Cesium.Color.clone(hit ? HIGHLIGHT : DEFAULT_COLOR, result);
+      selectOnly.color = /** @type {any} */ ({
+        evaluateColor: (/** @type {any} */ feature, /** @type {any} */ result) => {
+          const out = Cesium.Color.clone(isSelected(feature) ? HIGHLIGHT : DEFAULT_COLOR, result);
+          out.alpha = opacityOf(other);
+          return out;
         },
-      };
+      });
       other.style = selectOnly;
     }
     this.viewer.scene.requestRender();
   }
 
-  renderLegend() {
-    const legend = document.getElementById('legend');
-    const item = (color, label) => {
-      const swatch = el('span', { cls: 'swatch' });
-      swatch.style.background = color;
-      return el('li', {}, [swatch, el('span', { text: label })]);
-    };
-    if (this.theme === 'height') {
-      legend.replaceChildren(
-        ...HEIGHT_CLASSES.map((c) => item(c.color, `${c.label} ${t('metres')}`)),
-      );
-    } else if (this.theme === 'use') {
-      const counts = new Map();
-      for (const set of this.byId.values()) {
-        for (const f of set) {
-          const use = f.getProperty('use') || '';
-          counts.set(use, (counts.get(use) || 0) + 1);
-          break;
-        }
+  /**
+   * How many loaded buildings have each use (a building loaded in several tiles counts once).
+   * @returns {Map<string, number>}
+   */
+  loadedUseCounts() {
+    /** @type {Map<string, number>} */
+    const counts = new Map();
+    for (const set of this.byId.values()) {
+      for (const f of set) {
+        const use = f.getProperty('use') || '';
+        counts.set(use, (counts.get(use) || 0) + 1);
+        break;
       }
-      const uses = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12);
-      legend.replaceChildren(
-        ...uses.map(([use, n]) => item(useColor(use), `${use || t('unknown')} (${n})`)),
-      );
-    } else {
-      legend.replaceChildren();
     }
+    return counts;
   }
 }

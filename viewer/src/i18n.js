@@ -1,7 +1,16 @@
+// @ts-check
 // Interface strings: Chinese by default, English switchable. Text only (never HTML).
+// Codes found in the data (roof types, uses) are shown by their name in the chosen
+// language through codeName(); unknown codes are shown as they are.
 
+import { TOOL_STRINGS } from './tools/strings.js';
+import { QUERY_STRINGS } from './querystrings.js';
+
+/** @type {Record<string, Record<string, string>>} */
 const STRINGS = {
   zh: {
+    ...TOOL_STRINGS.zh,
+    ...QUERY_STRINGS.zh,
     title: '城市运行指挥视图',
     searchPlaceholder: '搜索地址…',
     searchNone: '未找到地址',
@@ -16,6 +25,162 @@ const STRINGS = {
     layerImagery: '影像',
     layerL2: '建筑（L2）',
     layerL3: '精细模型（L3）',
+    layerSensors: '传感器',
+    dlCatalogFailed: '部门图层列表加载失败',
+    dlLoadFailed: '部门图层加载失败',
+    dlFeatureId: '要素编号',
+    dlFeatureFailed: '要素属性加载失败',
+    dlSearch: '图层内搜索',
+    dlSearchLayer: '搜索的图层',
+    dlSearchPlaceholder: '属性包含的文字…',
+    dlSearchFailed: '图层搜索失败',
+    dlSearchMatches: '匹配要素',
+    dlSearchNone: '没有匹配的要素',
+    dlFlyTo: '飞到该要素',
+    layerEvents: '城市事件',
+    evActionFailed: '操作未成功',
+    evActions: '可执行的操作',
+    evAddress: '地址',
+    evAllCases: '全部案卷',
+    evAllCategories: '全部大类',
+    evAllDepartments: '全部部门',
+    evApproaching: '即将超时',
+    evBadToken: '令牌无效',
+    evBuilding: '建筑',
+    evCancel: '取消',
+    evCategory: '类别',
+    evClickMap: '请在地图上点击事件位置',
+    evConflict: '案卷已被他人处理或状态不允许',
+    evCreate: '新建事件',
+    evCreateFailed: '事件上报失败',
+    evCreateSubmit: '上报',
+    evCreateTitle: '新建事件',
+    evDays: '天',
+    evDeadline: '处置时限',
+    evDefaultDepartment: '（按类别默认部门）',
+    evDepartment: '责任部门',
+    evDescription: '描述',
+    evDone: '已完成',
+    evFlags: '时限状态',
+    evFloor: '层',
+    evFlyTo: '飞到事件',
+    evForbidden: '无此权限',
+    evLate: '曾超时',
+    evListed: '列出',
+    evLoadFailed: '事件加载失败',
+    evNeedToken: '请先输入部门令牌',
+    evNoActions: '当前角色无可执行的操作',
+    evNoToken: '未输入令牌：只读',
+    evNotePlaceholder: '处理意见（部分操作必填）',
+    evNoteRequired: '此操作需要填写意见',
+    evOnTimeRate: '按时结案率',
+    evOnlyOverdue: '仅超时',
+    evOpenCases: '未结案件',
+    evOverdue: '已超时',
+    evOverdueFlashing: '超时（闪烁）',
+    evPaused: '已挂账（计时暂停）',
+    evPriority: '紧急程度',
+    evRemaining: '剩余',
+    evReportedAt: '上报时间',
+    evSource: '来源',
+    evState: '状态',
+    evStats: '统计评价',
+    evStatsByDepartment: '各部门案件数',
+    evStatsByState: '各状态案件数',
+    evStatsClosed: '已结案',
+    evStatsHours: '各小类平均处置时长（小时）',
+    evStatsHoursShort: '平均处置时长',
+    evStatsOpen: '未结案',
+    evStatsTable: '数据表',
+    evTimeline: '处置过程',
+    evTokenClear: '清除',
+    evTokenPlaceholder: '部门令牌（仅保存在本标签页）',
+    evTokenSave: '使用',
+    evTotal: '共',
+    evUnassigned: '未分派',
+    evState_reported: '信息采集',
+    evState_filed: '立案',
+    evState_cancelled: '注销',
+    evState_dispatched: '已派遣',
+    evState_handling: '处理中',
+    evState_extension_requested: '延期申请中',
+    evState_deferral_requested: '挂账申请中',
+    evState_deferred: '挂账',
+    evState_handled: '已处理反馈',
+    evState_checked: '已核查',
+    evState_closed: '结案',
+    evState_evaluated: '已评价',
+    evAction_file: '立案',
+    evAction_cancel: '注销',
+    evAction_dispatch: '派遣',
+    evAction_redispatch: '改派',
+    evAction_accept: '签收',
+    evAction_return: '回退',
+    evAction_request_extension: '延期申请',
+    evAction_approve_extension: '延期批准',
+    evAction_refuse_extension: '延期不批准',
+    evAction_request_deferral: '挂账申请',
+    evAction_approve_deferral: '挂账批准',
+    evAction_refuse_deferral: '挂账不批准',
+    evAction_resume: '恢复处理',
+    evAction_report_done: '处理反馈',
+    evAction_check: '核查通过',
+    evAction_rework: '返工',
+    evAction_close: '结案',
+    evAction_evaluate: '综合评价',
+    evAction_report: '上报',
+    evAction_note: '备注',
+    evRole_operator: '受理员',
+    evRole_supervisor: '值班长',
+    evRole_dispatcher: '派遣员',
+    evRole_inspector: '核查员',
+    evRole_handler: '处置部门',
+    evRole_admin: '管理员',
+    evRole_reporter: '上报人',
+    evPriority_low: '低',
+    evPriority_normal: '一般',
+    evPriority_high: '紧急',
+    evPriority_urgent: '特急',
+    evSource_hotline: '热线',
+    evSource_patrol: '巡查',
+    evSource_video: '视频',
+    evSource_sensor: '传感器报警',
+    evSource_api: '接口',
+    evSource_open311: '公众上报',
+    sensorState_normal: '正常',
+    sensorState_warning: '预警',
+    sensorState_alarm: '报警',
+    sensorState_stale: '离线（数据超时）',
+    sensorState_none: '暂无读数',
+    sensorDepartments: '部门',
+    sensorProperties: '观测属性',
+    sensorAlarms: '报警列表',
+    sensorNoAlarms: '当前无报警',
+    sensorFlyTo: '飞至该传感器',
+    sensorHistory: '历史曲线（近一小时）',
+    sensorId: '数据流编号',
+    sensorValue: '最新值',
+    sensorState: '状态',
+    sensorTime: '观测时间',
+    sensorProperty: '观测属性',
+    sensorDepartment: '所属部门',
+    sensorThresholds: '阈值',
+    sensorThreshold_warn_low: '预警下限',
+    sensorThreshold_warn_high: '预警上限',
+    sensorThreshold_alarm_low: '报警下限',
+    sensorThreshold_alarm_high: '报警上限',
+    sensorStaleAfter: '超时判定',
+    sensorNoData: '该时段无数值读数',
+    sensorChartFailed: '无法读取历史数据',
+    sensorMean: '均值',
+    sensorMin: '最小值',
+    sensorMax: '最大值',
+    groupBase: '底图',
+    groupBuildings: '建筑',
+    groupSensors: '物联感知',
+    groupEvents: '事件',
+    opacity: '透明度',
+    legend: '图例',
     theme: '专题',
     themeNone: '无',
     themeHeight: '按高度',
@@ -29,7 +194,15 @@ const STRINGS = {
     close: '关闭',
     loading: '加载中',
     noBuild: '尚未构建城市数据：请先运行 cim build',
+    manifestFailed: '无法读取城市数据清单',
+    startFailed: '视图启动失败',
+    renderFailed: '三维渲染出错，请刷新页面',
     loadFailed: '图层加载失败',
+    disconnected: '与服务器的连接已断开，正在重新连接…',
+    reconnected: '已重新连接服务器',
+    performanceMode: '性能模式',
+    performanceHint: '降低渲染分辨率，适用于无独立显卡的电脑',
+    httpError: '服务器错误',
     building: '建筑',
     location: '位置',
     nearestAddress: '最近地址',
@@ -42,9 +215,36 @@ const STRINGS = {
     prop_roof_type: '屋顶类型',
     prop_base: '基底高程',
     prop_address: '地址',
+    prop_year_built: '建成年份',
     metres: '米',
+    'code.roof_type.flat': '平顶',
+    'code.roof_type.gabled': '双坡顶（人字顶）',
+    'code.roof_type.hipped': '四坡顶（庑殿顶）',
+    'code.roof_type.half-hipped': '歇山顶',
+    'code.roof_type.pyramidal': '攒尖顶',
+    'code.roof_type.dome': '穹顶',
+    'code.roof_type.skillion': '单坡顶',
+    'code.roof_type.shed': '单坡顶',
+    'code.roof_type.gambrel': '折线形双坡顶',
+    'code.roof_type.mansard': '孟莎顶（复折顶）',
+    'code.roof_type.round': '拱顶',
+    'code.roof_type.onion': '葱头顶',
+    'code.roof_type.saltbox': '不对称双坡顶',
+    'code.roof_type.sawtooth': '锯齿形屋顶',
+    'code.use.residential': '住宅',
+    'code.use.commercial': '商业',
+    'code.use.office': '办公',
+    'code.use.industrial': '工业',
+    'code.use.public': '公共',
+    'code.use.education': '教育',
+    'code.use.school': '学校',
+    'code.use.hospital': '医院',
+    'code.use.government': '政府',
+    'code.use.temple': '寺庙',
   },
   en: {
+    ...TOOL_STRINGS.en,
+    ...QUERY_STRINGS.en,
     title: 'City Operations View',
     searchPlaceholder: 'Search an address…',
     searchNone: 'No address found',
@@ -59,6 +259,162 @@ const STRINGS = {
     layerImagery: 'Imagery',
     layerL2: 'Buildings (L2)',
     layerL3: 'Detailed models (L3)',
+    layerSensors: 'Sensors',
+    dlCatalogFailed: 'Department layers could not be listed',
+    dlLoadFailed: 'Department layer failed to load',
+    dlFeatureId: 'Feature id',
+    dlFeatureFailed: 'The feature could not be loaded',
+    dlSearch: 'Search in a layer',
+    dlSearchLayer: 'Layer to search',
+    dlSearchPlaceholder: 'Text an attribute contains…',
+    dlSearchFailed: 'Layer search failed',
+    dlSearchMatches: 'Matching features',
+    dlSearchNone: 'No matching feature',
+    dlFlyTo: 'Fly to this feature',
+    layerEvents: 'City events',
+    evActionFailed: 'The action did not succeed',
+    evActions: 'Actions',
+    evAddress: 'Address',
+    evAllCases: 'All cases',
+    evAllCategories: 'All categories',
+    evAllDepartments: 'All departments',
+    evApproaching: 'Deadline approaching',
+    evBadToken: 'Invalid token',
+    evBuilding: 'Building',
+    evCancel: 'Cancel',
+    evCategory: 'Category',
+    evClickMap: 'Click the place of the event on the map',
+    evConflict: 'the case changed or the action is not allowed now',
+    evCreate: 'New event',
+    evCreateFailed: 'The event could not be reported',
+    evCreateSubmit: 'Report',
+    evCreateTitle: 'New event',
+    evDays: 'days',
+    evDeadline: 'Deadline',
+    evDefaultDepartment: '(the category\'s department)',
+    evDepartment: 'Department',
+    evDescription: 'Description',
+    evDone: 'done',
+    evFlags: 'Time limit',
+    evFloor: 'F',
+    evFlyTo: 'Fly to the event',
+    evForbidden: 'not permitted',
+    evLate: 'Was late',
+    evListed: 'listed',
+    evLoadFailed: 'Events could not be loaded',
+    evNeedToken: 'Enter a department token first',
+    evNoActions: 'No action for the current role',
+    evNoToken: 'No token: read only',
+    evNotePlaceholder: 'Note (required by some actions)',
+    evNoteRequired: 'This action needs a note',
+    evOnTimeRate: 'On-time rate',
+    evOnlyOverdue: 'Overdue only',
+    evOpenCases: 'Open cases',
+    evOverdue: 'Overdue',
+    evOverdueFlashing: 'Overdue (flashing)',
+    evPaused: 'Deferred (clock stopped)',
+    evPriority: 'Priority',
+    evRemaining: 'left',
+    evReportedAt: 'Reported',
+    evSource: 'Source',
+    evState: 'State',
+    evStats: 'Statistics',
+    evStatsByDepartment: 'Cases by department',
+    evStatsByState: 'Cases by state',
+    evStatsClosed: 'Closed',
+    evStatsHours: 'Average handling time by subcategory (hours)',
+    evStatsHoursShort: 'average handling time',
+    evStatsOpen: 'Open',
+    evStatsTable: 'Figures',
+    evTimeline: 'Timeline',
+    evTokenClear: 'Clear',
+    evTokenPlaceholder: 'Department token (kept in this tab only)',
+    evTokenSave: 'Use',
+    evTotal: 'Total',
+    evUnassigned: 'Unassigned',
+    evState_reported: 'Reported',
+    evState_filed: 'Filed',
+    evState_cancelled: 'Cancelled',
+    evState_dispatched: 'Dispatched',
+    evState_handling: 'Handling',
+    evState_extension_requested: 'Extension requested',
+    evState_deferral_requested: 'Deferral requested',
+    evState_deferred: 'Deferred',
+    evState_handled: 'Handled',
+    evState_checked: 'Checked',
+    evState_closed: 'Closed',
+    evState_evaluated: 'Evaluated',
+    evAction_file: 'File',
+    evAction_cancel: 'Cancel',
+    evAction_dispatch: 'Dispatch',
+    evAction_redispatch: 'Redispatch',
+    evAction_accept: 'Accept',
+    evAction_return: 'Return',
+    evAction_request_extension: 'Request extension',
+    evAction_approve_extension: 'Approve extension',
+    evAction_refuse_extension: 'Refuse extension',
+    evAction_request_deferral: 'Request deferral',
+    evAction_approve_deferral: 'Approve deferral',
+    evAction_refuse_deferral: 'Refuse deferral',
+    evAction_resume: 'Resume',
+    evAction_report_done: 'Report done',
+    evAction_check: 'Check',
+    evAction_rework: 'Rework',
+    evAction_close: 'Close',
+    evAction_evaluate: 'Evaluate',
+    evAction_report: 'Report',
+    evAction_note: 'Note',
+    evRole_operator: 'Operator',
+    evRole_supervisor: 'Supervisor',
+    evRole_dispatcher: 'Dispatcher',
+    evRole_inspector: 'Inspector',
+    evRole_handler: 'Handling department',
+    evRole_admin: 'Admin',
+    evRole_reporter: 'Reporter',
+    evPriority_low: 'Low',
+    evPriority_normal: 'Normal',
+    evPriority_high: 'High',
+    evPriority_urgent: 'Urgent',
+    evSource_hotline: 'Hotline',
+    evSource_patrol: 'Patrol',
+    evSource_video: 'Video',
+    evSource_sensor: 'Sensor alarm',
+    evSource_api: 'API',
+    evSource_open311: 'Open311 (public)',
+    sensorState_normal: 'Normal',
+    sensorState_warning: 'Warning',
+    sensorState_alarm: 'Alarm',
+    sensorState_stale: 'Stale (no recent data)',
+    sensorState_none: 'No reading yet',
+    sensorDepartments: 'Departments',
+    sensorProperties: 'Observed properties',
+    sensorAlarms: 'Alarms',
+    sensorNoAlarms: 'No alarms',
+    sensorFlyTo: 'Fly to this sensor',
+    sensorHistory: 'History (last hour)',
+    sensorId: 'Datastream',
+    sensorValue: 'Latest value',
+    sensorState: 'State',
+    sensorTime: 'Observed at',
+    sensorProperty: 'Observed property',
+    sensorDepartment: 'Department',
+    sensorThresholds: 'Thresholds',
+    sensorThreshold_warn_low: 'warning below',
+    sensorThreshold_warn_high: 'warning above',
+    sensorThreshold_alarm_low: 'alarm below',
+    sensorThreshold_alarm_high: 'alarm above',
+    sensorStaleAfter: 'Stale after',
+    sensorNoData: 'No numeric readings in this period',
+    sensorChartFailed: 'The history could not be read',
+    sensorMean: 'Mean',
+    sensorMin: 'Min',
+    sensorMax: 'Max',
+    groupBase: 'Base map',
+    groupBuildings: 'Buildings',
+    groupSensors: 'Sensors',
+    groupEvents: 'Events',
+    opacity: 'Opacity',
+    legend: 'Legend',
     theme: 'Thematic',
     themeNone: 'None',
     themeHeight: 'By height',
@@ -72,7 +428,15 @@ const STRINGS = {
     close: 'Close',
     loading: 'Loading',
     noBuild: 'The city has not been built yet: run cim build first',
+    manifestFailed: 'The city manifest cannot be read',
+    startFailed: 'The view failed to start',
+    renderFailed: '3D rendering failed: reload the page',
     loadFailed: 'Layer failed to load',
+    disconnected: 'Connection to the server lost, reconnecting…',
+    reconnected: 'Connected to the server again',
+    performanceMode: 'Performance mode',
+    performanceHint: 'Lower rendering resolution, for computers without a graphics card',
+    httpError: 'Server error',
     building: 'Building',
     location: 'Location',
     nearestAddress: 'Nearest address',
@@ -85,11 +449,38 @@ const STRINGS = {
     prop_roof_type: 'Roof type',
     prop_base: 'Base elevation',
     prop_address: 'Address',
+    prop_year_built: 'Year built',
     metres: 'm',
+    'code.roof_type.flat': 'Flat',
+    'code.roof_type.gabled': 'Gabled',
+    'code.roof_type.hipped': 'Hipped',
+    'code.roof_type.half-hipped': 'Half-hipped',
+    'code.roof_type.pyramidal': 'Pyramidal',
+    'code.roof_type.dome': 'Dome',
+    'code.roof_type.skillion': 'Skillion',
+    'code.roof_type.shed': 'Shed',
+    'code.roof_type.gambrel': 'Gambrel',
+    'code.roof_type.mansard': 'Mansard',
+    'code.roof_type.round': 'Round',
+    'code.roof_type.onion': 'Onion',
+    'code.roof_type.saltbox': 'Saltbox',
+    'code.roof_type.sawtooth': 'Sawtooth',
+    'code.use.住宅': 'Residential',
+    'code.use.商业': 'Commercial',
+    'code.use.办公': 'Office',
+    'code.use.工业': 'Industrial',
+    'code.use.公共': 'Public',
+    'code.use.教育': 'Education',
+    'code.use.学校': 'School',
+    'code.use.医疗': 'Health care',
+    'code.use.医院': 'Hospital',
+    'code.use.政府': 'Government',
+    'code.use.寺庙': 'Temple',
   },
 };
 
 let lang = 'zh';
+/** @type {((lang: string) => void)[]} */
 const listeners = [];
 
 export const LANGUAGES = Object.keys(STRINGS);
@@ -99,32 +490,75 @@ export function getLang() {
   return lang;
 }
 
-/** Translate a key; falls back to Chinese, then to the key itself. */
+/**
+ * Translate a key; falls back to Chinese, then to the key itself.
+ * @param {string} key
+ * @returns {string}
+ */
 export function t(key) {
   return STRINGS[lang][key] ?? STRINGS.zh[key] ?? key;
 }
 
-/** Whether a key has a translation. */
+/**
+ * Whether a key has a translation.
+ * @param {string} key
+ */
 export function has(key) {
   return key in STRINGS.zh;
 }
 
-/** Fill every [data-i18n], [data-i18n-placeholder] and [data-i18n-title] element. */
-export function applyI18n(root = document) {
-  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-  for (const el of root.querySelectorAll('[data-i18n-placeholder]')) {
-    el.placeholder = t(el.dataset.i18nPlaceholder);
+/**
+ * The name of a data code in the current language (roof_type 'flat' → 平顶), or the
+ * code itself when the table does not know it (or it already is in that language).
+ * @param {string} field
+ * @param {unknown} value
+ * @returns {string}
+ */
+export function codeName(field, value) {
+  const code = String(value);
+  const key = `code.${field}.${code}`;
+  const own = STRINGS[lang][key] ?? STRINGS[lang][key.toLowerCase()];
+  return own ?? code;
+}
+
+/**
+ * Every key of one language (for the completeness tests).
+ * @param {string} code
+ */
+export function keysOf(code) {
+  return Object.keys(STRINGS[code] || {});
+}
+
+/**
+ * Fill every [data-i18n], [data-i18n-placeholder] and [data-i18n-title] element.
+ * @param {ParentNode} [root]
+ */
+export function applyI18n(root) {
+  if (typeof document === 'undefined') return;
+  const scope = root || document;
+  for (const el of scope.querySelectorAll('[data-i18n]')) {
+    el.textContent = t(/** @type {HTMLElement} */ (el).dataset.i18n || '');
   }
-  for (const el of root.querySelectorAll('[data-i18n-title]')) el.title = t(el.dataset.i18nTitle);
+  for (const el of scope.querySelectorAll('[data-i18n-placeholder]')) {
+    const input = /** @type {HTMLInputElement} */ (el);
+    input.placeholder = t(input.dataset.i18nPlaceholder || '');
+  }
+  for (const el of scope.querySelectorAll('[data-i18n-title]')) {
+    const node = /** @type {HTMLElement} */ (el);
+    node.title = t(node.dataset.i18nTitle || '');
+  }
   document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
   document.title = t('title');
 }
 
-/** Switch language, re-label the page and notify listeners. */
+/**
+ * Switch language, re-label the page and notify listeners.
+ * @param {string | null | undefined} code
+ */
 export function setLang(code) {
-  lang = STRINGS[code] ? code : 'zh';
+  lang = code && STRINGS[code] ? code : 'zh';
   try {
-    localStorage.setItem('cim.lang', lang);
+    globalThis.localStorage?.setItem('cim.lang', lang);
   } catch {
     // storage may be disabled; the language still switches
   }
@@ -132,7 +566,10 @@ export function setLang(code) {
   for (const fn of listeners) fn(lang);
 }
 
-/** Call fn(lang) after every language switch. */
+/**
+ * Call fn(lang) after every language switch.
+ * @param {(lang: string) => void} fn
+ */
 export function onLangChange(fn) {
   listeners.push(fn);
 }

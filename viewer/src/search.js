@@ -1,9 +1,36 @@
-// Address search box with suggestions (api/search) and reverse lookup (api/reverse).
+// @ts-check
+// Search box over everything (api/search): addresses, place (POI) and building names,
+// pinyin (huayansi, hys), building ids and typed coordinates, each result marked with its
+// type; choosing one flies there (search:choose {result} on the bus). Reverse lookup
+// (api/reverse) of a clicked place.
+// Input method editors (pinyin): nothing is searched while a composition is under way;
+// the search runs once the composed characters are committed (compositionend).
 
 import { t, onLangChange } from './i18n.js';
+import { bus } from './core/bus.js';
 import { el, fetchJson, debounce, toast } from './util.js';
 
-/** Text shown for a candidate: its label, the joined components, or its coordinates. */
+/** The label key of each result type (api/search `type`). */
+export const RESULT_TYPES = /** @type {Record<string, string>} */ ({
+  address: 'searchTypeAddress',
+  poi: 'searchTypePoi',
+  building: 'searchTypeBuilding',
+  coordinate: 'searchTypeCoordinate',
+});
+
+/**
+ * The type of a result ('address' for results of servers that give none).
+ * @param {any} c
+ */
+export function resultType(c) {
+  return c && typeof c.type === 'string' && RESULT_TYPES[c.type] ? c.type : 'address';
+}
+
+/**
+ * Text shown for a candidate: its label, the joined components, or its coordinates.
+ * @param {any} c
+ * @returns {string}
+ */
 export function candidateLabel(c) {
   if (c.label) return String(c.label);
   if (c.address) return String(c.address);
@@ -16,27 +43,53 @@ export function candidateLabel(c) {
   return `${Number(c.lon).toFixed(5)}, ${Number(c.lat).toFixed(5)}`;
 }
 
-/** Search one address text; resolves to the candidate list. */
+/**
+ * Search one address text; resolves to the candidate list.
+ * @param {string} q
+ * @param {number} [limit]
+ * @returns {Promise<any[]>}
+ */
 export async function searchAddress(q, limit = 8) {
   const params = new URLSearchParams({ q, limit: String(limit) });
   const body = await fetchJson(`api/search?${params}`);
   return body.results || [];
 }
 
-/** Nearest address to a point, or null. */
+/**
+ * Nearest address to a point, or null.
+ * @param {number} lon
+ * @param {number} lat
+ * @returns {Promise<any>}
+ */
 export async function reverseLookup(lon, lat) {
   const params = new URLSearchParams({ lon: lon.toFixed(7), lat: lat.toFixed(7), limit: '1' });
   const body = await fetchJson(`api/reverse?${params}`);
   return (body.results || [])[0] || null;
 }
 
-/** Wire the search box; onChoose(candidate) flies there. */
+/**
+ * Whether an input event belongs to an unfinished composition (pinyin and other IMEs).
+ * @param {{isComposing?: boolean}} event
+ * @param {boolean} composing whether compositionstart came without compositionend
+ */
+export function isComposing(event, composing) {
+  return composing || Boolean(event.isComposing);
+}
+
+/**
+ * Wire the search box; onChoose(candidate) flies there.
+ * @param {boolean} enabled
+ * @param {(candidate: any) => void} onChoose
+ */
 export function setupSearch(enabled, onChoose) {
-  const input = document.getElementById('searchInput');
-  const list = document.getElementById('suggestions');
+  const input = /** @type {HTMLInputElement} */ (document.getElementById('searchInput'));
+  const list = /** @type {HTMLElement} */ (document.getElementById('suggestions'));
+  /** @type {any[]} */
   let results = [];
   let active = -1;
   let seq = 0;
+  let composing = false;
+  let searched = 0;
 
   const close = () => {
     list.hidden = true;
@@ -46,8 +99,14 @@ export function setupSearch(enabled, onChoose) {
   const render = () => {
     list.replaceChildren(
       ...results.map((c, i) => {
-        const li = el('li', { text: candidateLabel(c), attrs: { role: 'option', 'data-index': String(i) } });
-        if (c.building_id) li.dataset.building = String(c.building_id);
+        const type = resultType(c);
+        const li = el('li', { attrs: { role: 'option', 'data-index': String(i), 'data-type': type } }, [
+          el('span', { cls: `stype stype-${type}`, text: t(RESULT_TYPES[type]) }),
+          el('span', { cls: 'slabel', text: candidateLabel(c) }),
+        ]);
+        if (c.building_id !== undefined && c.building_id !== null && c.building_id !== '') {
+          li.dataset.building = String(c.building_id);
+        }
         if (i === active) li.setAttribute('aria-selected', 'true');
         li.addEventListener('mousedown', (event) => {
           event.preventDefault();
@@ -62,12 +121,13 @@ export function setupSearch(enabled, onChoose) {
     list.hidden = !input.value.trim();
     input.setAttribute('aria-expanded', String(!list.hidden));
   };
-  const choose = (i) => {
+  const choose = (/** @type {number} */ i) => {
     const c = results[i];
     if (!c) return;
     input.value = candidateLabel(c);
     close();
     onChoose(c);
+    bus.emit('search:choose', { result: c });
   };
   const run = debounce(async () => {
     const q = input.value.trim();
@@ -78,6 +138,8 @@ export function setupSearch(enabled, onChoose) {
       return;
     }
     try {
+      searched += 1;
+      input.dataset.searches = String(searched);
       const found = await searchAddress(q);
       if (mine !== seq) return;
       results = found;
@@ -87,7 +149,9 @@ export function setupSearch(enabled, onChoose) {
       if (mine !== seq) return;
       results = [];
       close();
-      toast(`${t('searchFailed')}: ${err.message}`);
+      // the server's message is not translated: say it in the interface's language
+      const status = /** @type {any} */ (err)?.status;
+      toast(status ? `${t('searchFailed')} (${t('httpError')} ${status})` : t('searchFailed'));
     }
   }, 150);
 
@@ -97,8 +161,21 @@ export function setupSearch(enabled, onChoose) {
     input.placeholder = t('searchUnavailable');
     return;
   }
-  input.addEventListener('input', run);
+  input.addEventListener('compositionstart', () => {
+    composing = true;
+    run.cancel();
+  });
+  input.addEventListener('compositionend', () => {
+    composing = false;
+    run();
+  });
+  input.addEventListener('input', (event) => {
+    if (isComposing(/** @type {InputEvent} */ (event), composing)) return;
+    run();
+  });
   input.addEventListener('keydown', (event) => {
+    // keys that confirm or move inside the input method's candidate list are its own
+    if (isComposing(event, composing) || event.keyCode === 229) return;
     if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
       if (!results.length) return;
       event.preventDefault();

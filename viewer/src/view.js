@@ -1,3 +1,4 @@
+// @ts-check
 // Camera: the home view framed on the city, camera bookmarks (localStorage) and the
 // shareable URL hash (#v=lon,lat,height,heading,pitch,roll&b=building&theme=..&lang=..).
 
@@ -7,7 +8,10 @@ import { el } from './util.js';
 const Cesium = window.Cesium;
 const { Math: CMath } = Cesium;
 
-/** The city's rectangle and centre from the manifest. */
+/**
+ * The city's rectangle and centre from the manifest.
+ * @param {any} manifest
+ */
 export function cityFrame(manifest) {
   const [west, south, east, north] = manifest.extent || [];
   const centre = manifest.centre || [];
@@ -27,7 +31,12 @@ export function cityFrame(manifest) {
   return null;
 }
 
-/** Oblique view of the whole city (heading north, 50° down). */
+/**
+ * Oblique view of the whole city (heading north, 50° down).
+ * @param {any} viewer
+ * @param {any} manifest
+ * @param {number} [duration]
+ */
 export function flyHome(viewer, manifest, duration = 1.5) {
   const frame = cityFrame(manifest);
   if (!frame) return;
@@ -41,7 +50,11 @@ export function flyHome(viewer, manifest, duration = 1.5) {
   viewer.scene.requestRender();
 }
 
-/** Current camera as [lon, lat, height, heading, pitch, roll] (degrees, metres). */
+/**
+ * Current camera as [lon, lat, height, heading, pitch, roll] (degrees, metres).
+ * @param {any} viewer
+ * @returns {number[]}
+ */
 export function currentView(viewer) {
   const c = viewer.camera.positionCartographic;
   return [
@@ -54,7 +67,12 @@ export function currentView(viewer) {
   ];
 }
 
-/** Move the camera to a view from currentView (duration 0 = jump). */
+/**
+ * Move the camera to a view from currentView (duration 0 = jump).
+ * @param {any} viewer
+ * @param {unknown} v
+ * @param {number} [duration]
+ */
 export function applyView(viewer, v, duration = 1.2) {
   if (!Array.isArray(v) || v.length < 3 || !v.slice(0, 6).every(Number.isFinite)) return false;
   const [lon, lat, height, heading = 0, pitch = -45, roll = 0] = v;
@@ -69,19 +87,32 @@ export function applyView(viewer, v, duration = 1.2) {
   return true;
 }
 
-/** Parse the URL hash into {v, b, theme, lang, off}. */
+/**
+ * @typedef {{v?: number[], b?: string, theme?: string, lang?: string, off?: string[]}} HashState
+ */
+
+/**
+ * Parse the URL hash into {v, b, theme, lang, off}.
+ * @param {string} [hash]
+ * @returns {HashState}
+ */
 export function parseHash(hash = window.location.hash) {
   const params = new URLSearchParams(hash.replace(/^#/, ''));
+  /** @type {HashState} */
   const out = {};
-  if (params.has('v')) out.v = params.get('v').split(',').map(Number);
-  if (params.get('b')) out.b = params.get('b');
-  if (params.get('theme')) out.theme = params.get('theme');
-  if (params.get('lang')) out.lang = params.get('lang');
-  if (params.has('off')) out.off = params.get('off').split(',').filter(Boolean);
+  const get = (/** @type {string} */ key) => params.get(key) || '';
+  if (params.has('v')) out.v = get('v').split(',').map(Number);
+  if (get('b')) out.b = get('b');
+  if (get('theme')) out.theme = get('theme');
+  if (get('lang')) out.lang = get('lang');
+  if (params.has('off')) out.off = get('off').split(',').filter(Boolean);
   return out;
 }
 
-/** Build the hash for a state {v, b, theme, lang, off}. */
+/**
+ * Build the hash for a state {v, b, theme, lang, off}.
+ * @param {{v?: number[], b?: string | null, theme?: string, lang?: string, off?: string[]}} state
+ */
 export function formatHash(state) {
   const params = new URLSearchParams();
   if (state.v) {
@@ -97,13 +128,18 @@ export function formatHash(state) {
 
 /** Camera bookmarks kept in localStorage, per city. */
 export class Bookmarks {
+  /**
+   * @param {any} viewer
+   * @param {string} [cityKey]
+   */
   constructor(viewer, cityKey) {
     this.viewer = viewer;
     this.key = `cim.bookmarks.${cityKey || 'city'}`;
+    /** @type {{name: string, v: number[]}[]} */
     this.items = this.load();
-    document.getElementById('bookmarkForm').addEventListener('submit', (event) => {
+    document.getElementById('bookmarkForm')?.addEventListener('submit', (event) => {
       event.preventDefault();
-      const input = document.getElementById('bookmarkName');
+      const input = /** @type {HTMLInputElement} */ (document.getElementById('bookmarkName'));
       this.add(input.value.trim() || `${t('bookmarks')} ${this.items.length + 1}`);
       input.value = '';
     });
@@ -114,7 +150,9 @@ export class Bookmarks {
   load() {
     try {
       const items = JSON.parse(localStorage.getItem(this.key) || '[]');
-      return Array.isArray(items) ? items.filter((b) => b && typeof b.name === 'string' && Array.isArray(b.v)) : [];
+      return Array.isArray(items)
+        ? items.filter((b) => b && typeof b.name === 'string' && Array.isArray(b.v))
+        : [];
     } catch {
       return [];
     }
@@ -128,12 +166,14 @@ export class Bookmarks {
     }
   }
 
+  /** @param {string} name */
   add(name) {
     this.items.push({ name: name.slice(0, 40), v: currentView(this.viewer) });
     this.save();
     this.render();
   }
 
+  /** @param {number} index */
   remove(index) {
     this.items.splice(index, 1);
     this.save();
@@ -141,7 +181,7 @@ export class Bookmarks {
   }
 
   render() {
-    const list = document.getElementById('bookmarkList');
+    const list = /** @type {HTMLElement} */ (document.getElementById('bookmarkList'));
     list.replaceChildren(
       ...this.items.map((item, i) => {
         const go = el('button', { text: item.name, cls: 'link', attrs: { type: 'button' } });

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from tiling.addresses import AddressIndex
+    from cim.addresses import AddressIndex
     idx = AddressIndex("output/addresses.sqlite")
     idx.search("平城市古城区鼓楼东街12号", limit=10)   # -> list[Candidate]
     idx.reverse(116.39, 39.91, limit=5)               # -> list[Candidate]
@@ -46,16 +46,22 @@ import shapely
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, Indel
 
-from cim.errors import DatasetIOError, NotFoundError
-from tiling.addresses.normalize import (
+from cim.addresses.normalize import (
     Components,
     admin_short,
     normalize,
     parse_address,
     peel_admin,
 )
+from cim.errors import DatasetIOError, NotFoundError
 
 log = logging.getLogger(__name__)
+
+#: version of the ``addresses.sqlite`` layout and of its normalised keys, stored as
+#: ``PRAGMA user_version`` by the build (``tiling.addresses.build``); an index of
+#: another version is refused: its keys would not match this normaliser's.
+#: 2: accents folded on Latin letters, street-first Latin parsing, user_version set.
+SCHEMA_VERSION = 2
 
 WEIGHTS: dict[str, float] = {
     "street": 40.0,
@@ -209,6 +215,7 @@ class AddressIndex:
         self._local = threading.local()
         try:
             con = self._con()
+            check_schema(con, self.path)
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
             self.count = int(meta.get("count", 0))
             self._cell_deg = float(meta.get("cell_deg", 0.002))
@@ -580,11 +587,15 @@ class AddressIndex:
             for dy in range(-r, r + 1)
         ]
         marks = ",".join("?" * len(cells))
-        rows = self._con().execute(
-            f"SELECT id, top, wkb FROM buildings WHERE (cell IN ({marks}) OR big = 1)"
-            " AND minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?",
-            (*cells, lon, lon, lat, lat),
-        ).fetchall()
+        rows = (
+            self._con()
+            .execute(
+                f"SELECT id, top, wkb FROM buildings WHERE (cell IN ({marks}) OR big = 1)"
+                " AND minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?",
+                (*cells, lon, lon, lat, lat),
+            )
+            .fetchall()
+        )
         if not rows:
             return None
         geoms = shapely.from_wkb([r[2] for r in rows])
@@ -594,7 +605,6 @@ class AddressIndex:
         best = int(inside[np.argmin(shapely.area(geoms[inside]))])
         top = rows[best][1]
         return str(rows[best][0]), (None if top is None else float(top))
-
 
     def reverse(
         self, lon: float, lat: float, limit: int = 5, max_distance: float = 1000.0
@@ -660,6 +670,25 @@ class AddressIndex:
         return d[k - 1]
 
 
+def check_schema(con: sqlite3.Connection, path: Path) -> None:
+    """Refuse an index written for another :data:`SCHEMA_VERSION`.
+
+    Raises
+    ------
+    DatasetIOError
+        One line naming the file, both versions and the fix (rebuild).
+    """
+    (version,) = con.execute("PRAGMA user_version").fetchone()
+    if version != SCHEMA_VERSION:
+        older = "an older" if version < SCHEMA_VERSION else "a newer"
+        raise DatasetIOError(
+            f"address index of schema version {version} (written by {older} toolkit); this"
+            f" toolkit reads version {SCHEMA_VERSION}: rebuild it with `cim build --force"
+            " CITY.toml`",
+            path=path.name,
+        )
+
+
 def _distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     """Great-circle distance in metres (haversine)."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
@@ -669,4 +698,4 @@ def _distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 2 * EARTH_RADIUS * math.asin(min(1.0, math.sqrt(a)))
 
 
-__all__ = ["WEIGHTS", "AddressIndex", "Candidate", "normalize"]
+__all__ = ["SCHEMA_VERSION", "WEIGHTS", "AddressIndex", "Candidate", "check_schema", "normalize"]

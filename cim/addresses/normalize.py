@@ -8,10 +8,15 @@
 - Chinese numerals → digits (十二号 → 12号, 二〇三 → 203, 一百零五 → 105);
 - spaces and punctuation dropped between Chinese characters, collapsed to one space
   between Latin words; ``#`` → 号;
-- Latin abbreviations expanded (Rd → road, St → street, E → east, No. dropped...).
+- Latin abbreviations expanded (Rd → road, St → street, E → east, No. dropped...);
+- accents folded on Latin letters (Platière → platiere, Hämeentie → hameentie,
+  Straße → strasse), so that a query typed without them still matches.
 
 :func:`parse_address` splits a normalised address into :class:`Components`
 (province, city, district, town, street/road, number, building, unit, room, POI).
+Latin-script addresses are parsed too, with the house number before the street
+("6 rue de la Platière", "33 Sichuan Middle Rd") or after it ("Hämeentie 12",
+"Straße des 17. Juni 12").
 """
 
 from __future__ import annotations
@@ -196,7 +201,9 @@ def normalize(text: object) -> str:
     s = str(text)
     if not s:
         return ""
-    s = unicodedata.normalize("NFKC", s).lower()
+    s = unicodedata.normalize("NFKC", s).casefold()
+    if not s.isascii() and _ACCENTED_RE.search(s):
+        s = _fold_accents(s)
     table, changed = _translation()
     if not changed.isdisjoint(s):
         s = s.translate(table)
@@ -215,6 +222,23 @@ def normalize(text: object) -> str:
 
 
 _LATIN_WORD_RE = re.compile("[a-z]{2,}")
+#: Latin letters with diacritics (Latin-1 Supplement to Latin Extended Additional)
+_ACCENTED_RE = re.compile("[\u00c0-\u024f\u1e00-\u1eff]")
+#: letters that have no decomposition but an ASCII spelling
+_LATIN_SPECIAL = str.maketrans(
+    {"ø": "o", "đ": "d", "ł": "l", "ħ": "h", "ı": "i", "þ": "th", "æ": "ae", "œ": "oe"}
+)
+
+
+def _fold_accents(s: str) -> str:
+    """Drop diacritics from Latin letters only (Chinese, kana, Hangul untouched)."""
+    out = []
+    for ch in s.translate(_LATIN_SPECIAL):
+        if "\u00c0" <= ch <= "\u024f" or "\u1e00" <= ch <= "\u1eff":
+            base = unicodedata.normalize("NFKD", ch)
+            ch = "".join(c for c in base if not unicodedata.combining(c)) or ch
+        out.append(ch)
+    return "".join(out)
 
 
 @lru_cache(maxsize=1)
@@ -315,6 +339,79 @@ _LATIN_STREET_WORDS = frozenset(
     }
 )
 _LATIN_NUM_RE = re.compile(r"^\d+[a-z]?(?:-\d+[a-z]?)*$")
+#: endings of one-word street names: Finnish (Hämeentie, Mannerheimintie,
+#: Aleksanterinkatu), Scandinavian (Drottninggatan, Karl Johans gate, Strøget),
+#: German (Hauptstraße, Lindenweg, Marktplatz), Dutch (Kalverstraat)
+_LATIN_STREET_ENDINGS = (
+    "tie",
+    "katu",
+    "kuja",
+    "polku",
+    "gatan",
+    "vagen",
+    "gata",
+    "gate",
+    "gade",
+    "vej",
+    "veien",
+    "strasse",
+    "str",
+    "weg",
+    "platz",
+    "allee",
+    "gasse",
+    "damm",
+    "ufer",
+    "straat",
+    "laan",
+    "gracht",
+    "plein",
+)
+#: words that begin a street name (Romance languages; German written apart):
+#: "rue de la Platière", "Straße des 17. Juni", "via Roma", "calle Mayor"
+_LATIN_STREET_FIRST = frozenset(
+    {
+        "rue",
+        "avenue",
+        "boulevard",
+        "place",
+        "chemin",
+        "allee",
+        "impasse",
+        "quai",
+        "cours",
+        "route",
+        "passage",
+        "via",
+        "viale",
+        "piazza",
+        "corso",
+        "vicolo",
+        "calle",
+        "avenida",
+        "paseo",
+        "plaza",
+        "carrer",
+        "rua",
+        "travessa",
+        "largo",
+        "strasse",
+        "platz",
+        "ulica",
+        "aleja",
+        "strada",
+        "calea",
+    }
+)
+#: a postcode (4 to 6 digits) ends the street in "6 rue de la platière 69001 lyon"
+_POSTCODE_RE = re.compile(r"^\d{4,6}$")
+
+
+def _is_street_word(word: str) -> bool:
+    """Whether a Latin word names a street kind ("road") or is a one-word street."""
+    if word in _LATIN_STREET_WORDS:
+        return True
+    return any(word.endswith(e) and len(word) >= len(e) + 3 for e in _LATIN_STREET_ENDINGS)
 
 
 @lru_cache(maxsize=65536)
@@ -465,7 +562,7 @@ def parse_normalized(
     return (h[0], h[1], h[2], h[3], h[4], t[0], t[1], t[2], t[3], poi)
 
 
-_LATIN_ONLY_RE = re.compile(r"[a-z0-9 \-]+")
+_LATIN_ONLY_RE = re.compile(r"[a-z0-9 \-\u00c0-\u024f]+")
 
 
 def _parse_head(head: str, known: dict[str, str] | None) -> tuple[str, ...]:
@@ -571,6 +668,9 @@ def _parse_slow(s: str, known: dict[str, str] | None) -> ParsedTuple:
 def _parse_latin(s: str) -> Components:
     """Parse a Latin-script address ("33 sichuan middle road huangpu district")."""
     words = s.split()
+    lead = 1 if len(words) > 1 and _LATIN_NUM_RE.match(words[0]) else 0
+    if len(words) > lead and words[lead] in _LATIN_STREET_FIRST:
+        return _parse_latin_street_first(words)
     number = ""
     for i, w in enumerate(words):
         if _LATIN_NUM_RE.match(w) and not (
@@ -582,7 +682,7 @@ def _parse_latin(s: str) -> Components:
             break
     last = -1
     for i, w in enumerate(words):
-        if w in _LATIN_STREET_WORDS:
+        if _is_street_word(w):
             last = i
     district = city = ""
     if last >= 0:
@@ -605,3 +705,19 @@ def _parse_latin(s: str) -> Components:
     return Components(
         city=city, district=district, street=street, number=number, poi=" ".join(poi_words)
     )
+
+
+def _parse_latin_street_first(words: list[str]) -> Components:
+    """Parse "6 rue de la platiere", "strasse des 17 juni 12", "via roma 12 00184 roma".
+
+    The street runs from its first word to a postcode or the end; the house number
+    is the word before it or, when there is none, the last word of three or more.
+    """
+    number = ""
+    if _LATIN_NUM_RE.match(words[0]):
+        number, words = words[0], words[1:]
+    end = next((i for i in range(1, len(words)) if _POSTCODE_RE.match(words[i])), len(words))
+    street, rest = words[:end], words[end:]
+    if not number and len(street) >= 3 and _LATIN_NUM_RE.match(street[-1]):
+        number, street = street[-1], street[:-1]
+    return Components(street=" ".join(street), number=number, poi=" ".join(rest))

@@ -1,0 +1,750 @@
+"""Cases in the live store: create, read, list and filter, transition, notes, statistics.
+
+Works on any :class:`layers.store.Store` (SQLite or PostgreSQL) through its
+transactions and ``?`` SQL. Every transition is one write transaction that re-reads
+the case, applies :func:`layers.events.model.apply_action`, updates the row only if its
+``version`` is still the one read (optimistic concurrency), and inserts the audit row:
+two dispatchers acting at once → one wins, the other gets
+:class:`~layers.events.lifecycle.StaleEventError` (409); a crash leaves the case either
+fully before or fully after the transition.
+
+The events tables have their own numbered migrations (:mod:`layers.events.schema`), a
+component of the store's schema applied by :func:`migrate_events`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cim.errors import InputDataError, NotFoundError
+from layers.events.attachments import Checked
+from layers.events.config import EventsConfig
+from layers.events.lifecycle import (
+    FINAL_STATES,
+    AuditRecord,
+    EventConflictError,
+    StaleEventError,
+    State,
+)
+from layers.events.model import Actor, Event, apply_action, report
+from layers.events.schema import DAILY_FILL, DAY_US, EVENTS
+from layers.events.sensors import NOTE_ACTION, StateChange, check_close
+from layers.events.worktime import StageClock
+from layers.store.base import Store, Tx
+
+logger = logging.getLogger(__name__)
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
+
+COLUMNS = (
+    "id", "subcategory", "category", "cls", "source", "description", "priority", "state",
+    "stage", "department", "lon", "lat", "height", "address", "building", "floor",
+    "reporter", "reported_at", "updated_at", "closed_at", "clock_started", "clock_limit",
+    "clock_paused_work", "clock_paused_since", "pending_extension", "version", "late",
+    "rework_count", "datastream_id", "extra",
+)  # fmt: skip
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
+
+
+def migrate_events(store: Store) -> int:
+    """Create or update the events tables in ``store``; the events schema version now.
+
+    The events component's migrations (:data:`layers.events.schema.EVENTS`) applied by
+    :meth:`layers.store.Store.migrate`: each in its own transaction, concurrent callers
+    serialised, so it is safe to call at every start-up.
+
+    Raises
+    ------
+    cim.errors.DatasetIOError
+        When the store's events schema is newer than this toolkit's.
+    """
+    return store.migrate(EVENTS)
+
+
+def to_us(when: dt.datetime) -> int:
+    """An aware datetime as µs since the epoch."""
+    return (when - _EPOCH) // _US
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What :meth:`EventStore.list` returns: every given condition must hold."""
+
+    states: Sequence[str] = ()
+    departments: Sequence[str] = ()
+    subcategories: Sequence[str] = ()
+    categories: Sequence[str] = ()
+    sources: Sequence[str] = ()
+    ids: Sequence[int] = ()
+    open: bool | None = None
+    overdue: bool | None = None
+    #: the current stage is in its last ``approaching`` share, not yet overdue
+    approaching: bool | None = None
+    #: a substring of the description, the address or the building id
+    text: str | None = None
+    datastream_id: int | None = None
+    bbox: tuple[float, float, float, float] | None = None  # west, south, east, north
+    reported_after: dt.datetime | None = None
+    reported_before: dt.datetime | None = None
+    limit: int = 100
+    offset: int = 0
+    newest_first: bool = True
+
+
+class EventStore:
+    """Cases in a live store, with the city's categories and working hours.
+
+    Parameters
+    ----------
+    store : Store
+        An open live store (:func:`layers.store.open_store`).
+    config : EventsConfig
+        Categories, working hours, approaching share (:func:`layers.events.config.events_config`).
+    migrate : bool
+        Create or update the events tables now.
+    """
+
+    def __init__(self, store: Store, config: EventsConfig, migrate: bool = True) -> None:
+        self.store = store
+        self.config = config
+        if migrate:
+            migrate_events(store)
+
+    # --- conversions -------------------------------------------------------------------
+
+    def _dt(self, us: int | None) -> dt.datetime | None:
+        if us is None:
+            return None
+        return self.config.schedule.local(_EPOCH + us * _US)
+
+    def _event(self, row: Sequence[Any]) -> Event:
+        r = dict(zip(COLUMNS, row, strict=True))
+        clock = None
+        if r["clock_started"] is not None:
+            clock = StageClock(
+                self._dt(r["clock_started"]),  # type: ignore[arg-type]
+                int(r["clock_limit"]) * _US,
+                int(r["clock_paused_work"]) * _US,
+                self._dt(r["clock_paused_since"]),
+            )
+        return Event(
+            id=int(r["id"]),
+            subcategory=r["subcategory"],
+            category=r["category"],
+            cls=r["cls"],
+            source=r["source"],
+            description=r["description"],
+            priority=r["priority"],
+            state=State(r["state"]),
+            stage=r["stage"],
+            department=r["department"],
+            lon=r["lon"],
+            lat=r["lat"],
+            height=r["height"],
+            address=r["address"],
+            building=r["building"],
+            floor=r["floor"],
+            reporter=r["reporter"],
+            reported_at=self._dt(r["reported_at"]),  # type: ignore[arg-type]
+            updated_at=self._dt(r["updated_at"]),
+            closed_at=self._dt(r["closed_at"]),
+            clock=clock,
+            pending_extension=r["pending_extension"],
+            version=int(r["version"]),
+            late=bool(r["late"]),
+            rework_count=int(r["rework_count"]),
+            datastream_id=r["datastream_id"],
+            extra=json.loads(r["extra"]) if r["extra"] else {},
+        )
+
+    def _row(self, e: Event) -> dict[str, Any]:
+        clock = e.clock
+        deadline = clock.deadline(self.config.schedule) if clock is not None else None
+        approach_at = None
+        if deadline is not None and clock is not None:
+            # the deadline of the stage's first (1 - approaching) share of working time
+            early = replace(clock, limit=clock.limit * (1 - self.config.approaching))
+            approach_at = early.deadline(self.config.schedule)
+        return {
+            "subcategory": e.subcategory,
+            "category": e.category,
+            "cls": e.cls,
+            "source": e.source,
+            "description": e.description,
+            "priority": e.priority,
+            "state": e.state.value,
+            "stage": e.stage,
+            "department": e.department,
+            "lon": e.lon,
+            "lat": e.lat,
+            "height": e.height,
+            "address": e.address,
+            "building": e.building,
+            "floor": e.floor,
+            "reporter": e.reporter,
+            "reported_at": to_us(e.reported_at),
+            "updated_at": to_us(e.updated_at or e.reported_at),
+            "closed_at": None if e.closed_at is None else to_us(e.closed_at),
+            "clock_started": None if clock is None else to_us(clock.started),
+            "clock_limit": None if clock is None else clock.limit // _US,
+            "clock_paused_work": 0 if clock is None else clock.paused_work // _US,
+            "clock_paused_since": (
+                None if clock is None or clock.paused_since is None else to_us(clock.paused_since)
+            ),
+            "deadline": None if deadline is None else to_us(deadline),
+            "approach_at": None if approach_at is None else to_us(approach_at),
+            "pending_extension": e.pending_extension,
+            "version": e.version,
+            "late": 1 if e.late else 0,
+            "rework_count": e.rework_count,
+            "datastream_id": e.datastream_id,
+            "open_datastream": e.datastream_id if e.state not in FINAL_STATES else None,
+            "extra": json.dumps(e.extra, ensure_ascii=False) if e.extra else None,
+        }
+
+    @staticmethod
+    def _insert_audit(tx: Tx, event_id: int, record: AuditRecord) -> None:
+        tx.insert(
+            "event_audit",
+            {
+                "event_id": event_id,
+                "at": to_us(record.at),
+                "actor": record.actor,
+                "role": record.role,
+                "action": record.action,
+                "from_state": record.from_state,
+                "to_state": record.to_state,
+                "note": record.note,
+                "data": json.dumps(record.data, ensure_ascii=False) if record.data else None,
+            },
+        )
+
+    # --- writing -----------------------------------------------------------------------
+
+    def create_event(self, event: Event, record: AuditRecord) -> Event:
+        """Store a new case with its first audit record, in one transaction.
+
+        Raises
+        ------
+        EventConflictError
+            When the case comes from a datastream that already has an open case.
+        """
+        row = self._row(event)
+        try:
+            with self.store.transaction(write=True) as tx:
+                if event.datastream_id is not None and event.is_open:
+                    other = tx.scalar(
+                        "SELECT id FROM events WHERE open_datastream = ?", [event.datastream_id]
+                    )
+                    if other is not None:
+                        raise EventConflictError(
+                            f"datastream {event.datastream_id} already has open case {other}"
+                        )
+                event_id = tx.insert("events", row)
+                self._insert_audit(tx, event_id, record)
+                _tally(tx, None, replace(event, id=event_id))
+        except Exception as exc:
+            if _unique_violation(exc):
+                raise EventConflictError(
+                    f"datastream {event.datastream_id} already has an open case"
+                ) from exc
+            raise
+        return replace(event, id=event_id)
+
+    def report(
+        self, *, subcategory: str, source: str, description: str, reporter: Actor,
+        at: dt.datetime | None = None, **fields: Any,
+    ) -> Event:  # fmt: skip
+        """Make and store a new case in 信息采集 (see :func:`layers.events.model.report`)."""
+        event, record = report(
+            self.config.table, self.config.schedule, subcategory=subcategory, source=source,
+            description=description, reporter=reporter, at=at or _now(), **fields,
+        )  # fmt: skip
+        return self.create_event(event, record)
+
+    def transition(
+        self,
+        event_id: int,
+        action: str,
+        actor: Actor,
+        *,
+        at: dt.datetime | None = None,
+        note: str = "",
+        department: str | None = None,
+        extension: str | None = None,
+        expected_version: int | None = None,
+    ) -> tuple[Event, AuditRecord]:
+        """Take ``action`` on a stored case: the row and its audit record in one transaction.
+
+        Parameters
+        ----------
+        event_id : int
+        action : str
+        actor : Actor
+        at : datetime, optional
+            Default now.
+        note, department, extension
+            See :func:`layers.events.model.apply_action`.
+        expected_version : int, optional
+            The version the caller saw (an ``If-Match``): refused when the case has
+            changed since.
+
+        Raises
+        ------
+        NotFoundError
+            No such case.
+        StaleEventError
+            The case changed since ``expected_version``, or another transaction changed
+            it while this one ran.
+        IllegalTransitionError, RoleNotAllowedError, TransitionInputError, SensorCloseError
+            From the lifecycle rules.
+        """
+        at = at or _now()
+        with self.store.transaction(write=True) as tx:
+            event = self._load(tx, event_id)
+            if expected_version is not None and event.version != expected_version:
+                raise StaleEventError(
+                    f"case {event_id} is at version {event.version}, not {expected_version}: "
+                    f"it changed meanwhile (now {event.state.value}); reload it"
+                )
+            new, record = apply_action(
+                event, action, actor, at, self.config.table, self.config.schedule,
+                note=note, department=department, extension=extension,
+            )  # fmt: skip
+            if action == "close" and event.source == "sensor" and event.datastream_id:
+                state = tx.scalar(
+                    "SELECT last_state FROM datastreams WHERE id = ?", [event.datastream_id]
+                )
+                check_close(event, state, note)
+            row = self._row(new)
+            cols = [c for c in row if c not in ("reported_at", "reporter", "source")]
+            sets = ", ".join(f"{c} = ?" for c in cols)
+            done = tx.execute(
+                f"UPDATE events SET {sets} WHERE id = ? AND version = ? RETURNING id",
+                [*(row[c] for c in cols), event_id, event.version],
+            )
+            if not done:
+                raise StaleEventError(f"case {event_id} changed meanwhile; reload it")
+            self._insert_audit(tx, event_id, record)
+            _tally(tx, event, new)
+        return new, record
+
+    def add_note(self, event_id: int, record: AuditRecord) -> None:
+        """Append a note to a case's trail (no state change, no version change)."""
+        with self.store.transaction(write=True) as tx:
+            if tx.scalar("SELECT id FROM events WHERE id = ?", [event_id]) is None:
+                raise NotFoundError(f"no event {event_id}")
+            tx.execute(
+                "UPDATE events SET updated_at = ? WHERE id = ? AND updated_at < ?",
+                [to_us(record.at), event_id, to_us(record.at)],
+            )
+            self._insert_audit(tx, event_id, record)
+
+    def note(self, event_id: int, actor: Actor, text: str, at: dt.datetime | None = None) -> None:
+        """Append a person's note to a case."""
+        if not text.strip():
+            raise InputDataError("a note needs some text")
+        event = self.get(event_id)
+        at = self.config.schedule.local(at or _now())
+        self.add_note(
+            event_id,
+            AuditRecord(event_id, actor.name, actor.role.value, at, NOTE_ACTION,
+                        event.state.value, event.state.value, text.strip()),
+        )  # fmt: skip
+
+    def add_attachment(self, event_id: int, checked: Checked, by: str) -> int:
+        """Record an accepted attachment (:func:`layers.events.attachments.check`) of a case.
+
+        The caller writes the bytes under ``checked.storage_key`` first; this stores the
+        metadata. Returns the attachment id.
+        """
+        with self.store.transaction(write=True) as tx:
+            if tx.scalar("SELECT id FROM events WHERE id = ?", [event_id]) is None:
+                raise NotFoundError(f"no event {event_id}")
+            return tx.insert(
+                "event_attachments",
+                {
+                    "event_id": event_id,
+                    "name": checked.name,
+                    "media_type": checked.media_type,
+                    "size": checked.size,
+                    "sha256": checked.sha256,
+                    "storage_key": checked.storage_key,
+                    "created": to_us(_now()),
+                    "uploaded_by": by,
+                },
+            )
+
+    def attachments(self, event_id: int) -> list[dict[str, Any]]:
+        """A case's attachments' metadata, oldest first."""
+        with self.store.transaction() as tx:
+            rows = tx.execute(
+                "SELECT id, name, media_type, size, sha256, storage_key, created, uploaded_by "
+                "FROM event_attachments WHERE event_id = ? ORDER BY id",
+                [event_id],
+            )
+        keys = (
+            "id",
+            "name",
+            "media_type",
+            "size",
+            "sha256",
+            "storage_key",
+            "created",
+            "uploaded_by",
+        )
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # --- reading -----------------------------------------------------------------------
+
+    def _load(self, tx: Tx, event_id: int) -> Event:
+        row = tx.one(f"{_SELECT} WHERE id = ?", [event_id])
+        if row is None:
+            raise NotFoundError(f"no event {event_id}")
+        return self._event(row)
+
+    def get(self, event_id: int) -> Event:
+        """One case (NotFoundError when there is none)."""
+        with self.store.transaction() as tx:
+            return self._load(tx, event_id)
+
+    def open_event_for_datastream(self, datastream_id: int) -> Event | None:
+        """The open case a datastream's alarm opened, or None."""
+        with self.store.transaction() as tx:
+            row = tx.one(f"{_SELECT} WHERE open_datastream = ?", [datastream_id])
+        return None if row is None else self._event(row)
+
+    def audit(self, event_id: int) -> list[AuditRecord]:
+        """A case's audit trail, oldest first."""
+        with self.store.transaction() as tx:
+            rows = tx.execute(
+                "SELECT event_id, actor, role, at, action, from_state, to_state, note, data "
+                "FROM event_audit WHERE event_id = ? ORDER BY id",
+                [event_id],
+            )
+        return [
+            AuditRecord(int(r[0]), r[1], r[2], self._dt(r[3]), r[4], r[5], r[6], r[7],  # type: ignore[arg-type]
+                        json.loads(r[8]) if r[8] else None)
+            for r in rows
+        ]  # fmt: skip
+
+    def list_events(
+        self, f: EventFilter, now: dt.datetime | None = None
+    ) -> tuple[list[Event], int]:
+        """Cases matching ``f`` (one page) and how many match in all.
+
+        ``overdue`` compares the stored deadline of the current stage with ``now``
+        (paused and finished cases are never overdue).
+        """
+        where, params = self._where(f, now or _now())
+        order = "DESC" if f.newest_first else "ASC"
+        with self.store.transaction() as tx:
+            rows = tx.execute(
+                f"{_SELECT}{where} ORDER BY id {order} LIMIT ? OFFSET ?",
+                [*params, max(0, f.limit), max(0, f.offset)],
+            )
+            if _counted(f):
+                total = sum(self._counts(tx, f, keep_states=True).values())
+            else:
+                total = int(tx.scalar(f"SELECT count(*) FROM events{where}", params) or 0)
+        return [self._event(r) for r in rows], total
+
+    def count_by_state(self, f: EventFilter, now: dt.datetime | None = None) -> dict[str, int]:
+        """How many cases match ``f`` in each state, ignoring ``f.states`` (the list
+        panel's counts: what each state filter would give)."""
+        with self.store.transaction() as tx:
+            if _counted(f):
+                return self._counts(tx, f, keep_states=False)
+            where, params = self._where(replace(f, states=()), now or _now())
+            # grouping by an expression keeps SQLite on the filter's index (grouping by
+            # the column would walk the state index over every case)
+            rows = tx.execute(
+                f"SELECT state || '', count(*) FROM events{where} GROUP BY state || ''", params
+            )
+        return {str(k): int(v) for k, v in rows if v}
+
+    @staticmethod
+    def _counts(tx: Tx, f: EventFilter, keep_states: bool) -> dict[str, int]:
+        """Counts by state from ``event_counts`` (filters on its columns only)."""
+        conds, params = [], []
+        g = replace(f, states=f.states if keep_states else ())
+        for column, values in (("department", g.departments), ("category", g.categories),
+                               ("subcategory", g.subcategories), ("state", g.states)):  # fmt: skip
+            if values:
+                conds.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        where = " WHERE " + " AND ".join(conds) if conds else ""
+        rows = tx.execute(f"SELECT state, sum(n) FROM event_counts{where} GROUP BY state", params)
+        out = {str(k): int(v) for k, v in rows if v}
+        if f.open is not None:
+            out = {k: v for k, v in out.items() if (State(k) not in FINAL_STATES) == f.open}
+        return out
+
+    def rebuild_counts(self) -> None:
+        """Recount ``event_counts`` and ``event_daily`` from the cases (after a bulk
+        load that bypassed the store, or to repair them)."""
+        with self.store.transaction(write=True) as tx:
+            tx.execute("DELETE FROM event_daily")
+            for stmt in DAILY_FILL:
+                tx.execute(stmt)
+            tx.execute("DELETE FROM event_counts")
+            tx.execute(
+                "INSERT INTO event_counts (department, category, subcategory, state, n) "
+                "SELECT coalesce(department, ''), category, subcategory, state, count(*) "
+                "FROM events GROUP BY 1, 2, 3, 4"
+            )
+
+    @staticmethod
+    def _where(f: EventFilter, now: dt.datetime) -> tuple[str, list[Any]]:
+        conds: list[str] = []
+        params: list[Any] = []
+
+        def any_of(column: str, values: Sequence[Any]) -> None:
+            if values:
+                conds.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+
+        any_of("state", list(f.states))
+        any_of("department", list(f.departments))
+        any_of("subcategory", list(f.subcategories))
+        any_of("category", list(f.categories))
+        any_of("source", list(f.sources))
+        any_of("id", list(f.ids))
+        if f.open is not None:
+            # a list of states, not NOT IN: the state index then reads only those
+            wanted = [s.value for s in State if (s not in FINAL_STATES) == f.open]
+            conds.append(f"state IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if f.overdue is not None:
+            conds.append("deadline < ?" if f.overdue else "(deadline IS NULL OR deadline >= ?)")
+            params.append(to_us(now))
+        if f.approaching is not None:
+            near = "approach_at <= ? AND deadline >= ?"
+            conds.append(near if f.approaching else f"NOT coalesce({near}, FALSE)")
+            params.extend([to_us(now), to_us(now)])
+        if f.text:
+            like = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conds.append(
+                "(description LIKE ? ESCAPE '\\' OR address LIKE ? ESCAPE '\\' "
+                "OR building LIKE ? ESCAPE '\\')"
+            )
+            params.extend([like, like, like])
+        if f.datastream_id is not None:
+            conds.append("datastream_id = ?")
+            params.append(f.datastream_id)
+        if f.bbox is not None:
+            west, south, east, north = f.bbox
+            conds.append("lon >= ? AND lon <= ? AND lat >= ? AND lat <= ?")
+            params.extend([west, east, south, north])
+        if f.reported_after is not None:
+            conds.append("reported_at >= ?")
+            params.append(to_us(f.reported_after))
+        if f.reported_before is not None:
+            conds.append("reported_at < ?")
+            params.append(to_us(f.reported_before))
+        return (" WHERE " + " AND ".join(conds) if conds else ""), params
+
+    def statistics(self, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        """The 综合评价 of cases reported in ``[start, end)``.
+
+        Returns
+        -------
+        dict
+            ``by_state`` {state: n}, ``by_department`` {dept: {"open", "closed"}},
+            ``closed``, ``on_time`` (closed without a late stage), ``on_time_rate``
+            (None without closed cases), ``mean_hours_by_subcategory`` {code: hours
+            from report to 结案, wall time}.
+        """
+        lo, hi = to_us(start), to_us(end)
+        first, last = -(-lo // DAY_US), hi // DAY_US  # the whole days inside the range
+        edges = [(lo, hi)] if first >= last else [(lo, first * DAY_US), (last * DAY_US, hi)]
+        marg: dict[str, dict[tuple[str, str], list[float]]] = {"s": {}, "d": {}, "c": {}}
+
+        def add(kind: str, a: str, b: str, n: int, spent: float) -> None:
+            acc = marg[kind].setdefault((a, b), [0, 0.0])
+            acc[0] += int(n)
+            acc[1] += float(spent or 0)
+
+        with self.store.transaction() as tx:
+            if first < last:  # whole days from the kept daily breakdowns
+                for kind, a, b, n, spent in tx.execute(
+                    "SELECT kind, a, b, sum(n), sum(spent) FROM event_daily "
+                    "WHERE day >= ? AND day < ? GROUP BY kind, a, b",
+                    [first, last],
+                ):
+                    add(kind, a, b, n, spent)
+            for a_us, b_us in edges:  # partial days from the cases themselves
+                if a_us >= b_us:
+                    continue
+                for dept, sub, state, late, n, spent in tx.execute(
+                    "SELECT coalesce(department, ''), subcategory, state, late, count(*), "
+                    "coalesce(sum(closed_at - reported_at), 0) FROM events "
+                    "WHERE reported_at >= ? AND reported_at < ? GROUP BY 1, 2, 3, 4",
+                    [a_us, b_us],
+                ):
+                    add("s", state, "0" if not late else "1", n, spent)
+                    add("d", dept, state, n, spent)
+                    add("c", sub, state, n, spent)
+        return _fold(marg)
+
+    # --- sensors ---------------------------------------------------------------------------
+
+    def state_change(
+        self, datastream_id: int, old: str | None, new: str, value: Any, time_us: int
+    ) -> StateChange:
+        """A datastream's state change with what a case needs (name, property, place).
+
+        Fits :class:`layers.states.Transition` (``datastream_id, old, new, value,
+        time_us``); the name, observed property, department and position are read from
+        the SensorThings tables.
+        """
+        with self.store.transaction() as tx:
+            row = tx.one(
+                "SELECT d.name, o.name, d.department, l.location FROM datastreams d "
+                "JOIN observed_properties o ON o.id = d.observed_property_id "
+                "LEFT JOIN thing_locations tl ON tl.thing_id = d.thing_id "
+                "LEFT JOIN locations l ON l.id = tl.location_id WHERE d.id = ? "
+                "ORDER BY l.id LIMIT 1",
+                [datastream_id],
+            )
+        if row is None:
+            raise NotFoundError(f"no datastream {datastream_id}")
+        lon, lat, height = _point(row[3])
+        return StateChange(datastream_id, row[0], row[1], new, old, value,
+                           self._dt(time_us), row[2], lon, lat, height)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _point(geojson_text: str | None) -> tuple[float | None, float | None, float | None]:
+    """The first position of a stored GeoJSON location (a Point, usually)."""
+    if not geojson_text:
+        return None, None, None
+    geom = json.loads(geojson_text)
+    if geom.get("type") == "Feature":
+        geom = geom.get("geometry") or {}
+    coords = geom.get("coordinates")
+    while isinstance(coords, list) and coords and isinstance(coords[0], list):
+        coords = coords[0]
+    if not coords or len(coords) < 2:
+        return None, None, None
+    return float(coords[0]), float(coords[1]), float(coords[2]) if len(coords) > 2 else None
+
+
+def _unique_violation(exc: BaseException) -> bool:
+    import sqlite3
+
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "open_datastream" in str(exc)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - a dependency
+        return False
+    return isinstance(exc, psycopg.errors.UniqueViolation) and "open_datastream" in str(exc)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+#: the columns of ``event_counts`` a filter may use (see :meth:`EventStore.count_by_state`)
+_COUNTED = {"states", "departments", "categories", "subcategories", "open", "limit", "offset",
+            "newest_first"}  # fmt: skip
+_DEFAULT_FILTER = EventFilter()
+
+
+def _counted(f: EventFilter) -> bool:
+    """Whether ``f`` filters only on what ``event_counts`` holds."""
+    return all(
+        getattr(f, name) == getattr(_DEFAULT_FILTER, name)
+        for name in EventFilter.__dataclass_fields__
+        if name not in _COUNTED
+    )
+
+
+def _count_key(e: Event) -> tuple[str, str, str, str]:
+    return (e.department or "", e.category, e.subcategory, e.state.value)
+
+
+def _fold(marg: dict[str, dict[tuple[str, str], list[float]]]) -> dict[str, Any]:
+    """The statistics from the three breakdowns (see :meth:`EventStore.statistics`)."""
+    done = (State.CLOSED.value, State.EVALUATED.value)
+    by_state: dict[str, int] = {}
+    closed = on_time = 0
+    for (state, late), (n, _) in marg["s"].items():
+        if n:
+            by_state[state] = by_state.get(state, 0) + int(n)
+        if state in done:
+            closed += int(n)
+            on_time += int(n) if late == "0" else 0
+    by_department: dict[str, dict[str, int]] = {}
+    for (dept, state), (n, _) in sorted(marg["d"].items()):
+        if n:
+            slot = by_department.setdefault(dept, {"open": 0, "closed": 0})
+            slot["open" if State(state) not in FINAL_STATES else "closed"] += int(n)
+    spent: dict[str, list[float]] = {}
+    for (sub, state), (n, total) in marg["c"].items():
+        if state in done and n:
+            acc = spent.setdefault(sub, [0.0, 0])
+            acc[0] += total
+            acc[1] += n
+    return {
+        "by_state": by_state,
+        "by_department": by_department,
+        "closed": closed,
+        "on_time": on_time,
+        "on_time_rate": (on_time / closed) if closed else None,
+        "mean_hours_by_subcategory": {
+            c: total / n / 3.6e9 for c, (total, n) in sorted(spent.items())
+        },
+    }
+
+
+_UPSERT_COUNTS = (
+    "INSERT INTO event_counts (department, category, subcategory, state, n) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (department, category, subcategory, state) "
+    "DO UPDATE SET n = event_counts.n + excluded.n"
+)
+_UPSERT_DAILY = (
+    "INSERT INTO event_daily (day, kind, a, b, n, spent) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (day, kind, a, b) DO UPDATE SET n = event_daily.n + excluded.n, "
+    "spent = event_daily.spent + excluded.spent"
+)
+
+
+def _daily_keys(e: Event) -> list[tuple[tuple[int, str, str, str], int]]:
+    reported = to_us(e.reported_at)
+    spent = 0 if e.closed_at is None else to_us(e.closed_at) - reported
+    day, state = reported // DAY_US, e.state.value
+    return [
+        ((day, "s", state, "1" if e.late else "0"), spent),
+        ((day, "d", e.department or "", state), spent),
+        ((day, "c", e.subcategory, state), spent),
+    ]
+
+
+def _tally(tx: Tx, old: Event | None, new: Event) -> None:
+    """Move a case's weight in ``event_counts`` and ``event_daily`` from ``old`` to
+    ``new``, in key order: two transactions touching the same rows lock them in the same
+    order, so PostgreSQL never deadlocks on them."""
+    counts: dict[tuple[str, str, str, str], int] = {}
+    daily: dict[tuple[int, str, str, str], list[int]] = {}
+    for e, sign in ((old, -1), (new, 1)):
+        if e is None:
+            continue
+        key = _count_key(e)
+        counts[key] = counts.get(key, 0) + sign
+        for dkey, spent in _daily_keys(e):
+            acc = daily.setdefault(dkey, [0, 0])
+            acc[0] += sign
+            acc[1] += sign * spent
+    for key, delta in sorted(counts.items()):
+        if delta:
+            tx.execute(_UPSERT_COUNTS, [*key, delta])
+    for dkey, (n, spent) in sorted(daily.items()):
+        if n or spent:
+            tx.execute(_UPSERT_DAILY, [*dkey, n, spent])

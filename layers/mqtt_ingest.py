@@ -1,0 +1,372 @@
+"""Readings in over MQTT: the SensorThings topics, stored before they are acknowledged.
+
+When ``[live] mqtt`` names a broker, the server subscribes to
+``v1.1/Datastreams(ID)/Observations`` (and the ``v1.0`` form) at QoS 1, in a
+*persistent* session (MQTT 5, fixed client id, a session that never expires), with
+manual acknowledgement: a message is acknowledged (PUBACK) only after the readings it
+carries are committed to the store (or rejected for good). A server killed before that
+leaves the message unacknowledged in its session, and the broker delivers it again
+when the server reconnects; the store recognises a reading it already holds (same
+datastream, phenomenon time and result), so nothing is stored twice.
+
+A message's payload is an Observation as in the SensorThings MQTT extension
+(``{"result": 3.2, "phenomenonTime": "2024-05-01T08:00:00Z"}``) or, as an extension, a
+JSON array of them. A reading without ``phenomenonTime`` is stamped with the time the
+server received it; such a reading cannot be recognised when it is redelivered after
+a crash, so senders that need exactly-once should send ``phenomenonTime``.
+
+Messages are stored in batches (up to ``batch_max`` readings, or what arrived within
+``batch_wait`` seconds), one transaction each, then acknowledged together in the order
+they arrived. Bad readings are rejected with a reason and counted (see
+:func:`layers.ingest.ingest`); they never hold a batch back.
+
+Who may publish to which datastream is the broker's business (mosquitto's
+``acl_file``): the server stores what arrives on the topics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cim.errors import CimError
+from layers.bus import connect_properties, mqtt_client
+from layers.ingest import Outcome, Reading, ingest
+from layers.sta.times import format_instant, parse_time
+from layers.store.base import Department, Store
+
+logger = logging.getLogger(__name__)
+
+#: the SensorThings MQTT topics (``+`` spans one level: ``Datastreams(12)``)
+TOPICS = ("v1.1/+/Observations", "v1.0/+/Observations")
+_TOPIC = re.compile(r"^(?:\$share/[^/]+/)?v1\.[01]/Datastreams\((\d+)\)/Observations$")
+
+#: the principal MQTT readings are stored as (the broker's ACLs decide who publishes)
+MQTT_PRINCIPAL = Department("mqtt", "MQTT ingest", role="admin")
+
+
+@dataclass
+class Announced:
+    """A stored reading, as :meth:`layers.live.LiveHub.publish_committed` takes it."""
+
+    datastream_id: int
+    phenomenon_time: int
+    result: Any
+
+
+@dataclass
+class Stored:
+    """The store's verdict on an announced reading."""
+
+    id: int
+    duplicate: bool
+
+
+@dataclass
+class IngestCounters:
+    """What the MQTT ingest did since it started."""
+
+    messages: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    acked: int = 0
+    store_errors: int = 0
+    #: seconds spent checking, committing and acknowledging (the rest is waiting)
+    busy_s: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {
+            "messages": self.messages,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "batches": self.batches,
+            "acked": self.acked,
+            "storeErrors": self.store_errors,
+            "busySeconds": round(self.busy_s, 3),
+            "reasons": dict(self.reasons),
+        }
+
+
+@dataclass
+class _Msg:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    received_us: int
+
+
+def parse_message(topic: str, payload: bytes, received_us: int) -> tuple[list[Reading], str | None]:
+    """The readings of one MQTT message, or a reason why it carries none.
+
+    Parameters
+    ----------
+    topic : str
+        ``v1.1/Datastreams(ID)/Observations``.
+    payload : bytes
+        An Observation in JSON, or a JSON array of them.
+    received_us : int
+        When it arrived (µs), the phenomenon time of readings that carry none.
+    """
+    m = _TOPIC.match(topic)
+    if m is None:
+        return [], f"not a SensorThings Observations topic: {topic!r}"
+    ds_id = int(m.group(1))
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return [], "malformed: the payload is not JSON"
+    items = body if isinstance(body, list) else [body]
+    readings = []
+    stamp = None
+    for item in items:
+        if not isinstance(item, dict) or "result" not in item:
+            readings.append(Reading(ds_id, None))  # rejected by ingest: result is missing
+            continue
+        foi = item.get("FeatureOfInterest")
+        readings.append(
+            Reading(
+                datastream_id=ds_id,
+                result=item["result"],
+                phenomenon_time=item.get("phenomenonTime")
+                or stamp
+                or (stamp := format_instant(received_us)),
+                result_time=item.get("resultTime"),
+                result_quality=item.get("resultQuality"),
+                valid_time=item.get("validTime"),
+                parameters=item.get("parameters"),
+                foi_id=foi.get("@iot.id") if isinstance(foi, dict) else None,
+            )
+        )
+    return readings, None
+
+
+class MqttIngest:
+    """Subscribe to the SensorThings topics and store what arrives, ack after commit.
+
+    Parameters
+    ----------
+    store : Store
+        The live store.
+    url : str
+        The broker, ``mqtt://host:port``.
+    client_id : str
+        Fixed, so the broker keeps this server's session (and its unacknowledged
+        messages) across restarts. Two server processes need two ids (or ``share``).
+    on_commit : callable, optional
+        ``on_commit(rows, results)`` after each commit, before the acknowledgements
+        (:meth:`layers.live.LiveHub.publish_committed`).
+    batch_max : int
+        Readings per transaction at most.
+    batch_wait : float
+        Seconds to wait for more messages before committing a partial batch.
+    share : str, optional
+        An MQTT 5 shared-subscription group: the broker spreads the messages over the
+        server processes subscribed in the group.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        url: str,
+        client_id: str = "cim-ingest",
+        on_commit: Callable[[list[Announced], list[Stored]], None] | None = None,
+        batch_max: int = 5000,
+        batch_wait: float = 0.01,
+        share: str | None = None,
+    ) -> None:
+        self.store = store
+        self.url = url
+        self.client_id = client_id
+        self.on_commit = on_commit
+        self.batch_max = batch_max
+        self.batch_wait = batch_wait
+        self.topics = [f"$share/{share}/{t}" if share else t for t in TOPICS]
+        self.counters = IngestCounters()
+        self._queue: deque[_Msg] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._client: Any = None
+        self._worker: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> MqttIngest:
+        """Connect (in the background, retrying) and start storing."""
+        client, host, port = mqtt_client(self.url, self.client_id)
+        client.manual_ack_set(True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.connect_async(
+            host, port, keepalive=30, clean_start=False, properties=connect_properties(True)
+        )
+        self._client = client
+        self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
+        self._worker.start()
+        client.loop_start()
+        return self
+
+    def wait_subscribed(self, timeout: float = 10.0) -> bool:
+        """Whether the subscription is in place within ``timeout`` seconds."""
+        return self._subscribed.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop: messages not yet committed stay unacknowledged (the broker keeps them)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(30)
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    # --- paho callbacks (its network thread: never block here) --------------------------
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            logger.warning("MQTT ingest: the broker refused the connection: %s", reason)
+            return
+        client.subscribe([(t, 1) for t in self.topics])
+        logger.info(
+            "MQTT ingest: connected as %s (session %s)",
+            self.client_id,
+            "resumed" if flags.session_present else "new",
+        )
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        self._subscribed.clear()
+        if not self._stop.is_set():
+            logger.warning("MQTT ingest: lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        item = _Msg(msg.mid, msg.qos, msg.topic, msg.payload, time.time_ns() // 1000)
+        with self._cond:
+            self._queue.append(item)
+            if len(self._queue) >= self.batch_max:
+                self._cond.notify()
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        if all(not c.is_failure for c in codes):
+            self._subscribed.set()
+        else:
+            logger.warning("MQTT ingest: the broker refused the subscription: %s", codes)
+
+    # --- the worker ---------------------------------------------------------------------
+
+    def _take(self) -> list[_Msg]:
+        """The next batch: up to ``batch_max`` messages, waiting ``batch_wait`` for more."""
+        with self._cond:
+            if not self._queue:
+                self._cond.wait(0.2)
+            if not self._queue:
+                return []
+            if len(self._queue) < self.batch_max and self.batch_wait:
+                self._cond.wait(self.batch_wait)
+            n = min(len(self._queue), self.batch_max)
+            return [self._queue.popleft() for _ in range(n)]
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            batch = self._take()
+            if not batch:
+                continue
+            t0 = time.perf_counter()
+            if not self._store(batch):
+                return  # stopping before the commit: leave them unacknowledged
+            self.counters.busy_s += time.perf_counter() - t0
+
+    def _store(self, batch: list[_Msg]) -> bool:
+        """Commit a batch's readings, announce them, then acknowledge its messages."""
+        readings: list[Reading] = []
+        spans: list[tuple[int, int]] = []
+        bad: dict[str, int] = {}
+        for m in batch:
+            found, why = parse_message(m.topic, m.payload, m.received_us)
+            if why is not None:
+                key = why.split(":")[0]
+                bad[key] = bad.get(key, 0) + 1
+                logger.info("MQTT ingest: rejected a message on %s: %s", m.topic, why)
+            spans.append((len(readings), len(readings) + len(found)))
+            readings.extend(found)
+        outcomes = self._commit(readings, bad)
+        if outcomes is None:
+            return False
+        self._count(batch, outcomes, bad)
+        if self.on_commit is not None:
+            rows, results = _announcements(readings, outcomes)
+            if rows:
+                try:
+                    self.on_commit(rows, results)
+                except Exception:  # the readings are stored: a live-view failure must not
+                    logger.exception("MQTT ingest: announcing a batch failed")
+        for m in batch:
+            self._client.ack(m.mid, m.qos)
+        self.counters.acked += len(batch)
+        return True
+
+    def _commit(self, readings: list[Reading], bad: dict[str, int]) -> list[Outcome] | None:
+        """Store the readings, retrying while the store fails; None when stopping."""
+        delay = 0.1
+        while True:
+            try:
+                outcomes = ingest(self.store, MQTT_PRINCIPAL, readings) if readings else []
+                if bad:
+                    self.store.count_rejections(bad)
+                return outcomes
+            except (CimError, OSError, RuntimeError) as exc:
+                self.counters.store_errors += 1
+                logger.warning("MQTT ingest: the store failed (%s); retrying", exc)
+            except Exception as exc:  # database driver errors: keep the messages, retry
+                self.counters.store_errors += 1
+                logger.warning("MQTT ingest: the store failed (%r); retrying", exc)
+            if self._stop.wait(delay):
+                return None
+            delay = min(delay * 2, 5.0)
+
+    def _count(self, batch: list[_Msg], outcomes: list[Outcome], bad: dict[str, int]) -> None:
+        c = self.counters
+        c.messages += len(batch)
+        c.batches += 1
+        for key, n in bad.items():
+            c.rejected += n
+            c.reasons[key] = c.reasons.get(key, 0) + n
+        for o in outcomes:
+            if o.error is not None:
+                c.rejected += 1
+                key = o.error.split(":")[0][:60]
+                c.reasons[key] = c.reasons.get(key, 0) + 1
+            elif o.duplicate:
+                c.duplicates += 1
+            else:
+                c.stored += 1
+
+
+def _announcements(
+    readings: list[Reading], outcomes: list[Outcome]
+) -> tuple[list[Announced], list[Stored]]:
+    rows, results = [], []
+    for r, o in zip(readings, outcomes, strict=True):
+        if o.id is None or o.duplicate:
+            continue
+        rows.append(Announced(r.datastream_id, parse_time(r.phenomenon_time)[0], r.result))
+        results.append(Stored(o.id, False))
+    return rows, results

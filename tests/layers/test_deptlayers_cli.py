@@ -1,0 +1,96 @@
+"""``cim layers``: add (each department for itself), list, versions, delete, restore, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyogrio
+import pytest
+from test_deptlayers_data import gbk_shapefile_zip, gcj_csv
+
+from cim.cli import main
+
+
+def _project(tmp_path: Path) -> Path:
+    path = tmp_path / "city.toml"
+    path.write_text('[city]\nname = "测试"\ncrs = "EPSG:4547"\n', encoding="utf-8")
+    return path
+
+
+def test_layers_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    toml = _project(tmp_path)
+    assert main(["departments", "add", str(toml), "water", "--name", "水务局"]) == 0
+    assert main(["departments", "add", str(toml), "city", "--name", "城管局"]) == 0
+    capsys.readouterr()
+    shp, _ = gbk_shapefile_zip(tmp_path)
+    # the zipped shapefile carries its .prj (EPSG:4547): no --crs needed
+    assert (
+        main(["layers", "add", str(toml), "--department", "water", str(shp), "--name", "消火栓"])
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["layer"]["department"] == "water" and out["report"]["written"] == 5
+    csv, _ = gcj_csv(tmp_path)
+    assert (
+        main(
+            [
+                "layers",
+                "add",
+                str(toml),
+                "--department",
+                "city",
+                str(csv),
+                "--crs",
+                "GCJ-02",
+                "--name",
+                "街道家具",
+                "--readable-by",
+                "water",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    # the project's [city] crs (Gauss-Krüger) is no excuse for reading lon/lat GCJ-02 as metres
+    assert main(["layers", "add", str(toml), "--department", "city", str(csv)]) == 3
+    assert main(["layers", "add", str(toml), "--department", "nobody", str(csv)]) == 6
+    assert (
+        main(
+            [
+                "layers",
+                "add",
+                str(toml),
+                "--department",
+                "water",
+                str(shp),
+                "--name",
+                "消火栓",
+                "--mode",
+                "append",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["layers", "list", str(toml)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].split("\t")[:4] == ["2", "city", "街道家具", "v1"]
+    assert "readable by water" in lines[0]
+    assert lines[1].split("\t")[:5] == ["1", "water", "消火栓", "v2", "10 features"]
+    assert main(["layers", "delete", str(toml), "1"]) == 0
+    capsys.readouterr()
+    main(["layers", "list", str(toml)])
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["layers", "restore", str(toml), "1", "--version", "1"]) == 0
+    capsys.readouterr()
+    assert main(["layers", "versions", str(toml), "1"]) == 0
+    versions = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(v[0], v[1]) for v in versions] == [(" 1", "new"), (" 2", "append"), ("*3", "restore")]
+    gpkg = tmp_path / "out.gpkg"
+    assert main(["layers", "export", str(toml), "1", str(gpkg)]) == 0
+    _, table = pyogrio.read_arrow(gpkg)
+    assert table.num_rows == 5 and table.column("名称").to_pylist()[0].startswith("消火栓")
+    assert main(["layers", "export", str(toml), "1", str(gpkg)]) == 2  # never overwrites
+    assert main(["layers", "restore", str(toml), "99"]) == 6

@@ -1,0 +1,95 @@
+"""Write the building footprint table ``buildings.parquet`` (GeoParquet 1.1).
+
+One row per building as it stands in the tiles: id, name, use, roof type, base
+(WGS84 ellipsoidal metres), height, floors and the footprint as WKB in lon/lat
+(OGC:CRS84). The read side is :class:`cim.outputs.BuildOutputs` ("which building is
+at this point", "building by id"), used by the server and the live layers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+
+from cim.errors import DatasetIOError
+from cim.model import Buildings
+from cim.outputs import BUILDINGS_FILE, BUILDINGS_TABLE_VERSION
+
+log = logging.getLogger(__name__)
+
+__all__ = ["write_buildings_table"]
+
+
+def _strings(values: np.ndarray) -> pa.Array:
+    return pa.array(["" if v is None else str(v) for v in values], pa.string())
+
+
+def write_buildings_table(buildings: Buildings, folder: Path) -> Path:
+    """Write ``buildings.parquet`` into ``folder``.
+
+    Parameters
+    ----------
+    buildings : Buildings
+        The prepared, grounded buildings.
+    folder : Path
+        The build's output (work) folder.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    DatasetIOError
+        When the file cannot be written.
+    """
+    path = Path(folder) / BUILDINGS_FILE
+    geoms = np.asarray(buildings.footprints, dtype=object)
+    kinds = sorted({str(k) for k in shapely.get_type_id(geoms).tolist()})
+    names = {"3": "Polygon", "6": "MultiPolygon"}
+    bbox = [float(b) for b in shapely.total_bounds(geoms)] if len(geoms) else []
+    geo = {
+        "version": "1.1.0",
+        "primary_column": "geometry",
+        "columns": {
+            "geometry": {
+                "encoding": "WKB",
+                "geometry_types": [names.get(k, "Unknown") for k in kinds],
+                "bbox": bbox,
+            }
+        },
+    }
+    table = pa.table(
+        {
+            "id": _strings(buildings.ids),
+            "name": _strings(buildings.name),
+            "use": _strings(buildings.use),
+            "roof_type": _strings(buildings.roof_type),
+            "base": pa.array(np.asarray(buildings.base, dtype=np.float64)),
+            "height": pa.array(np.asarray(buildings.height, dtype=np.float64)),
+            "floors": pa.array(np.asarray(buildings.floors, dtype=np.float64)),
+            "geometry": pa.array(shapely.to_wkb(geoms, output_dimension=2).tolist(), pa.binary()),
+        }
+    )
+    meta = {
+        b"geo": json.dumps(geo).encode(),
+        b"cim:buildings": json.dumps({"version": BUILDINGS_TABLE_VERSION}).encode(),
+    }
+    table = table.replace_schema_metadata(meta)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DatasetIOError(f"cannot write {BUILDINGS_FILE} ({exc})", path=path) from exc
+    log.debug("%s: %d buildings", path, len(buildings))
+    return path

@@ -1,0 +1,515 @@
+// @ts-check
+// City events (城市运行事件, the GB/T 30428 case lifecycle) on the 3D city: every case the
+// list filter selects is one point of ONE PointPrimitiveCollection (never an entity per
+// case), coloured by its state; overdue cases flash (only they are touched, twice a
+// second). The cases come from /api/events (paged), and change live through the
+// `event` deltas of /api/live/stream (Server-Sent Events). The side panel lists the
+// cases with filters and counts (panels/eventlist.js), a click opens the detail with
+// its audit timeline and the actions the session's token may take (panels/event.js),
+// and a case can be reported by clicking the map.
+//
+// The pure parts (colours, the filter as a query and as a test, deltas) need no Cesium
+// and no DOM: the unit tests import them under node.
+
+import { onLangChange, t } from '../i18n.js';
+import { fetchJson, toast } from '../util.js';
+import { authHeaders } from './deptlayers.js';
+
+export const group = 'events';
+export const order = 30;
+
+/** The lifecycle's states, in order. */
+export const STATES = /** @type {const} */ ([
+  'reported',
+  'filed',
+  'dispatched',
+  'handling',
+  'extension_requested',
+  'deferral_requested',
+  'deferred',
+  'handled',
+  'checked',
+  'closed',
+  'evaluated',
+  'cancelled',
+]);
+
+/** States after which nothing happens any more. */
+export const FINAL_STATES = Object.freeze(['closed', 'evaluated', 'cancelled']);
+
+/** Marker colours by state (the legend shows the same). */
+export const STATE_COLORS = Object.freeze({
+  reported: '#5dade2',
+  filed: '#3498db',
+  dispatched: '#f5b041',
+  handling: '#e67e22',
+  extension_requested: '#bb8fce',
+  deferral_requested: '#a569bd',
+  deferred: '#95a5a6',
+  handled: '#48c9b0',
+  checked: '#17a589',
+  closed: '#2ecc71',
+  evaluated: '#239b56',
+  cancelled: '#7f8c8d',
+});
+
+/** The two phases of an overdue case's flashing. */
+export const OVERDUE_COLORS = Object.freeze(['#e74c3c', '#ffffff']);
+
+/** Most cases drawn (pages of PAGE). */
+export const MAX_MARKERS = 20000;
+const PAGE = 1000;
+
+/**
+ * @param {string | null | undefined} state
+ * @returns {string} its CSS colour (grey for an unknown state)
+ */
+export function stateColor(state) {
+  return /** @type {Record<string, string>} */ (STATE_COLORS)[String(state)] ?? '#8c96a0';
+}
+
+/**
+ * @typedef {object} EventFilter
+ * @property {string} state '' (every open case), 'all', or a state
+ * @property {string} department '' for all
+ * @property {string} category '' for all; a 大类 (SJ01) or 小类 (SJ0102) code
+ * @property {boolean} overdue only overdue cases
+ */
+
+/** @returns {EventFilter} open cases of every department and category */
+export function defaultFilter() {
+  return { state: '', department: '', category: '', overdue: false };
+}
+
+/**
+ * The filter as the query of /api/events.
+ * @param {EventFilter} f
+ * @param {{limit?: number, offset?: number}} [page]
+ */
+export function filterQuery(f, page = {}) {
+  const q = new URLSearchParams();
+  if (f.state === '') q.set('open', '1');
+  else if (f.state !== 'all') q.set('state', f.state);
+  if (f.department) q.set('department', f.department);
+  if (f.category) q.set('category', f.category);
+  if (f.overdue) q.set('overdue', '1');
+  if (page.limit !== undefined) q.set('limit', String(page.limit));
+  if (page.offset) q.set('offset', String(page.offset));
+  return q.toString();
+}
+
+/**
+ * Whether a case passes the filter (what the server's query would say, for deltas).
+ * @param {{state: string, department?: string | null, subcategory?: string, overdue?: boolean}} e
+ * @param {EventFilter} f
+ */
+export function passesFilter(e, f) {
+  if (f.state === '' && FINAL_STATES.includes(e.state)) return false;
+  if (f.state !== '' && f.state !== 'all' && e.state !== f.state) return false;
+  if (f.department && (e.department ?? '') !== f.department) return false;
+  if (f.category && !String(e.subcategory || '').startsWith(f.category)) return false;
+  if (f.overdue && !e.overdue) return false;
+  return true;
+}
+
+/**
+ * A list item from the API as the marker needs it.
+ * @param {any} item an /api/events item
+ */
+export function markerOf(item) {
+  return {
+    id: Number(item.id),
+    state: String(item.state),
+    department: item.department ?? null,
+    subcategory: item.subcategory,
+    name: item.subcategory_name || item.subcategory,
+    lon: item.location?.lon ?? item.lon ?? null,
+    lat: item.location?.lat ?? item.lat ?? null,
+    h: item.location?.h ?? item.h ?? null,
+    overdue: Boolean(item.overdue),
+    approaching: Boolean(item.approaching),
+    version: Number(item.version) || 0,
+  };
+}
+
+/**
+ * Apply the stream's deltas to the cases by id; returns the ids that changed and those
+ * that left the filter (removed).
+ * @param {Map<number, any>} cases
+ * @param {any[]} deltas
+ * @param {EventFilter} filter
+ */
+export function applyDeltas(cases, deltas, filter) {
+  const changed = new Set();
+  const removed = new Set();
+  for (const d of deltas) {
+    if (d?.kind !== 'event') continue;
+    const id = Number(d.id);
+    const old = cases.get(id);
+    if (old && Number(d.version) < old.version) continue; // an older delta arriving late
+    const merged = { ...(old || {}), ...markerOf(d), name: old?.name ?? d.subcategory };
+    if (passesFilter(merged, filter)) {
+      cases.set(id, merged);
+      changed.add(id);
+      removed.delete(id);
+    } else if (cases.delete(id)) {
+      removed.add(id);
+      changed.delete(id);
+    }
+  }
+  return { changed, removed };
+}
+
+/**
+ * Hours as text: '3.5 h', or days beyond two days ('2.3 d'; working time is not
+ * calendar time, this is only the figure the server gives).
+ * @param {number | null | undefined} hours
+ */
+export function formatHours(hours) {
+  if (hours === null || hours === undefined || !Number.isFinite(Number(hours))) return '—';
+  const h = Number(hours);
+  return `${Math.round(h * 10) / 10} h`;
+}
+
+/**
+ * An ISO time as local text (as it is when it cannot be read).
+ * @param {string | null | undefined} iso
+ */
+export function formatTime(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const pad = (/** @type {number} */ n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** Fetch with the session's token. @param {string} url @param {RequestInit} [options] */
+export function api(url, options = {}) {
+  return fetchJson(url, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+}
+
+// --- the layer -----------------------------------------------------------------------------------
+
+/**
+ * The events layer, when the server has a live store (null otherwise).
+ * @param {any} ctx {viewer, bus}
+ * @param {string} id
+ * @param {any} _info
+ * @returns {Promise<import('../core/layertree.js').LayerHandle | null>}
+ */
+export async function create(ctx, id, _info) {
+  let categories;
+  try {
+    categories = await fetchJson('api/events/categories');
+  } catch {
+    return null; // no live store (or no events) on this server: no layer
+  }
+  const cim = window.cim || {};
+  const [{ EventPanel }, { EventList }] = await Promise.all([import('../panels/event.js'), import('../panels/eventlist.js')]);
+  const layer = new EventsLayer(ctx, cim, categories);
+  layer.panel = cim.panels ? new EventPanel(cim.panels, ctx.bus, layer) : null;
+  layer.list = new EventList(layer, ctx.bus);
+  if (window.cim) window.cim.events = layer;
+  onLangChange(() => layer.refreshText());
+  layer.setOn(true);
+  return {
+    id,
+    kind: 'events',
+    labelKey: 'layerEvents',
+    object: layer.points,
+    getShow: () => layer.on,
+    setShow: (on) => layer.setOn(on),
+  };
+}
+
+export class EventsLayer {
+  /**
+   * @param {any} ctx {viewer, bus}
+   * @param {any} cim window.cim: legend, panels
+   * @param {any} categories /api/events/categories
+   */
+  constructor(ctx, cim, categories) {
+    /** @type {any} */
+    const Cesium = window.Cesium;
+    this.Cesium = Cesium;
+    this.viewer = ctx.viewer;
+    this.bus = ctx.bus;
+    this.cim = cim;
+    this.categories = categories;
+    this.filter = defaultFilter();
+    /** @type {Map<number, any>} the cases drawn, by id */
+    this.cases = new Map();
+    /** @type {Map<number, any>} their points */
+    this.markers = new Map();
+    this.points = this.viewer.scene.primitives.add(new Cesium.PointPrimitiveCollection());
+    /** @type {Map<string, any>} */
+    this.colors = new Map();
+    this.on = false;
+    /** @type {EventSource | null} */
+    this.source = null;
+    /** @type {any} */
+    this.panel = null;
+    /** @type {any} */
+    this.list = null;
+    this.flashPhase = 0;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.flashTimer = undefined;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.refreshTimer = undefined;
+    this.loadSeq = 0;
+    this.received = { deltas: 0 };
+    /** @type {null | ((lon: number, lat: number) => void)} a map click waited for */
+    this.clickWanted = null;
+    this.handler = new Cesium.ScreenSpaceEventHandler(this.viewer.scene.canvas);
+    this.handler.setInputAction((/** @type {any} */ ev) => this.onClick(ev.position), Cesium.ScreenSpaceEventType.LEFT_CLICK);
+  }
+
+  /** @param {boolean} on */
+  setOn(on) {
+    if (on === this.on) return;
+    this.on = on;
+    this.points.show = on;
+    if (on) {
+      this.connect();
+      this.reload();
+      this.flashTimer = setInterval(() => this.flash(), 500);
+      // overdue flags change with time alone: the list and markers are re-read each minute
+      this.refreshTimer = setInterval(() => this.reload(), 60_000);
+      this.setLegend();
+    } else {
+      this.source?.close();
+      this.source = null;
+      clearInterval(this.flashTimer);
+      clearInterval(this.refreshTimer);
+      this.points.removeAll();
+      this.markers.clear();
+      this.cases.clear();
+      this.cim.legend?.clear('events');
+    }
+    this.list?.setVisible(on);
+    this.viewer.scene.requestRender();
+  }
+
+  connect() {
+    if (typeof EventSource === 'undefined') return;
+    const source = new EventSource('api/live/stream');
+    this.source = source;
+    source.addEventListener('delta', (ev) => {
+      let deltas;
+      try {
+        deltas = JSON.parse(/** @type {MessageEvent} */ (ev).data);
+      } catch {
+        return;
+      }
+      const mine = (Array.isArray(deltas) ? deltas : [deltas]).filter((d) => d?.kind === 'event');
+      if (mine.length) this.applyDeltas(mine);
+    });
+  }
+
+  /** Read the cases the filter selects (pages of 1,000), and the list. */
+  async reload() {
+    const seq = ++this.loadSeq;
+    this.list?.load();
+    /** @type {Map<number, any>} */
+    const fresh = new Map();
+    let offset = 0;
+    try {
+      for (;;) {
+        const body = await api(`api/events?${filterQuery(this.filter, { limit: PAGE, offset })}`);
+        if (seq !== this.loadSeq) return; // a newer filter won
+        for (const item of body.items || []) fresh.set(Number(item.id), markerOf(item));
+        offset += (body.items || []).length;
+        if (!body.items?.length || offset >= body.total || offset >= MAX_MARKERS) break;
+      }
+    } catch (err) {
+      if (seq === this.loadSeq) toast(`${t('evLoadFailed')} (${/** @type {any} */ (err).status || t('disconnected')})`);
+      return;
+    }
+    if (!this.on) return;
+    for (const id of [...this.cases.keys()]) if (!fresh.has(id)) this.drop(id);
+    this.cases = fresh;
+    for (const id of fresh.keys()) this.draw(id);
+    this.viewer.scene.requestRender();
+    this.bus.emit('events:loaded', { count: fresh.size });
+  }
+
+  /** @param {any[]} deltas */
+  applyDeltas(deltas) {
+    this.received.deltas += deltas.length;
+    const { changed, removed } = applyDeltas(this.cases, deltas, this.filter);
+    for (const id of removed) this.drop(id);
+    for (const id of changed) this.draw(id);
+    this.viewer.scene.requestRender();
+    this.list?.later();
+    for (const d of deltas) if (this.panel?.eventId === Number(d.id)) this.panel.reload();
+  }
+
+  /** @param {string} css */
+  color(css) {
+    let c = this.colors.get(css);
+    if (!c) this.colors.set(css, (c = this.Cesium.Color.fromCssColorString(css)));
+    return c;
+  }
+
+  /** @param {number} id create or update a case's point */
+  draw(id) {
+    const Cesium = this.Cesium;
+    const e = this.cases.get(id);
+    if (!e) return;
+    if (e.lon === null || e.lat === null || !Number.isFinite(Number(e.lon))) {
+      this.drop(id);
+      return;
+    }
+    const position = Cesium.Cartesian3.fromDegrees(Number(e.lon), Number(e.lat), Number(e.h) || 0);
+    let p = this.markers.get(id);
+    if (!p) {
+      p = this.points.add({
+        position,
+        pixelSize: 11,
+        outlineColor: this.color('#0b1320'),
+        outlineWidth: 2,
+        disableDepthTestDistance: Number.POSITIVE_INFINITY,
+        id: { layerPick: 'events', event: id },
+      });
+      this.markers.set(id, p);
+    } else {
+      p.position = position;
+    }
+    p.color = this.color(stateColor(e.state));
+    p.pixelSize = 11;
+  }
+
+  /** @param {number} id */
+  drop(id) {
+    const p = this.markers.get(id);
+    if (p) this.points.remove(p);
+    this.markers.delete(id);
+  }
+
+  /** Overdue cases flash: only their points are touched. */
+  flash() {
+    this.flashPhase = 1 - this.flashPhase;
+    let any = false;
+    for (const [id, e] of this.cases) {
+      if (!e.overdue || FINAL_STATES.includes(e.state)) continue;
+      const p = this.markers.get(id);
+      if (!p) continue;
+      p.color = this.color(OVERDUE_COLORS[this.flashPhase]);
+      p.pixelSize = this.flashPhase ? 15 : 11;
+      any = true;
+    }
+    if (any) this.viewer.scene.requestRender();
+  }
+
+  /** Departments a case may go to: the categories' defaults and those of the cases seen. */
+  departments() {
+    const out = new Set();
+    for (const c of this.categories?.categories || []) for (const s of c.subcategories || []) if (s.department) out.add(String(s.department));
+    for (const e of this.cases.values()) if (e.department) out.add(String(e.department));
+    for (const d of this.list?.seenDepartments || []) out.add(String(d));
+    return [...out].sort();
+  }
+
+  /** @param {Partial<EventFilter>} change */
+  setFilter(change) {
+    this.filter = { ...this.filter, ...change };
+    this.reload();
+  }
+
+  // --- clicks --------------------------------------------------------------------------------------
+
+  /** @param {any} position */
+  onClick(position) {
+    if (!position) return;
+    const scene = this.viewer.scene;
+    if (this.clickWanted) {
+      const want = this.clickWanted;
+      const cartesian = scene.pickPositionSupported ? scene.pickPosition(position) : null;
+      const ground = cartesian || this.viewer.camera.pickEllipsoid(position, scene.globe.ellipsoid);
+      if (!ground) return;
+      const carto = this.Cesium.Cartographic.fromCartesian(ground);
+      this.clickWanted = null;
+      // the other click handlers of this same click still see the click as ours
+      setTimeout(() => this.setClickMode(false), 0);
+      want(this.Cesium.Math.toDegrees(carto.longitude), this.Cesium.Math.toDegrees(carto.latitude));
+      return;
+    }
+    if (!this.on) return;
+    const picked = scene.pick(position);
+    if (picked?.id?.layerPick === 'events') this.select(picked.id.event);
+  }
+
+  /**
+   * Wait for a click on the map (creating a case); the click goes to nobody else.
+   * @param {null | ((lon: number, lat: number) => void)} fn null: stop waiting
+   */
+  waitForClick(fn) {
+    this.clickWanted = fn;
+    this.setClickMode(Boolean(fn));
+  }
+
+  /** @param {boolean} on the map's next click is ours (main.js leaves it alone) */
+  setClickMode(on) {
+    if (window.cim) window.cim.clickMode = on ? 'events:create' : null;
+    this.viewer.scene.canvas.style.cursor = on ? 'crosshair' : '';
+    this.bus.emit('events:clickmode', { on });
+  }
+
+  /** @param {number} id open a case's detail */
+  select(id) {
+    this.panel?.open(id);
+    this.bus.emit('event:select', { id });
+  }
+
+  /**
+   * Fly to a case (and open it).
+   * @param {number} id
+   * @param {{lon: number, lat: number, h?: number} | null} [where] when it is not drawn
+   */
+  flyTo(id, where) {
+    const Cesium = this.Cesium;
+    const e = this.cases.get(id) || where;
+    if (!e || e.lon === null || e.lon === undefined) return;
+    const target = Cesium.Cartesian3.fromDegrees(Number(e.lon), Number(e.lat), Number(e.h) || 0);
+    this.viewer.camera.flyToBoundingSphere(new Cesium.BoundingSphere(target, 40), {
+      offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-40), 450),
+      duration: 1.2,
+    });
+    this.select(id);
+  }
+
+  // --- legend, language, test hooks ----------------------------------------------------------------
+
+  setLegend() {
+    const shown = ['reported', 'filed', 'dispatched', 'handling', 'handled', 'checked', 'closed', 'deferred'];
+    this.cim.legend?.set('events', {
+      title: t('layerEvents'),
+      items: [
+        ...shown.map((s) => ({ color: stateColor(s), label: t(`evState_${s}`) })),
+        { color: OVERDUE_COLORS[0], label: t('evOverdueFlashing') },
+      ],
+    });
+  }
+
+  refreshText() {
+    if (this.on) this.setLegend();
+    this.list?.render();
+    this.list?.whoAmI();
+    this.panel?.render();
+    this.panel?.form.refresh();
+  }
+
+  /** @param {number} id the CSS colour of a case's point now, or null (test hook) */
+  markerColor(id) {
+    const p = this.markers.get(id);
+    return p ? p.color.toCssHexString() : null;
+  }
+
+  /** @param {number} id where a case is on screen (CSS pixels), or null (test hook) */
+  screenPosition(id) {
+    const p = this.markers.get(id);
+    if (!p) return null;
+    const s = this.Cesium.SceneTransforms.worldToWindowCoordinates(this.viewer.scene, p.position);
+    return s ? { x: s.x, y: s.y } : null;
+  }
+}

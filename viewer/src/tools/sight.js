@@ -1,0 +1,234 @@
+// @ts-check
+// 通视 / 视域: line of sight between two picks, and a viewshed from a point.
+//
+// Line of sight: a ray from the observer (eye height above the first pick) to the
+// second pick is cast against the terrain and the building tiles loaded (CPU picking:
+// globe.pick, Cesium3DTileset.pick); the part up to the first surface it meets is
+// green, the rest red.
+//
+// Viewshed: a sampled-ray radial grid, not a shadow map: `rays` directions around the
+// observer, `rings` points on each out to the radius, each point on the terrain
+// (globe.getHeight) plus 1 m; a point is visible when the ray to it meets no surface
+// before it. The rays are cast in slices of a few milliseconds so the page stays
+// responsive; the points appear as they are decided. The grid is as fine as its
+// settings (36 × 6 by default): features smaller than its spacing can be missed.
+
+import { t } from '../i18n.js';
+import { el } from '../util.js';
+import { sightSegments, viewshedGrid } from './geo.js';
+import { Sketch, cart, formatLength, pickPoint, raise, row, select, slider, toolPanel, vec } from './common.js';
+
+const GREEN = '#2ecc71';
+const RED = '#e74c3c';
+/** ms of ray casting per slice of the viewshed */
+const SLICE_MS = 25;
+/** the target of a sight line stands this many metres above the picked point */
+const TARGET_RAISE = 1;
+
+/** @param {import('./common.js').ToolContext} ctx */
+export function create(ctx) {
+  const Cesium = window.Cesium;
+  const { viewer, registry, tree } = ctx;
+  const modeSel = select('sightMode', [
+    ['line', 'sightLine'],
+    ['viewshed', 'sightViewshed'],
+  ]);
+  const eyeIn = slider('sightEye', 1, 100, 1, 2);
+  const radiusIn = slider('sightRadius', 100, 1500, 50, 400);
+  const result = el('p', { cls: 'result', attrs: { id: 'sightResult' } });
+  const shedRows = el('div', {}, [row('sightRadiusLabel', radiusIn)]);
+  /** @type {Sketch | null} */
+  let sketch = null;
+  /** @type {any} */
+  let handler = null;
+  /** @type {any} */
+  let observer = null;
+  let run = 0;
+  const state = {
+    mode: 'line',
+    visible: /** @type {boolean | null} */ (null),
+    clear: 0,
+    blocked: 0,
+    rays: 36,
+    rings: 6,
+    done: 0,
+    visibleCount: 0,
+    total: 0,
+    completeMs: /** @type {number | null} */ (null),
+    text: '',
+  };
+  const green = () => Cesium.Color.fromCssColorString(GREEN);
+  const red = () => Cesium.Color.fromCssColorString(RED);
+
+  /** The building tilesets shown (their loaded tiles are what a ray can meet). */
+  const tilesets = () => [...tree.layers.values()].filter((l) => l.kind === 'buildings' && l.object?.show).map((l) => l.object);
+
+  /**
+   * The first surface a ray from a towards b meets, or null: the nearest of the terrain
+   * (globe.pick) and the building tiles (Cesium3DTileset.pick), both on the CPU against
+   * the tiles loaded now (a GPU pick pass, scene.pickFromRay, costs ~135 ms a ray under
+   * software WebGL; these cost ~25 ms).
+   * @param {any} a
+   * @param {any} b
+   */
+  const firstHit = (a, b) => {
+    const dir = Cesium.Cartesian3.normalize(Cesium.Cartesian3.subtract(b, a, new Cesium.Cartesian3()), new Cesium.Cartesian3());
+    const ray = new Cesium.Ray(a, dir);
+    const scene = viewer.scene;
+    const hits = [scene.globe.pick(ray, scene), ...tilesets().map((ts) => ts.pick(ray, scene.frameState))].filter(Boolean);
+    let best = null;
+    let bestD = Infinity;
+    for (const h of hits) {
+      const d = Cesium.Cartesian3.distance(a, h);
+      if (d < bestD) [best, bestD] = [h, d];
+    }
+    return best;
+  };
+
+  /**
+   * How far short of the target a hit may be and still count as the target: the
+   * terrain picked on the CPU and the one drawn differ by a few decimetres, which a
+   * grazing ray turns into metres along it.
+   * @param {any} a
+   * @param {any} b
+   */
+  const tolerance = (a, b) => 2 + 0.01 * Cesium.Cartesian3.distance(a, b);
+
+  const showText = (/** @type {string} */ text) => {
+    state.text = text;
+    result.textContent = text;
+  };
+
+  /** @param {any} picked */
+  const lineOfSight = (picked) => {
+    const target = raise(picked, TARGET_RAISE);
+    const hit = firstHit(observer, target);
+    const seg = sightSegments(vec(observer), vec(target), hit ? vec(hit) : null, tolerance(observer, target));
+    state.visible = seg.visible;
+    state.clear = Cesium.Cartesian3.distance(cart(seg.clear[0]), cart(seg.clear[1]));
+    state.blocked = seg.blocked.length ? Cesium.Cartesian3.distance(cart(seg.blocked[0]), cart(seg.blocked[1])) : 0;
+    sketch?.line(seg.clear.map(cart), green(), 4);
+    if (seg.blocked.length) {
+      sketch?.line(seg.blocked.map(cart), red(), 4);
+      sketch?.point(cart(seg.blocked[0]), red(), 8);
+    }
+    sketch?.point(target, seg.visible ? green() : red());
+    showText(
+      seg.visible
+        ? `${t('sightVisible')} · ${formatLength(state.clear)}`
+        : `${t('sightBlocked')} · ${t('sightBlockedAfter')} ${formatLength(state.clear)}`,
+    );
+    if (sketch) sketch.label(target, seg.visible ? t('sightVisible') : t('sightBlocked'));
+    observer = null;
+  };
+
+  /** Start a viewshed from the observer; the rays are cast in slices. */
+  const viewshed = () => {
+    const me = ++run;
+    const start = performance.now();
+    const frame = Cesium.Transforms.eastNorthUpToFixedFrame(observer);
+    const grid = viewshedGrid(Number(radiusIn.value), state.rays, state.rings);
+    const origin = observer;
+    Object.assign(state, { done: 0, visibleCount: 0, total: grid.length, completeMs: null });
+    let i = 0;
+    const slice = () => {
+      if (me !== run || !sketch) return;
+      const until = performance.now() + SLICE_MS;
+      while (i < grid.length && performance.now() < until) {
+        const g = grid[i++];
+        const flat = Cesium.Matrix4.multiplyByPoint(frame, new Cesium.Cartesian3(g.east, g.north, 0), new Cesium.Cartesian3());
+        const carto = Cesium.Cartographic.fromCartesian(flat);
+        carto.height = (viewer.scene.globe.getHeight(carto) ?? carto.height) + TARGET_RAISE;
+        const target = Cesium.Cartographic.toCartesian(carto);
+        const hit = firstHit(origin, target);
+        const seen = sightSegments(vec(origin), vec(target), hit ? vec(hit) : null, tolerance(origin, target)).visible;
+        state.done += 1;
+        if (seen) state.visibleCount += 1;
+        sketch.point(target, seen ? green() : red(), 6);
+      }
+      const pct = state.total ? Math.round((100 * state.visibleCount) / state.done) : 0;
+      showText(`${t('sightVisibleShare')} ${pct}% (${state.visibleCount}/${state.done}${state.done < state.total ? ` / ${state.total}` : ''})`);
+      viewer.scene.requestRender();
+      if (i < grid.length) setTimeout(slice, 0);
+      else state.completeMs = performance.now() - start;
+    };
+    slice();
+  };
+
+  const onClick = (/** @type {any} */ e) => {
+    const p = pickPoint(viewer, e.position);
+    if (!p || !sketch) return;
+    if (state.mode === 'viewshed') {
+      sketch.clear();
+      observer = raise(p, Number(eyeIn.value));
+      sketch.point(observer, Cesium.Color.fromCssColorString('#4fc3f7'), 11);
+      sketch.line([p, observer], Cesium.Color.fromCssColorString('#4fc3f7'), 2);
+      viewshed();
+      return;
+    }
+    if (!observer) {
+      run += 1;
+      sketch.clear();
+      state.visible = null;
+      showText('');
+      observer = raise(p, Number(eyeIn.value));
+      sketch.point(observer, Cesium.Color.fromCssColorString('#4fc3f7'), 11);
+      sketch.line([p, observer], Cesium.Color.fromCssColorString('#4fc3f7'), 2);
+    } else {
+      lineOfSight(p);
+    }
+    viewer.scene.requestRender();
+  };
+
+  modeSel.addEventListener('change', () => {
+    state.mode = modeSel.value;
+    shedRows.hidden = state.mode !== 'viewshed';
+    run += 1;
+    observer = null;
+    sketch?.clear();
+    showText('');
+  });
+  shedRows.hidden = true;
+
+  const element = toolPanel(
+    'sight',
+    'toolSight',
+    [row('sightModeLabel', modeSel), el('p', { cls: 'note', attrs: { 'data-i18n': 'sightHint' } }), row('sightEyeLabel', eyeIn), shedRows, result],
+    () => registry.deactivate(),
+  );
+
+  return {
+    id: 'sight',
+    labelKey: 'toolSight',
+    element,
+    capturesClicks: true,
+    activate() {
+      sketch = new Sketch(viewer);
+      // the first CPU pick of a tile reads its vertices back from the GPU (~200 ms):
+      // do it now, after the panel has been drawn, not on the first click
+      setTimeout(() => {
+        const cam = viewer.camera;
+        if (sketch) firstHit(cam.positionWC, Cesium.Cartesian3.add(cam.positionWC, cam.directionWC, new Cesium.Cartesian3()));
+      }, 50);
+      handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
+      handler.setInputAction(registry.timed('sight', 'click', onClick), Cesium.ScreenSpaceEventType.LEFT_CLICK);
+    },
+    deactivate() {
+      run += 1;
+      handler?.destroy();
+      handler = null;
+      observer = null;
+      sketch?.destroy();
+      sketch = null;
+      showText('');
+      viewer.scene.requestRender();
+    },
+    api: {
+      state,
+      setMode: (/** @type {string} */ mode) => {
+        modeSel.value = mode;
+        modeSel.dispatchEvent(new Event('change'));
+      },
+    },
+  };
+}

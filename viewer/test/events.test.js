@@ -1,0 +1,136 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  FINAL_STATES,
+  STATES,
+  STATE_COLORS,
+  applyDeltas,
+  defaultFilter,
+  filterQuery,
+  formatHours,
+  formatTime,
+  markerOf,
+  passesFilter,
+  stateColor,
+} from '../src/layers/events.js';
+import { actionName, detailRows, stateName } from '../src/panels/event.js';
+import { onTimeText, statsOptions } from '../src/panels/eventstats.js';
+import { has, setLang } from '../src/i18n.js';
+
+test('every state has its own colour and a name in both languages', () => {
+  assert.equal(new Set(STATES.map(stateColor)).size, STATES.length);
+  assert.equal(stateColor('closed'), STATE_COLORS.closed);
+  assert.equal(stateColor('bogus'), '#8c96a0');
+  for (const s of STATES) assert.ok(has(`evState_${s}`), s);
+  setLang('zh');
+  assert.equal(stateName('dispatched'), '已派遣');
+  assert.equal(actionName('close'), '结案');
+  assert.equal(actionName('unknown_action', '某操作'), '某操作', "the server's label for an action the viewer does not know");
+  setLang('en');
+  assert.equal(stateName('dispatched'), 'Dispatched');
+  assert.equal(actionName('report_done'), 'Report done');
+  setLang('zh');
+});
+
+test('the filter as the query of /api/events', () => {
+  const f = defaultFilter();
+  assert.equal(filterQuery(f, { limit: 100 }), 'open=1&limit=100');
+  assert.equal(filterQuery({ ...f, state: 'all' }), '');
+  assert.equal(
+    filterQuery({ state: 'handling', department: 'water', category: 'SJ01', overdue: true }, { limit: 10, offset: 20 }),
+    'state=handling&department=water&category=SJ01&overdue=1&limit=10&offset=20',
+  );
+});
+
+test('the filter as a test agrees with the query (for deltas)', () => {
+  const e = { state: 'handling', department: 'water', subcategory: 'SJ0102', overdue: false };
+  assert.ok(passesFilter(e, defaultFilter()));
+  for (const s of FINAL_STATES) assert.ok(!passesFilter({ ...e, state: s }, defaultFilter()), `${s} is not open`);
+  assert.ok(passesFilter({ ...e, state: 'closed' }, { ...defaultFilter(), state: 'all' }));
+  assert.ok(!passesFilter(e, { ...defaultFilter(), state: 'filed' }));
+  assert.ok(!passesFilter(e, { ...defaultFilter(), department: 'police' }));
+  assert.ok(passesFilter(e, { ...defaultFilter(), category: 'SJ01' }), 'a 大类 holds its 小类');
+  assert.ok(passesFilter(e, { ...defaultFilter(), category: 'SJ0102' }));
+  assert.ok(!passesFilter(e, { ...defaultFilter(), category: 'BJ01' }));
+  assert.ok(!passesFilter(e, { ...defaultFilter(), overdue: true }));
+  assert.ok(passesFilter({ ...e, overdue: true }, { ...defaultFilter(), overdue: true }));
+});
+
+test('deltas update, add and drop cases; a late older delta changes nothing', () => {
+  const cases = new Map([[1, markerOf({ id: 1, state: 'filed', subcategory: 'SJ0102', subcategory_name: '暴露垃圾', location: { lon: 113, lat: 40, h: 5 }, version: 2 })]]);
+  const f = defaultFilter();
+  let r = applyDeltas(cases, [{ kind: 'event', id: 1, state: 'dispatched', department: 'water', subcategory: 'SJ0102', lon: 113, lat: 40, h: 5, version: 3, overdue: true }], f);
+  assert.deepEqual([...r.changed], [1]);
+  assert.equal(cases.get(1)?.state, 'dispatched');
+  assert.equal(cases.get(1)?.overdue, true);
+  assert.equal(cases.get(1)?.name, '暴露垃圾', 'the name stays');
+  r = applyDeltas(cases, [{ kind: 'event', id: 1, state: 'filed', version: 2, subcategory: 'SJ0102', lon: 113, lat: 40 }], f);
+  assert.equal(r.changed.size, 0);
+  assert.equal(cases.get(1)?.state, 'dispatched');
+  r = applyDeltas(cases, [{ kind: 'event', id: 2, state: 'reported', subcategory: 'SJ0102', lon: 113.1, lat: 40.1, version: 1 }, { kind: 'observation', ds: 5 }], f);
+  assert.deepEqual([...r.changed], [2]);
+  r = applyDeltas(cases, [{ kind: 'event', id: 1, state: 'closed', subcategory: 'SJ0102', lon: 113, lat: 40, version: 9 }], f);
+  assert.deepEqual([...r.removed], [1], 'a closed case leaves the open cases');
+  assert.ok(!cases.has(1));
+});
+
+test('times and hours as text', () => {
+  assert.equal(formatHours(3.456), '3.5 h');
+  assert.equal(formatHours(null), '—');
+  assert.equal(formatTime(null), '—');
+  assert.equal(formatTime('not a time'), 'not a time');
+  assert.match(formatTime('2026-10-08T11:00:00+08:00'), /^2026-10-0\d \d\d:\d\d$/);
+});
+
+test('detail rows are text (markup stays characters) with the flags', () => {
+  setLang('zh');
+  const rows = detailRows({
+    id: 7,
+    state: 'handling',
+    subcategory: 'SJ0102',
+    subcategory_name: '暴露垃圾',
+    department: 'water',
+    description: '<img src=x onerror=alert(1)>',
+    location: { lon: 113.3, lat: 40.09, address: '平城路1号', building: 'B1', floor: 3 },
+    reported_at: '2026-10-08T09:00:00+08:00',
+    deadline: '2026-10-08T13:00:00+08:00',
+    remaining_hours: -1.5,
+    overdue: true,
+    late: true,
+    priority: 'high',
+    source: 'hotline',
+  });
+  const by = Object.fromEntries(rows.map(([, v, k]) => [k, v]));
+  assert.equal(by.description, '<img src=x onerror=alert(1)>');
+  assert.equal(by.state, '处理中');
+  assert.equal(by.building, 'B1 · 3层');
+  assert.match(by.flags, /已超时/);
+  assert.match(by.flags, /曾超时/);
+  assert.equal(by.priority, '紧急');
+  assert.equal(by.source, '热线');
+  assert.match(by.deadline, /-1\.5 h/);
+});
+
+test('statistics as charts and the on-time rate', () => {
+  setLang('zh');
+  const stats = {
+    by_state: { closed: 3, handling: 2, filed: 0 },
+    by_department: { water: { open: 2, closed: 3 }, '': { open: 1, closed: 0 } },
+    closed: 4,
+    on_time: 3,
+    on_time_rate: 0.75,
+    mean_hours_by_subcategory: [
+      { subcategory: 'SJ0102', name: '暴露垃圾', hours: 2.5 },
+      { subcategory: 'SJ0109', name: '空气污染', hours: 9 },
+    ],
+  };
+  const o = statsOptions(stats);
+  assert.deepEqual(o.states.xAxis.data, ['结案', '处理中'], 'states without cases are left out');
+  assert.deepEqual(o.states.series[0].data.map((d) => d.value), [3, 2]);
+  assert.equal(o.states.series[0].data[0].itemStyle.color, STATE_COLORS.closed);
+  assert.deepEqual(o.departments.xAxis.data, ['water', '未分派']);
+  assert.deepEqual(o.departments.series.map((s) => s.data), [[2, 1], [3, 0]]);
+  assert.deepEqual(o.hours.yAxis.data, ['空气污染', '暴露垃圾'], 'longest first');
+  assert.equal(onTimeText(stats), '75%（3/4）');
+  assert.equal(onTimeText({ closed: 0, on_time_rate: null }), '—');
+});
