@@ -94,7 +94,7 @@ WAIT_DRAWN_JS = """async ([lid, t0]) => {
     const l = d && d.get(lid);
     if (l && l.state().loadedMs !== null && l.state().pending === 0) break;
     if (performance.now() > give) {
-      throw new Error('not drawn in 120 s: ' + JSON.stringify(l && l.state()));
+      throw new Error('not drawn in 120 s: ' + JSON.stringify(l ? l.state() : d && d.catalog()));
     }
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -171,9 +171,7 @@ def main() -> None:
 
         with app.app_context():
             store = live_state(app).store
-            hub = live_runtime(app).hub
-        if not hasattr(store, "add_commit_listener") and not store.on_commit:
-            store.on_commit.append(hub.publish_committed)  # until the blueprint does it
+            live_runtime(app)  # the hub, subscribed to the store's commits
         feeder = Feeder(store, ids, args.rate)
         with LiveServer(app) as srv, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)

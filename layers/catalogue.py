@@ -40,13 +40,28 @@ __all__ = [
     "place_sensors",
 ]
 
-#: department id -> display name (ids as in layers/events/categories.toml)
+#: The sample city's departments, id -> display name: the one list. Its ids are those the
+#: default events table (layers/events/categories.toml) dispatches cases to, and each
+#: sensor kind belongs to the department its alarms' cases go to, so the simulator
+#: registers the department a sensor alarm is dispatched to (tests/layers/test_simulate.py
+#: checks both).
 DEPARTMENTS: dict[str, str] = {
-    "water": "水务局",
-    "transport": "交通局",
     "cityadmin": "城管局",
-    "emergency": "应急局",
+    "construction": "住建局建筑市场处",
+    "emergency": "应急管理局",
+    "environment": "生态环境局",
+    "fire": "消防救援支队",
+    "gardens": "园林绿化局",
+    "gas": "燃气公司",
     "housing": "住建局",
+    "police": "公安交警支队",
+    "power": "供电公司",
+    "roads": "市政路桥管理处",
+    "sanitation": "环卫处",
+    "telecom": "通信管线办",
+    "transport": "交通运输局",
+    "utilities": "市政公用事业局",
+    "water": "水务局",
 }
 
 _QUDT = "http://qudt.org/vocab/unit/"
@@ -101,25 +116,25 @@ KINDS: dict[str, Kind] = {
              {"name": "degree", "symbol": "°", "definition": _QUDT + "DEG"},
              "井盖倾角传感器 manhole cover tilt sensor", base=0.6, amplitude=0.0, noise=0.2,
              warn_high=5.0, alarm_high=15.0, stale_after=600.0),
-        Kind("traffic_flow", "transport", "TF", "交通流量检测", "车流量 traffic flow",
+        Kind("traffic_flow", "police", "TF", "交通流量检测", "车流量 traffic flow",
              "urn:cim:property:traffic_flow", "Vehicles passing per hour, both directions",
              {"name": "vehicles per hour", "symbol": "veh/h",
               "definition": "urn:cim:unit:vehicles_per_hour"},
              "地磁车辆检测器 magnetic vehicle detector", base=700.0, amplitude=650.0,
              noise=60.0, warn_high=1800.0, alarm_high=2300.0, stale_after=300.0,
              shape="traffic", decimals=0),
-        Kind("bridge_strain", "transport", "BS", "桥梁健康监测", "桥梁应变 bridge strain",
+        Kind("bridge_strain", "roads", "BS", "桥梁健康监测", "桥梁应变 bridge strain",
              "urn:cim:property:strain", "Strain of the main girder",
              {"name": "microstrain", "symbol": "µε", "definition": _QUDT + "MicroSTRAIN"},
              "振弦式应变计 vibrating-wire strain gauge", base=120.0, amplitude=45.0,
              noise=8.0, warn_high=300.0, alarm_high=400.0, stale_after=300.0, shape="traffic"),
-        Kind("tunnel_gas", "emergency", "TG", "综合管廊气体监测", "管廊甲烷 utility tunnel methane",
+        Kind("tunnel_gas", "utilities", "TG", "综合管廊气体监测", "管廊甲烷 utility tunnel methane",
              "urn:cim:property:methane_lel", "Methane in the utility tunnel, % of the lower "
              "explosive limit", {"name": "percent LEL", "symbol": "%LEL",
                                  "definition": "urn:cim:unit:percent_lel"},
              "催化燃烧式甲烷探测器 catalytic methane detector", base=1.2, amplitude=0.4,
              noise=0.4, warn_high=10.0, alarm_high=25.0, stale_after=300.0, shape="day"),
-        Kind("air_quality", "cityadmin", "AQ", "空气质量监测站", "PM2.5 air quality",
+        Kind("air_quality", "environment", "AQ", "空气质量监测站", "PM2.5 air quality",
              "urn:cim:property:pm2_5", "Fine particulate matter PM2.5 (GB 3095-2012)",
              {"name": "microgram per cubic metre", "symbol": "µg/m³",
               "definition": _QUDT + "MicroGM-PER-M3"},

@@ -11,6 +11,7 @@ a revocation therefore takes effect within that time in other server processes.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -18,15 +19,25 @@ import secrets
 import threading
 import time
 
-from cim.errors import ConfigError, NotFoundError
+from cim.errors import CimError, ConfigError, NotFoundError
 from layers.store.base import Department, Store
 
 ROLES = ("admin", "department")
+#: what a 401 tells the client to send
+CREDENTIALS_HINT = "Authorization: Bearer TOKEN, or HTTP Basic with the department id and the token"
 _ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 #: scrypt parameters: ~16 MiB and some tens of milliseconds per check
 _N, _R, _P = 2**14, 8, 1
 CACHE_SECONDS = 30.0
+
+
+class UnauthorizedError(CimError):
+    """No usable credentials: malformed, unknown or revoked, or none where needed (HTTP 401)."""
+
+
+class PermissionDeniedError(CimError):
+    """The caller's department may not write this (HTTP 403)."""
 
 
 def hash_token(token: str) -> str:
@@ -160,4 +171,51 @@ def authenticate(store: Store, token: str, dept_id: str | None = None) -> Depart
     if dept.revoked or not verify_hash(token, stored):
         return None
     _CACHE.put(key, dept)
+    return dept
+
+
+def principal_from_header(
+    store: Store, header: str | None, *, required: bool = False, needed_for: str = "this"
+) -> Department | None:
+    """The department an HTTP ``Authorization`` header authenticates.
+
+    Accepts ``Bearer TOKEN``, or ``Basic`` with the department id as user name and the
+    token as password (what SensorThings clients such as FROST send).
+
+    Parameters
+    ----------
+    store : Store
+    header : str or None
+        The ``Authorization`` header's value ("" or None: anonymous).
+    required : bool
+        Refuse an anonymous caller.
+    needed_for : str
+        What the token is needed for, for the message (``"writing"``).
+
+    Returns
+    -------
+    Department or None
+        None only for an anonymous caller when ``required`` is false.
+
+    Raises
+    ------
+    UnauthorizedError
+        Malformed credentials, an unknown or revoked token, an unknown scheme, or no
+        header where one is required.
+    """
+    dept: Department | None = None
+    if header:
+        scheme, _, cred = header.partition(" ")
+        if scheme.lower() == "bearer":
+            dept = authenticate(store, cred.strip())
+        elif scheme.lower() == "basic":
+            try:
+                user, _, token = base64.b64decode(cred.strip()).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise UnauthorizedError("malformed Basic credentials") from None
+            dept = authenticate(store, token, user)
+        if dept is None:
+            raise UnauthorizedError("unknown or revoked token")
+    if required and dept is None:
+        raise UnauthorizedError(f"{needed_for} needs a department token: {CREDENTIALS_HINT}")
     return dept

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from itertools import chain, repeat
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,9 +45,11 @@ class Reading:
     key: str | None = None
 
 
-@dataclass
-class Outcome:
-    """What happened to one reading: stored (``id``, maybe ``duplicate``) or ``error``."""
+class Outcome(NamedTuple):
+    """What happened to one reading: stored (``id``, maybe ``duplicate``) or ``error``.
+
+    A named tuple: a batch makes one per reading, and tuples are cheap to make.
+    """
 
     id: int | None = None
     duplicate: bool = False
@@ -180,13 +182,16 @@ class BatchOutcome:
     ids: list[int | None]
     duplicate: list[bool]
     errors: list[str | None]
+    #: each reading's phenomenon time (µs) as stored, None where rejected (announcing
+    #: the readings then needs no second parse)
+    times: list[int | None] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def outcomes(self) -> list[Outcome]:
         """One :class:`Outcome` per reading."""
-        return [Outcome(*o) for o in zip(self.ids, self.duplicate, self.errors, strict=True)]
+        return list(map(Outcome._make, zip(self.ids, self.duplicate, self.errors, strict=True)))
 
 
 #: result type codes, and which the observation types accept
@@ -434,17 +439,22 @@ def ingest_columns(store: Store, principal: Department, cols: ReadingColumns) ->
     checked = check(store, principal, cols)
     ids: list[int | None]
     dup: list[bool]
+    times: list[int | None]
     if len(checked.good) == n:
         ids, dup = store.insert_batch(checked.batch)  # type: ignore[assignment]
+        times = checked.batch.phenomenon_time  # type: ignore[assignment]
     else:
         stored_ids, stored_dup = store.insert_batch(checked.batch)
-        ids, dup = [None] * n, [False] * n
-        for i, oid, d in zip(checked.good, stored_ids, stored_dup, strict=True):
+        ids, dup, times = [None] * n, [False] * n, [None] * n
+        for i, oid, d, t in zip(
+            checked.good, stored_ids, stored_dup, checked.batch.phenomenon_time, strict=True
+        ):
             ids[i] = oid
             dup[i] = d
+            times[i] = t
         rejected = Counter(_reason_class(r) for r in checked.reasons if r is not None)
         store.count_rejections(dict(rejected))
-    return BatchOutcome(ids, dup, checked.reasons)
+    return BatchOutcome(ids, dup, checked.reasons, times)
 
 
 def _reason_class(reason: str) -> str:

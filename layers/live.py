@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import queue
 import threading
 import time
 import uuid
@@ -397,6 +398,8 @@ class LiveHub:
         self._r = _Ring(ring_size)
         self.entries: dict[int, StreamEntry] = {}
         self._listeners: list[Callable[[Transition], None]] = []
+        self._background: list[Callable[[Transition], None]] = []
+        self._later: queue.SimpleQueue[Transition] | None = None
         self._threads: list[threading.Thread] = []
         self._sub = None
         self._shared: dict[tuple[str, int, int], str] = {}
@@ -436,9 +439,24 @@ class LiveHub:
         """Whether :meth:`close` was called."""
         return self._stop.is_set()
 
-    def on_transition(self, callback: Callable[[Transition], None]) -> None:
-        """Call ``callback(transition)`` on every state change this hub sees."""
-        self._listeners.append(callback)
+    def on_transition(
+        self, callback: Callable[[Transition], None], background: bool = False
+    ) -> None:
+        """Call ``callback(transition)`` on every state change this hub sees.
+
+        ``background``: from a thread of the hub's own, one transition after another,
+        for a callback that writes to the store (opening a case on an alarm): it must not
+        hold up the deltas of every screen while it waits for the database.
+        """
+        if not background:
+            self._listeners.append(callback)
+            return
+        if self._later is None:
+            self._later = queue.SimpleQueue()
+            t = threading.Thread(target=self._later_loop, name="live-hub-listeners", daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._background.append(callback)
 
     # --- publishing ---------------------------------------------------------------------
 
@@ -594,6 +612,23 @@ class LiveHub:
                     callback(change)
                 except Exception:
                     logger.exception("live hub: a state listener failed")
+            if self._later is not None:
+                self._later.put(change)
+
+    def _later_loop(self) -> None:
+        assert self._later is not None
+        while True:
+            try:
+                change = self._later.get(timeout=0.5)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            for callback in self._background:
+                try:
+                    callback(change)
+                except Exception:
+                    logger.exception("live hub: a background state listener failed")
 
     def reset(self, why: str) -> None:
         """Start a new numbering from the store (clients get a ``resync`` snapshot)."""

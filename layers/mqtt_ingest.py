@@ -36,10 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from cim.errors import CimError
 from layers.bus import connect_properties, mqtt_client
-from layers.ingest import Outcome, Reading, ingest
-from layers.sta.times import format_instant, parse_time
+from layers.ingest import BatchOutcome, ReadingColumns, ingest_columns
+from layers.sta.times import format_instant
 from layers.store.base import Department, Store
 
 logger = logging.getLogger(__name__)
@@ -108,8 +110,24 @@ class _Msg:
     received_us: int
 
 
-def parse_message(topic: str, payload: bytes, received_us: int) -> tuple[list[Reading], str | None]:
-    """The readings of one MQTT message, or a reason why it carries none.
+#: optional Observation members → :class:`ReadingColumns` columns
+_OPTIONAL = (
+    ("resultTime", "result_time"),
+    ("resultQuality", "result_quality"),
+    ("validTime", "valid_time"),
+    ("parameters", "parameters"),
+)
+
+
+def parse_message(
+    topic: str, payload: bytes, received_us: int
+) -> tuple[ReadingColumns | None, str | None]:
+    """The readings of one MQTT message as columns, or a reason why it carries none.
+
+    The payload is parsed by orjson (the standard parser where orjson refuses, e.g. the
+    ``NaN`` token some devices send, so that reading alone is rejected by the checks),
+    and transposed per member: no object per reading. The checks themselves are
+    :func:`layers.ingest.check`'s, for the whole batch at once.
 
     Parameters
     ----------
@@ -119,38 +137,41 @@ def parse_message(topic: str, payload: bytes, received_us: int) -> tuple[list[Re
         An Observation in JSON, or a JSON array of them.
     received_us : int
         When it arrived (µs), the phenomenon time of readings that carry none.
+
+    Returns
+    -------
+    (ReadingColumns or None, str or None)
+        The readings (an item that is no Observation gets a missing result: rejected by
+        the checks), or None and the reason.
     """
     m = _TOPIC.match(topic)
     if m is None:
-        return [], f"not a SensorThings Observations topic: {topic!r}"
-    ds_id = int(m.group(1))
+        return None, f"not a SensorThings Observations topic: {topic!r}"
     try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return [], "malformed: the payload is not JSON"
-    items = body if isinstance(body, list) else [body]
-    readings = []
-    stamp = None
-    for item in items:
-        if not isinstance(item, dict) or "result" not in item:
-            readings.append(Reading(ds_id, None))  # rejected by ingest: result is missing
-            continue
-        foi = item.get("FeatureOfInterest")
-        readings.append(
-            Reading(
-                datastream_id=ds_id,
-                result=item["result"],
-                phenomenon_time=item.get("phenomenonTime")
-                or stamp
-                or (stamp := format_instant(received_us)),
-                result_time=item.get("resultTime"),
-                result_quality=item.get("resultQuality"),
-                valid_time=item.get("validTime"),
-                parameters=item.get("parameters"),
-                foi_id=foi.get("@iot.id") if isinstance(foi, dict) else None,
-            )
-        )
-    return readings, None
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        try:
+            body = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            return None, "malformed: the payload is not JSON"
+    items = body if type(body) is list else [body]
+    if not all(type(it) is dict for it in items):
+        items = [it if type(it) is dict else {} for it in items]
+    n = len(items)
+    cols = ReadingColumns([int(m.group(1))] * n, [it.get("result") for it in items])
+    present = set().union(*items) if n else set()
+    times = [it.get("phenomenonTime") for it in items]
+    if not all(times):
+        stamp = format_instant(received_us)
+        times = [t or stamp for t in times]
+    cols.phenomenon_time = times
+    for member, column in _OPTIONAL:
+        if member in present:
+            setattr(cols, column, [it.get(member) for it in items])
+    if "FeatureOfInterest" in present:
+        fois = [it.get("FeatureOfInterest") for it in items]
+        cols.foi_id = [f.get("@iot.id") if type(f) is dict else None for f in fois]
+    return cols, None
 
 
 class MqttIngest:
@@ -296,23 +317,23 @@ class MqttIngest:
 
     def _store(self, batch: list[_Msg]) -> bool:
         """Commit a batch's readings, announce them, then acknowledge its messages."""
-        readings: list[Reading] = []
-        spans: list[tuple[int, int]] = []
+        parts: list[ReadingColumns] = []
         bad: dict[str, int] = {}
         for m in batch:
             found, why = parse_message(m.topic, m.payload, m.received_us)
-            if why is not None:
-                key = why.split(":")[0]
+            if found is None:
+                key = (why or "malformed").split(":")[0]
                 bad[key] = bad.get(key, 0) + 1
                 logger.info("MQTT ingest: rejected a message on %s: %s", m.topic, why)
-            spans.append((len(readings), len(readings) + len(found)))
-            readings.extend(found)
-        outcomes = self._commit(readings, bad)
-        if outcomes is None:
+            elif len(found):
+                parts.append(found)
+        cols = ReadingColumns.concat(parts) if parts else None
+        outcome = self._commit(cols, bad)
+        if outcome is None:
             return False
-        self._count(batch, outcomes, bad)
-        if self.on_commit is not None:
-            rows, results = _announcements(readings, outcomes)
+        self._count(batch, outcome, bad)
+        if self.on_commit is not None and cols is not None:
+            rows, results = _announcements(cols, outcome)
             if rows:
                 try:
                     self.on_commit(rows, results)
@@ -323,15 +344,18 @@ class MqttIngest:
         self.counters.acked += len(batch)
         return True
 
-    def _commit(self, readings: list[Reading], bad: dict[str, int]) -> list[Outcome] | None:
+    def _commit(self, cols: ReadingColumns | None, bad: dict[str, int]) -> BatchOutcome | None:
         """Store the readings, retrying while the store fails; None when stopping."""
         delay = 0.1
         while True:
             try:
-                outcomes = ingest(self.store, MQTT_PRINCIPAL, readings) if readings else []
+                if cols is not None:
+                    outcome = ingest_columns(self.store, MQTT_PRINCIPAL, cols)
+                else:
+                    outcome = BatchOutcome([], [], [], [])
                 if bad:
                     self.store.count_rejections(bad)
-                return outcomes
+                return outcome
             except (CimError, OSError, RuntimeError) as exc:
                 self.counters.store_errors += 1
                 logger.warning("MQTT ingest: the store failed (%s); retrying", exc)
@@ -342,31 +366,35 @@ class MqttIngest:
                 return None
             delay = min(delay * 2, 5.0)
 
-    def _count(self, batch: list[_Msg], outcomes: list[Outcome], bad: dict[str, int]) -> None:
+    def _count(self, batch: list[_Msg], outcome: BatchOutcome, bad: dict[str, int]) -> None:
         c = self.counters
         c.messages += len(batch)
         c.batches += 1
         for key, n in bad.items():
             c.rejected += n
             c.reasons[key] = c.reasons.get(key, 0) + n
-        for o in outcomes:
-            if o.error is not None:
-                c.rejected += 1
-                key = o.error.split(":")[0][:60]
-                c.reasons[key] = c.reasons.get(key, 0) + 1
-            elif o.duplicate:
-                c.duplicates += 1
-            else:
-                c.stored += 1
+        errors = len(outcome.errors) - outcome.errors.count(None)
+        duplicates = outcome.duplicate.count(True)
+        c.rejected += errors
+        c.duplicates += duplicates
+        c.stored += len(outcome) - errors - duplicates
+        if errors:
+            for e in outcome.errors:
+                if e is not None:
+                    key = e.split(":")[0][:60]
+                    c.reasons[key] = c.reasons.get(key, 0) + 1
 
 
 def _announcements(
-    readings: list[Reading], outcomes: list[Outcome]
+    cols: ReadingColumns, outcome: BatchOutcome
 ) -> tuple[list[Announced], list[Stored]]:
-    rows, results = [], []
-    for r, o in zip(readings, outcomes, strict=True):
-        if o.id is None or o.duplicate:
-            continue
-        rows.append(Announced(r.datastream_id, parse_time(r.phenomenon_time)[0], r.result))
-        results.append(Stored(o.id, False))
-    return rows, results
+    """The readings stored for the first time, with their stored phenomenon times."""
+    times = outcome.times or [None] * len(outcome)
+    fresh = [
+        i
+        for i, (oid, dup) in enumerate(zip(outcome.ids, outcome.duplicate, strict=True))
+        if oid is not None and not dup
+    ]
+    ds, results, ids = cols.datastream_id, cols.result, outcome.ids
+    rows = [Announced(ds[i], times[i], results[i]) for i in fresh]  # type: ignore[arg-type]
+    return rows, [Stored(ids[i], False) for i in fresh]  # type: ignore[arg-type]

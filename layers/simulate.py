@@ -7,7 +7,9 @@ department, each Datastream with its unit, observed property, thresholds and
 excursions past the warning and alarm thresholds, and a few sensors that fall silent
 (and so go stale). Readings go out as ``CreateObservations`` batches over HTTP, or
 over MQTT to ``v1.1/Datastreams(ID)/Observations`` (QoS 1). Everything is
-deterministic for a ``--seed``, apart from the clock.
+deterministic for a ``--seed``, apart from the clock. Beside the readings it files
+cases through ``/api/events`` and moves them through their lifecycle
+(:mod:`layers.simulate_events`, ``--events-per-hour``).
 
 Tokens: ``--token DEPT=TOKEN`` wins; otherwise the simulator registers the department
 in the project's live store (``[live]``) and keeps the token it was shown in a file
@@ -24,6 +26,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -37,7 +40,22 @@ from typing import Any
 import numpy as np
 
 from cim.errors import CimError, ConfigError, DatasetIOError, InputDataError
-from layers.catalogue import DEPARTMENTS, KINDS, PlacedSensor, place_sensors
+from layers.catalogue import DEPARTMENTS, KINDS, PlacedSensor, is_sample_city, place_sensors
+from layers.simulate_events import (
+    ADMIN,
+    CENTER,
+    EVENTS_PER_HOUR,
+    NAMES,
+    STEP_SECONDS,
+    EventRunner,
+    EventStats,
+    categories_of,
+    grant_command_roles,
+    plan_departments,
+    plan_events,
+    sample_places,
+    sensor_places,
+)
 from layers.thresholds import Thresholds, classify
 
 log = logging.getLogger(__name__)
@@ -370,16 +388,23 @@ def tokens_file(store: str, project: Path) -> Path:
 
 
 def department_tokens(
-    project: Path, given: dict[str, str], needed: Iterable[str]
+    project: Path,
+    given: dict[str, str],
+    needed: Iterable[str],
+    names: dict[str, str] | None = None,
+    admins: Iterable[str] = (),
 ) -> dict[str, str]:
-    """A token per needed department: given ones, else ones the simulator registered.
+    """A token per needed department: given ones, else ones the simulator registered
+    (``names``: their display names; ``admins``: those registered as admin).
 
     Raises
     ------
     ConfigError
         When a department exists in the store and the simulator does not know its token.
     """
-    missing = [d for d in sorted(set(needed)) if d not in given]
+    admins = set(admins)
+    names = {**DEPARTMENTS, **(names or {})}
+    missing = [d for d in sorted(set(needed) | admins) if d not in given]
     tokens = dict(given)
     if not missing:
         return tokens
@@ -401,8 +426,9 @@ def department_tokens(
                     f"department {dept!r} exists and the simulator does not know its token: "
                     f"pass --token {dept}=TOKEN (or `cim departments renew {project} {dept}`)"
                 )
-            saved[dept] = tokens[dept] = add_department(store, dept, DEPARTMENTS.get(dept, dept))
-            log.info("registered department %s (%s)", dept, DEPARTMENTS.get(dept, dept))
+            name = names.get(dept, dept)
+            saved[dept] = tokens[dept] = add_department(store, dept, name, admin=dept in admins)
+            log.info("registered department %s (%s)", dept, name)
             _write_tokens(path, saved)
     finally:
         store.close()
@@ -513,6 +539,7 @@ class RunStats:
     accepted: int = 0
     rejected: int = 0
     states: Counter = field(default_factory=Counter)
+    events: EventStats | None = None
 
 
 def feed(
@@ -597,6 +624,8 @@ def simulate(
     seed: int = 2026,
     tokens: dict[str, str] | None = None,
     wait: float | None = None,
+    events_per_hour: float = EVENTS_PER_HOUR,
+    event_step: float = STEP_SECONDS,
 ) -> RunStats:
     """Register the catalogue's sensors on a served city and feed them readings.
 
@@ -619,6 +648,11 @@ def simulate(
         Department id -> token, for departments registered elsewhere.
     wait : float, optional
         Seconds to wait for the server's ``/api/health`` first.
+    events_per_hour : float
+        Cases filed per hour through ``/api/events`` (:mod:`layers.simulate_events`);
+        0: none.
+    event_step : float
+        Mean seconds between two steps of a case's lifecycle.
     """
     from cim.config import load_project
     from cim.outputs import BuildOutputs
@@ -626,6 +660,8 @@ def simulate(
 
     if rate <= 0 or not math.isfinite(rate):
         raise InputDataError(f"--rate must be a positive number of readings per second, not {rate}")
+    if events_per_hour < 0 or not math.isfinite(events_per_hour):
+        raise InputDataError(f"--events-per-hour must be 0 or more, not {events_per_hour}")
     proj = load_project(project)
     outputs = BuildOutputs(proj.output)
     sensors = place_sensors(catalogue(outputs, seed), outputs)
@@ -633,7 +669,13 @@ def simulate(
     if wait:
         wait_for_server(url, wait)
     depts = {s.kind.department for s in sensors}
-    client = StaClient(url, department_tokens(proj.path, tokens or {}, depts))
+    table = categories_of(proj) if events_per_hour else None
+    admins: set[str] = set()
+    if table is not None:
+        depts |= plan_departments(table) | {CENTER}
+        admins = set() if ADMIN in (tokens or {}) else {ADMIN}
+    given = tokens or {}
+    client = StaClient(url, department_tokens(proj.path, given, depts, NAMES, admins))
     ids = register(client, sensors)
     per_sensor = len(sensors) / rate
     slowest = min((s.kind.stale_after for s in sensors), default=math.inf)
@@ -645,9 +687,48 @@ def simulate(
             per_sensor,
             slowest,
         )
+    cases = None
+    if table is not None:
+        grant_command_roles(client)
+        places = sample_places() if is_sample_city(outputs) else sensor_places(sensors)
+        plan = plan_events(table, places, seed, events_per_hour, event_step)
+        cases = _CaseThread(EventRunner(client, plan), duration)
+        log.info("filing about %g cases per hour through /api/events", events_per_hour)
     sender = MqttSender(mqtt) if mqtt else HttpSender(client)
     log.info("feeding %g readings/s over %s (Ctrl-C stops)", rate, "MQTT" if mqtt else "HTTP")
-    return feed(ReadingModel(sensors, seed), ids, sender, rate, duration, seed)
+    try:
+        stats = feed(ReadingModel(sensors, seed), ids, sender, rate, duration, seed)
+    finally:
+        if cases is not None:
+            cases.stop()
+    if cases is not None:
+        stats.events = cases.runner.stats
+        ev = stats.events
+        log.info("cases: %d reported, %d closed, %d actions refused, %d open",
+                 ev.reported, ev.closed, ev.failed, len(ev.open_ids))  # fmt: skip
+    return stats
+
+
+class _CaseThread:
+    """The cases of a run, played in a thread beside the readings."""
+
+    def __init__(self, runner: EventRunner, duration: float | None) -> None:
+        self.runner = runner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(duration,), name="cim-simulate-events", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, duration: float | None) -> None:
+        try:
+            self.runner.run(duration, self._stop)
+        except Exception:  # the readings go on; the log says why the cases stopped
+            log.exception("simulated cases stopped")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -661,7 +742,21 @@ def simulate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mqtt", help="send readings to this broker, e.g. mqtt://127.0.0.1:1883")
     p.add_argument("--rate", type=float, default=50.0, help="readings per second (default 50)")
     p.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
-    p.add_argument("--seed", type=int, default=2026, help="seed of sensors and readings")
+    p.add_argument("--seed", type=int, default=2026, help="seed of sensors, readings and cases")
+    p.add_argument(
+        "--events-per-hour",
+        type=float,
+        default=EVENTS_PER_HOUR,
+        metavar="N",
+        help=f"cases filed per hour through /api/events (default {EVENTS_PER_HOUR:g}; 0: none)",
+    )
+    p.add_argument(
+        "--event-step",
+        type=float,
+        default=STEP_SECONDS,
+        metavar="S",
+        help=f"mean seconds between two steps of a case (default {STEP_SECONDS:g})",
+    )
     p.add_argument(
         "--token",
         action="append",
@@ -700,5 +795,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         tokens=tokens,
         wait=args.wait_timeout if args.wait_for_server else None,
+        events_per_hour=args.events_per_hour,
+        event_step=args.event_step,
     )
     return 0

@@ -43,8 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "SEARCH_DEFAULT_LIMIT": 10,
     "SEARCH_MAX_LIMIT": 50,
     "SEARCH_MAX_QUERY": 200,
-    # waitress: worker threads (they run requests; idle keep-alive connections need none)
-    "THREADS": 16,
+    # waitress: worker threads. They run requests (idle keep-alive connections need
+    # none), but each open live stream (/api/live/stream, one per screen) holds one for
+    # as long as it is open: 116 = 100 screens + 16 for tiles and API requests. An idle
+    # thread costs memory, not CPU (see docs/live.md, "Threads")
+    "THREADS": 116,
     # waitress: open connections held at once (waitress's own default is 100); the
     # process's open-file limit is raised to fit
     "CONNECTION_LIMIT": 1000,
@@ -52,6 +55,18 @@ DEFAULTS: dict[str, Any] = {
     "BACKLOG": 2048,
     # waitress: seconds before an idle connection is closed
     "CHANNEL_TIMEOUT": 120,
+    # live layer (docs/live.md): the MQTT broker (mqtt://host:1883; "" = [live] mqtt of
+    # the project), this process's fixed MQTT client id, an MQTT 5 shared-subscription
+    # group for several server processes ("" = none)
+    "LIVE_MQTT": "",
+    "LIVE_MQTT_CLIENT_ID": "cim-ingest",
+    "LIVE_MQTT_SHARE": "",
+    # live stream: seconds between heartbeats of an idle stream; open streams at most
+    # (0 = THREADS minus the threads kept for requests, see live_max_streams); seconds
+    # between a stream's writes at most (under load a screen gets fewer, larger writes)
+    "LIVE_HEARTBEAT": 15.0,
+    "LIVE_MAX_STREAMS": 0,
+    "LIVE_NOTIFY_INTERVAL": 0.02,
     # callable(path) -> address index; None uses cim.addresses.AddressIndex (through
     # cim.outputs.BuildOutputs)
     "ADDRESS_INDEX_FACTORY": None,
@@ -75,7 +90,24 @@ def _parse(key: str, raw: str, default: Any) -> Any:
             return int(raw)
         except ValueError:
             raise ConfigError(f"CIM_{key} must be an integer, not {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"CIM_{key} must be a number, not {raw!r}") from None
     return raw
+
+
+def live_max_streams(config: Mapping[str, Any]) -> int:
+    """Live streams allowed at once: ``LIVE_MAX_STREAMS``, else ``THREADS`` minus the
+    threads kept for tiles and API requests (a quarter of them, 4 to 16).
+
+    With the defaults (116 threads) that is 100 streams; ``THREADS = 16`` gives 12.
+    """
+    if int(config.get("LIVE_MAX_STREAMS") or 0) > 0:
+        return int(config["LIVE_MAX_STREAMS"])
+    threads = int(config.get("THREADS") or DEFAULTS["THREADS"])
+    return max(1, threads - max(4, min(16, threads // 4)))
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -139,6 +171,9 @@ def resolve(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     for key in ("CACHE_MAX_AGE", "CESIUM_MAX_AGE", "SEARCH_MAX_LIMIT", "THREADS"):
         if int(merged[key]) < 0:
             raise ConfigError(f"{key} must not be negative")
+    for key in ("LIVE_MAX_STREAMS", "LIVE_HEARTBEAT", "LIVE_NOTIFY_INTERVAL"):
+        if merged.get(key) is not None and float(merged[key]) < 0:
+            raise ConfigError(f"{key} must not be negative, not {merged[key]!r}")
     for key in ("THREADS", "CONNECTION_LIMIT", "BACKLOG", "CHANNEL_TIMEOUT"):
         if int(merged[key]) < 1:
             raise ConfigError(f"{key} must be at least 1, not {merged[key]!r}")

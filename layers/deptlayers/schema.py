@@ -1,8 +1,10 @@
 """The department-layer tables in the live store, as numbered migrations.
 
-Like :data:`layers.store.schema.MIGRATIONS` (one function of the dialect per version,
-never edited once released), but tracked in their own ``deptlayers_schema_version``
-table, so this schema moves independently of the sensor and event schemas.
+The store component :data:`DEPTLAYERS` (:func:`layers.store.schema.register_migrations`:
+one function of the dialect per version, never edited once released), recorded in the
+store's ``schema_migrations`` so it moves independently of the sensor and event
+schemas. Stores from before the registry kept a ``deptlayers_schema_version`` table:
+it is adopted at its version on the next start.
 
 Versions are ranges on the feature rows: a row belongs to every version ``v`` with
 ``v_from <= v < v_to`` (``v_to`` NULL: still current). Replace closes the current rows
@@ -15,9 +17,8 @@ adds a PostGIS ``geom`` column with a GiST index.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from cim.errors import DatasetIOError
+from layers.store import Store
+from layers.store.schema import Migration, register_migrations
 
 
 def _v1(dialect: str) -> list[str]:
@@ -58,19 +59,19 @@ def _v1(dialect: str) -> list[str]:
 
 
 #: (version, statements(dialect)), in order
-DEPTLAYERS_MIGRATIONS: list[tuple[int, Callable[[str], list[str]]]] = [(1, _v1)]
+DEPTLAYERS_MIGRATIONS: list[Migration] = [(1, _v1)]
+
+#: the department-layer tables as a store component
+DEPTLAYERS = register_migrations(
+    "deptlayers", DEPTLAYERS_MIGRATIONS, legacy_table="deptlayers_schema_version"
+)
 
 #: the newest department-layer schema this code knows
-DEPTLAYERS_SCHEMA_VERSION = DEPTLAYERS_MIGRATIONS[-1][0]
-
-_TABLE = "deptlayers_schema_version"
+DEPTLAYERS_SCHEMA_VERSION = DEPTLAYERS.version
 
 
-def migrate_deptlayers(store) -> int:
+def migrate_deptlayers(store: Store) -> int:
     """Bring the department-layer tables to :data:`DEPTLAYERS_SCHEMA_VERSION`.
-
-    Each migration runs in its own transaction under the store's schema lock, so two
-    processes starting at once apply it once.
 
     Parameters
     ----------
@@ -87,25 +88,4 @@ def migrate_deptlayers(store) -> int:
     DatasetIOError
         When the store was written by a newer toolkit.
     """
-    with store.transaction(write=True) as tx:
-        store._lock_schema(tx)
-        tx.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} (version INTEGER NOT NULL)")
-        current = tx.scalar(f"SELECT max(version) FROM {_TABLE}") or 0
-    if current > DEPTLAYERS_SCHEMA_VERSION:
-        raise DatasetIOError(
-            f"the live store's department layers have schema version {current}, newer than "
-            f"this toolkit's {DEPTLAYERS_SCHEMA_VERSION}: upgrade the toolkit",
-            path=store.describe(),
-        )
-    for version, statements in DEPTLAYERS_MIGRATIONS:
-        if version <= current:
-            continue
-        with store.transaction(write=True) as tx:
-            store._lock_schema(tx)
-            if (tx.scalar(f"SELECT max(version) FROM {_TABLE}") or 0) >= version:
-                continue
-            for stmt in statements(store.dialect):
-                tx.execute(stmt)
-            tx.execute(f"INSERT INTO {_TABLE} (version) VALUES (?)", [version])
-        current = version
-    return current
+    return store.migrate(DEPTLAYERS)

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import shapely
 
-from cim.errors import CimError, InputDataError, NotFoundError
+from cim.errors import InputDataError, NotFoundError
+from layers.departments import PermissionDeniedError
 from layers.deptlayers.ingest import CleanFeatures, report_json
 from layers.deptlayers.schema import migrate_deptlayers
 from layers.deptlayers.styles import default_style, parse_style
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 _BATCH = 20_000
 
 
-class LayerPermissionError(CimError):
+class LayerPermissionError(PermissionDeniedError):
     """The principal may read this layer but not write it (HTTP 403)."""
 
 

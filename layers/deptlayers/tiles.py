@@ -142,17 +142,36 @@ class TileCache:
         self._keep = keep
         self._items: OrderedDict[tuple, TileIndex] = OrderedDict()
         self._lock = threading.Lock()
+        # one lock per key being built: simultaneous first tiles of a layer wait for the
+        # one build instead of each building the index again
+        self._building: dict[tuple, threading.Lock] = {}
 
-    def get(self, key: tuple, build: Any) -> TileIndex:
-        """The index for ``key``, built by ``build()`` when it is not held."""
+    def _held(self, key: tuple) -> TileIndex | None:
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
                 self._items.move_to_end(key)
-                return hit
-        index = build()
+            return hit
+
+    def get(self, key: tuple, build: Any) -> TileIndex:
+        """The index for ``key``, built by ``build()`` (once, however many ask at once)
+        when it is not held."""
+        hit = self._held(key)
+        if hit is not None:
+            return hit
         with self._lock:
-            self._items[key] = index
-            while len(self._items) > self._keep:
-                self._items.popitem(last=False)
+            key_lock = self._building.setdefault(key, threading.Lock())
+        with key_lock:
+            hit = self._held(key)  # built by another request while this one waited
+            if hit is not None:
+                return hit
+            try:
+                index = build()
+                with self._lock:
+                    self._items[key] = index
+                    while len(self._items) > self._keep:
+                        self._items.popitem(last=False)
+            finally:
+                with self._lock:
+                    self._building.pop(key, None)
         return index

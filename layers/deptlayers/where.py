@@ -13,7 +13,6 @@ inside is a quote). Operators: ``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` and `
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,7 @@ class Condition:
     def sql(self, store: Any) -> tuple[str, list[Any]]:
         """The SQL fragment (``?`` placeholders) and its parameters for a store dialect."""
         expr = store.sql_json("properties")
-        path = _json_path(store, self.attribute)
+        path = store.json_path_param([self.attribute])
         if self.op == "~":
             return f"lower(CAST({expr} AS TEXT)) LIKE ? ESCAPE '!'", [
                 path,
@@ -63,13 +62,6 @@ class Condition:
                 float(self.value),
             ]
         return f"CAST({expr} AS TEXT) {self.op.replace('!=', '<>')} ?", [path, str(self.value)]
-
-
-def _json_path(store: Any, attribute: str) -> object:
-    if store.dialect == "sqlite":
-        # SQLite reads no \u escapes in a JSON path: Chinese names go in as they are
-        return "$." + json.dumps(attribute, ensure_ascii=False)
-    return store.json_path_param([attribute])
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:

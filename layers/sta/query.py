@@ -48,7 +48,7 @@ _TOKEN = re.compile(
   | (?P<str>'(?:[^']|'')*')
   | (?P<dt>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)
   | (?P<num>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
-  | (?P<name>[A-Za-z_@][A-Za-z0-9_.@]*)
+  | (?P<name>(?:[^\W\d]|@)[\w.@]*)   # Unicode names: properties/名称
   | (?P<op>[(),/])
     """,
     re.VERBOSE,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cim.errors import CimError, CRSError, InputDataError
+from layers.departments import PermissionDeniedError
 from layers.ingest import Reading, check_result, may_write, prepare
 from layers.sta.model import (
     BY_SINGULAR,
@@ -29,11 +30,6 @@ from layers.sta.model import (
 )
 from layers.sta.times import parse_time
 from layers.store.base import Department, Tx, now_us
-
-
-class PermissionDeniedError(CimError):
-    """The caller may not write this entity (HTTP 403)."""
-
 
 #: tables whose rows carry their owning department directly
 _OWNED = {"things", "locations", "sensors", "observed_properties", "datastreams",

@@ -135,7 +135,9 @@ class SqliteStore(Store):
         return expr  # json_extract already returns numbers as numbers
 
     def json_path_param(self, keys: list[str]) -> object:
-        return "$" + "".join("." + json.dumps(k) for k in keys)
+        # Keys as they are (ensure_ascii=False): SQLite compares a path label with the
+        # stored key's text, which the store writes as UTF-8, and reads no \uXXXX there
+        return "$" + "".join("." + json.dumps(k, ensure_ascii=False) for k in keys)
 
     def sql_datepart(self, part: str, expr: str) -> str:
         fmt = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H", "minute": "%M"}

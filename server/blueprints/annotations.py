@@ -12,14 +12,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import threading
 
 from flask import Blueprint, Flask, Response, current_app, request
 
 from layers.annotations import AnnotationPermissionError, Annotations
-from layers.departments import authenticate
+from layers.departments import UnauthorizedError, principal_from_header
 from layers.store import Department
 from server.blueprints.search import no_cache_json
 from server.errors import BadRequestError, error_response
@@ -30,14 +28,8 @@ _LOCK = threading.Lock()
 _EXTENSION = "cim.annotations"
 
 
-class _UnauthorizedError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@bp.errorhandler(_UnauthorizedError)
-def _unauthorized(exc: _UnauthorizedError) -> Response:
+@bp.errorhandler(UnauthorizedError)
+def _unauthorized(exc: UnauthorizedError) -> Response:
     resp = error_response(401, "Unauthorized", exc.message)
     resp.headers["WWW-Authenticate"] = 'Bearer realm="cim annotations"'
     return resp
@@ -64,34 +56,17 @@ def _state(app: Flask | None = None) -> tuple[Annotations, str]:
     return found
 
 
-def _principal(notes: Annotations, required: bool) -> Department | None:
-    header = request.headers.get("Authorization", "")
-    dept = None
-    if header:
-        scheme, _, cred = header.partition(" ")
-        if scheme.lower() == "bearer":
-            dept = authenticate(notes.store, cred.strip())
-        elif scheme.lower() == "basic":
-            try:
-                user, _, token = base64.b64decode(cred.strip()).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                raise _UnauthorizedError("malformed Basic credentials") from None
-            dept = authenticate(notes.store, token, user)
-        if dept is None:
-            raise _UnauthorizedError("unknown or revoked token")
-    if dept is None and required:
-        raise _UnauthorizedError(
-            "annotations need a department token: Authorization: Bearer TOKEN, or HTTP"
-            " Basic with the department id and the token"
-        )
-    return dept
+def _principal(notes: Annotations, required: bool, needed_for: str) -> Department | None:
+    return principal_from_header(
+        notes.store, request.headers.get("Authorization"), required=required, needed_for=needed_for
+    )
 
 
 @bp.get("/annotations")
 def list_annotations() -> Response:
     """Every annotation, newest first; ``mine`` marks the caller's own (deletable)."""
     notes, read = _state()
-    dept = _principal(notes, required=read == "token")
+    dept = _principal(notes, required=read == "token", needed_for="reading annotations")
     items = []
     for a in notes.list():
         item = a.to_json()
@@ -104,7 +79,7 @@ def list_annotations() -> Response:
 def create_annotation() -> Response:
     """Add an annotation (department token required) → 201."""
     notes, _ = _state()
-    dept = _principal(notes, required=True)
+    dept = _principal(notes, required=True, needed_for="writing annotations")
     assert dept is not None
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -132,7 +107,7 @@ def create_annotation() -> Response:
 def delete_annotation(annotation_id: int) -> Response:
     """Delete an annotation of the caller's department → 204."""
     notes, _ = _state()
-    dept = _principal(notes, required=True)
+    dept = _principal(notes, required=True, needed_for="deleting annotations")
     assert dept is not None
     notes.delete(dept, annotation_id)
     return Response(status=204)

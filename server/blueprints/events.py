@@ -21,8 +21,6 @@ department id and the token); reads follow ``[live] read``. Roles: see
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import json
 import logging
@@ -35,7 +33,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request, sen
 from werkzeug.exceptions import Forbidden, RequestEntityTooLarge
 
 from cim.errors import ConfigError, InputDataError, NotFoundError
-from layers.departments import authenticate
+from layers.departments import UnauthorizedError, principal_from_header
 from layers.events import attachments as att
 from layers.events.categories import STAGES
 from layers.events.config import EventsConfig, events_config
@@ -54,7 +52,6 @@ from layers.events.roles import (
     set_roles,
 )
 from layers.events.store import EventFilter, EventStore
-from layers.store import Department
 from server.errors import BadRequestError, error_response, status_for
 
 logger = logging.getLogger(__name__)
@@ -155,14 +152,8 @@ def attachments_folder(app: Flask) -> Path | None:
 # --- who is calling -----------------------------------------------------------------------
 
 
-class _UnauthorizedError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@bp.errorhandler(_UnauthorizedError)
-def _unauthorized(exc: _UnauthorizedError) -> Response:
+@bp.errorhandler(UnauthorizedError)
+def _unauthorized(exc: UnauthorizedError) -> Response:
     resp = error_response(401, "Unauthorized", exc.message)
     resp.headers["WWW-Authenticate"] = 'Basic realm="cim events", charset="UTF-8"'
     return resp
@@ -186,41 +177,12 @@ def _conflict(exc: EventConflictError) -> Response:
     return resp
 
 
-def department_of(store: Any, header: str) -> Department | None:
-    """The department an ``Authorization`` header names (Bearer, or Basic with the
-    department id and the token); None without a header.
-
-    Raises
-    ------
-    _UnauthorizedError
-        Malformed credentials, or an unknown or revoked token.
-    """
-    if not header:
-        return None
-    scheme, _, cred = header.partition(" ")
-    dept: Department | None = None
-    if scheme.lower() == "bearer":
-        dept = authenticate(store, cred.strip())
-    elif scheme.lower() == "basic":
-        try:
-            user, _, token = base64.b64decode(cred.strip()).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise _UnauthorizedError("malformed Basic credentials") from None
-        dept = authenticate(store, token, user)
-    if dept is None:
-        raise _UnauthorizedError("unknown or revoked token")
-    return dept
-
-
 def _caller(rt: EventsRuntime, required: bool) -> Caller | None:
     store = rt.events.store
-    dept = department_of(store, request.headers.get("Authorization", ""))
+    dept = principal_from_header(
+        store, request.headers.get("Authorization"), required=required, needed_for="this"
+    )
     if dept is None:
-        if required:
-            raise _UnauthorizedError(
-                "this needs a department token: Authorization: Bearer TOKEN, or HTTP Basic "
-                "with the department id and the token"
-            )
         return None
     user = (request.headers.get("X-User") or "").strip()[:64] or None
     return caller_for(store, dept, user)
@@ -313,6 +275,34 @@ def publish_event(event: Event, action: str, rt: EventsRuntime) -> None:
         live_runtime().hub.bus.publish([_delta(event, action, rt.config, _now())])
     except Exception:  # the case is committed: a bus problem must not turn it into a 500
         logger.exception("events: could not publish the delta of case %s", event.id)
+
+
+def alarm_listener(app: Flask, bus: Any) -> Any:
+    """A live hub listener (``LiveHub.on_transition(..., background=True)``): a datastream
+    turning to ``alarm`` opens its case, or notes a further alarm on the open one; back
+    to ``normal`` notes it (:mod:`layers.events.sensors`); the case's delta goes on
+    ``bus``. ``EVENTS_FROM_ALARMS = False`` in the app config turns it off."""
+    from layers.events.sensors import on_state_change
+    from layers.thresholds import ALARM, NORMAL
+
+    def listen(change: Any) -> None:
+        if change.new not in (ALARM, NORMAL) or change.time_us is None:
+            return
+        if not app.config.get("EVENTS_FROM_ALARMS", True):
+            return
+        rt = events_runtime(app)
+        before = rt.events.open_event_for_datastream(change.datastream_id)
+        if change.new == NORMAL and before is None:
+            return  # nothing open to note it on
+        sc = rt.events.state_change(
+            change.datastream_id, change.old, change.new, change.value, change.time_us
+        )
+        event = on_state_change(rt.events, sc, rt.config.table, rt.config.schedule)
+        if event is not None:
+            action = "report" if before is None else "note"
+            bus.publish([_delta(event, action, rt.config, _now())])
+
+    return listen
 
 
 def _etag(version: int) -> str:

@@ -8,7 +8,7 @@ viewer's sensors layer asks it before it opens the stream.
 numeric readings between ``from`` and ``to`` (ISO 8601 date-times, or ms since the
 epoch; default: the last 24 hours up to now) in at most ``points`` buckets (min, max,
 mean, count each; see :mod:`layers.history`). With ``[live] read = "token"`` it needs a
-token, as the stream does (``Authorization: Bearer`` or ``token=``).
+token (``Authorization: Bearer``, or HTTP Basic with the department id and the token).
 
 The retention job (:class:`layers.history.RetentionJob`) starts with the app when a
 live store is configured: ``LIVE_RETENTION_DAYS`` (app config), else ``[live]
@@ -119,16 +119,22 @@ def _refused_read(app: Flask) -> Response | None:
     state = live_state(app)
     if state.read != "token":
         return None
-    from layers.departments import authenticate
+    from layers.departments import UnauthorizedError, principal_from_header
 
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    token = token or request.args.get("token")
-    if token and authenticate(state.store, token) is not None:
-        return None
-    resp = error_response(401, "Unauthorized", "the history needs a valid token (Bearer or token=)")
-    resp.headers["WWW-Authenticate"] = 'Bearer realm="cim live"'
-    return resp
+    # fetched with fetch(), which can send the header: no token= here (only the SSE
+    # stream, whose EventSource cannot, takes one)
+    try:
+        principal_from_header(
+            state.store,
+            request.headers.get("Authorization"),
+            required=True,
+            needed_for="reading the history",
+        )
+    except UnauthorizedError as exc:
+        resp = error_response(401, "Unauthorized", exc.message)
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="cim live"'
+        return resp
+    return None
 
 
 def live_configured(app: Flask) -> bool:

@@ -10,8 +10,6 @@ live in :mod:`layers.deptlayers.store`; this module only speaks HTTP.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import json
@@ -26,7 +24,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_file
 
 from cim.errors import ConfigError, DatasetIOError, InputDataError, NotFoundError
-from layers.departments import authenticate
+from layers.departments import UnauthorizedError, principal_from_header
 from layers.deptlayers import tiles as tiling
 from layers.deptlayers.export import write_gpkg
 from layers.deptlayers.ingest import READABLE, ingest_file
@@ -77,14 +75,8 @@ def _state(app: Flask | None = None) -> _State:
     return st
 
 
-class _UnauthorizedError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@bp.errorhandler(_UnauthorizedError)
-def _unauthorized(exc: _UnauthorizedError) -> Response:
+@bp.errorhandler(UnauthorizedError)
+def _unauthorized(exc: UnauthorizedError) -> Response:
     resp = error_response(401, "Unauthorized", exc.message)
     resp.headers["WWW-Authenticate"] = 'Bearer realm="cim layers"'
     return resp
@@ -97,27 +89,12 @@ def _forbidden(exc: LayerPermissionError) -> Response:
 
 def _principal(st: _State, write: bool) -> Department | None:
     """The department of the request's token; None for an anonymous reader."""
-    header = request.headers.get("Authorization", "")
-    dept = None
-    if header:
-        scheme, _, cred = header.partition(" ")
-        if scheme.lower() == "bearer":
-            dept = authenticate(st.layers.store, cred.strip())
-        elif scheme.lower() == "basic":
-            try:
-                user, _, token = base64.b64decode(cred.strip()).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                raise _UnauthorizedError("malformed Basic credentials") from None
-            dept = authenticate(st.layers.store, token, user)
-        if dept is None:
-            raise _UnauthorizedError("unknown or revoked token")
-    if dept is None and (write or st.read == "token"):
-        raise _UnauthorizedError(
-            ("writing" if write else "reading")
-            + " layers needs a department token: Authorization: Bearer TOKEN, or HTTP Basic "
-            "with the department id and the token"
-        )
-    return dept
+    return principal_from_header(
+        st.layers.store,
+        request.headers.get("Authorization"),
+        required=write or st.read == "token",
+        needed_for=("writing" if write else "reading") + " layers",
+    )
 
 
 def _links(layer: LayerInfo) -> dict[str, Any]:
@@ -267,7 +244,14 @@ def list_layers() -> Response:
     principal = _principal(st, write=False)
     deleted = request.args.get("deleted") in ("1", "true")
     layers = st.layers.list(principal, deleted=deleted)
-    return _no_store(jsonify({"layers": [_meta(lay, principal) for lay in layers]}))
+    # the tree groups layers under the department's name (水务局), not its id
+    names = {d.id: d.name for d in st.layers.store.list_departments()}
+    out = []
+    for lay in layers:
+        meta = _meta(lay, principal)
+        meta["department_name"] = names.get(lay.department) or lay.department
+        out.append(meta)
+    return _no_store(jsonify({"layers": out}))
 
 
 @bp.get("/icons")

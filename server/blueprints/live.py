@@ -7,7 +7,7 @@ arguments: ``bbox=W,S,E,N``, ``department=a,b``, ``property=name-or-id,...``; wi
 ``EventSource`` cannot send headers). ``GET /api/live/status`` gives counters.
 
 Each stream holds one waitress worker thread while it is open, so the number of
-streams is capped (``LIVE_MAX_STREAMS``, default ``THREADS`` minus 4, so that plain
+streams is capped (``LIVE_MAX_STREAMS``, default ``THREADS`` minus 4 to 16, so that plain
 requests always find a thread); one more gets 503 with ``Retry-After``.
 
 Config (app config, or the ``[live]`` section of ``PROJECT_FILE``): ``LIVE_MQTT`` (the
@@ -28,6 +28,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from cim.errors import CimError
 from layers.bus import open_bus
 from layers.live import LiveHub, StreamFilter
+from server.config import live_max_streams
 from server.errors import error_response
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,10 @@ def _start(app: Flask) -> LiveRuntime:
     interval = app.config.get("LIVE_NOTIFY_INTERVAL")
     hub = LiveHub(store, open_bus(mqtt), notify_interval=0.02 if interval is None else interval)
     hub.start()
+    # a sensor alarm opens a case (layers.events.sensors), off the hub's dispatcher thread
+    from server.blueprints.events import alarm_listener
+
+    hub.on_transition(alarm_listener(app, hub.bus), background=True)
     # readings committed by any path (SensorThings HTTP, CreateObservations, MQTT)
     # reach the hub after their commit
     store.on_commit.append(hub.publish_committed)
@@ -113,9 +118,12 @@ def _start(app: Flask) -> LiveRuntime:
             client_id=str(app.config.get("LIVE_MQTT_CLIENT_ID") or "cim-ingest"),
             share=app.config.get("LIVE_MQTT_SHARE") or None,
         ).start()
-    threads = int(app.config.get("THREADS") or 16)
-    max_streams = int(app.config.get("LIVE_MAX_STREAMS") or max(1, threads - 4))
-    logger.info("live stream: up to %d streams (waitress threads: %d)", max_streams, threads)
+    max_streams = live_max_streams(app.config)
+    logger.info(
+        "live stream: up to %d streams (waitress threads: %s)",
+        max_streams,
+        app.config.get("THREADS"),
+    )
     return LiveRuntime(hub, ingest, max_streams)
 
 
@@ -145,12 +153,16 @@ def _refused_read(app: Flask) -> Response | None:
     state = live_state(app)
     if state.read != "token":
         return None
-    from layers.departments import authenticate
+    from layers.departments import UnauthorizedError, authenticate, principal_from_header
 
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else None
-    token = token or request.args.get("token")
-    if token and authenticate(state.store, token) is not None:
+    header = request.headers.get("Authorization")
+    try:
+        if header and principal_from_header(state.store, header) is not None:
+            return None
+    except UnauthorizedError:
+        pass
+    token = request.args.get("token")  # EventSource cannot send headers
+    if not header and token and authenticate(state.store, token) is not None:
         return None
     resp = error_response(
         401, "Unauthorized", "the live stream needs a valid token (Bearer or token=)"

@@ -9,8 +9,6 @@ live in :mod:`layers.sta`; this module only speaks HTTP.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import threading
@@ -20,12 +18,12 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from cim.errors import InputDataError
-from layers.departments import authenticate
+from layers.departments import PermissionDeniedError, UnauthorizedError, principal_from_header
 from layers.ingest import BatchOutcome, ReadingColumns, ingest_columns
 from layers.sta.model import ENTITY_SETS
 from layers.sta.query import parse_options
 from layers.sta.service import Reader, property_value, resolve_path
-from layers.sta.write import Creator, PermissionDeniedError, delete, inverse_link, update
+from layers.sta.write import Creator, delete, inverse_link, update
 from layers.store import Department, Store, open_store
 from server.errors import error_response
 
@@ -88,40 +86,17 @@ def _forbidden(exc: PermissionDeniedError) -> Response:
     return error_response(403, "Forbidden", exc.message)
 
 
-class _UnauthorizedError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@bp.errorhandler(_UnauthorizedError)
-def _unauthorized(exc: _UnauthorizedError) -> Response:
+@bp.errorhandler(UnauthorizedError)
+def _unauthorized(exc: UnauthorizedError) -> Response:
     resp = error_response(401, "Unauthorized", exc.message)
     resp.headers["WWW-Authenticate"] = 'Basic realm="cim sensors", charset="UTF-8"'
     return resp
 
 
 def _principal(state: LiveState, required: bool) -> Department | None:
-    header = request.headers.get("Authorization", "")
-    dept: Department | None = None
-    if header:
-        scheme, _, cred = header.partition(" ")
-        if scheme.lower() == "bearer":
-            dept = authenticate(state.store, cred.strip())
-        elif scheme.lower() == "basic":
-            try:
-                user, _, token = base64.b64decode(cred.strip()).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                raise _UnauthorizedError("malformed Basic credentials") from None
-            dept = authenticate(state.store, token, user)
-        if dept is None:
-            raise _UnauthorizedError("unknown or revoked token")
-    if required and dept is None:
-        raise _UnauthorizedError(
-            "writing needs a department token: Authorization: Bearer TOKEN, or HTTP Basic "
-            "with the department id and the token"
-        )
-    return dept
+    return principal_from_header(
+        state.store, request.headers.get("Authorization"), required=required, needed_for="writing"
+    )
 
 
 def _base() -> str:

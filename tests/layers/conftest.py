@@ -10,9 +10,7 @@ under CI (``CI`` set), where that is a failure.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from pgserver import PgServer, pg_missing, start_pg, stop_pg
+from sta_helpers import running_app
 
 
 def _missing(reason: str) -> None:
@@ -67,27 +66,6 @@ class LiveServer:
     url: str  # .../api/sta/v1.1
     store_url: str
     tokens: dict[str, str]
-
-
-@contextlib.contextmanager
-def running_app(store_url: str, read: str = "open") -> Iterator[str]:
-    """Serve the app on a free port in a thread; yields the SensorThings base URL."""
-    from werkzeug.serving import make_server
-
-    from server import create_app
-
-    app = create_app({"LIVE_STORE": store_url, "LIVE_READ": read, "TESTING": True})
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_port}/api/sta/v1.1"
-    finally:
-        srv.shutdown()
-        thread.join(10)
-        state = app.extensions.get("cim.live")
-        if state is not None:
-            state.store.close()
 
 
 @pytest.fixture

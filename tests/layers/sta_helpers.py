@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -71,3 +74,24 @@ def make_world(url: str, dept: str, token: str) -> dict[str, Any]:
         "observed_property": dsj["ObservedProperty"]["@iot.id"],
         "observation": r.json()["@iot.id"],
     }
+
+
+@contextlib.contextmanager
+def running_app(store_url: str, read: str = "open") -> Iterator[str]:
+    """Serve the app on a free port in a thread; yields the SensorThings base URL."""
+    from werkzeug.serving import make_server
+
+    from server import create_app
+
+    app = create_app({"LIVE_STORE": store_url, "LIVE_READ": read, "TESTING": True})
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}/api/sta/v1.1"
+    finally:
+        srv.shutdown()
+        thread.join(10)
+        state = app.extensions.get("cim.live")
+        if state is not None:
+            state.store.close()

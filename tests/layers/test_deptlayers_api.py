@@ -303,6 +303,7 @@ def test_small_layers_are_served_as_geojson(api: Api, tmp_path: Path) -> None:
     assert layer["links"]["features"] == f"/api/layers/{layer['id']}/features"
     listed = api.get("/api/layers").get_json()["layers"]
     assert [x["id"] for x in listed] == [layer["id"]] and not listed[0]["writable"]
+    assert listed[0]["department"] == "water" and listed[0]["department_name"] == "水务局"
 
 
 def test_client_folders_in_the_file_name_are_dropped(api: Api, tmp_path: Path) -> None:

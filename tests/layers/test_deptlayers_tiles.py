@@ -4,8 +4,10 @@ feature in the complete tiles exactly once, lines and polygons across tile edges
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import shapely
 from cim.report import StageReport
 from layers.deptlayers.ingest import CleanFeatures
 from layers.deptlayers.store import DeptLayers
-from layers.deptlayers.tiles import GEOJSON_MAX_FEATURES, tile_bounds
+from layers.deptlayers.tiles import GEOJSON_MAX_FEATURES, TileCache, tile_bounds
 from layers.store import Department
 
 WATER = Department("water", "水务局")
@@ -151,3 +153,38 @@ def test_lines_and_polygons_in_every_tile_they_cross(app_store) -> None:
         client.get(f"/api/layers/{layer.id}/tiles/3/{3400 >> 9}/{1400 >> 9}.json").data
     )
     assert {f["id"] for f in coarse["features"]} == {1, 2, 3}
+
+
+def test_simultaneous_first_tiles_build_the_index_once() -> None:
+    """N requests that miss the cache at once wait for one build, not N."""
+    cache = TileCache()
+    n = 8
+    start = threading.Barrier(n)
+    built: list[object] = []
+
+    def build() -> object:
+        built.append(object())
+        time.sleep(0.2)  # long enough for every thread to arrive while it builds
+        return built[-1]
+
+    def first_tile() -> object:
+        start.wait()
+        return cache.get(("roads", 1), build)
+
+    with ThreadPoolExecutor(n) as pool:
+        got = list(pool.map(lambda _: first_tile(), range(n)))
+    assert len(built) == 1
+    assert all(g is built[0] for g in got)
+    assert cache.get(("other", 1), build) is built[1]  # another key builds its own
+
+
+def test_a_failed_build_is_retried() -> None:
+    cache = TileCache()
+
+    def broken() -> object:
+        raise OSError("disk")
+
+    with pytest.raises(OSError):
+        cache.get(("roads", 1), broken)
+    marker = object()
+    assert cache.get(("roads", 1), lambda: marker) is marker

@@ -253,6 +253,8 @@ def test_endpoint_bad_queries(client, query, status, message):
 
 
 def test_endpoint_needs_a_token_in_token_mode(tmp_path):
+    import base64
+
     from layers.departments import add_department
     from layers.store import open_store
     from server import create_app
@@ -267,7 +269,14 @@ def test_endpoint_needs_a_token_in_token_mode(tmp_path):
     assert c.get(f"/api/live/history?datastream={ds}").status_code == 401
     r = c.get(f"/api/live/history?datastream={ds}", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
-    assert c.get(f"/api/live/history?datastream={ds}&token={token}").status_code == 200
+    basic = base64.b64encode(f"water:{token}".encode()).decode()
+    r = c.get(f"/api/live/history?datastream={ds}", headers={"Authorization": f"Basic {basic}"})
+    assert r.status_code == 200
+    # a JSON fetch can send the header: token= is only for the SSE stream
+    r = c.get(f"/api/live/history?datastream={ds}&token={token}")
+    assert r.status_code == 401 and "WWW-Authenticate" in r.headers
+    r = c.get(f"/api/live/history?datastream={ds}", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and "revoked" in r.get_json()["error"]["message"]
     app.extensions["cim.live"].store.close()
 
 

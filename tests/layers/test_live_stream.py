@@ -400,7 +400,7 @@ def test_sse_endpoint_snapshot_deltas_resume(world):
 def test_many_concurrent_clients(world):
     store, water, _ = world
     n = 60
-    with serving(str(store.path), THREADS=n + 8) as (port, rt):
+    with serving(str(store.path), THREADS=n + 16) as (port, rt):  # 16 kept for requests
         clients = [SseClient(port) for _ in range(n)]
         for c in clients:
             assert c.next().event == "snapshot"
@@ -455,6 +455,12 @@ def test_token_read_mode_needs_a_token(world):
         ok2 = SseClient(port, f"?token={token}")
         assert ok2.status == 200
         ok2.close()
+        import base64
+
+        basic = base64.b64encode(f"water:{token}".encode()).decode()
+        ok3 = SseClient(port, headers={"Authorization": f"Basic {basic}"})  # as for writes
+        assert ok3.status == 200
+        ok3.close()
 
 
 def test_readings_posted_over_sensorthings_reach_the_stream(world):
@@ -464,7 +470,8 @@ def test_readings_posted_over_sensorthings_reach_the_stream(world):
 
     store, water, _ = world
     token = add_department(store, "water", "水务局")
-    with serving(str(store.path)) as (port, _):
+    # readings only: the case an alarm opens is tested in test_live_events.py
+    with serving(str(store.path), EVENTS_FROM_ALARMS=False) as (port, _):
         client = SseClient(port, "?department=water")
         assert client.next().event == "snapshot"
         url = f"http://127.0.0.1:{port}/api/sta/v1.1/Datastreams({water[1]})/Observations"

@@ -93,3 +93,36 @@ def test_events_use_the_registry(store) -> None:
     assert migrate_events(store) == EVENTS_SCHEMA_VERSION == store.schema_version("events")
     with store.transaction() as tx:
         assert not store._has_table(tx, "events_schema_version")  # no table of its own
+
+
+def test_deptlayers_use_the_registry(store) -> None:
+    from layers.deptlayers.schema import DEPTLAYERS, DEPTLAYERS_SCHEMA_VERSION
+    from layers.deptlayers.store import DeptLayers
+
+    DeptLayers(store)  # migrates its tables
+    assert component("deptlayers") is DEPTLAYERS
+    assert store.schema_version("deptlayers") == DEPTLAYERS_SCHEMA_VERSION
+    with store.transaction() as tx:
+        assert not store._has_table(tx, "deptlayers_schema_version")
+
+
+def test_deptlayers_store_of_the_first_release_is_adopted(store) -> None:
+    from layers.deptlayers.schema import DEPTLAYERS, DEPTLAYERS_MIGRATIONS
+
+    with store.transaction(write=True) as tx:  # as the first release's own migrator left it
+        for stmt in DEPTLAYERS_MIGRATIONS[0][1](store.dialect):
+            tx.execute(stmt)
+        tx.execute("CREATE TABLE deptlayers_schema_version (version INTEGER NOT NULL)")
+        tx.execute("INSERT INTO deptlayers_schema_version (version) VALUES (1)")
+        tx.execute(
+            "INSERT INTO dept_layers (name, department, style, version, feature_count,"
+            " geometry_types, fields, created, updated) VALUES (?, ?, ?, 1, 0, ?, ?, 0, 0)",
+            ["消火栓", "water", "{}", "[]", "[]"],
+        )
+    # adopted at 1: migration 1 is not run again (its CREATE TABLE would fail)
+    assert store.migrate(DEPTLAYERS) == DEPTLAYERS.version
+    with store.transaction() as tx:
+        assert tx.scalar("SELECT name FROM dept_layers") == "消火栓"  # the data is kept
+        assert tx.execute(
+            "SELECT version FROM schema_migrations WHERE component = 'deptlayers'"
+        ) == [(1,)]

@@ -230,13 +230,20 @@ def test_expand_select_count_and_next_links(live) -> None:
         ("id sub 1 eq 0 or id div 2 eq 1", ["a1", "a2"]),
         ("properties/district eq '西城'", ["b2"]),
         ("properties/floors gt 3", ["a2"]),
+        # a Chinese property name: the SQLite JSON path carries it unescaped
+        ("properties/名称 eq '鼓楼'", ["a1"]),
+        ("properties/楼层 ge 5 and properties/名称 ne '鼓楼'", ["a2"]),
         ("geo.intersects(Locations, geography'POINT(0 0)')", None),  # collection: 400
         ("Datastreams/name eq 'x'", None),
     ],
 )
 def test_filters_on_things(live, expr: str, names: list[str] | None) -> None:
     tok = ("water", live.tokens["water"])
-    specs = [("a1", {"district": "东城"}), ("a2", {"floors": 5}), ("b2", {"district": "西城"})]
+    specs = [
+        ("a1", {"district": "东城", "名称": "鼓楼"}),
+        ("a2", {"floors": 5, "楼层": 6, "名称": "钟楼"}),
+        ("b2", {"district": "西城"}),
+    ]
     for name, props in specs:
         body = {"name": name, "description": "", "properties": props}
         requests.post(f"{live.url}/Things", json=body, auth=tok).raise_for_status()
@@ -357,7 +364,7 @@ def test_writes_need_a_valid_token(live) -> None:
 
 
 def test_token_read_mode(store_url) -> None:
-    from conftest import running_app
+    from sta_helpers import running_app
 
     from layers.departments import add_department
 

@@ -75,6 +75,31 @@ def test_departments_tokens_hashed_and_revocable(store) -> None:
     assert [d.revoked for d in store.list_departments()] == [True]
 
 
+def test_authorization_header_parsing(store) -> None:
+    import base64
+
+    from layers.departments import UnauthorizedError, principal_from_header
+
+    token = add_department(store, "water", "水务局")
+
+    def basic(user: str, password: str) -> str:
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    assert principal_from_header(store, f"Bearer {token}").id == "water"
+    assert principal_from_header(store, basic("water", token)).id == "water"
+    assert principal_from_header(store, None) is None  # anonymous, not required
+    for header, why in [
+        (basic("police", token), "unknown or revoked"),  # the user must be the token's
+        ("Basic abc", "malformed Basic"),  # bad padding
+        (f"Bearer {token}x", "unknown or revoked"),
+        (f"Digest {token}", "unknown or revoked"),
+    ]:
+        with pytest.raises(UnauthorizedError, match=why):
+            principal_from_header(store, header)
+    with pytest.raises(UnauthorizedError, match="writing needs a department token"):
+        principal_from_header(store, "", required=True, needed_for="writing")
+
+
 def test_hash_verification() -> None:
     h = hash_token("abc")
     assert verify_hash("abc", h)

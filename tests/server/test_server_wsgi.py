@@ -92,6 +92,27 @@ def test_config_sizes_waitress(monkeypatch: pytest.MonkeyPatch) -> None:
     assert adjustments(resolve())["connection_limit"] >= 500
 
 
+def test_live_config_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cim.errors import ConfigError
+    from server.config import live_max_streams
+
+    cfg = resolve()
+    assert live_max_streams(cfg) >= 100  # out of the box: 100 screens, requests kept apart
+    assert live_max_streams(cfg) <= int(cfg["THREADS"]) - 16
+    assert live_max_streams({"THREADS": 16}) == 12  # small servers keep 4 for requests
+    assert live_max_streams({"THREADS": 520}) == 504
+    monkeypatch.setenv("CIM_LIVE_MQTT", "mqtt://broker:1883")
+    monkeypatch.setenv("CIM_LIVE_MQTT_SHARE", "cim")
+    monkeypatch.setenv("CIM_LIVE_NOTIFY_INTERVAL", "0.05")
+    monkeypatch.setenv("CIM_LIVE_MAX_STREAMS", "300")
+    cfg = resolve()
+    assert cfg["LIVE_MQTT"] == "mqtt://broker:1883" and cfg["LIVE_MQTT_SHARE"] == "cim"
+    assert cfg["LIVE_NOTIFY_INTERVAL"] == 0.05 and live_max_streams(cfg) == 300
+    monkeypatch.setenv("CIM_LIVE_HEARTBEAT", "soon")
+    with pytest.raises(ConfigError, match="CIM_LIVE_HEARTBEAT must be a number"):
+        resolve()
+
+
 @pytest.mark.parametrize("key", ["CONNECTION_LIMIT", "THREADS", "BACKLOG", "CHANNEL_TIMEOUT"])
 def test_config_refuses_zero(key: str) -> None:
     from cim.errors import ConfigError

@@ -16,13 +16,13 @@ import importlib.util
 import os
 import shutil
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from viewer_helpers import LiveServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -150,24 +150,6 @@ def viewer_city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     lon, lat = fx.building_lonlat(b)
     known = {"id": b[0], "lon": lon, "lat": lat, "address": b[10]}
     return City("fixture", out, fx.FakeAddressIndex, known)
-
-
-class LiveServer:
-    """The app served by waitress on a free loopback port, in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        from waitress import create_server
-
-        self.server = create_server(app, host="127.0.0.1", port=0, threads=16, ident="cim")
-        self.url = f"http://127.0.0.1:{self.server.effective_port}/"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.close()
 
 
 @pytest.fixture(scope="session")

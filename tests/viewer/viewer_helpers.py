@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,3 +106,21 @@ def wait_loaded(page: Any, timeout_s: float = 90.0) -> float:
             return time.perf_counter() - start
         page.wait_for_timeout(50)
     raise AssertionError(f"home view not loaded within {timeout_s} s")
+
+
+class LiveServer:
+    """The app served by waitress on a free loopback port, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        from waitress import create_server
+
+        self.server = create_server(app, host="127.0.0.1", port=0, threads=16, ident="cim")
+        self.url = f"http://127.0.0.1:{self.server.effective_port}/"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.close()

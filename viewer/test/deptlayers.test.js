@@ -6,6 +6,7 @@ import {
   classColor,
   featureTitle,
   geometryBbox,
+  gridSampler,
   intersect,
   legendEntry,
   levelFor,
@@ -203,4 +204,21 @@ test('attribute rows are text: markup stays characters, objects as JSON', () => 
   assert.equal(rows.find((r) => r[2] === '对象')?.[1], '{"a":1}');
   assert.equal(rows.at(-1)?.[2], '__where');
   assert.equal(valueText(0), '0');
+});
+
+test('coarse tiles take ground heights from a grid: exact on planes, each sample once', () => {
+  let calls = 0;
+  const plane = (lon, lat) => {
+    calls += 1;
+    return 1000 + 50 * (lon - 113) + 20 * (lat - 40);
+  };
+  const h = gridSampler([113, 40, 113.2, 40.1], 16, plane);
+  for (const [lon, lat] of [[113.01, 40.02], [113.19, 40.099], [113.1234, 40.0567]]) {
+    assert.ok(Math.abs(h(lon, lat) - 1000 - 50 * (lon - 113) - 20 * (lat - 40)) < 1e-9);
+  }
+  const before = calls;
+  for (let k = 0; k < 1000; k++) h(113 + Math.random() * 0.2, 40 + Math.random() * 0.1);
+  assert.ok(calls <= 17 * 17, `${calls} samples`);
+  assert.ok(calls >= before);
+  assert.equal(h(112, 39), plane(113, 40), 'outside: the nearest edge');
 });

@@ -9,7 +9,9 @@ import {
   filterQuery,
   formatHours,
   formatTime,
+  isResync,
   markerOf,
+  mergeLoaded,
   passesFilter,
   stateColor,
 } from '../src/layers/events.js';
@@ -133,4 +135,31 @@ test('statistics as charts and the on-time rate', () => {
   assert.deepEqual(o.hours.yAxis.data, ['空气污染', '暴露垃圾'], 'longest first');
   assert.equal(onTimeText(stats), '75%（3/4）');
   assert.equal(onTimeText({ closed: 0, on_time_rate: null }), '—');
+});
+
+test('a list that finishes loading keeps the deltas that arrived while it loaded', () => {
+  const f = defaultFilter();
+  const at = (/** @type {number} */ id, /** @type {string} */ state, /** @type {number} */ version) => ({ kind: 'event', id, state, subcategory: 'SJ0102', lon: 113, lat: 40, version });
+  // the list was read at versions 3 (case 1) and 5 (case 2); case 3 is not in it yet
+  const loaded = new Map([
+    [1, markerOf({ ...at(1, 'filed', 3), subcategory_name: '暴露垃圾' })],
+    [2, markerOf(at(2, 'handling', 5))],
+  ]);
+  const during = [at(1, 'dispatched', 4), at(2, 'filed', 4), at(2, 'handling', 5), at(3, 'reported', 1)];
+  const merged = mergeLoaded(loaded, during, f);
+  assert.equal(merged, loaded);
+  assert.equal(merged.get(1)?.state, 'dispatched', 'a newer delta wins over the list');
+  assert.equal(merged.get(1)?.version, 4);
+  assert.equal(merged.get(1)?.name, '暴露垃圾');
+  assert.equal(merged.get(2)?.state, 'handling', 'older or equal deltas do not undo the list');
+  assert.equal(merged.get(3)?.state, 'reported', 'a case created while loading is added');
+  mergeLoaded(merged, [at(1, 'closed', 6)], f);
+  assert.ok(!merged.has(1), 'a delta that leaves the filter removes the case');
+});
+
+test('only a snapshot marked resync reloads the list', () => {
+  assert.equal(isResync('{"resync":true,"seq":1,"streams":[]}'), true);
+  assert.equal(isResync('{"resync":false,"seq":1,"streams":[]}'), false);
+  assert.equal(isResync('{"seq":1}'), false);
+  assert.equal(isResync('not json'), false);
 });

@@ -34,8 +34,12 @@ const PARALLEL = 6;
 export const REFINE_RATIO = 0.75;
 /** Labels are made for tiles of this level and deeper (cells under ~1.2 km). */
 export const LABEL_LEVEL = 14;
+/** Tiles of this level and deeper take each point's own ground height; coarser ones a grid's. */
+export const EXACT_HEIGHT_LEVEL = 15;
+/** Cells per side of a coarse tile's height grid. */
+const HEIGHT_GRID = 16;
 /** Most labels per layer (only features within the label distance of the camera get one). */
-export const MAX_LABELS = 1000;
+export const MAX_LABELS = 300;
 /** Where the catalogue comes from and the session token the events panel stores. */
 export const CATALOG_URL = 'api/layers';
 export const TOKEN_KEY = 'cim.token';
@@ -220,6 +224,12 @@ export function tileKey(z, x, y) {
   return `${z}/${x}/${y}`;
 }
 
+/** @param {string} key @returns {number[]} the tile's [w, s, e, n] */
+export function keyRect(key) {
+  const [z, x, y] = parseKey(key);
+  return tileRect(z, x, y);
+}
+
 /** @param {string} key @returns {number[]} [z, x, y] */
 export function parseKey(key) {
   return key.split('/').map(Number);
@@ -322,6 +332,37 @@ export function selectTiles({ area, start, loaded, refine, maxTiles = MAX_TILES 
     queue.push(...kids);
   }
   return { draw, request, visited };
+}
+
+/**
+ * A function over a rectangle from an (n + 1) × (n + 1) grid of samples of `f` (each
+ * taken once, when first needed), interpolated bilinearly; outside, the nearest edge.
+ * @param {number[]} rect [w, s, e, n]
+ * @param {number} n cells per side
+ * @param {(lon: number, lat: number) => number} f
+ * @returns {(lon: number, lat: number) => number}
+ */
+export function gridSampler(rect, n, f) {
+  const [w, s, e, nn] = rect;
+  const dx = (e - w) / n;
+  const dy = (nn - s) / n;
+  const grid = new Float64Array((n + 1) * (n + 1)).fill(Number.NaN);
+  const sample = (/** @type {number} */ i, /** @type {number} */ j) => {
+    const k = j * (n + 1) + i;
+    if (Number.isNaN(grid[k])) grid[k] = f(w + i * dx, s + j * dy);
+    return grid[k];
+  };
+  return (lon, lat) => {
+    const fx = Math.min(Math.max((lon - w) / dx, 0), n - 1e-9);
+    const fy = Math.min(Math.max((lat - s) / dy, 0), n - 1e-9);
+    const i = Math.floor(fx);
+    const j = Math.floor(fy);
+    const u = fx - i;
+    const v = fy - j;
+    const south = sample(i, j) * (1 - u) + sample(i + 1, j) * u;
+    const north = sample(i, j + 1) * (1 - u) + sample(i + 1, j + 1) * u;
+    return south * (1 - v) + north * v;
+  };
 }
 
 // --- features kept by id -------------------------------------------------------------------------
@@ -446,7 +487,23 @@ const shared = {
   search: null,
   /** @type {any} */
   ctx: null,
+  /** @type {{ms: number, layers: number | null, status: number | null} | null} the last listing */
+  lastCatalog: null,
 };
+
+/** window.cim.deptlayers: the layers and the panel, for the tests and the benchmark. */
+function publishHooks() {
+  const cim = window.cim;
+  if (!cim) return;
+  cim.deptlayers = {
+    layers: shared.layers,
+    get: (/** @type {number} */ lid) => shared.layers.get(`deptlayer-${lid}`),
+    catalog: () => shared.lastCatalog,
+    reload: () => (shared.ctx ? loadCatalog(shared.ctx) : Promise.resolve([])),
+    panel: shared.panel,
+    search: shared.search,
+  };
+}
 
 /**
  * Two uses: the server-layers entry (`{kind: 'deptlayer', catalog: true}`) lists
@@ -459,6 +516,9 @@ const shared = {
  */
 export async function create(ctx, id, info) {
   if (info?.catalog) {
+    // department layers live in the live store: without one there is nothing to list
+    // (and asking would only log an error)
+    if (!(await liveStoreAvailable())) return null;
     shared.ctx = ctx;
     await loadCatalog(ctx);
     onLangChange(() => {
@@ -472,6 +532,20 @@ export async function create(ctx, id, info) {
   return makeLayer(ctx, info);
 }
 
+/** @type {Promise<boolean> | null} */
+let liveInfo = null;
+
+/** Whether the server has a live store (`/api/live/info`; asked once per page). */
+export function liveStoreAvailable() {
+  if (!liveInfo) {
+    liveInfo = fetchJson('api/live/info').then(
+      (body) => Boolean(body?.available),
+      () => false,
+    );
+  }
+  return liveInfo;
+}
+
 /**
  * Add every layer of /api/layers the tree does not have yet (none when the server has
  * no live store).
@@ -479,10 +553,12 @@ export async function create(ctx, id, info) {
  */
 export async function loadCatalog(ctx) {
   let list;
+  const started = performance.now();
   try {
     list = await getJson(CATALOG_URL);
   } catch (err) {
     const status = /** @type {any} */ (err).status;
+    shared.lastCatalog = { ms: performance.now() - started, layers: null, status: status ?? null };
     if (status && status !== 404 && status !== 503) toast(`${t('dlCatalogFailed')} (${status})`);
     return [];
   }
@@ -504,6 +580,8 @@ export async function loadCatalog(ctx) {
     added.push(handle);
   }
   shared.search?.refresh();
+  shared.lastCatalog = { ms: performance.now() - started, layers: (list?.layers || []).length, status: 200 };
+  publishHooks();
   return added;
 }
 
@@ -516,8 +594,7 @@ function makeLayer(ctx, info) {
   const layer = new DeptLayer(ctx, info);
   shared.layers.set(layer.treeId, layer);
   ensureHandler(ctx.viewer);
-  const cim = window.cim;
-  if (cim) cim.deptlayers = { layers: shared.layers, get: (/** @type {number} */ lid) => shared.layers.get(`deptlayer-${lid}`), panel: shared.panel, search: shared.search };
+  publishHooks();
   layer.setShow(true);
   return {
     id: layer.treeId,
@@ -605,6 +682,10 @@ export class DeptLayer {
     /** @type {Map<number, {text: string, at: number[], pos: any}>} features that may be labelled */
     this.labelCands = new Map();
     this.labelsDirty = false;
+    this.tileArrived = false;
+    /** @type {(lon: number, lat: number) => number} ground height for the points being drawn */
+    this.exactHeight = (/** @type {number} */ lon, /** @type {number} */ lat) => this.groundHeight(lon, lat);
+    this.heightFn = this.exactHeight;
   }
 
   // --- on / off, opacity, legend -------------------------------------------------------------
@@ -776,11 +857,15 @@ export class DeptLayer {
       if (key === 'all' && this.loadedAt === null) this.markLoaded();
       return;
     }
-    if (this.pending.has(key) || this.pending.size >= PARALLEL) return;
+    // the first tile goes alone: the server builds the layer's tile index on it, and
+    // parallel first requests would each build it
+    const parallel = this.tileArrived || key === 'all' ? PARALLEL : 1;
+    if (this.pending.has(key) || this.pending.size >= parallel) return;
     this.stats.requests += 1;
     const p = load().then(
       (json) => {
         this.pending.delete(key);
+        this.tileArrived = true;
         this.cache.set(key, json);
         while (this.cache.size > CACHE_TILES) {
           // never a tile the last selection went through (it would be asked for again)
@@ -837,7 +922,10 @@ export class DeptLayer {
     /** @type {TileGraphics} */
     const g = { fids, primitives: [] };
     this.drawn.set(key, g);
+    // a coarse tile is seen from afar: its points take the ground height from a grid
+    this.heightFn = z < EXACT_HEIGHT_LEVEL ? this.heightGrid(keyRect(key)) : this.exactHeight;
     this.drawFeatures(g, own, z >= LABEL_LEVEL);
+    this.heightFn = this.exactHeight;
     this.stats.features = this.owners.size;
     this.stats.drawMs += performance.now() - started;
     this.viewer.scene.requestRender();
@@ -908,7 +996,7 @@ export class DeptLayer {
     if (this.pointsById.has(fid)) return;
     const Cesium = this.Cesium;
     const [lon, lat] = p;
-    const position = Cesium.Cartesian3.fromDegrees(lon, lat, this.groundHeight(lon, lat));
+    const position = Cesium.Cartesian3.fromDegrees(lon, lat, this.heightFn(lon, lat));
     const size = Number(this.style.point?.size) || 10;
     const point = this.icon
       ? this.points.add({
@@ -966,16 +1054,22 @@ export class DeptLayer {
     const carto = Cesium.Cartographic.fromCartesian(camera);
     // the candidates' positions are on the ellipsoid: allow for the camera's height
     const limit = range * range + (carto ? carto.height * carto.height : 0);
-    for (const [fid, label] of this.labelsById) {
-      const c = this.labelCands.get(fid);
-      if (!c || Cesium.Cartesian3.distanceSquared(camera, c.pos) > limit) {
-        this.labels.remove(label);
-        this.labelsById.delete(fid);
-      }
-    }
+    // the nearest candidates within reach get labels; the others lose theirs
+    const near = [];
     for (const [fid, c] of this.labelCands) {
-      if (this.labelsById.size >= MAX_LABELS) break;
-      if (!this.labelsById.has(fid) && Cesium.Cartesian3.distanceSquared(camera, c.pos) <= limit) this.addLabel(fid, c);
+      const d = Cesium.Cartesian3.distanceSquared(camera, c.pos);
+      if (d <= limit) near.push({ fid, d });
+    }
+    near.sort((a, b) => a.d - b.d);
+    const keep = new Set(near.slice(0, MAX_LABELS).map((n) => n.fid));
+    for (const [fid, label] of this.labelsById) {
+      if (keep.has(fid)) continue;
+      this.labels.remove(label);
+      this.labelsById.delete(fid);
+    }
+    for (const fid of keep) {
+      const c = this.labelCands.get(fid);
+      if (c && !this.labelsById.has(fid)) this.addLabel(fid, c);
     }
     this.viewer.scene.requestRender();
   }
@@ -1118,17 +1212,34 @@ export class DeptLayer {
     this.features.delete(fid);
   }
 
+  /**
+   * Ground heights over a rectangle from a 17 × 17 grid of samples, interpolated
+   * bilinearly (a level-12 tile: a sample every ~300 m; the terrain between samples is
+   * off by metres, invisible from where such a tile is drawn, and the points are never
+   * hidden under it).
+   * @param {number[]} rect [w, s, e, n]
+   * @returns {(lon: number, lat: number) => number}
+   */
+  heightGrid(rect) {
+    return gridSampler(rect, HEIGHT_GRID, (lon, lat) => this.groundHeight(lon, lat));
+  }
+
   /** Points placed while the terrain was still loading: put them on the ground now. */
   refreshHeights() {
     this.coarseHeights = false;
     const Cesium = this.Cesium;
-    for (const [fid, at] of this.placed) {
-      const h = this.groundHeight(at.lon, at.lat);
-      const pos = Cesium.Cartesian3.fromDegrees(at.lon, at.lat, h);
-      const p = this.pointsById.get(fid);
-      if (p) p.position = pos;
-      const l = this.labelsById.get(fid);
-      if (l) l.position = pos;
+    for (const [key, g] of this.drawn) {
+      const z = key === 'all' ? MAX_ZOOM : parseKey(key)[0];
+      const height = z < EXACT_HEIGHT_LEVEL ? this.heightGrid(keyRect(key)) : this.exactHeight;
+      for (const fid of g.fids) {
+        const at = this.placed.get(fid);
+        if (!at || this.owners.owner.get(fid) !== key) continue;
+        const pos = Cesium.Cartesian3.fromDegrees(at.lon, at.lat, height(at.lon, at.lat));
+        const p = this.pointsById.get(fid);
+        if (p) p.position = pos;
+        const l = this.labelsById.get(fid);
+        if (l) l.position = pos;
+      }
     }
     this.viewer.scene.requestRender();
   }

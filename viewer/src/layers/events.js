@@ -13,7 +13,7 @@
 
 import { onLangChange, t } from '../i18n.js';
 import { fetchJson, toast } from '../util.js';
-import { authHeaders } from './deptlayers.js';
+import { authHeaders, liveStoreAvailable } from './deptlayers.js';
 
 export const group = 'events';
 export const order = 30;
@@ -146,7 +146,7 @@ export function applyDeltas(cases, deltas, filter) {
     if (d?.kind !== 'event') continue;
     const id = Number(d.id);
     const old = cases.get(id);
-    if (old && Number(d.version) < old.version) continue; // an older delta arriving late
+    if (old && Number(d.version) <= old.version) continue; // not newer than the case held (late, or already in the list)
     const merged = { ...(old || {}), ...markerOf(d), name: old?.name ?? d.subcategory };
     if (passesFilter(merged, filter)) {
       cases.set(id, merged);
@@ -158,6 +158,32 @@ export function applyDeltas(cases, deltas, filter) {
     }
   }
   return { changed, removed };
+}
+
+/**
+ * The list a load read, with the deltas that arrived while it loaded applied over it
+ * (only those newer than the case the list holds), so the list cannot undo them.
+ * @param {Map<number, any>} loaded the cases the load read, by id (changed in place)
+ * @param {any[]} during the deltas received since the load began, in order
+ * @param {EventFilter} filter
+ * @returns {Map<number, any>} ``loaded``
+ */
+export function mergeLoaded(loaded, during, filter) {
+  applyDeltas(loaded, during, filter);
+  return loaded;
+}
+
+/**
+ * Whether a stream ``snapshot`` says deltas may have been missed (the list must be read
+ * again): ``"resync": true``.
+ * @param {string} data the snapshot event's data
+ */
+export function isResync(data) {
+  try {
+    return JSON.parse(data)?.resync === true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -198,6 +224,7 @@ export function api(url, options = {}) {
  * @returns {Promise<import('../core/layertree.js').LayerHandle | null>}
  */
 export async function create(ctx, id, _info) {
+  if (!(await liveStoreAvailable())) return null; // no live store on this server: no events
   let categories;
   try {
     categories = await fetchJson('api/events/categories');
@@ -257,6 +284,8 @@ export class EventsLayer {
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.refreshTimer = undefined;
     this.loadSeq = 0;
+    /** @type {any[] | null} event deltas received while a list load runs */
+    this.duringLoad = null;
     this.received = { deltas: 0 };
     /** @type {null | ((lon: number, lat: number) => void)} a map click waited for */
     this.clickWanted = null;
@@ -304,11 +333,16 @@ export class EventsLayer {
       const mine = (Array.isArray(deltas) ? deltas : [deltas]).filter((d) => d?.kind === 'event');
       if (mine.length) this.applyDeltas(mine);
     });
+    // the server could not resume the numbering: deltas may be lost, read the list again
+    source.addEventListener('snapshot', (ev) => {
+      if (isResync(/** @type {MessageEvent} */ (ev).data)) this.reload();
+    });
   }
 
   /** Read the cases the filter selects (pages of 1,000), and the list. */
   async reload() {
     const seq = ++this.loadSeq;
+    this.duringLoad = [];
     this.list?.load();
     /** @type {Map<number, any>} */
     const fresh = new Map();
@@ -322,10 +356,13 @@ export class EventsLayer {
         if (!body.items?.length || offset >= body.total || offset >= MAX_MARKERS) break;
       }
     } catch (err) {
+      if (seq === this.loadSeq) this.duringLoad = null;
       if (seq === this.loadSeq) toast(`${t('evLoadFailed')} (${/** @type {any} */ (err).status || t('disconnected')})`);
       return;
     }
     if (!this.on) return;
+    mergeLoaded(fresh, this.duringLoad || [], this.filter);
+    this.duringLoad = null;
     for (const id of [...this.cases.keys()]) if (!fresh.has(id)) this.drop(id);
     this.cases = fresh;
     for (const id of fresh.keys()) this.draw(id);
@@ -336,6 +373,7 @@ export class EventsLayer {
   /** @param {any[]} deltas */
   applyDeltas(deltas) {
     this.received.deltas += deltas.length;
+    this.duringLoad?.push(...deltas); // re-applied over the list being loaded
     const { changed, removed } = applyDeltas(this.cases, deltas, this.filter);
     for (const id of removed) this.drop(id);
     for (const id of changed) this.draw(id);

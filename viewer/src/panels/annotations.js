@@ -100,6 +100,10 @@ export function create(ctx) {
   };
 
   const renderList = () => {
+    if (available === false) {
+      list.replaceChildren(el('li', { cls: 'empty', text: t('annoUnavailable') }));
+      return;
+    }
     if (!items.length) {
       list.replaceChildren(el('li', { cls: 'empty', text: t('annoNone') }));
       return;
@@ -123,7 +127,26 @@ export function create(ctx) {
     toast(status ? `${t('annoFailed')} (${t('httpError')} ${status})` : t('annoFailed'));
   };
 
+  /** @type {boolean | null} whether the server has a live store (api/live/info) */
+  let available = null;
+  const isAvailable = async () => {
+    if (available === null) {
+      try {
+        available = Boolean((await fetchJson('api/live/info')).available);
+      } catch {
+        available = false;
+      }
+    }
+    return available;
+  };
+
   const reload = async () => {
+    if (!(await isAvailable())) {
+      // no live store on this server: nothing to load, and no request that must fail
+      items = [];
+      list.replaceChildren(el('li', { cls: 'empty', text: t('annoUnavailable') }));
+      return items;
+    }
     try {
       const body = await fetchJson('api/annotations', { headers: authHeaders(token.value.trim()) });
       items = body.annotations || [];

@@ -125,6 +125,9 @@ export function create(ctx) {
         cp.modelMatrix = modelMatrix;
         cp.enabled = true;
       }
+      // build the planes' texture now: a pick pass drawn before the next frame (a click
+      // at once) would otherwise find none and fail
+      ts.clippingPlanes.update(viewer.scene.frameState);
     }
     drawOutline();
     viewer.scene.requestRender();

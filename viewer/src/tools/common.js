@@ -28,8 +28,14 @@ import { areaParts, lengthParts } from './geo.js';
 export function pickPoint(viewer, position) {
   const { scene } = viewer;
   if (scene.pickPositionSupported) {
-    const p = scene.pickPosition(position);
-    if (p && Number.isFinite(p.x)) return p;
+    try {
+      const p = scene.pickPosition(position);
+      if (p && Number.isFinite(p.x)) return p;
+    } catch (err) {
+      // a pick pass drawn while a clipping texture is still being computed (the frame
+      // after an excavation) can fail: fall back to the terrain
+      console.warn('pickPosition failed', err);
+    }
   }
   const ray = scene.camera.getPickRay(position);
   return ray ? scene.globe.pick(ray, scene) || null : null;

@@ -5,7 +5,6 @@
 
 import { t } from '../i18n.js';
 import { el } from '../util.js';
-import { pickPoint } from './common.js';
 
 const STEP_HEADING = 15;
 const STEP_PITCH = 10;
@@ -54,7 +53,9 @@ export function mountCompass(viewer, registry) {
   const rotate = (dHeading, dPitch, heading = null) => {
     const cam = viewer.camera;
     const canvas = viewer.scene.canvas;
-    const centre = pickPoint(viewer, new Cesium.Cartesian2(canvas.clientWidth / 2, canvas.clientHeight / 2));
+    // the pivot on the terrain (CPU, ~1 ms): a depth-buffer pick would draw a pass
+    const ray = cam.getPickRay(new Cesium.Cartesian2(canvas.clientWidth / 2, canvas.clientHeight / 2));
+    const centre = ray ? viewer.scene.globe.pick(ray, viewer.scene) : null;
     const now = turn(Cesium.Math.toDegrees(cam.heading), Cesium.Math.toDegrees(cam.pitch), dHeading, dPitch);
     const h = Cesium.Math.toRadians(heading ?? now.heading);
     const p = Cesium.Math.toRadians(now.pitch);

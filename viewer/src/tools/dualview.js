@@ -25,16 +25,35 @@ export function create(ctx) {
   let unsync = null;
   const state = { open: false, follows: 0 };
 
-  const follow = registry.timed('dualview', 'follow', () => {
+  /** @type {number[]} the camera last copied (position, direction) */
+  let last = [];
+  /**
+   * Copy the left camera to the right view after each frame of the left one. Timed by
+   * hand, not with registry.timed: that asks for a frame of the left view, which would
+   * call this again, for ever.
+   */
+  const follow = () => {
     if (!second) return;
+    const start = performance.now();
     const cam = viewer.camera;
+    const now = [...Cesium.Cartesian3.pack(cam.positionWC, []), ...Cesium.Cartesian3.pack(cam.directionWC, [])];
+    if (now.every((x, i) => x === last[i])) return;
+    last = now;
     second.camera.setView({
       destination: cam.positionWC,
       orientation: { direction: cam.directionWC, up: cam.upWC },
     });
     state.follows += 1;
+    const entry = { action: 'follow', handler: performance.now() - start, frame: /** @type {number | null} */ (null) };
+    const list = (registry.timings.dualview ||= []);
+    list.push(entry);
+    if (list.length > 100) list.shift();
+    const off = second.scene.postRender.addEventListener(() => {
+      off();
+      entry.frame = performance.now() - start;
+    });
     second.scene.requestRender();
-  });
+  };
 
   /** The right view's copy of a layer of the tree, or null for kinds it cannot copy. */
   const copyLayer = async (/** @type {any} */ layer) => {
@@ -115,6 +134,7 @@ export function create(ctx) {
     scene.screenSpaceCameraController.enableInputs = false; // the left view steers
     second.clock.currentTime = viewer.clock.currentTime;
     second.clock.shouldAnimate = false;
+    last = [];
     unsync = viewer.scene.postRender.addEventListener(follow);
     follow();
     state.open = true;

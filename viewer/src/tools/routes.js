@@ -1,70 +1,13 @@
 // @ts-check
 // 飞行路线: a route is a sequence of camera stops (the current view saved as a stop,
 // reordered, removed), played as chained camera.flyTo flights; kept in localStorage per
-// city.
+// city (routestore.js).
 
 import { t } from '../i18n.js';
 import { el, toast } from '../util.js';
-import { moveItem } from './geo.js';
+import { RouteStore } from './routestore.js';
 import { applyView, currentView } from '../view.js';
 import { button, row, slider, toolPanel } from './common.js';
-
-/** @typedef {{name: string, v: number[]}} Stop */
-
-/** The stops of a city's route, in a storage (localStorage in the page). */
-export class RouteStore {
-  /**
-   * @param {string} cityKey
-   * @param {{getItem: (k: string) => string | null, setItem: (k: string, v: string) => void} | null} [storage]
-   */
-  constructor(cityKey, storage = globalThis.localStorage ?? null) {
-    this.key = `cim.route.${cityKey || 'city'}`;
-    this.storage = storage;
-    /** @type {Stop[]} */
-    this.stops = this.read();
-  }
-
-  /** @returns {Stop[]} */
-  read() {
-    try {
-      const items = JSON.parse(this.storage?.getItem(this.key) || '[]');
-      return Array.isArray(items)
-        ? items.filter((s) => s && typeof s.name === 'string' && Array.isArray(s.v) && s.v.length >= 3 && s.v.every(Number.isFinite))
-        : [];
-    } catch {
-      return [];
-    }
-  }
-
-  write() {
-    try {
-      this.storage?.setItem(this.key, JSON.stringify(this.stops));
-    } catch {
-      // storage full or disabled: the route lasts for this page
-    }
-  }
-
-  /** @param {Stop} stop */
-  add(stop) {
-    this.stops = [...this.stops, { name: stop.name.slice(0, 40), v: stop.v.slice(0, 6) }];
-    this.write();
-  }
-
-  /** @param {number} index */
-  remove(index) {
-    this.stops = this.stops.filter((_, i) => i !== index);
-    this.write();
-  }
-
-  /**
-   * @param {number} index
-   * @param {number} delta -1 up, +1 down
-   */
-  move(index, delta) {
-    this.stops = moveItem(this.stops, index, delta);
-    this.write();
-  }
-}
 
 /** @param {import('./common.js').ToolContext} ctx */
 export function create(ctx) {

@@ -10,14 +10,11 @@ import { clockText, localToUtcIso, sunPosition } from './geo.js';
 import { row, slider, toolPanel } from './common.js';
 
 /**
- * The city's time zone offset in hours: the manifest's `utc_offset` when it gives one,
- * else China Standard Time (UTC+8) inside China's longitudes, else the nearest hour of
- * the longitude.
+ * The city's time zone offset in hours: China Standard Time (UTC+8) inside China's
+ * longitudes, else the nearest hour of the longitude (the manifest carries no zone).
  * @param {any} manifest
  */
 export function utcOffset(manifest) {
-  const given = Number(manifest?.utc_offset);
-  if (Number.isFinite(given)) return given;
   const lon = Number(manifest?.centre?.[0]);
   if (!Number.isFinite(lon)) return 8;
   return lon >= 73 && lon <= 135 ? 8 : Math.round(lon / 15);

@@ -11,7 +11,7 @@
 // (globe.getHeight) plus 1 m; a point is visible when the ray to it meets no surface
 // before it. The rays are cast in slices of a few milliseconds so the page stays
 // responsive; the points appear as they are decided. The grid is as fine as its
-// settings (36 × 6 by default): features smaller than its spacing can be missed.
+// settings (24 × 5 by default): features smaller than its spacing can be missed.
 
 import { t } from '../i18n.js';
 import { el } from '../util.js';
@@ -49,12 +49,14 @@ export function create(ctx) {
     visible: /** @type {boolean | null} */ (null),
     clear: 0,
     blocked: 0,
-    rays: 36,
-    rings: 6,
+    rays: 24,
+    rings: 5,
     done: 0,
     visibleCount: 0,
     total: 0,
     completeMs: /** @type {number | null} */ (null),
+    /** @type {{by: string, distance: number, length: number} | null} the last ray's first hit */
+    hit: null,
     text: '',
   };
   const green = () => Cesium.Color.fromCssColorString(GREEN);
@@ -75,14 +77,19 @@ export function create(ctx) {
     const dir = Cesium.Cartesian3.normalize(Cesium.Cartesian3.subtract(b, a, new Cesium.Cartesian3()), new Cesium.Cartesian3());
     const ray = new Cesium.Ray(a, dir);
     const scene = viewer.scene;
-    const hits = [scene.globe.pick(ray, scene), ...tilesets().map((ts) => ts.pick(ray, scene.frameState))].filter(Boolean);
+    const hits = [
+      { by: 'terrain', at: scene.globe.pick(ray, scene) },
+      ...tilesets().map((ts) => ({ by: 'buildings', at: ts.pick(ray, scene.frameState) })),
+    ].filter((h) => h.at);
+    /** @type {{by: string, at: any} | null} */
     let best = null;
     let bestD = Infinity;
     for (const h of hits) {
-      const d = Cesium.Cartesian3.distance(a, h);
+      const d = Cesium.Cartesian3.distance(a, h.at);
       if (d < bestD) [best, bestD] = [h, d];
     }
-    return best;
+    state.hit = best ? { by: best.by, distance: bestD, length: Cesium.Cartesian3.distance(a, b) } : null;
+    return best?.at ?? null;
   };
 
   /**
@@ -94,6 +101,19 @@ export function create(ctx) {
    */
   const tolerance = (a, b) => 2 + 0.01 * Cesium.Cartesian3.distance(a, b);
 
+  /**
+   * A picked point, lifted onto the terrain the rays are cast against when it lies below
+   * it (the depth buffer's ground can be decimetres under the CPU terrain).
+   * @param {any} p
+   */
+  const onSurface = (p) => {
+    const carto = Cesium.Cartographic.fromCartesian(p);
+    const ground = viewer.scene.globe.getHeight(carto);
+    if (ground === undefined || ground <= carto.height) return p;
+    carto.height = ground;
+    return Cesium.Cartographic.toCartesian(carto);
+  };
+
   const showText = (/** @type {string} */ text) => {
     state.text = text;
     result.textContent = text;
@@ -101,7 +121,7 @@ export function create(ctx) {
 
   /** @param {any} picked */
   const lineOfSight = (picked) => {
-    const target = raise(picked, TARGET_RAISE);
+    const target = raise(onSurface(picked), TARGET_RAISE);
     const hit = firstHit(observer, target);
     const seg = sightSegments(vec(observer), vec(target), hit ? vec(hit) : null, tolerance(observer, target));
     state.visible = seg.visible;
@@ -156,8 +176,9 @@ export function create(ctx) {
   };
 
   const onClick = (/** @type {any} */ e) => {
-    const p = pickPoint(viewer, e.position);
-    if (!p || !sketch) return;
+    const picked = pickPoint(viewer, e.position);
+    if (!picked || !sketch) return;
+    const p = onSurface(picked);
     if (state.mode === 'viewshed') {
       sketch.clear();
       observer = raise(p, Number(eyeIn.value));
