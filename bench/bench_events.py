@@ -79,8 +79,12 @@ def load(events: EventStore, rows: int, now_us: int, seed: int = 7) -> float:
         for start in range(0, rows, CHUNK):
             n = min(CHUNK, rows - start)
             ev, au = _chunk(rng, start, n, rows, now_us, codes, cats)
-            tx.executemany(ev_sql, ev)
-            tx.executemany(au_sql, au)
+            if events.store.dialect == "postgresql":
+                _copy(tx, "events", cols, ev)  # COPY: ~10x faster than row inserts
+                _copy(tx, "event_audit", AUDIT_COLUMNS, au)
+            else:
+                tx.executemany(ev_sql, ev)
+                tx.executemany(au_sql, au)
         if events.store.dialect == "postgresql":
             for table in ("events", "event_audit"):
                 tx.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -89,6 +93,17 @@ def load(events: EventStore, rows: int, now_us: int, seed: int = 7) -> float:
     with events.store.transaction(write=True) as tx:
         tx.execute("ANALYZE")
     return time.perf_counter() - t0
+
+
+AUDIT_COLUMNS = ["id", "event_id", "at", "actor", "role", "action", "from_state", "to_state",
+                 "note", "data"]  # fmt: skip
+
+
+def _copy(tx: Any, table: str, columns: list[str], rows: list[tuple]) -> None:
+    """Rows into a PostgreSQL table with one ``COPY``."""
+    with tx.conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+        for row in rows:
+            cp.write_row(row)
 
 
 def _chunk(
@@ -179,8 +194,7 @@ def queries(events: EventStore, now: dt.datetime, repeat: int) -> dict[str, dict
     for name, f in filters.items():
 
         def run(f: EventFilter = f) -> None:
-            events.list_events(f, now)
-            events.count_by_state(f, now)
+            events.list_page(f, now)
 
         out[name] = _timed(run, repeat)
         print(f"  list {name:26s} p50 {out[name]['p50_ms']:8.2f} ms  "

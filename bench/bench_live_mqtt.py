@@ -56,7 +56,7 @@ def main() -> None:
         ingest.stop()
 
         pub, host, port = mqtt_client(broker.url, "bench-publisher")
-        pub.max_inflight_messages_set(10_000)
+        pub.max_inflight_messages_set(0)  # unlimited: paho rescans its queue per ack below that
         pub.max_queued_messages_set(0)
         pub.connect(host, port)
         pub.loop_start()

@@ -11,6 +11,14 @@ bytes transferred (CDP encodedDataLength) for each run, then the median.
 
 Target: ≤ 5 s for the sample city. Chromium renders WebGL2 in software (SwiftShader)
 here, so the figure depends heavily on CPU cores and load.
+
+``--bare`` also times a bare CesiumJS page (default Viewer settings, no ion) showing the
+same terrain, orthophoto and building tilesets from the same server at the same camera
+(the viewer's home view, read from its first run), alternating the two pages; it
+prints both medians and their ratio (issue 12's target: the viewer ≤ 0.5× the bare
+page, at full resolution: run without ``--performance``).
+
+    .venv/bin/python bench/bench_viewer.py --project demo/city.toml --bare --runs 3
 """
 
 from __future__ import annotations
@@ -78,10 +86,18 @@ def _count_responses(app: Any) -> dict[str, int]:
 
 
 def run_once(
-    browser: Any, url: str, helpers: Any, width: int, height: int, hash_: str = ""
+    browser: Any,
+    url: str,
+    helpers: Any,
+    width: int,
+    height: int,
+    hash_: str = "",
+    performance: bool = False,
 ) -> dict[str, Any]:
     """One cold page load; seconds, requests and bytes."""
     context = browser.new_context(viewport={"width": width, "height": height})
+    if performance:
+        context.add_init_script(helpers.PERFORMANCE_MODE_JS)
     page = context.new_page()
     cdp = context.new_cdp_session(page)
     cdp.send("Network.enable")
@@ -140,6 +156,89 @@ def run_once(
     return result
 
 
+#: a bare CesiumJS page: the library's defaults, the same layers from the same server;
+#: ?v=lon,lat,height,heading,pitch,roll (degrees) is the camera
+BARE_HTML = r"""<!doctype html><html><head><meta charset="utf-8"><title>bare CesiumJS</title>
+<script>window.CESIUM_BASE_URL = 'vendor/cesium/';</script>
+<script src="vendor/cesium/Cesium.js"></script>
+<link rel="stylesheet" href="vendor/cesium/Widgets/widgets.css">
+<style>html, body, #c { margin: 0; width: 100%; height: 100%; overflow: hidden; }</style>
+</head><body><div id="c"></div><script>
+(async () => {
+  Cesium.Ion.defaultAccessToken = '';
+  const m = await (await fetch('api/manifest')).json();
+  const data = new URL('data/', location.href).href;
+  const terrain = m.layers.terrain
+    ? await Cesium.CesiumTerrainProvider.fromUrl(new URL(m.layers.terrain.url, data).href
+        .replace(/layer\.json$/, ''), { requestVertexNormals: true })
+    : new Cesium.EllipsoidTerrainProvider();
+  const viewer = new Cesium.Viewer('c', { baseLayer: false, baseLayerPicker: false,
+    geocoder: false, terrainProvider: terrain });
+  if (m.layers.imagery) {
+    const tjUrl = new URL(m.layers.imagery.url, data).href;
+    const tj = await (await fetch(tjUrl)).json();
+    viewer.imageryLayers.addImageryProvider(new Cesium.UrlTemplateImageryProvider({
+      url: new URL(tj.tiles[0], tjUrl).href.replace(/%7B/g, '{').replace(/%7D/g, '}'),
+      tilingScheme: new Cesium.GeographicTilingScheme(),
+      maximumLevel: tj.maxzoom, rectangle: Cesium.Rectangle.fromDegrees(...tj.bounds) }));
+  }
+  const tilesets = [];
+  for (const key of ['l2', 'l3']) {
+    if (!m.layers[key]) continue;
+    const ts = await Cesium.Cesium3DTileset.fromUrl(new URL(m.layers[key].url, data).href);
+    viewer.scene.primitives.add(ts);
+    tilesets.push(ts);
+  }
+  const v = new URLSearchParams(location.search).get('v').split(',').map(Number);
+  const r = Cesium.Math.toRadians;
+  viewer.camera.setView({ destination: Cesium.Cartesian3.fromDegrees(v[0], v[1], v[2]),
+    orientation: { heading: r(v[3]), pitch: r(v[4]), roll: r(v[5]) } });
+  window.bare = { viewer, tilesets };
+})();
+</script></body></html>"""
+
+#: JS: the bare page's layers all loaded
+BARE_LOADED_JS = """() => { const b = window.bare; if (!b) return false;
+  return b.tilesets.every((t) => t.tilesLoaded) && b.viewer.scene.globe.tilesLoaded; }"""
+
+
+def run_bare_once(browser: Any, url: str, view: str, width: int, height: int) -> float:
+    """One cold load of the bare CesiumJS page at a camera view; seconds."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+    # the bare page is served at the server's origin by the browser itself (no CSP)
+    page.route(
+        f"{url}bare.html*",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=BARE_HTML),
+    )
+    start = time.perf_counter()
+    page.goto(f"{url}bare.html?v={view}", wait_until="commit")
+    page.wait_for_function(BARE_LOADED_JS, timeout=600000, polling=50)
+    seconds = time.perf_counter() - start
+    context.close()
+    return seconds
+
+
+def _home_view(browser: Any, url: str, helpers: Any, width: int, height: int) -> str:
+    """The viewer's home view as lon,lat,height,heading,pitch,roll (from its camera)."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.goto(url)
+    helpers.wait_loaded(page, timeout_s=180)
+    view = page.evaluate(
+        """() => { const cam = window.cim.viewer.camera, C = window.Cesium;
+             const c = cam.positionCartographic;
+             return [C.Math.toDegrees(c.longitude), C.Math.toDegrees(c.latitude), c.height,
+               C.Math.toDegrees(cam.heading), C.Math.toDegrees(cam.pitch),
+               C.Math.toDegrees(cam.roll)].map((x) => x.toFixed(7)).join(','); }"""
+    )
+    context.close()
+    return str(view)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", help="a built city.toml (default: build the sample city)")
@@ -149,8 +248,15 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=800)
     parser.add_argument("--hash", default="", help="URL hash, e.g. '#off=imagery'")
+    parser.add_argument(
+        "--bare", action="store_true", help="also time a bare CesiumJS page on the same layers"
+    )
+    parser.add_argument(
+        "--performance", action="store_true", help="the viewer's performance mode (half resolution)"
+    )
     args = parser.parse_args()
 
+    sys.path.insert(0, str(ROOT / "tests" / "viewer"))  # conftest imports viewer_helpers
     conftest = _module(ROOT / "tests" / "viewer" / "conftest.py", "bench_viewer_conftest")
     helpers = _module(ROOT / "tests" / "viewer" / "viewer_helpers.py", "viewer_helpers")
     reason = conftest.browser_skip_reason()
@@ -171,10 +277,19 @@ def main() -> None:
             print(f"city: {output}  viewport {args.width}x{args.height}  cpus {os.cpu_count()}")
             print(f"chromium {browser.version}")
             print(f"load average before: {os.getloadavg()[0]:.2f}")
+            view = (
+                _home_view(browser, srv.url, helpers, args.width, args.height) if args.bare else ""
+            )
             results = []
+            bare: list[float] = []
             for i in range(args.runs):
+                if args.bare:
+                    bare.append(run_bare_once(browser, srv.url, view, args.width, args.height))
+                    print(f"run {i + 1}: bare CesiumJS page loaded in {bare[-1]:.2f} s")
                 served.update(requests=0, bytes=0)
-                r = run_once(browser, srv.url, helpers, args.width, args.height, args.hash)
+                r = run_once(
+                    browser, srv.url, helpers, args.width, args.height, args.hash, args.performance
+                )
                 r["served"] = dict(served)
                 results.append(r)
                 print(
@@ -194,6 +309,14 @@ def main() -> None:
         f"median: {med:.2f} s (target ≤ 5 s); requests {results[-1]['served']['requests']}; "
         f"bytes {results[-1]['served']['bytes'] / 1e6:.2f} MB"
     )
+    if bare:
+        bmed = statistics.median(bare)
+        mode = "performance mode" if args.performance else "full resolution"
+        print(
+            f"bare CesiumJS page median: {bmed:.2f} s; viewer ({mode}) / bare = "
+            f"{med / bmed:.2f} (target ≤ 0.5)"
+        )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

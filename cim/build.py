@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from cim import __version__
-from cim.config import CityProject, load_project
+from cim.config import BuildConfig, CityProject, load_project
 from cim.errors import CimError, ConfigError
+from cim.executor import Executor, make_executor
 from cim.manifest import FILENAME as MANIFEST
 from cim.manifest import GENERATOR, Layer, Manifest, StageInfo, input_name, read_manifest
 from cim.output import check_output, discard, output_lock, recover, swap, temp_folder
@@ -58,6 +59,9 @@ class BuildResult:
         Stage-wide warnings of the stages in this build (reused ones included).
     recovered : list of str
         What was repaired after an earlier, killed build (see :func:`cim.output.recover`).
+    partial : dict of str to str
+        Stages that ran but reused part of their last output, and what they reused
+        (e.g. ``{"l2": "117 of 120 tiles unchanged"}``).
     """
 
     output: Path
@@ -68,6 +72,7 @@ class BuildResult:
     seconds: float = 0.0
     warnings: dict[str, list[str]] = field(default_factory=dict)
     recovered: list[str] = field(default_factory=list)
+    partial: dict[str, str] = field(default_factory=dict)
 
 
 def build_project(
@@ -77,6 +82,7 @@ def build_project(
     progress: bool = True,
     force: bool = False,
     wait: bool = True,
+    scheduler: str | None = None,
 ) -> BuildResult:
     """Build a city project's output folder.
 
@@ -93,6 +99,9 @@ def build_project(
     wait : bool
         When another build of the same output folder runs, wait for it (True) or
         raise at once (False).
+    scheduler : str, optional
+        A Dask scheduler (``tcp://host:port``, or ``local:N`` for a local cluster);
+        wins over ``[build] scheduler``. Without one, ``jobs`` local processes.
 
     Returns
     -------
@@ -119,7 +128,9 @@ def build_project(
     check_output(project.output, project.path, _all_inputs(project, stages))
     with output_lock(project.output, wait=wait):
         recovered = recover(project.output)
-        result = _build_locked(project, stages, force=force, jobs=jobs, progress=progress)
+        result = _build_locked(
+            project, stages, force=force, jobs=jobs, progress=progress, scheduler=scheduler
+        )
     result.recovered = recovered
     result.seconds = time.perf_counter() - started
     if not result.up_to_date:
@@ -128,7 +139,13 @@ def build_project(
 
 
 def _build_locked(
-    project: CityProject, stages: list[Stage], *, force: bool, jobs: int, progress: bool
+    project: CityProject,
+    stages: list[Stage],
+    *,
+    force: bool,
+    jobs: int,
+    progress: bool,
+    scheduler: str | None = None,
 ) -> BuildResult:
     """The build proper, run while holding the output folder's lock."""
     fingerprints = _fingerprints(project, stages)
@@ -145,13 +162,25 @@ def _build_locked(
     workdir = temp_folder(project.output)
     report = BuildReport()
     ctx = BuildContext(
-        project=project, workdir=workdir, report=report, jobs=jobs, progress=progress
+        project=project,
+        workdir=workdir,
+        report=report,
+        jobs=jobs,
+        progress=progress,
+        # unchanged parts of a re-run stage (L2 tiles) come from the last good output
+        previous=project.output if previous is not None and not force else None,
     )
     try:
+        ctx.executor = _executor(project, scheduler, jobs)
         for stage in stages:
             if stage.name in to_run:
                 _run_stage(stage, ctx)
                 result.ran.append(stage.name)
+                counts = ctx.stage_report(stage.name).counts
+                if counts.get("tiles_reused"):
+                    result.partial[stage.name] = (
+                        f"{counts['tiles_reused']} of {counts['tiles']} tiles unchanged"
+                    )
             else:
                 _reuse_stage(stage, ctx, previous, project.output)
                 result.reused.append(stage.name)
@@ -161,8 +190,10 @@ def _build_locked(
         swap(workdir, project.output)
     except BaseException:
         # the last good output stays in place; only this build's folder goes
+        ctx.executor.abort()
         discard(workdir)
         raise
+    ctx.executor.close()
     result.manifest = manifest.to_json()
     result.warnings = {n: list(r.warnings) for n, r in report.stages.items() if r.warnings}
     return result
@@ -170,7 +201,8 @@ def _build_locked(
 
 def _all_inputs(project: CityProject, stages: list[Stage]) -> list[Path]:
     """Every input path of the project: the enabled stages' inputs and the core's."""
-    paths = [p for stage in stages for p in stage.inputs(project)]
+    # a database input (cim.readers.DatabaseSource) is nowhere near the output folder
+    paths = [p for stage in stages for p in stage.inputs(project) if isinstance(p, Path)]
     if project.datum.geoid_grid is not None:
         paths.append(project.datum.geoid_grid)
     l3 = project.raw.get("l3")
@@ -181,7 +213,18 @@ def _all_inputs(project: CityProject, stages: list[Stage]) -> list[Path]:
 
 #: sections the core reads, and [l3], which names the L3 district for the L3 stage
 #: (a later issue) and is accepted already so project files can carry it
-CORE_SECTIONS = frozenset({"city", "output", "datum", "l3", "live"})
+CORE_SECTIONS = frozenset({"city", "output", "datum", "l3", "live", "build"})
+
+
+def _executor(project: CityProject, scheduler: str | None, jobs: int) -> Executor:
+    """The build's executor: ``--scheduler``, else ``[build] scheduler``, else ``jobs``.
+
+    ``[build]`` is in no stage's fingerprint: where a task runs never changes its result.
+    """
+    cfg = project.section("build", BuildConfig) or BuildConfig()
+    executor = make_executor(scheduler or cfg.scheduler, jobs, memory_limit=cfg.memory_limit)
+    log.info("tasks run on: %s", executor.describe())
+    return executor
 
 
 def _check_sections(project: CityProject, stages: list[Stage]) -> None:
@@ -264,7 +307,13 @@ def _fingerprints(project: CityProject, stages: list[Stage]) -> dict[str, str]:
 
 
 def file_checksum(path: Path) -> str:
-    """BLAKE2b checksum of a file's content ("missing" when it does not exist)."""
+    """BLAKE2b checksum of a file's content ("missing" when it does not exist).
+
+    A database input (:class:`cim.readers.DatabaseSource`) gives a digest of its rows.
+    """
+    checksum = getattr(path, "checksum", None)
+    if callable(checksum):
+        return str(checksum())
     if not path.is_file():
         return "missing"
     with path.open("rb") as f:
@@ -286,11 +335,17 @@ def _reusable(
 
 
 def _must_run(stages: list[Stage], reusable: set[str]) -> set[str]:
-    """Stages to run: changed ones, plus in-memory producers a running stage needs."""
+    """Stages to run: changed ones, plus in-memory producers a running stage needs.
+
+    A stage's ``in_memory`` (default: its ``needs``) names the producers whose
+    in-memory artifacts it uses; a producer it reads from disk (its reused output)
+    need not run again.
+    """
     run = {s.name for s in stages if s.name not in reusable}
     for stage in reversed(stages):
         if stage.name in run:
-            run.update(n for n in stage.needs if any(s.name == n for s in stages))
+            wanted = getattr(stage, "in_memory", stage.needs)
+            run.update(n for n in wanted if any(s.name == n for s in stages))
     return run
 
 
@@ -316,7 +371,13 @@ def _manifest(
         for path in stage.inputs(project):
             if path not in seen:
                 seen.add(path)
-                inputs[input_name(path, project.root, inputs)] = file_checksum(path)
+                # a database input is named by its table, never its server's address
+                name = (
+                    input_name(path, project.root, inputs)
+                    if isinstance(path, Path)
+                    else f"postgis/{path.name}"
+                )
+                inputs[name] = file_checksum(path)
     return Manifest(
         name=project.name,
         crs=crs or (previous.crs if previous else None),

@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--force", action="store_true", help="rebuild even when inputs are unchanged")
     b.add_argument(
+        "--scheduler",
+        default=None,
+        help="run tasks on Dask: tcp://host:port, or local:N for a local cluster of N "
+        "processes (default: [build] scheduler, else -j local processes)",
+    )
+    b.add_argument(
         "--no-wait",
         action="store_true",
         help="fail at once when another build of the same output folder is running",
@@ -110,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--host", default="127.0.0.1")
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--debug", action="store_true", help="Flask's debug server instead of waitress")
+    v.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OTHER",
+        help="another build (output folder or city.toml) served read-only for swipe compare",
+    )
     v.set_defaults(func=_cmd_serve)
     # other packages' commands (e.g. `departments` from layers) add their own sub-parser
     for ep in entry_points(group="cim.commands"):
@@ -156,6 +168,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         progress=_QUIET["progress"],
         force=args.force,
         wait=not args.no_wait,
+        scheduler=args.scheduler,
     )
     if result.up_to_date:
         print(f"{result.output}: up to date")
@@ -165,6 +178,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
             f"{result.output}: built {', '.join(result.ran)} in {result.seconds:.1f} s"
             + (f" (reused {', '.join(result.reused)})" if result.reused else "")
         )
+        for name, what in result.partial.items():
+            print(f"{result.output}: {name}: {what}, reused")
     return 0
 
 
@@ -271,7 +286,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
         # repair what a killed build left (a cut swap) before serving the folder
         readable_output(load_project(args.project).output)
-    serve(args.project, host=args.host, port=args.port, debug=args.debug)
+    extra = {"compare": args.compare} if args.compare else {}
+    serve(args.project, host=args.host, port=args.port, debug=args.debug, **extra)
     return 0
 
 

@@ -16,7 +16,7 @@ import math
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,6 +78,11 @@ class BuildingsConfig:
     name: str | None = "name"
     use: str | None = "use"
     roof_type: str | None = "roof_type"
+    # L3 attributes (read only for buildings in the [l3] district; docs/l3.md)
+    roof_height: str | None = "roof_height"  # ridge above the eave, metres
+    roof_colour: str | None = "roof_colour"  # "#RRGGBB" or a colour name (黄, green...)
+    roof_material: str | None = "roof_material"  # tile, glazed_tile, concrete...
+    podium_height: str | None = "podium_height"  # a base (台基) under the walls, metres
     address: str | None = None
     extra: list[str] = field(default_factory=list)
     wkt: str | None = None
@@ -85,8 +90,18 @@ class BuildingsConfig:
     y: str | None = None
     outside_dem_base: float = 0.0
     base: str | None = None  # column of orthometric ground heights (BD TOPO Z_MIN_SOL)
+    query: str | None = None  # with a postgresql:// path: the SELECT to read
 
     def __post_init__(self) -> None:
+        from cim.readers import DatabaseSource
+
+        if isinstance(self.path, DatabaseSource):
+            if self.query:
+                object.__setattr__(self, "path", replace(self.path, query=self.query))
+            if problem := self.path.problem():
+                raise ConfigError(f"[buildings] path: {problem}")
+        elif self.query:
+            raise ConfigError("[buildings] query needs a postgresql:// path")
         if not 1.0 <= self.floor_height <= 10.0:
             raise ConfigError(f"[buildings] floor_height {self.floor_height} m is not 1–10 m")
         if not 0.5 <= self.default_height <= 1000.0:
@@ -238,6 +253,19 @@ class _OutputSection:
     dir: str = "output"
 
 
+@dataclass(frozen=True)
+class BuildConfig:
+    """``[build]``: where a build's tasks run (never what they produce).
+
+    ``scheduler`` is a Dask scheduler address (``tcp://host:port``) or ``local:N`` for
+    a local Dask cluster of N worker processes (see :mod:`cim.executor`);
+    ``memory_limit`` is the per-worker limit of such a local cluster.
+    """
+
+    scheduler: str | None = None
+    memory_limit: str = "4GiB"
+
+
 def parse_section(table: dict[str, Any], cls: type[T], root: Path, where: str) -> T:
     """Turn a TOML table into the frozen dataclass ``cls``.
 
@@ -310,6 +338,10 @@ def _coerce(value: Any, hint: Any, root: Path, where: str) -> Any:
     if hint is Path:
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{where} must be a path string, not {value!r}")
+        if value.startswith(("postgresql://", "postgres://")):
+            from cim.readers import DatabaseSource  # a PostGIS table stands in for a file
+
+            return DatabaseSource.parse(value)
         return (root / value).resolve()
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -456,3 +488,126 @@ class ImageryConfig:
             raise ConfigError(f"[imagery] max_zoom {self.max_zoom} is not 0–24")
         if self.max_zoom is not None and self.min_zoom > self.max_zoom:
             raise ConfigError("[imagery] min_zoom exceeds max_zoom")
+
+
+@dataclass(frozen=True)
+class PipelinesConfig:
+    """The ``[pipelines]`` section: underground pipe surveys → 3D Tiles and a network.
+
+    A survey is a point table (管点: id, ground elevation, depth, feature such as a
+    valve or a well) and a segment table (管线段: start and end point ids, depths at
+    both ends, diameter or B×H section, material...), or lines whose Z is the pipe's
+    elevation. Columns are found by their common codes and Chinese names
+    (:data:`tiling.pipelines.reader.FIELD_CANDIDATES`); ``fields`` maps the others.
+
+    Attributes
+    ----------
+    points, segments : list of Path
+        Point and segment tables (Shapefile, GeoPackage, CSV...); several files (one per
+        utility, e.g. ``JS_POINT.shp``) are read as one survey.
+    lines : list of Path
+        Alternatively, line features with Z (elevation of the pipe at
+        ``depth_reference``); points are made at their vertices.
+    points_layer, segments_layer, lines_layer : str or None
+        Layer names in multi-layer files (GeoPackage).
+    crs, encoding : str or None
+        As in the other sections (:func:`cim.crs.resolve_crs`, :mod:`cim.encoding`).
+    x, y : str or None
+        Coordinate columns of a CSV point table (x = easting).
+    utility : str or None
+        Utility of rows that name none (``water``, ``给水``, ``JS``...).
+    depth_reference : str
+        What the surveyed depth reaches: ``"top"`` of the pipe (管顶, default),
+        its ``"centre"``, or its ``"bottom"`` (管底/内底).
+    joints : str
+        ``"mitre"`` (default: two similar pipes meeting at a point are both cut on the
+        bisecting plane; balls at the other points) or ``"sphere"`` (a ball at every
+        point).
+    wells : bool
+        Draw wells and manholes (points whose feature names a well) as cylinders up to
+        the ground.
+    well_diameter : float
+        Default well diameter, metres.
+    sides : int
+        Facets around a circular pipe (6–32).
+    default_depth : float or None
+        Depth used when neither end nor point has one (reported ``default-depth``);
+        None: such segments are skipped (``missing-depth``).
+    default_diameter : float
+        Diameter (mm) of pipes whose size is missing (reported ``default-size``).
+    max_features_per_tile, max_tile_size : int, float
+        Tile budget: features per tile and the largest tile side (metres; keeps the
+        16-bit quantized positions within millimetres).
+    compression : str
+        ``"meshopt"`` or ``"none"``.
+    fields : dict
+        Column names for the canonical fields (``point_id``, ``start``, ``end``,
+        ``start_depth``, ``diameter``...), overriding the detection.
+    sources : list of str
+        Point ids of sources (waterworks, gas regulators): they orient pressure networks
+        for upstream/downstream queries and decide what a burst cuts off.
+    clearance, vertical_clearance : dict
+        Minimum horizontal / vertical clearances (m) overriding the GB 50289 defaults,
+        keyed ``"water/gas"``, ``"building/gas"``... (:mod:`cim.pipelines`).
+    """
+
+    points: list[Path] = field(default_factory=list)
+    segments: list[Path] = field(default_factory=list)
+    lines: list[Path] = field(default_factory=list)
+    points_layer: str | None = None
+    segments_layer: str | None = None
+    lines_layer: str | None = None
+    crs: str | None = None
+    encoding: str | None = None
+    x: str | None = None
+    y: str | None = None
+    utility: str | None = None
+    depth_reference: str = "top"
+    joints: str = "mitre"
+    wells: bool = True
+    well_diameter: float = 1.0
+    sides: int = 12
+    default_depth: float | None = None
+    default_diameter: float = 100.0
+    max_features_per_tile: int = 4000
+    max_tile_size: float = 1000.0
+    compression: str = "meshopt"
+    fields: dict[str, str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    clearance: dict[str, float] = field(default_factory=dict)
+    vertical_clearance: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (self.points and self.segments) and not self.lines:
+            raise ConfigError(
+                "[pipelines] needs points and segments (point and segment tables) or lines"
+            )
+        choices = {
+            "depth_reference": ("top", "centre", "bottom"),
+            "joints": ("mitre", "sphere"),
+            "compression": ("meshopt", "none"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"[pipelines] {key} must be one of {list(allowed)}")
+        if not 6 <= self.sides <= 32:
+            raise ConfigError("[pipelines] sides must be 6–32")
+        if not 0.2 <= self.well_diameter <= 10.0:
+            raise ConfigError("[pipelines] well_diameter must be 0.2–10 m")
+        if self.default_depth is not None and not 0.0 <= self.default_depth <= 50.0:
+            raise ConfigError("[pipelines] default_depth must be 0–50 m")
+        if not 10.0 <= self.default_diameter <= 5000.0:
+            raise ConfigError("[pipelines] default_diameter must be 10–5000 mm")
+        if not 100 <= self.max_features_per_tile <= 65536:
+            raise ConfigError("[pipelines] max_features_per_tile must be 100–65536")
+        if not 50.0 <= self.max_tile_size <= 2000.0:
+            raise ConfigError("[pipelines] max_tile_size must be 50–2000 m")
+        for key in ("fields", "clearance", "vertical_clearance"):
+            for k, v in getattr(self, key).items():
+                ok = (
+                    isinstance(v, str)
+                    if key == "fields"
+                    else (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 100)
+                )
+                if not ok:
+                    raise ConfigError(f"[pipelines.{key}] {k} = {v!r} is not valid")

@@ -27,10 +27,11 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from cim.errors import ConfigError, InputDataError
 
@@ -40,13 +41,11 @@ log = logging.getLogger(__name__)
 _DBF_LDID = {0x4D: "GB18030", 0x7A: "GB18030", 0x78: "CP950", 0x4E: "CP950"}
 #: Candidate codecs, tried over the whole file in one pass.
 _CODECS = ("utf-8", "gb18030", "cp1252")
-#: A "word" holding a byte above 0x7F. Bytes below 0x30 (space, comma, quote, newline,
-#: parentheses) are never part of a GB18030 or UTF-8 character, so words never cut one.
-#: It starts only where a word starts and takes its ASCII head possessively: one pass.
-_WORD = re.compile(rb"(?<![\x30-\xff])[\x30-\x7f]*+[\x80-\xff][\x30-\xff]*")
+#: A "word" is a maximal run of bytes 0x30-0xFF holding a byte above 0x7F. Bytes below
+#: 0x30 (space, comma, quote, newline, parentheses) are never part of a GB18030 or UTF-8
+#: character, so words never cut one. Words are found with numpy (:func:`_words`): a
+#: regular expression costs a second on the 20 MB ``.dbf`` of 100,000 features.
 _SPLIT = re.compile(rb"[\x00-\x2f]")
-_HIGH_RUN = re.compile(rb"[\x80-\xff]+")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 #: Bytes of distinct non-ASCII words kept for judging the encoding, and how many words
 #: (distinct or not) are looked at before sampling stops.
 SAMPLE_BYTES = 1 << 20
@@ -112,7 +111,7 @@ def scan_text(
             text = carry + block
             cut = _last_separator(text)
             carry = text[cut:]
-            for word in _WORD.findall(text, 0, cut):
+            for word in _words(text, cut):
                 seen += 1
                 if word not in words:
                     words[word] = None
@@ -121,8 +120,28 @@ def scan_text(
         if errors[name] is None:
             errors[name] = _feed(dec, b"", offset, final=True)
     if sample and size < SAMPLE_BYTES and seen < SAMPLE_WORDS:
-        words.update(dict.fromkeys(_WORD.findall(carry)))
+        words.update(dict.fromkeys(_words(carry, len(carry))))
     return TextScan(bool(bom), errors, b"\n".join(words))
+
+
+def _words(text: bytes, stop: int) -> list[bytes]:
+    """The words of ``text[:stop]`` that hold a byte above 0x7F, in order (vectorised)."""
+    if stop == 0:
+        return []
+    a = np.frombuffer(text, np.uint8, count=stop)
+    inside = a >= 0x30
+    edge = np.flatnonzero(inside[1:] != inside[:-1]) + 1
+    rising = inside[edge]
+    starts, ends = edge[rising], edge[~rising]
+    if inside[0]:
+        starts = np.concatenate([[0], starts])
+    if inside[-1]:
+        ends = np.concatenate([ends, [stop]])
+    if len(starts) == 0:
+        return []
+    # the largest byte from a word's start to the next word's start: separators are < 0x30
+    k = np.flatnonzero(np.maximum.reduceat(a, starts) >= 0x80)
+    return [text[s:e] for s, e in zip(starts[k].tolist(), ends[k].tolist(), strict=True)]
 
 
 def _last_separator(text: bytes) -> int:
@@ -152,9 +171,12 @@ def looks_chinese(sample: bytes) -> bool:
     (0x40-0x7E: the GBK extension areas, which Latin-1 ``é`` + letter falls into).
     """
     text = sample.decode("gb18030", errors="replace")
+    points = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+    counts = np.bincount(points[points > 0x7F])
     two_byte = ascii_trail = 0
-    for ch, count in Counter(_NON_ASCII.findall(text)).items():
-        raw = ch.encode("gb18030", errors="ignore")
+    for point in np.flatnonzero(counts).tolist():
+        count = int(counts[point])
+        raw = chr(point).encode("gb18030", errors="ignore")
         if len(raw) == 2:
             two_byte += count
             ascii_trail += count if raw[1] < 0x80 else 0
@@ -167,9 +189,11 @@ def looks_latin(sample: bytes) -> bool:
     False when more than half of them sit in runs of three or more (the two bytes
     per character of Chinese text, or UTF-8 sequences).
     """
-    runs = [len(r) for r in _HIGH_RUN.findall(sample)]
-    total = sum(runs)
-    return total > 0 and sum(n for n in runs if n >= 3) * 2 <= total
+    high = np.concatenate([[False], np.frombuffer(sample, np.uint8) >= 0x80, [False]])
+    edge = np.flatnonzero(high[1:] != high[:-1])
+    runs = edge[1::2] - edge[::2]
+    total = int(runs.sum())
+    return total > 0 and int(runs[runs >= 3].sum()) * 2 <= total
 
 
 def choose_encoding(scan: TextScan) -> str | None:
@@ -256,6 +280,11 @@ def detect_shapefile_encoding(shp: Path) -> str | None:
     A ``.cpg`` naming a Chinese code page, or a Chinese dBase language driver id,
     wins; otherwise the records are judged by :func:`choose_encoding`. Returns None
     when a ``.cpg`` GDAL understands exists or the text is UTF-8/ASCII.
+
+    Raises
+    ------
+    InputDataError
+        No candidate fits and the ``.dbf`` names no code page (language driver id 0).
     """
     if shp.with_suffix(".cpg").exists() or shp.with_suffix(".CPG").exists():
         cpg = _read_cpg(shp)
@@ -269,12 +298,58 @@ def detect_shapefile_encoding(shp: Path) -> str | None:
     ldid = raw[29]
     if ldid in _DBF_LDID:
         return _DBF_LDID[ldid]
-    header_len = int.from_bytes(raw[8:10], "little")
-    chosen = choose_encoding(scan_text([raw[header_len:]]))
+    chosen = choose_encoding(_scan_dbf(raw))
+    if chosen is None and ldid == 0:
+        # no code page anywhere: GDAL would hand over the raw bytes (byte soup, or a
+        # failure deep in the reader)
+        raise InputDataError(
+            "the .dbf text is neither UTF-8, GBK/GB18030 nor Latin-1/CP1252 and no .cpg "
+            "names its code page; set 'encoding' in city.toml (e.g. encoding = \"Big5\")",
+            path=dbf,
+        )
     if chosen in (None, "UTF-8", "UTF-8-SIG"):
         return None
     log.info("%s: no .cpg; the text reads as %s, reading it so", dbf, chosen)
     return chosen
+
+
+def _scan_dbf(raw: bytes) -> TextScan:
+    """Scan a ``.dbf``'s records (after its header) by the module's rule."""
+    body = raw[int.from_bytes(raw[8:10], "little") :]
+    # UTF-8 first, alone (as for text files): only other text needs the word sample
+    scan = scan_text([body], ("utf-8",), sample=False)
+    if not scan.decodes("utf-8"):
+        utf8_error = scan.errors["utf-8"]
+        scan = scan_text([body], ("gb18030", "cp1252"))
+        scan.errors["utf-8"] = utf8_error
+    return scan
+
+
+def check_shapefile_encoding(shp: Path, encoding: str) -> str:
+    """Check that a declared ``encoding`` decodes every record of a shapefile's ``.dbf``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown codec.
+    InputDataError
+        The records are not in that encoding (one line, with the byte offset and the
+        encoding the module's rule finds, when one fits).
+    """
+    check_codec(encoding, shp)
+    dbf = next((p for p in (shp.with_suffix(".dbf"), shp.with_suffix(".DBF")) if p.exists()), None)
+    if dbf is None:
+        return encoding
+    raw = dbf.read_bytes()
+    body = raw[int.from_bytes(raw[8:10], "little") :] if len(raw) >= 32 else b""
+    error = scan_text([body], (encoding,), sample=False).errors[encoding]
+    if error is not None:
+        guess = choose_encoding(_scan_dbf(raw))
+        hint = f"; it decodes as {guess}" if guess else ""
+        raise InputDataError(
+            f"encoding = {encoding!r} cannot decode the .dbf ({error.reason}){hint}", path=dbf
+        )
+    return encoding
 
 
 def _read_cpg(shp: Path) -> str | None:

@@ -50,7 +50,8 @@ class Layer:
     ----------
     url : str
         Path of the layer's entry file relative to the output folder
-        (``tiles/l2/tileset.json``, ``terrain/layer.json``...).
+        (``tiles/l2/tileset.json``, ``terrain/layer.json``, ``tiles/pipelines/tileset.json``
+        whose ``network`` names the pipe network file...).
     properties : Mapping
         The stage's other figures for this layer (counts, bounds, zooms, format...),
         written next to ``url``. ``stage`` names the producing stage when the layer's

@@ -38,6 +38,10 @@ class Buildings:
         Tuples, not lists: a million small lists slow every garbage collection.
     extra : dict of str to ndarray
         Further mapped attributes (``[buildings] extra``), as strings or numbers.
+    l3 : dict of str to ndarray
+        Attributes only the L3 stage reads (``roof_height``, ``podium_height`` as
+        float64 with NaN, ``roof_colour``, ``roof_material`` as text); absent keys
+        were not mapped or not in the file.
     source_crs : str
         CRS the footprints were read in (for the report and manifest).
     """
@@ -52,6 +56,7 @@ class Buildings:
     roof_type: np.ndarray
     addresses: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    l3: dict[str, np.ndarray] = field(default_factory=dict)
     source_crs: str = "EPSG:4326"
 
     def __post_init__(self) -> None:
@@ -79,6 +84,7 @@ class Buildings:
             roof_type=self.roof_type[index],
             addresses=self.addresses[index],
             extra={k: v[index] for k, v in self.extra.items()},
+            l3={k: v[index] for k, v in self.l3.items()},
             source_crs=self.source_crs,
         )
 

@@ -151,7 +151,7 @@ class FeatureTable:
 
 
 def read_features(
-    path: str | Path,
+    path: str | Path | DatabaseSource,
     *,
     layer: str | None = None,
     encoding: str | None = None,
@@ -180,6 +180,8 @@ def read_features(
     InputDataError
         The file is empty (0 bytes, a header only, no features).
     """
+    if isinstance(path, DatabaseSource):
+        return read_postgis(path)
     path = Path(path)
     if not path.exists():
         raise DatasetIOError("file not found", path=path)
@@ -571,3 +573,262 @@ def to_text(values: np.ndarray | None, n: int) -> np.ndarray:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         out[:] = ["" if v is None else str(v).strip() for v in values]
         return out
+
+
+# --- PostGIS ----------------------------------------------------------------------------
+
+#: Rows fetched per round trip from a server-side cursor.
+DB_FETCH = 20_000
+_DB_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_database_url(value: object) -> bool:
+    """Whether a configured path is a PostgreSQL URL (``postgresql://...``)."""
+    return isinstance(value, str | DatabaseSource) and str(value).startswith(_DB_SCHEMES)
+
+
+@dataclass(frozen=True)
+class DatabaseSource:
+    """A PostGIS table or query given as ``[buildings] path``.
+
+    ``postgresql://user@host:port/db?table=schema.table`` (or ``?query=SELECT ...``,
+    URL-encoded; an optional ``geometry=column`` picks the geometry column). Stands in
+    for a file path: ``name``/``stem`` name the table in messages and generated ids.
+    """
+
+    url: str
+    table: str | None = None
+    query: str | None = None
+    geometry: str | None = None
+    suffix: str = ""
+
+    @classmethod
+    def parse(cls, value: str, *, query: str | None = None) -> DatabaseSource:
+        """Split the URL into the libpq part and the table/query/geometry options."""
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        parts = urlsplit(value)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        table = params.pop("table", None)
+        query = params.pop("query", None) or query
+        geometry = params.pop("geometry", None)
+        url = urlunsplit(parts._replace(query=urlencode(params)))
+        return cls(url, table, query, geometry)
+
+    def problem(self) -> str | None:
+        """What is wrong with the source's description, or None."""
+        if bool(self.table) == bool(self.query):
+            return (
+                "a PostgreSQL path names one table (?table=schema.table) or one query "
+                "(?query=... or [buildings] query)"
+            )
+        if self.table and not re.fullmatch(r"[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)?", self.table):
+            return f"table name {self.table!r} is not [schema.]table"
+        return None
+
+    @property
+    def name(self) -> str:
+        """The table (or ``query``) for messages."""
+        return self.table or "query"
+
+    @property
+    def stem(self) -> str:
+        """Prefix of generated ids."""
+        return (self.table or "query").rsplit(".", 1)[-1]
+
+    def exists(self) -> bool:
+        """A database is not checked before it is read."""
+        return True
+
+    def is_file(self) -> bool:
+        """Never a file."""
+        return False
+
+    def is_dir(self) -> bool:
+        """Never a folder."""
+        return False
+
+    def __str__(self) -> str:
+        return f"{_masked(self.url)} ({self.name})"
+
+    def source_sql(self) -> str:
+        """The FROM item: the table, or the query as a subquery."""
+        if self.table:
+            return ".".join(f'"{p}"' for p in self.table.split("."))
+        return f"({self.query}) AS cim_source"
+
+    def checksum(self) -> str:
+        """A digest of every row (order-free), for the build's fingerprint."""
+        import psycopg
+
+        sql = (
+            "SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) FROM "
+            f"(SELECT md5(s::text) AS h FROM (SELECT * FROM {self.source_sql()}) s) d"
+        )
+        try:
+            with psycopg.connect(self.url) as conn:
+                n, digest = conn.execute(sql).fetchone()
+        except psycopg.Error as exc:
+            raise DatasetIOError(
+                f"cannot read {self.name}: {_one_line(exc)}", path=str(self)
+            ) from exc
+        return f"{n}:{digest}"
+
+
+def _masked(url: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def read_postgis(source: DatabaseSource, *, partitions: int = 16) -> FeatureTable:
+    """Read a PostGIS table or query into a :class:`FeatureTable`.
+
+    The source's extent is cut into a grid of about ``partitions`` cells; each cell is
+    read with its own server-side cursor (``&&`` uses the spatial index; a feature
+    belongs to the cell holding its bounding box's lower-left corner, so none is read
+    twice), in batches of :data:`DB_FETCH` rows. Features without geometry come last,
+    for the caller to report. The CRS is the column's SRID (0: none), resolved by the
+    one CRS policy like a file's own CRS.
+
+    Raises
+    ------
+    DatasetIOError
+        The database, table or query cannot be read.
+    InputDataError
+        No geometry column, or no rows.
+    """
+    import psycopg
+
+    where = str(source)
+    try:
+        with psycopg.connect(source.url) as conn:
+            geom, names = _db_columns(conn, source)
+            srid, extent = _db_srid_extent(conn, source, geom)
+            crs = _db_crs(conn, srid)
+            chunks = [
+                _db_read(conn, source, geom, names, cell)
+                for cell in [*_cells(extent, partitions), None]
+            ]
+    except psycopg.Error as exc:
+        raise DatasetIOError(f"cannot read {source.name}: {_one_line(exc)}", path=where) from exc
+    wkb = [w for c in chunks for w in c[0]]
+    if not wkb:
+        raise InputDataError("empty table: no features", path=where)
+    values = np.empty(len(wkb), dtype=object)
+    values[:] = wkb
+    geometry, issues = geometry_from_wkb(values)
+    columns = {
+        name: _db_column([v for c in chunks for v in c[1][k]]) for k, name in enumerate(names)
+    }
+    log.info("read %d features from %s (%d cells)", len(wkb), source, len(chunks))
+    # the table stands in for the file path (name, stem) in messages and generated ids
+    return FeatureTable(source, geometry, columns, crs, None, None, issues)  # type: ignore[arg-type]
+
+
+def _db_columns(conn: Any, source: DatabaseSource) -> tuple[str, list[str]]:
+    cur = conn.execute(f"SELECT * FROM {source.source_sql()} LIMIT 0")
+    oids = {d.name: d.type_code for d in cur.description}
+    types = dict(
+        conn.execute("SELECT oid, typname FROM pg_type WHERE oid = ANY(%s)", [list(oids.values())])
+    )
+    geoms = [n for n, o in oids.items() if types.get(o) == "geometry"]
+    geom = source.geometry or (geoms[0] if geoms else None)
+    if geom is None or geom not in oids:
+        raise InputDataError(f"{source.name} has no geometry column", path=str(source))
+    return geom, [n for n in oids if n not in geoms and n != geom]
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _db_srid_extent(
+    conn: Any, source: DatabaseSource, geom: str
+) -> tuple[int, tuple[float, float, float, float] | None]:
+    g = _q(geom)
+    srid, xmin, ymin, xmax, ymax = conn.execute(
+        f"SELECT max(ST_SRID({g})), min(ST_XMin({g})), min(ST_YMin({g})), "
+        f"max(ST_XMax({g})), max(ST_YMax({g})) FROM {source.source_sql()} "
+        f"WHERE {g} IS NOT NULL AND NOT ST_IsEmpty({g})"
+    ).fetchone()
+    extent = None if xmin is None else (xmin, ymin, xmax, ymax)
+    return int(srid or 0), extent
+
+
+def _db_crs(conn: Any, srid: int) -> str | None:
+    if srid <= 0:
+        return None
+    row = conn.execute(
+        "SELECT auth_name, auth_srid, srtext FROM spatial_ref_sys WHERE srid = %s", [srid]
+    ).fetchone()
+    if row is None:
+        return f"EPSG:{srid}"
+    auth, code, wkt = row
+    return f"{auth}:{code}" if auth and code else wkt
+
+
+def _cells(
+    extent: tuple[float, float, float, float] | None, partitions: int
+) -> list[tuple[float, float, float, float, bool, bool]]:
+    """Grid cells (x0, y0, x1, y1, last column, last row) over the extent."""
+    if extent is None:
+        return []
+    k = max(1, int(np.sqrt(partitions)))
+    xs = np.linspace(extent[0], extent[2], k + 1)
+    ys = np.linspace(extent[1], extent[3], k + 1)
+    return [
+        (float(xs[i]), float(ys[j]), float(xs[i + 1]), float(ys[j + 1]), i == k - 1, j == k - 1)
+        for j in range(k)
+        for i in range(k)
+    ]
+
+
+def _db_read(
+    conn: Any,
+    source: DatabaseSource,
+    geom: str,
+    names: list[str],
+    cell: tuple[float, float, float, float, bool, bool] | None,
+) -> tuple[list[bytes | None], list[list[Any]]]:
+    g = _q(geom)
+    cols = ", ".join(_q(n) for n in names)
+    select = f"SELECT ST_AsBinary({g}){', ' + cols if cols else ''} FROM {source.source_sql()} "
+    if cell is None:  # what no cell holds: no geometry, or an empty one
+        sql, params = select + f"WHERE {g} IS NULL OR ST_IsEmpty({g})", []
+    else:
+        x0, y0, x1, y1, last_x, last_y = cell
+        # the lower-left corner picks the cell (the last column/row keeps its far edge)
+        xop, yop = ("<=" if last_x else "<"), ("<=" if last_y else "<")
+        sql = select + (
+            f"WHERE {g} && ST_MakeEnvelope(%s, %s, %s, %s, ST_SRID({g})) "
+            f"AND ST_XMin({g}) >= %s AND ST_XMin({g}) {xop} %s "
+            f"AND ST_YMin({g}) >= %s AND ST_YMin({g}) {yop} %s"
+        )
+        params = [x0, y0, x1, y1, x0, x1, y0, y1]
+    wkb: list[bytes | None] = []
+    out: list[list[Any]] = [[] for _ in names]
+    with conn.cursor(name="cim_read") as cur:  # server-side: rows come in batches
+        cur.itersize = DB_FETCH
+        cur.execute(sql, params)
+        while rows := cur.fetchmany(DB_FETCH):
+            for row in rows:
+                wkb.append(None if row[0] is None else bytes(row[0]))
+                for k in range(len(names)):
+                    out[k].append(row[k + 1])
+    conn.commit()  # a named cursor lives in a transaction: end it per cell
+    return wkb, out
+
+
+def _db_column(values: list[Any]) -> np.ndarray:
+    """float64 / int64 for numbers (int64 only without nulls), object text otherwise."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        if len(present) == len(values):
+            return np.array(values, dtype=np.int64)
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    if present and all(
+        isinstance(v, int | float) or type(v).__name__ == "Decimal" for v in present
+    ):
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    out = np.empty(len(values), dtype=object)
+    out[:] = [None if v is None else str(v) for v in values]
+    return out

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 from tqdm import tqdm
 
 from cim.config import CityProject
+from cim.executor import Executor, InProcessExecutor
 from cim.manifest import Layer
 from cim.report import BuildReport, StageReport
 
@@ -47,6 +48,12 @@ class BuildContext:
     report : BuildReport
     jobs : int
         Worker processes a stage may use.
+    executor : Executor
+        Where the stage's partitions run (:mod:`cim.executor`): every stage submits
+        its tasks here.
+    previous : Path or None
+        The last good output folder (read-only; None with ``--force`` or on a first
+        build): a stage that re-runs may hard-link what did not change from there.
     progress : bool
         Whether to show progress bars.
     artifacts : dict
@@ -60,6 +67,8 @@ class BuildContext:
     report: BuildReport
     jobs: int = 1
     progress: bool = True
+    executor: Executor = field(default_factory=InProcessExecutor)
+    previous: Path | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
 
@@ -105,7 +114,9 @@ class Stage(Protocol):
 
     name: ClassVar[str]
     order: ClassVar[int]
-    #: names of stages whose in-memory artifacts this one needs
+    #: names of stages whose results this one needs (their fingerprints feed its own);
+    #: a stage may also set ``in_memory``, the subset whose in-memory artifacts it
+    #: uses (default: all of ``needs``): only those must run again with it
     needs: ClassVar[tuple[str, ...]]
 
     def enabled(self, project: CityProject) -> bool:

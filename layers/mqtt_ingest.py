@@ -125,9 +125,9 @@ def parse_message(
     """The readings of one MQTT message as columns, or a reason why it carries none.
 
     The payload is parsed by orjson (the standard parser where orjson refuses, e.g. the
-    ``NaN`` token some devices send, so that reading alone is rejected by the checks),
-    and transposed per member: no object per reading. The checks themselves are
-    :func:`layers.ingest.check`'s, for the whole batch at once.
+    ``NaN`` token some devices send, so that reading alone is rejected by the checks).
+    The checks themselves are :func:`layers.ingest.check`'s, for the whole batch at
+    once. :func:`parse_messages` does the same for many messages.
 
     Parameters
     ----------
@@ -144,34 +144,103 @@ def parse_message(
         The readings (an item that is no Observation gets a missing result: rejected by
         the checks), or None and the reason.
     """
-    m = _TOPIC.match(topic)
-    if m is None:
-        return None, f"not a SensorThings Observations topic: {topic!r}"
+    cols, why = parse_messages([(topic, payload, received_us)])
+    if why[0] is not None:
+        return None, why[0]
+    return cols, None
+
+
+#: the members every Observation may carry without a column of its own
+_PLAIN = frozenset(("result", "phenomenonTime"))
+
+
+def _datastream_of(topic: str, cache: dict[str, int | None]) -> int | None:
+    ds = cache.get(topic, -1)
+    if ds == -1:
+        m = _TOPIC.match(topic)
+        ds = cache[topic] = None if m is None else int(m.group(1))
+    return ds  # type: ignore[return-value]
+
+
+def _loads(payload: bytes) -> Any:
     try:
-        body = orjson.loads(payload)
+        return orjson.loads(payload)
     except orjson.JSONDecodeError:
         try:
-            body = json.loads(payload)
+            return json.loads(payload)
         except (ValueError, UnicodeDecodeError):
-            return None, "malformed: the payload is not JSON"
-    items = body if type(body) is list else [body]
-    if not all(type(it) is dict for it in items):
-        items = [it if type(it) is dict else {} for it in items]
-    n = len(items)
-    cols = ReadingColumns([int(m.group(1))] * n, [it.get("result") for it in items])
-    present = set().union(*items) if n else set()
-    times = [it.get("phenomenonTime") for it in items]
-    if not all(times):
-        stamp = format_instant(received_us)
-        times = [t or stamp for t in times]
+            return _MALFORMED
+
+
+_MALFORMED = object()
+_TOPICS_SEEN: dict[str, int | None] = {}
+
+
+def parse_messages(
+    messages: list[tuple[str, bytes, int]],
+) -> tuple[ReadingColumns, list[str | None]]:
+    """The readings of many MQTT messages as one batch of columns.
+
+    One pass over the messages, appending to the columns directly (no object per
+    message or per reading); a column for an optional member (``resultTime``,
+    ``FeatureOfInterest``, ...) is made only when some reading carries it.
+
+    Parameters
+    ----------
+    messages : list of (topic, payload, received_us)
+
+    Returns
+    -------
+    (ReadingColumns, list of str or None)
+        The readings of every message that carries some, in order, and per message
+        None or the reason it carries none (not a SensorThings topic, not JSON).
+    """
+    ds_col: list[Any] = []
+    results: list[Any] = []
+    times: list[Any] = []
+    extras: list[tuple[int, dict]] = []  # readings with members beyond _PLAIN
+    why: list[str | None] = []
+    cache = _TOPICS_SEEN if len(_TOPICS_SEEN) < 100_000 else {}
+    for topic, payload, received_us in messages:
+        ds = _datastream_of(topic, cache)
+        if ds is None:
+            why.append(f"not a SensorThings Observations topic: {topic!r}")
+            continue
+        body = _loads(payload)
+        if body is _MALFORMED:
+            why.append("malformed: the payload is not JSON")
+            continue
+        why.append(None)
+        for it in body if type(body) is list else (body,):
+            if type(it) is not dict:
+                it = {}  # no Observation: a missing result, rejected by the checks
+            ds_col.append(ds)
+            results.append(it.get("result"))
+            times.append(it.get("phenomenonTime") or format_instant(received_us))
+            if not it.keys() <= _PLAIN:
+                extras.append((len(results) - 1, it))
+    cols = ReadingColumns(ds_col, results)
     cols.phenomenon_time = times
+    if extras:
+        _optional_columns(cols, extras)
+    return cols, why
+
+
+def _optional_columns(cols: ReadingColumns, extras: list[tuple[int, dict]]) -> None:
+    present: set[str] = set().union(*(it for _, it in extras))
+    n = len(cols)
     for member, column in _OPTIONAL:
         if member in present:
-            setattr(cols, column, [it.get(member) for it in items])
+            values: list[Any] = [None] * n
+            for i, it in extras:
+                values[i] = it.get(member)
+            setattr(cols, column, values)
     if "FeatureOfInterest" in present:
-        fois = [it.get("FeatureOfInterest") for it in items]
-        cols.foi_id = [f.get("@iot.id") if type(f) is dict else None for f in fois]
-    return cols, None
+        fois: list[Any] = [None] * n
+        for i, it in extras:
+            f = it.get("FeatureOfInterest")
+            fois[i] = f.get("@iot.id") if type(f) is dict else None
+        cols.foi_id = fois
 
 
 class MqttIngest:
@@ -317,17 +386,15 @@ class MqttIngest:
 
     def _store(self, batch: list[_Msg]) -> bool:
         """Commit a batch's readings, announce them, then acknowledge its messages."""
-        parts: list[ReadingColumns] = []
         bad: dict[str, int] = {}
-        for m in batch:
-            found, why = parse_message(m.topic, m.payload, m.received_us)
-            if found is None:
-                key = (why or "malformed").split(":")[0]
-                bad[key] = bad.get(key, 0) + 1
-                logger.info("MQTT ingest: rejected a message on %s: %s", m.topic, why)
-            elif len(found):
-                parts.append(found)
-        cols = ReadingColumns.concat(parts) if parts else None
+        found, reasons = parse_messages([(m.topic, m.payload, m.received_us) for m in batch])
+        if reasons.count(None) != len(reasons):
+            for m, why in zip(batch, reasons, strict=True):
+                if why is not None:
+                    key = why.split(":")[0]
+                    bad[key] = bad.get(key, 0) + 1
+                    logger.info("MQTT ingest: rejected a message on %s: %s", m.topic, why)
+        cols = found if len(found) else None
         outcome = self._commit(cols, bad)
         if outcome is None:
             return False

@@ -22,6 +22,8 @@ bash scripts/setup.sh
 [ -f "$dir/city.toml" ] || .venv/bin/cim sample "$dir"
 .venv/bin/cim build "$dir/city.toml"
 .venv/bin/cim info "$dir/city.toml"
+# two departments' own layers (water's hydrants, city management's street furniture)
+.venv/bin/cim layers demo "$dir/city.toml"
 if [ "$simulate" = 0 ]; then
   exec .venv/bin/cim serve "$dir/city.toml" --host "$host" --port "$port"
 fi

@@ -68,6 +68,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from server.blueprints import annotations
 
     app.register_blueprint(annotations.bp)  # shared annotations (layers/annotations)
+    from server.blueprints import compare
+
+    app.register_blueprint(compare.bp)  # a second build, read-only, for swipe compare
+    from server.blueprints import pipelines
+
+    app.register_blueprint(pipelines.bp)  # the underground pipe network (cim.pipelines)
     register_error_handlers(app)
     app.after_request(_common_headers)
 

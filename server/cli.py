@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cim.config import load_project
+from cim.errors import NotFoundError
 from server import create_app
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,24 @@ def viewer_url(host: str, port: int) -> str:
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}/"
+
+
+def compare_output(path: Path) -> Path:
+    """The output folder of ``cim serve --compare PATH``: PATH itself, or the output of
+    the city.toml it names. It is only read.
+
+    Raises
+    ------
+    NotFoundError
+        When it holds no build (no manifest.json).
+    ConfigError
+        When PATH is a city.toml that cannot be read.
+    """
+    path = Path(path)
+    output = load_project(path).output if path.suffix == ".toml" else path
+    if not (output / "manifest.json").is_file():
+        raise NotFoundError(f"{output}: no build output to compare with (no manifest.json)")
+    return output.resolve()
 
 
 def make_app(project_path: Path, **overrides: Any) -> Any:
@@ -60,7 +79,11 @@ def check_install(app: Any) -> list[str]:
 
 
 def serve(
-    project_path: Path, host: str = "127.0.0.1", port: int = 8000, debug: bool = False
+    project_path: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    debug: bool = False,
+    compare: Path | None = None,
 ) -> None:
     """Serve a city project's viewer and build output until interrupted.
 
@@ -72,6 +95,9 @@ def serve(
         Where to listen.
     debug : bool
         Flask's own reloading debug server instead of waitress. Never on a shared network.
+    compare : Path, optional
+        Another build (its output folder or city.toml) served read-only for the
+        viewer's swipe compare (:func:`compare_output`).
 
     Connection settings (threads, connection limit, backlog, idle timeout) come from
     the server config (``CIM_THREADS``, ``CIM_CONNECTION_LIMIT``, ``CIM_BACKLOG``,
@@ -82,7 +108,10 @@ def serve(
     ConfigError
         When the project file is missing or invalid.
     """
-    app = make_app(Path(project_path))
+    extra = {"COMPARE_DIR": compare_output(compare)} if compare else {}
+    app = make_app(Path(project_path), **extra)
+    if compare:
+        logger.info("comparing with the build in %s (read-only)", app.config["COMPARE_DIR"])
     for problem in check_install(app):
         logger.warning("%s", problem)
     url = viewer_url(host, port)
@@ -107,15 +136,16 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m server.cli CITY.toml [--host H] [--port P] [--debug]``."""
+    """``python -m server.cli CITY.toml [--host H] [--port P] [--debug] [--compare OTHER]``."""
     parser = argparse.ArgumentParser(prog="python -m server.cli", description=serve.__doc__)
     parser.add_argument("project", type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--compare", type=Path, help="another build to swipe-compare with")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    serve(args.project, args.host, args.port, args.debug)
+    serve(args.project, args.host, args.port, args.debug, compare=args.compare)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ CESIUM_SUBDIR = Path("node_modules") / "cesium" / "Build" / "Cesium"
 DEFAULTS: dict[str, Any] = {
     # output folder of `cim build` (manifest.json, tiles/, terrain/, ...)
     "OUTPUT_DIR": None,
+    # a second build output served read-only under /compare/ for the viewer's swipe
+    # compare (e.g. last month's build); None = none (`cim serve --compare`)
+    "COMPARE_DIR": None,
     # city name when the manifest carries none
     "CITY_NAME": "",
     # viewer static files; CesiumJS is looked up in CESIUM_DIR or VIEWER_DIR/CESIUM_SUBDIR
@@ -44,9 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "SEARCH_MAX_LIMIT": 50,
     "SEARCH_MAX_QUERY": 200,
     # waitress: worker threads. They run requests (idle keep-alive connections need
-    # none), but each open live stream (/api/live/stream, one per screen) holds one for
-    # as long as it is open: 116 = 100 screens + 16 for tiles and API requests. An idle
-    # thread costs memory, not CPU (see docs/live.md, "Threads")
+    # none); a live stream (/api/live/stream) holds one only while its snapshot is made,
+    # then the fan-out writes it (server/sse.py; see docs/live.md, "Threads")
     "THREADS": 116,
     # waitress: open connections held at once (waitress's own default is 100); the
     # process's open-file limit is raised to fit
@@ -62,11 +64,18 @@ DEFAULTS: dict[str, Any] = {
     "LIVE_MQTT_CLIENT_ID": "cim-ingest",
     "LIVE_MQTT_SHARE": "",
     # live stream: seconds between heartbeats of an idle stream; open streams at most
-    # (0 = THREADS minus the threads kept for requests, see live_max_streams); seconds
+    # (0 = CONNECTION_LIMIT less a tenth under the fan-out, else THREADS minus the
+    # threads kept for requests, see live_max_streams); seconds
     # between a stream's writes at most (under load a screen gets fewer, larger writes)
     "LIVE_HEARTBEAT": 15.0,
     "LIVE_MAX_STREAMS": 0,
     "LIVE_NOTIFY_INTERVAL": 0.02,
+    # live stream fan-out (server/sse.py): hand streams over from waitress's threads;
+    # the threads that write them; bytes a slow screen may have waiting (then it resumes
+    # from its place in the hub's ring, or resyncs)
+    "LIVE_STREAM_FANOUT": True,
+    "LIVE_STREAM_THREADS": 2,
+    "LIVE_STREAM_BUFFER": 1 << 20,
     # callable(path) -> address index; None uses cim.addresses.AddressIndex (through
     # cim.outputs.BuildOutputs)
     "ADDRESS_INDEX_FACTORY": None,
@@ -157,7 +166,7 @@ def resolve(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     merged.update(from_env())
     if config:
         merged.update(config)
-    for key in ("OUTPUT_DIR", "VIEWER_DIR", "CESIUM_DIR"):
+    for key in ("OUTPUT_DIR", "COMPARE_DIR", "VIEWER_DIR", "CESIUM_DIR"):
         if merged.get(key):
             merged[key] = Path(merged[key]).expanduser().resolve()
     if not merged.get("CESIUM_DIR"):

@@ -72,7 +72,15 @@ def served_roots() -> list[Any]:
         return []
     cfg = current_app.config
     out = cfg.get("OUTPUT_DIR")
-    return [out, out.parent if out else None, cfg.get("VIEWER_DIR"), cfg.get("CESIUM_DIR")]
+    other = cfg.get("COMPARE_DIR")
+    return [
+        out,
+        out.parent if out else None,
+        other,
+        other.parent if other else None,
+        cfg.get("VIEWER_DIR"),
+        cfg.get("CESIUM_DIR"),
+    ]
 
 
 def error_response(status: int, kind: str, message: str) -> Response:

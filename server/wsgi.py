@@ -15,7 +15,11 @@
   everything else;
 - keep-alive kept after bodiless responses (304, 204): waitress closes the connection
   after them because they carry no Content-Length, although HTTP/1.1 delimits them
-  by their headers; revalidating tiles would otherwise reconnect every time.
+  by their headers; revalidating tiles would otherwise reconnect every time;
+- connections handed over (the live stream, :mod:`server.sse`): the WSGI environ
+  offers ``cim.sse.detach``; a view that calls it with a :class:`server.sse.Handoff`
+  gets its response's status and headers written, with the handoff's first bytes, by
+  the fan-out on a duplicate of the socket, and the worker thread is free at once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from waitress.server import create_server as _waitress_server
 from waitress.task import ErrorTask, WSGITask
 
 from server.security import security_headers
+from server.sse import DETACH_KEY, Handoff, detach_socket, response_header
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +109,40 @@ def _channel_class(csp: bool) -> type[HTTPChannel]:
 
     class KeepAliveTask(WSGITask):
         _bodiless = False
+        _handoff: Handoff | None = None
+
+        def get_environment(self) -> dict[str, Any]:
+            env = super().get_environment()
+            env[DETACH_KEY] = self._detach
+            return env
+
+        def _detach(self, handoff: Handoff) -> None:
+            self._handoff = handoff
+
+        def write(self, data: bytes) -> None:
+            if self._handoff is None:
+                super().write(data)
+            # else: the fan-out writes this response (see execute)
+
+        def execute(self) -> None:
+            try:
+                super().execute()
+            finally:
+                if self._handoff is not None:
+                    self._hand_over(self._handoff)
+
+        def _hand_over(self, handoff: Handoff) -> None:
+            # waitress closes its descriptor after this request; the duplicate keeps
+            # the connection open for the fan-out
+            self.close_on_finish = True
+            sock = detach_socket(self.channel)
+            if sock is None or not self.complete:
+                if sock is not None:
+                    sock.close()
+                handoff.done()
+                return
+            header = response_header(self.status, self.response_headers)
+            handoff.fanout.add(sock, header, handoff)
 
         def build_response_header(self) -> bytes:
             self._bodiless = (

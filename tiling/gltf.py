@@ -237,12 +237,16 @@ class FeatureMesh:
     normals : (n, 3) float32, unit length
     feature_ids : (n,) integer, index into the property table
     indices : (m,) integer, triangles, counter-clockwise seen from outside
+    colors : (n, 4) uint8 or None
+        Per-vertex RGBA (``COLOR_0``; the material is then white), e.g. pipes coloured
+        by utility.
     """
 
     positions: np.ndarray
     normals: np.ndarray
     feature_ids: np.ndarray
     indices: np.ndarray
+    colors: np.ndarray | None = None
 
 
 @dataclass
@@ -354,6 +358,7 @@ def optimise_mesh(mesh: FeatureMesh) -> FeatureMesh:
         normals=mesh.normals[order],
         feature_ids=mesh.feature_ids[order],
         indices=remap[cache],
+        colors=mesh.colors[order] if mesh.colors is not None else None,
     )
 
 
@@ -435,6 +440,14 @@ def write_glb(
         "material": 0,
         "mode": 4,
     }
+    base_colour = [0.92, 0.9, 0.86, 1.0]
+    if mesh.colors is not None:  # per-vertex colours (pipes by utility): white material
+        rgba = np.ascontiguousarray(mesh.colors, dtype=np.uint8).reshape(len(qpos), 4)
+        col_view = w.vertex_view(rgba, ARRAY_BUFFER, "ATTRIBUTES")
+        primitive["attributes"]["COLOR_0"] = w.accessor(
+            col_view, UNSIGNED_BYTE, "VEC4", len(qpos), normalized=True
+        )
+        base_colour = [1.0, 1.0, 1.0, 1.0]
     gltf = w.gltf
     if batch_ids:
         primitive["attributes"]["_BATCHID"] = primitive["attributes"].pop("_FEATURE_ID_0")
@@ -462,7 +475,7 @@ def write_glb(
             "materials": [
                 {
                     "pbrMetallicRoughness": {
-                        "baseColorFactor": [0.92, 0.9, 0.86, 1.0],
+                        "baseColorFactor": base_colour,
                         "metallicFactor": 0.0,
                         "roughnessFactor": 0.9,
                     },

@@ -1,96 +1,40 @@
-"""Run a stage's independent tasks in-process or on a local process pool.
+"""Run a stage's independent tasks through an executor (:mod:`cim.executor`).
 
-Stages split their work into pure tasks (tiles, chunks, batches); this runs them in
-the current process when one job is asked for (or there is one task), otherwise on a
-``ProcessPoolExecutor`` whose workers are set up once by ``initializer``. Results come
-back as they finish, through the stage's progress wrapper.
+Stages split their work into pure tasks (tiles, chunks, batches) and pass the build
+context's executor (``ctx.executor``): in-process, a local process pool or a Dask
+cluster. Per-worker setup (``initializer(*initargs)``) travels as a
+:class:`cim.executor.Setup`, installed once per worker, never inherited through fork.
 
 Workers die with their parent: a build killed with ``kill -9`` leaves no worker behind
-(:func:`die_with_parent`, which every pool of the stages uses as or in its initializer).
+(:func:`die_with_parent`, used by the local pool).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import os
-import signal
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
+
+from cim.executor import Executor, Setup, die_with_parent, make_executor
+
+__all__ = ["die_with_parent", "run_tasks"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Make this (worker) process end when ``parent_pid``, its parent, ends.
-
-    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``);
-    elsewhere a daemon thread checks the parent every second. Either way, a parent that
-    died before this call ends the worker at once.
-
-    Parameters
-    ----------
-    parent_pid : int
-        The pid of the process that started the pool (``os.getpid()`` there).
-    """
-    if not (sys.platform.startswith("linux") and _pdeathsig()):
-        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    if not _parent_alive(parent_pid):
-        os._exit(1)
-
-
-def _pdeathsig() -> bool:
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    libc = ctypes.CDLL(name, use_errno=True)
-    return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
-
-
-def _parent_alive(parent_pid: int) -> bool:
-    # the parent pid changes when the parent dies (the orphan is re-parented); with a
-    # fork server in between, the parent is the server: ask the kernel about the pid
-    if os.getppid() == parent_pid:
-        return True
-    try:
-        os.kill(parent_pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _watch_parent(parent_pid: int) -> None:
-    while _parent_alive(parent_pid):
-        time.sleep(1.0)
-    os._exit(1)
-
-
-def _init_worker(parent_pid: int, initializer: Callable[..., None], initargs: tuple) -> None:
-    die_with_parent(parent_pid)
-    initializer(*initargs)
-
 
 def run_tasks(
     fn: Callable[[T], R],
-    tasks: Sequence[T],
+    tasks: Iterable[T],
     *,
-    jobs: int,
-    initializer: Callable[..., None],
-    initargs: tuple[Any, ...],
+    jobs: int = 1,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
     track: Callable[..., Iterable[Any]] | None = None,
     desc: str = "",
     unit: str = "task",
+    executor: Executor | None = None,
 ) -> Iterator[R]:
     """Results of ``fn`` over ``tasks``, in completion order.
 
@@ -98,24 +42,20 @@ def run_tasks(
     ----------
     fn : callable
         A picklable, module-level function of one task.
-    tasks : sequence
+    tasks : iterable
     jobs : int
-        Worker processes; ≤ 1 runs in this process.
+        Worker processes when no ``executor`` is given (≤ 1 runs in this process).
     initializer, initargs
-        Per-worker setup (also called once in this process for the serial path).
+        Per-worker setup (called once in this process for the in-process path).
     track : callable, optional
         Progress wrapper ``track(iterable, total=, desc=, unit=)``.
+    executor : Executor, optional
+        The build's executor; without one, a local one for ``jobs`` is started and
+        stopped around this call.
     """
-    wrap = track or (lambda it, **_: iter(it))
-    if jobs <= 1 or len(tasks) <= 1:
-        initializer(*initargs)
-        yield from wrap((fn(t) for t in tasks), total=len(tasks), desc=desc, unit=unit)
+    setup = Setup(initializer, initargs) if initializer is not None else None
+    if executor is not None:
+        yield from executor.map(fn, tasks, setup=setup, track=track, desc=desc, unit=unit)
         return
-    with ProcessPoolExecutor(
-        max_workers=jobs,
-        initializer=_init_worker,
-        initargs=(os.getpid(), initializer, initargs),
-    ) as pool:
-        futures = [pool.submit(fn, t) for t in tasks]
-        for fut in wrap(as_completed(futures), total=len(futures), desc=desc, unit=unit):
-            yield fut.result()
+    with make_executor(jobs=jobs) as own:
+        yield from own.map(fn, tasks, setup=setup, track=track, desc=desc, unit=unit)

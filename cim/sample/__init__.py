@@ -31,7 +31,9 @@ import shapely
 
 from cim.sample import _layout as lay
 from cim.sample._addresses import CITY, Addresses, make_addresses
-from cim.sample._buildings import BuildingTable, make_table
+from cim.sample._buildings import BuildingTable, l3_attributes, make_table
+from cim.sample._pipelines import TOML as PIPELINES_TOML
+from cim.sample._pipelines import write_pipelines
 from cim.sample._rasters import write_dem, write_ortho
 
 __all__ = [
@@ -94,6 +96,17 @@ def _shift(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
+def _l3_columns(b: BuildingTable) -> dict[str, pa.Array]:
+    """The L3 roof attributes (:func:`cim.sample._buildings.l3_attributes`) as columns."""
+    attrs = l3_attributes(b)
+    podium = attrs["podium_height"]
+    return {
+        "roof_material": pa.array(attrs["roof_material"].tolist(), pa.string()),
+        "roof_colour": pa.array(attrs["roof_colour"].tolist(), pa.string()),
+        "podium_height": pa.array(podium, pa.float64(), mask=np.isnan(podium)),
+    }
+
+
 def _write_buildings(path: Path, b: BuildingTable, addr: Addresses) -> None:
     full = addr.full
     baddr = np.full(len(b), None, dtype=object)
@@ -110,6 +123,7 @@ def _write_buildings(path: Path, b: BuildingTable, addr: Addresses) -> None:
         "use": pa.array(b.use.tolist(), pa.string()),
         "name": pa.array([s or None for s in b.name.tolist()], pa.string()),
         "roof_type": pa.array(b.roof.tolist(), pa.string()),
+        **_l3_columns(b),
         "address": pa.array(baddr.tolist(), pa.string()),
         "geom": pa.array(wkb.tolist(), pa.binary()),
     })
@@ -197,7 +211,10 @@ floor_height = 3.0
 default_height = 10.0
 name = "name"
 use = "use"
-roof_type = "roof_type"
+roof_type = "roof_type"         # also 硬山, 歇山, 重檐庑殿... (docs/l3.md)
+roof_material = "roof_material" # L3: tile, glazed_tile...
+roof_colour = "roof_colour"     # L3: 灰, 黄, 绿, #RRGGBB
+podium_height = "podium_height" # L3: 台基 under the walls, m
 address = "address"
 
 [terrain]
@@ -268,7 +285,9 @@ def write_sample(dest: Path, *, seed: int = 2026) -> Path:
     write_dem(data / "dem.tif", ORIGIN, CRS)
     write_ortho(data / "ortho.tif", ORIGIN, CRS, table, streets, plan.grounds,
                 cols["trees"], rng_img)
+    write_pipelines(data / "pipelines", streets, np.random.default_rng([seed, 4]), ORIGIN)
     toml = dest / "city.toml"
-    toml.write_text(_TOML.format(seed=seed, crs=CRS, geoid=GEOID_OFFSET), encoding="utf-8")
+    text = _TOML.format(seed=seed, crs=CRS, geoid=GEOID_OFFSET) + PIPELINES_TOML.format(crs=CRS)
+    toml.write_text(text, encoding="utf-8")
     log.info("sample city written to %s in %.1f s", dest, time.perf_counter() - t0)
     return toml

@@ -129,3 +129,46 @@ def make_table(cols: dict[str, np.ndarray], rng: np.random.Generator,
         name=cols["name"], street=cols["street"], height=height, floors=floors,
         true_height=np.where(np.isnan(true_h), 6.0, true_h), case=case, bad=bad,
     )
+
+
+#: Roof materials and colours of the old town's notable halls (name → material, colour).
+HALL_ROOFS = {
+    "大雄宝殿": ("glazed_tile", "黄"),
+    "大成殿": ("glazed_tile", "黄"),
+    "善化寺大雄宝殿": ("glazed_tile", "绿"),
+    "天王殿": ("glazed_tile", "绿"),
+    "薄伽教藏殿": ("glazed_tile", "绿"),
+    "三圣殿": ("glazed_tile", "绿"),
+    "普贤阁": ("glazed_tile", "绿"),
+    "文殊阁": ("glazed_tile", "绿"),
+    "大成门": ("glazed_tile", "黄"),
+    "鼓楼": ("glazed_tile", "绿"),
+}
+#: Podiums (台基, m): halls and the drum tower's base; gate towers stand on the wall.
+PODIUMS = {"鼓楼": 8.0, "大雄宝殿": 1.8, "大成殿": 1.5, "善化寺大雄宝殿": 1.5, "三圣殿": 1.2,
+           "薄伽教藏殿": 1.2, "天王殿": 1.0, "府署大堂": 1.0}
+GATE_PODIUM = 10.0
+
+
+def l3_attributes(b: BuildingTable) -> dict[str, np.ndarray]:
+    """Roof material, colour and podium height for the L3 models (from kind and name).
+
+    Halls get glazed tiles (yellow for the main halls of 华严寺 and 文庙, green
+    elsewhere), old houses, shops and the other temple buildings grey tiles, the
+    podiums of the halls and the drum tower's base a height; the rest stays empty.
+    """
+    n = len(b)
+    material = np.full(n, None, dtype=object)
+    colour = np.full(n, None, dtype=object)
+    podium = np.full(n, np.nan)
+    old = np.isin(b.kind, ("courtyard", "house_old", "shop_old", "temple", "gate", "tower_old"))
+    chinese = np.array([not str(r).isascii() for r in b.roof], dtype=bool)
+    tiled = old & chinese
+    material[tiled] = "tile"
+    colour[tiled] = "灰"
+    names = b.name.tolist()
+    for i in np.flatnonzero(np.isin(b.kind, ("temple", "gate", "tower_old"))).tolist():
+        if names[i] in HALL_ROOFS:
+            material[i], colour[i] = HALL_ROOFS[names[i]]
+        podium[i] = PODIUMS.get(names[i], GATE_PODIUM if b.kind[i] == "gate" else 0.6)
+    return {"roof_material": material, "roof_colour": colour, "podium_height": podium}

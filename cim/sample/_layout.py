@@ -269,40 +269,40 @@ def _split(start: float, stop: float, lo: float, hi: float, rng: np.random.Gener
 
 # -- notable buildings: (name, kind, use, roof, floors, height, (x0, y0, x1, y1), street)
 NOTABLE_OLD: list[tuple] = [
-    ("鼓楼", "tower_old", "公共", "hipped", 3, 26.0, (-12, -12, 12, 12), "鼓楼西街"),
-    ("东门城楼", "gate", "公共", "hipped", 2, 21.0, (785, -18, 801, 18), "鼓楼东街"),
-    ("西门城楼", "gate", "公共", "hipped", 2, 21.0, (-801, -18, -785, 18), "鼓楼西街"),
-    ("北门城楼", "gate", "公共", "hipped", 2, 21.0, (-18, 785, 18, 801), "北大街"),
-    ("南门城楼", "gate", "公共", "hipped", 2, 21.0, (-18, -801, 18, -785), "南大街"),
-    ("东北角楼", "gate", "公共", "pyramidal", 2, 16.0, (784, 784, 802, 802), ""),
-    ("西北角楼", "gate", "公共", "pyramidal", 2, 16.0, (-802, 784, -784, 802), ""),
-    ("东南角楼", "gate", "公共", "pyramidal", 2, 16.0, (784, -802, 802, -784), ""),
-    ("西南角楼", "gate", "公共", "pyramidal", 2, 16.0, (-802, -802, -784, -784), ""),
+    ("鼓楼", "tower_old", "公共", "重檐歇山", 3, 26.0, (-12, -12, 12, 12), "鼓楼西街"),
+    ("东门城楼", "gate", "公共", "重檐歇山", 2, 21.0, (785, -18, 801, 18), "鼓楼东街"),
+    ("西门城楼", "gate", "公共", "重檐歇山", 2, 21.0, (-801, -18, -785, 18), "鼓楼西街"),
+    ("北门城楼", "gate", "公共", "重檐歇山", 2, 21.0, (-18, 785, 18, 801), "北大街"),
+    ("南门城楼", "gate", "公共", "重檐歇山", 2, 21.0, (-18, -801, 18, -785), "南大街"),
+    ("东北角楼", "gate", "公共", "四角攒尖", 2, 16.0, (784, 784, 802, 802), ""),
+    ("西北角楼", "gate", "公共", "四角攒尖", 2, 16.0, (-802, 784, -784, 802), ""),
+    ("东南角楼", "gate", "公共", "四角攒尖", 2, 16.0, (784, -802, 802, -784), ""),
+    ("西南角楼", "gate", "公共", "四角攒尖", 2, 16.0, (-802, -802, -784, -784), ""),
     # 华严寺
-    ("华严寺山门", "temple", "寺庙", "gabled", 1, 9.0, (-572, 160, -538, 172), "西仓街"),
-    ("天王殿", "temple", "寺庙", "hipped", 1, 12.0, (-577, 200, -533, 216), ""),
-    ("大雄宝殿", "temple", "寺庙", "hipped", None, 22.0, (-590, 248, -520, 285), ""),
-    ("薄伽教藏殿", "temple", "寺庙", "hipped", 1, 16.0, (-582, 318, -528, 346), ""),
-    ("华严寺钟楼", "temple", "寺庙", "pyramidal", 2, 14.0, (-628, 222, -614, 236), ""),
-    ("华严寺鼓楼", "temple", "寺庙", "pyramidal", 2, 14.0, (-496, 222, -482, 236), ""),
-    ("东配殿", "temple", "寺庙", "gabled", 1, 8.0, (-500, 252, -484, 300), ""),
-    ("西配殿", "temple", "寺庙", "gabled", 1, 8.0, (-626, 252, -610, 300), ""),
+    ("华严寺山门", "temple", "寺庙", "歇山", 1, 9.0, (-572, 160, -538, 172), "西仓街"),
+    ("天王殿", "temple", "寺庙", "歇山", 1, 12.0, (-577, 200, -533, 216), ""),
+    ("大雄宝殿", "temple", "寺庙", "重檐庑殿", None, 22.0, (-590, 248, -520, 285), ""),
+    ("薄伽教藏殿", "temple", "寺庙", "歇山", 1, 16.0, (-582, 318, -528, 346), ""),
+    ("华严寺钟楼", "temple", "寺庙", "四角攒尖", 2, 14.0, (-628, 222, -614, 236), ""),
+    ("华严寺鼓楼", "temple", "寺庙", "四角攒尖", 2, 14.0, (-496, 222, -482, 236), ""),
+    ("东配殿", "temple", "寺庙", "硬山", 1, 8.0, (-500, 252, -484, 300), ""),
+    ("西配殿", "temple", "寺庙", "硬山", 1, 8.0, (-626, 252, -610, 300), ""),
     # 善化寺
-    ("善化寺山门", "temple", "寺庙", "hipped", 1, 11.0, (-158, -712, -122, -698), "南大街"),
-    ("三圣殿", "temple", "寺庙", "hipped", 1, 15.0, (-167, -662, -113, -640), ""),
-    ("普贤阁", "temple", "寺庙", "pyramidal", 2, 16.0, (-205, -622, -189, -606), ""),
-    ("文殊阁", "temple", "寺庙", "pyramidal", 2, 16.0, (-91, -622, -75, -606), ""),
-    ("善化寺大雄宝殿", "temple", "寺庙", "hipped", 1, 24.0, (-178, -592, -102, -555), ""),
+    ("善化寺山门", "temple", "寺庙", "庑殿", 1, 11.0, (-158, -712, -122, -698), "南大街"),
+    ("三圣殿", "temple", "寺庙", "庑殿", 1, 15.0, (-167, -662, -113, -640), ""),
+    ("普贤阁", "temple", "寺庙", "重檐攒尖", 2, 16.0, (-205, -622, -189, -606), ""),
+    ("文殊阁", "temple", "寺庙", "重檐攒尖", 2, 16.0, (-91, -622, -75, -606), ""),
+    ("善化寺大雄宝殿", "temple", "寺庙", "庑殿", 1, 24.0, (-178, -592, -102, -555), ""),
     # 文庙
-    ("棂星门", "temple", "公共", "gabled", 1, 7.0, (283, -412, 307, -404), "东仓街"),
-    ("大成门", "temple", "公共", "hipped", 1, 10.0, (276, -360, 314, -348), ""),
-    ("大成殿", "temple", "公共", "hipped", 1, 18.0, (262, -300, 328, -270), ""),
-    ("明伦堂", "temple", "公共", "gabled", 1, 10.0, (270, -240, 320, -222), ""),
+    ("棂星门", "temple", "公共", "悬山", 1, 7.0, (283, -412, 307, -404), "东仓街"),
+    ("大成门", "temple", "公共", "歇山", 1, 10.0, (276, -360, 314, -348), ""),
+    ("大成殿", "temple", "公共", "重檐歇山", 1, 18.0, (262, -300, 328, -270), ""),
+    ("明伦堂", "temple", "公共", "硬山", 1, 10.0, (270, -240, 320, -222), ""),
     # 平城府署
-    ("府署仪门", "temple", "公共", "gabled", 1, 8.0, (548, 212, 582, 222), "东仓街"),
-    ("府署大堂", "temple", "公共", "hipped", 1, 14.0, (530, 290, 600, 318), ""),
-    ("府署二堂", "temple", "公共", "gabled", 1, 11.0, (538, 350, 592, 370), ""),
-    ("府署后楼", "temple", "公共", "gabled", 2, 10.0, (536, 395, 594, 412), ""),
+    ("府署仪门", "temple", "公共", "硬山", 1, 8.0, (548, 212, 582, 222), "东仓街"),
+    ("府署大堂", "temple", "公共", "歇山", 1, 14.0, (530, 290, 600, 318), ""),
+    ("府署二堂", "temple", "公共", "硬山", 1, 11.0, (538, 350, 592, 370), ""),
+    ("府署后楼", "temple", "公共", "硬山", 2, 10.0, (536, 395, 594, 412), ""),
 ]
 #: Compounds of the old town that replace courtyard plots (paved, walled).
 COMPOUNDS_OLD = [
@@ -372,7 +372,7 @@ def _shops_known(plan: Plan) -> None:
     x = x[np.abs(x + 5.5 - 400.0) > 12.0]
     for y0, y1 in ((11.0, 25.0), (-25.0, -11.0)):
         plan.add(_boxes(x, np.full_like(x, y0), x + 11.0, np.full_like(x, y1)),
-                 "shop_old", "商业", "gabled", 1, 5.5, "", "鼓楼东街", fixed=True)
+                 "shop_old", "商业", "硬山", 1, 5.5, "", "鼓楼东街", fixed=True)
 
 
 def _old_town(plan: Plan, rng: np.random.Generator, blocked: shapely.Geometry) -> None:
@@ -386,20 +386,20 @@ def _old_town(plan: Plan, rng: np.random.Generator, blocked: shapely.Geometry) -
             a, b = -b, -a
             for y0, y1 in ((11.0, 25.0), (-25.0, -11.0)):
                 plan.add(_boxes(a, np.full_like(a, y0), b, np.full_like(a, y1)),
-                         "shop_old", "商业", "gabled", 1, 5.5, "", "鼓楼西街")
+                         "shop_old", "商业", "硬山", 1, 5.5, "", "鼓楼西街")
         ys = _split(48.0, w - 4, 9.0, 14.0, rng) * sgn
         lo, hi = np.minimum(ys[:-1], ys[1:]) + 0.5, np.maximum(ys[:-1], ys[1:]) - 0.5
         street = "北大街" if sgn > 0 else "南大街"
         for x0, x1 in ((11.0, 25.0), (-25.0, -11.0)):
             plan.add(_boxes(np.full_like(lo, x0), lo, np.full_like(lo, x1), hi),
-                     "shop_old", "商业", "gabled", 1, 5.5, "", street)
+                     "shop_old", "商业", "硬山", 1, 5.5, "", street)
     # rear houses of the shop bands
     for sx in (1.0, -1.0):
         xs = _split(22.0, w - 6, 10.0, 16.0, rng)
         for y0, y1 in ((29.0, 41.0), (-41.0, -29.0)):
             plan.add(_boxes(sx * xs[:-1] + 0.5 * sx, np.full(len(xs) - 1, y0),
                             sx * xs[1:] - 0.5 * sx, np.full(len(xs) - 1, y1)),
-                     "house_old", "住宅", "gabled", 1, 4.5)
+                     "house_old", "住宅", "硬山", 1, 4.5)
     # rows of plots between the lanes
     bands = []
     edges = np.concatenate([[42.0], np.repeat(LANE_Y, 2) + np.tile([-3.0, 3.0], 11), [w]])
@@ -434,21 +434,24 @@ def _old_town(plan: Plan, rng: np.random.Generator, blocked: shapely.Geometry) -
     court = shapely.difference(outer, _boxes(hx0, hy0, hx1, hy1))
     hgt = rng.uniform(4.8, 6.8, c.sum()).round(1)
     plan.add(court, "courtyard", "住宅", np.where(rng.uniform(size=c.sum()) < 0.85,
-                                                  "gabled", "hipped"), 1, hgt)
+                                                  "硬山", "悬山"), 1, hgt)
     has_tree = rng.uniform(size=c.sum()) < 0.6
     r = np.minimum(hx1 - hx0, hy1 - hy0) / 2 - 0.8
     plan.tree(((hx0 + hx1) / 2)[has_tree], ((hy0 + hy1) / 2)[has_tree],
               np.minimum(r[has_tree], rng.uniform(2.0, 4.0, has_tree.sum())))
     # plots with two separate houses (north main house, south gate house)
     t = (kind >= 0.68) & (kind < 0.93)
-    plan.add(_boxes(x0[t], y1[t] - 10.0, x1[t], y1[t]), "house_old", "住宅", "gabled", 1,
+    plan.add(_boxes(x0[t], y1[t] - 10.0, x1[t], y1[t]), "house_old", "住宅", "硬山", 1,
              rng.uniform(4.5, 6.5, t.sum()).round(1))
-    plan.add(_boxes(x0[t], y0[t], x1[t], y0[t] + 6.5), "house_old", "住宅", "gabled", 1,
+    plan.add(_boxes(x0[t], y0[t], x1[t], y0[t] + 6.5), "house_old", "住宅", "硬山", 1,
              rng.uniform(3.8, 5.0, t.sum()).round(1))
     plan.tree((x0[t] + x1[t]) / 2, (y0[t] + y1[t]) / 2 + 1.0, rng.uniform(2.0, 3.5, t.sum()))
     # yards with one small house (workshops, sheds) and trees
     s = kind >= 0.93
-    plan.add(_boxes(x0[s], y1[s] - 9.0, x0[s] + 9.0, y1[s]), "house_old", "商业", "gabled", 1,
+    # workshops: modern infill with western roofs (chosen from the plot, no new draw)
+    western = np.array(["gabled", "hipped", "half-hipped", "mansard", "shed"], dtype=object)
+    infill = western[(np.floor(x0[s]) + np.floor(y0[s])).astype(np.int64) % len(western)]
+    plan.add(_boxes(x0[s], y1[s] - 9.0, x0[s] + 9.0, y1[s]), "house_old", "商业", infill, 1,
              rng.uniform(3.5, 5.0, s.sum()).round(1))
     plan.tree((x0[s] + x1[s]) / 2 + 3.0, (y0[s] + y1[s]) / 2 - 4.0, 4.0)
     # compound grounds and courtyard trees inside compounds

@@ -155,7 +155,7 @@ def write_ortho(path: Path, origin: tuple[float, float], crs: str, b: BuildingTa
     h = b.true_height[tall][idx]
     moved = shapely.set_coordinates(g.copy(), coords + np.column_stack([-0.25 * h, 0.45 * h]))
     shadow_polys = shapely.convex_hull(shapely.union(shapely.convex_hull(g), moved))
-    pitched = rows[np.isin(b.roof[rows], ("gabled", "hipped", "pyramidal", "dome"))]
+    pitched = rows[b.roof[rows] != "flat"]  # western and Chinese forms alike
     gp = shapely.force_2d(b.geoms[pitched])
     bx = shapely.bounds(gp)
     cx, cy = (bx[:, 0] + bx[:, 2]) / 2, (bx[:, 1] + bx[:, 3]) / 2

@@ -1,4 +1,5 @@
-"""``cim layers``: add, list, delete, restore and export department layers.
+"""``cim layers``: add, list, delete, restore and export department layers (and add
+the demo's).
 
 Registered through the ``cim.commands`` entry point group. The command line works on
 the store named by the project's ``[live]`` section with the operator's rights: ``add``
@@ -61,6 +62,13 @@ def layers_command(sub: argparse._SubParsersAction) -> None:
     e.add_argument("out", type=Path, help="a new .geojson or .gpkg file")
     e.add_argument("--version", type=int)
     e.set_defaults(func=_export)
+    m = lsub.add_parser(
+        "demo",
+        help="add the demo's layers to a built city: water's hydrants (GBK shapefile, "
+        "Gauss-Krüger) and city management's street furniture (GCJ-02 CSV)",
+    )
+    m.add_argument("project", type=Path)
+    m.set_defaults(func=_demo)
 
 
 def _open(project: Path):
@@ -207,4 +215,16 @@ def _export(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"{len(rows)} features written to {args.out}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from layers.deptlayers.demo import add_demo_layers
+
+    for demo, layer, added in add_demo_layers(args.project):
+        state = "added" if added else "already there"
+        print(
+            f"{layer.id}\t{demo.department}\t{layer.name}\t{layer.feature_count} features"
+            f"\t{demo.path.name}\t{state}"
+        )
     return 0

@@ -34,9 +34,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import shapely
 
 from cim.crs import crs_label, resolve_crs
+from cim.encoding import check_shapefile_encoding
 from cim.errors import CimError, CRSError, InputDataError
 from cim.readers import FeatureTable, apply_per_feature, read_features
 from cim.report import StageReport
@@ -210,7 +212,19 @@ def read_upload(
     """
     if path.suffix.lower() == ".kml":
         return read_kml(path)
-    return read_features(path, layer=layer, encoding=encoding)
+    if encoding is not None and path.suffix.lower() == ".shp":
+        # a declared encoding is verified on every record: GDAL would pass bytes it
+        # cannot decode on as they are
+        check_shapefile_encoding(path, encoding)
+    try:
+        return read_features(path, layer=layer, encoding=encoding)
+    except pa.ArrowException as exc:
+        # text GDAL handed over undecoded (a last guard: the checks above refuse it first)
+        raise InputDataError(
+            f"text that does not decode as {encoding or 'the detected encoding'}; "
+            "give the upload's encoding",
+            path=path,
+        ) from exc
 
 
 def clean_features(
@@ -440,7 +454,11 @@ def _json_column(col: np.ndarray) -> tuple[str, list[Any]]:
         return "number", np.where(np.isfinite(out), out, None).tolist()
     if kind == "M":
         return "text", [None if np.isnat(v) else str(v) for v in col]
-    vals = [_json_value(v) for v in col.tolist()]
+    vals = col.tolist()
+    kinds = set(map(type, vals))
+    if kinds <= {str, type(None)}:  # the common text column: nothing to convert
+        return "text", vals
+    vals = [_json_value(v) for v in vals]
     given = [v for v in vals if v is not None]
     if given and all(isinstance(v, bool) for v in given):
         return "boolean", vals
@@ -491,6 +509,11 @@ def ingest_file(
         return clean_features(table, crs=crs, default_crs=default_crs, name=upload.name)
     except CimError as exc:
         exc.path = upload.name  # the upload's own name, never a scratch path
+        # the core speaks of city.toml; an upload gives its encoding as a form field
+        exc.message = exc.message.replace(
+            "set 'encoding' in city.toml", "give the upload's encoding"
+        )
+        exc.args = (exc.message,)
         raise
 
 

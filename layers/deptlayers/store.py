@@ -22,6 +22,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice, repeat
 from typing import Any
 
 import numpy as np
@@ -542,15 +543,22 @@ class DeptLayers:
             + (", ST_SetSRID(ST_GeomFromWKB(?), 4326)" if pg else "")
             + ")"
         )
-        b = bounds.tolist()
-        for start in range(0, len(geoms), _BATCH):
-            stop = min(start + _BATCH, len(geoms))
-            rows = [
-                (layer_id, version, first_fid + i, names[kinds[i]], wkb[i], props[i], *b[i])
-                + ((wkb[i],) if pg else ())
-                for i in range(start, stop)
-            ]
-            tx.executemany(sql, rows)
+        n = len(geoms)
+        # whole columns zipped into rows (no per-row Python code: 100,000 rows a batch)
+        columns = [
+            repeat(layer_id, n),
+            repeat(version, n),
+            range(first_fid, first_fid + n),
+            [names[k] for k in kinds.tolist()],
+            wkb.tolist(),
+            props,
+            *(bounds[:, j].tolist() for j in range(4)),
+        ]
+        if pg:
+            columns.append(wkb.tolist())
+        rows = zip(*columns, strict=True)
+        while batch := list(islice(rows, _BATCH)):
+            tx.executemany(sql, batch)
 
     def _finish_version(
         self,

@@ -130,8 +130,26 @@ def _v2(dialect: str) -> list[str]:
     ]
 
 
+def _v3(dialect: str) -> list[str]:
+    return [
+        # the list's counts by state for a range filter (overdue, approaching, report
+        # time) count one index range per state: no sort of every match by state
+        "CREATE INDEX events_state_deadline ON events (state, deadline) WHERE deadline IS NOT NULL",
+        "CREATE INDEX events_state_approach ON events (state, approach_at, deadline) "
+        "WHERE approach_at IS NOT NULL",
+        "CREATE INDEX events_state_reported ON events (state, reported_at)",
+        # the newest cases with a running clock (overdue, approaching) in id order: a
+        # page of them reads its index until it has its rows (no sort of every match)
+        "CREATE INDEX events_clocked_id ON events (id, deadline, approach_at, state) "
+        "WHERE deadline IS NOT NULL",
+        # the counts by state of the counted filters read this index in state order
+        "CREATE INDEX event_counts_state ON event_counts "
+        "(state, category, subcategory, department, n)",
+    ]
+
+
 #: (version, statements(dialect)), in order
-EVENTS_MIGRATIONS: list[Migration] = [(1, _v1), (2, _v2)]
+EVENTS_MIGRATIONS: list[Migration] = [(1, _v1), (2, _v2), (3, _v3)]
 
 #: the events tables as a store component
 EVENTS = register_migrations("events", EVENTS_MIGRATIONS, legacy_table="events_schema_version")

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 import cim
 from cim.errors import DatasetIOError, NotFoundError
+from server.blueprints.compare import compare_dir
 from server.errors import served_roots
 from server.security import redact_json
 
@@ -90,6 +91,8 @@ def manifest() -> Response:
         "data_url": "data/",
         "search": bool(root and (root / "addresses.sqlite").is_file()),
         "buildings": bool(root and (root / "buildings.parquet").is_file()),
+        # a second build to compare with (server/blueprints/compare.py)
+        "compare": bool(compare_dir()),
     }
     resp = jsonify(data)
     resp.headers["Cache-Control"] = "no-cache"

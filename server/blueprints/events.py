@@ -51,7 +51,7 @@ from layers.events.roles import (
     pick_role,
     set_roles,
 )
-from layers.events.store import EventFilter, EventStore
+from layers.events.store import MARKER_COLUMNS, EventFilter, EventStore
 from server.errors import BadRequestError, error_response, status_for
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ _LOCK = threading.Lock()
 _EXT = "cim.events"
 #: most cases in one page of the list
 MAX_LIMIT = 1000
+#: most map markers per request (the viewer draws at most this many cases)
+MAX_MARKERS = 20_000
 #: attachments in one request, and the request's largest body
 MAX_FILES = 10
 MAX_BODY = MAX_FILES * att.MAX_BYTES + 1024 * 1024
@@ -169,6 +171,9 @@ def _conflict(exc: EventConflictError) -> Response:
     if allowed is None and isinstance(exc, IllegalTransitionError):
         allowed = exc.allowed
     body["error"]["allowed"] = allowed or []
+    existing = getattr(exc, "event_id", None)
+    if existing is not None:  # the datastream's open case, which the caller may open instead
+        body["error"]["event"] = existing
     version = getattr(exc, "version_now", None)
     if version is not None:
         body["error"]["version"] = version
@@ -382,7 +387,7 @@ def _bbox() -> tuple[float, float, float, float] | None:
     return w, s, e, n
 
 
-def _filter() -> EventFilter:
+def _filter(max_limit: int = MAX_LIMIT) -> EventFilter:
     states = _csv("state")
     for s in states:
         if s not in _STATES:
@@ -397,6 +402,7 @@ def _filter() -> EventFilter:
         categories=[c for c in codes if c not in table],
         sources=_csv("source"),
         ids=[int(i) for i in _csv("id") if i.isdigit()],
+        datastream_id=_int("datastream", 0, 0, 2**62) or None,
         open=_flag("open"),
         overdue=_flag("overdue"),
         approaching=_flag("approaching"),
@@ -404,7 +410,7 @@ def _filter() -> EventFilter:
         bbox=_bbox(),
         reported_after=_time("from"),
         reported_before=_time("to"),
-        limit=_int("limit", 100, 0, MAX_LIMIT),
+        limit=_int("limit", 100 if max_limit == MAX_LIMIT else max_limit, 0, max_limit),
         offset=_int("offset", 0, 0, 10**9),
         newest_first=(request.args.get("order") or "newest") != "oldest",
     )
@@ -521,15 +527,38 @@ def list_events() -> Response:
     _reader(rt)
     f = _filter()
     now = _now()
-    events, total = rt.events.list_events(f, now)
-    counts = rt.events.count_by_state(f, now)
+    page = rt.events.list_page(f, now)
     resp = jsonify(
         {
-            "total": total,
+            "total": page.total,
             "offset": f.offset,
             "limit": f.limit,
-            "counts": counts,
-            "items": [event_json(e, rt.config, now) for e in events],
+            "counts": page.counts,
+            "items": [event_json(e, rt.config, now) for e in page.items],
+        }
+    )
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/markers")
+def list_markers() -> Response:
+    """What the map draws of the cases matching the query (the filters of the list; up
+    to :data:`MAX_MARKERS` per request): ``{"total", "counts", "columns", "items"}``,
+    each item a row of ``columns`` (id, state, department, subcategory, lon, lat, h,
+    version, overdue, approaching)."""
+    rt = events_runtime()
+    _reader(rt)
+    f = _filter(MAX_MARKERS)
+    page = rt.events.markers(f, _now())
+    resp = jsonify(
+        {
+            "total": page.total,
+            "offset": f.offset,
+            "limit": f.limit,
+            "counts": page.counts,
+            "columns": list(MARKER_COLUMNS),
+            "items": [[*r[:8], bool(r[8]), bool(r[9])] for r in page.items],
         }
     )
     resp.headers["Cache-Control"] = "no-store"
@@ -559,14 +588,22 @@ def create_event() -> Response:
     if code not in rt.config.table:
         raise InputDataError(f"unknown subcategory {code!r} (see /api/events/categories)")
     where = _location(fields)
-    event = rt.events.report(
-        subcategory=code,
-        source=source,
-        description=_text(fields, "description", 4000),
-        reporter=caller.actor(caller.reporter_role),
-        priority=priority,
-        **where,
-    )
+    datastream = _datastream(rt, fields)
+    try:
+        event = rt.events.report(
+            subcategory=code,
+            source=source,
+            description=_text(fields, "description", 4000),
+            reporter=caller.actor(caller.reporter_role),
+            priority=priority,
+            datastream_id=datastream,
+            **where,
+        )
+    except EventConflictError as exc:  # the datastream has an open case: name it
+        if datastream is not None:
+            other = rt.events.open_event_for_datastream(datastream)
+            exc.event_id = None if other is None else other.id  # type: ignore[attr-defined]
+        raise
     for data, c in checked:
         _store_upload(rt, event.id or 0, data, c, caller)
     publish_event(event, "report", rt)
@@ -575,6 +612,20 @@ def create_event() -> Response:
     resp.headers["Location"] = f"/api/events/{event.id}"
     resp.headers["ETag"] = _etag(event.version)
     return resp
+
+
+def _datastream(rt: EventsRuntime, fields: Mapping[str, Any]) -> int | None:
+    """The ``datastream`` a case is filed from (a sensor alarm), or None; like the cases
+    alarms open, it may have one open case at a time (409 naming it otherwise)."""
+    value = fields.get("datastream")
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not str(value).isdigit():
+        raise InputDataError(f"datastream must be a datastream id, not {value!r}")
+    ds = int(value)
+    if not rt.events.has_datastream(ds):
+        raise NotFoundError(f"no datastream {ds}")
+    return ds
 
 
 def _check_upload(file: Any) -> tuple[bytes, att.Checked]:
@@ -765,12 +816,21 @@ def categories() -> Response:
                         "name": s.name,
                         "department": s.department,
                         "limits": {k: str(v) for k, v in s.limits.items()},
+                        # observed-property keywords whose alarms file a case here
+                        "sensor": list(s.sensor),
                     }
                     for s in cat.subcategories
                 ],
             }
         )
-    return jsonify({"categories": out, "sources": list(SOURCES), "priorities": list(PRIORITIES)})
+    return jsonify(
+        {
+            "categories": out,
+            "sources": list(SOURCES),
+            "priorities": list(PRIORITIES),
+            "sensor_default": rt.config.table.sensor_default,
+        }
+    )
 
 
 @bp.get("/me")

@@ -6,9 +6,14 @@ arguments: ``bbox=W,S,E,N``, ``department=a,b``, ``property=name-or-id,...``; wi
 ``[live] read = "token"`` a token (``Authorization: Bearer``, or ``token=`` since
 ``EventSource`` cannot send headers). ``GET /api/live/status`` gives counters.
 
-Each stream holds one waitress worker thread while it is open, so the number of
-streams is capped (``LIVE_MAX_STREAMS``, default ``THREADS`` minus 4 to 16, so that plain
-requests always find a thread); one more gets 503 with ``Retry-After``.
+Under ``cim serve`` (waitress, :mod:`server.wsgi`) a stream holds a worker thread only
+while its snapshot is built: the connection is then handed over to the fan-out
+(:mod:`server.sse`), a few threads (``LIVE_STREAM_THREADS``, default 2) that write
+every stream through a selector. Streams are then capped by ``LIVE_MAX_STREAMS`` or,
+by default, ``CONNECTION_LIMIT`` less 10 % kept for tiles and API requests. Under
+another WSGI server each stream holds a request thread while it is open, capped by
+``LIVE_MAX_STREAMS`` or ``THREADS`` minus 4 to 16, so that plain requests always find
+a thread. One stream more gets 503 with ``Retry-After``.
 
 Config (app config, or the ``[live]`` section of ``PROJECT_FILE``): ``LIVE_MQTT`` (the
 broker: MQTT ingest and the bus between processes), ``LIVE_MQTT_CLIENT_ID``,
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -30,6 +35,7 @@ from layers.bus import open_bus
 from layers.live import LiveHub, StreamFilter
 from server.config import live_max_streams
 from server.errors import error_response
+from server.sse import DETACH_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -50,23 +56,59 @@ class LiveRuntime:
     """The app's live hub, its bus, its MQTT ingest (when a broker is configured) and
     the open-stream count (``app.extensions["cim.live.stream"]``)."""
 
-    def __init__(self, hub: LiveHub, ingest: Any, max_streams: int) -> None:
+    def __init__(
+        self, hub: LiveHub, ingest: Any, max_streams: int, config: Mapping[str, Any] | None = None
+    ) -> None:
         self.hub = hub
         self.ingest = ingest
         self.max_streams = max_streams
+        self.max_fanout_streams = _max_fanout_streams(config or {})
         self.streams = 0
         self.refused = 0
         self.lock = threading.Lock()
+        self._config = dict(config or {})
+        self._fanout: Any = None
+
+    def fanout(self) -> Any:
+        """The fan-out that writes handed-over streams (:mod:`server.sse`), started on
+        first use."""
+        with self.lock:
+            if self._fanout is None:
+                from server.sse import FanOut
+
+                self._fanout = FanOut(
+                    self.hub,
+                    threads=int(self._config.get("LIVE_STREAM_THREADS") or 2),
+                    heartbeat=float(self._config.get("LIVE_HEARTBEAT") or 15.0),
+                    max_buffer=int(self._config.get("LIVE_STREAM_BUFFER") or (1 << 20)),
+                )
+            return self._fanout
+
+    def release(self) -> None:
+        """A stream ended: free its slot."""
+        with self.lock:
+            self.streams -= 1
 
     def close(self) -> None:
-        """Stop the ingest, the hub and the bus."""
+        """Stop the ingest, the fan-out, the hub and the bus."""
         if self.ingest is not None:
             self.ingest.stop()
+        if self._fanout is not None:
+            self._fanout.close()
         listeners = getattr(self.hub.store, "on_commit", [])
         if self.hub.publish_committed in listeners:
             listeners.remove(self.hub.publish_committed)
         self.hub.close()
         self.hub.bus.close()
+
+
+def _max_fanout_streams(config: Mapping[str, Any]) -> int:
+    """Streams the fan-out holds at most: ``LIVE_MAX_STREAMS``, else
+    ``CONNECTION_LIMIT`` less a tenth (at least 16) for tiles and API requests."""
+    if int(config.get("LIVE_MAX_STREAMS") or 0) > 0:
+        return int(config["LIVE_MAX_STREAMS"])
+    connections = int(config.get("CONNECTION_LIMIT") or 1000)
+    return max(1, connections - max(16, connections // 10))
 
 
 def _mqtt_url(app: Flask) -> str | None:
@@ -120,11 +162,12 @@ def _start(app: Flask) -> LiveRuntime:
         ).start()
     max_streams = live_max_streams(app.config)
     logger.info(
-        "live stream: up to %d streams (waitress threads: %s)",
+        "live stream: up to %d streams handed over to the fan-out under waitress "
+        "(%d when each holds a thread)",
+        _max_fanout_streams(app.config),
         max_streams,
-        app.config.get("THREADS"),
     )
-    return LiveRuntime(hub, ingest, max_streams)
+    return LiveRuntime(hub, ingest, max_streams, app.config)
 
 
 def start_live(app: Flask) -> LiveRuntime | None:
@@ -180,25 +223,50 @@ def stream() -> Response:
         return refused
     filt = StreamFilter.parse(request.args)
     rt = live_runtime(app)
+    detach = request.environ.get(DETACH_KEY) if app.config.get("LIVE_STREAM_FANOUT", True) else None
+    limit = rt.max_fanout_streams if detach is not None else rt.max_streams
     with rt.lock:
-        if rt.streams >= rt.max_streams:
+        if rt.streams >= limit:
             rt.refused += 1
+            hint = (
+                "LIVE_MAX_STREAMS, CONNECTION_LIMIT" if detach else "THREADS and LIVE_MAX_STREAMS"
+            )
             resp = error_response(
                 503,
                 "Service Unavailable",
-                f"this server holds {rt.max_streams} live streams already "
-                "(raise THREADS and LIVE_MAX_STREAMS)",
+                f"this server holds {limit} live streams already (raise {hint})",
             )
             resp.headers["Retry-After"] = "10"
             return resp
         rt.streams += 1
     last_id = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
+    if detach is not None:
+        return _hand_over(rt, detach, filt, last_id)
     heartbeat = float(app.config.get("LIVE_HEARTBEAT") or 15.0)
     body = _StreamBody(rt, rt.hub.stream(filt, last_id, heartbeat=heartbeat))
+    return _stream_response(body)
+
+
+def _stream_response(body: Any) -> Response:
     resp = Response(body, mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"  # a reverse proxy must not buffer it
     return resp
+
+
+def _hand_over(rt: LiveRuntime, detach: Any, filt: StreamFilter, last_id: str | None) -> Response:
+    """Build the first chunks here, then give the connection to the fan-out: the
+    server writes this response's head and everything after (:mod:`server.sse`)."""
+    from server.sse import Handoff
+
+    try:
+        chunks, epoch, cursor = rt.hub.open_stream(filt, last_id)
+        handoff = Handoff(rt.fanout(), filt, epoch, cursor, "".join(chunks).encode(), rt.release)
+    except BaseException:
+        rt.release()
+        raise
+    detach(handoff)
+    return _stream_response(b"")
 
 
 class _StreamBody:
@@ -235,10 +303,12 @@ def status() -> Response:
         {
             "streams": rt.streams,
             "maxStreams": rt.max_streams,
+            "maxHandedOverStreams": rt.max_fanout_streams,
             "refused": rt.refused,
             "datastreams": len(rt.hub.entries),
             "seq": rt.hub.head,
             "epoch": rt.hub.epoch,
             "mqtt": None if rt.ingest is None else rt.ingest.counters.as_dict(),
+            "fanout": None if rt._fanout is None else rt._fanout.stats(),
         }
     )

@@ -101,3 +101,22 @@ def test_cp1252_shapefile_without_cpg(tmp_path: Path) -> None:
     shp.with_suffix(".dbf").write_bytes(bytes(raw))
     assert enc.detect_shapefile_encoding(shp) == "CP1252"
     assert list(read_features(shp).column("name")) == list(names)
+
+
+def test_vectorised_word_sample_matches_the_word_rule() -> None:
+    """Words (maximal runs of bytes >= 0x30 holding a byte > 0x7F) and Latin runs, found
+    with numpy, are exactly what the rule's regular expressions find."""
+    import random
+    import re
+
+    word = re.compile(rb"(?<![\x30-\xff])[\x30-\x7f]*+[\x80-\xff][\x30-\xff]*")
+    high_run = re.compile(rb"[\x80-\xff]+")
+    rng = random.Random(5)
+    alphabet = [b" ", b",", b"a", b"1", b"\x80", b"\xc9", b"\xff", b"0", b"/", b"\x7f", b"\n"]
+    for _ in range(3000):
+        text = b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        stop = rng.randint(0, len(text))
+        assert enc._words(text, stop) == word.findall(text, 0, stop), (text, stop)
+        runs = [len(r) for r in high_run.findall(text)]
+        latin = sum(runs) > 0 and sum(n for n in runs if n >= 3) * 2 <= sum(runs)
+        assert enc.looks_latin(text) == latin, text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from test_deptlayers_data import (
     gdal_file,
     kml_file,
     kmz_file,
+    names_shapefile,
     wkt_csv,
 )
 
@@ -167,6 +169,22 @@ def test_upload_errors_are_400_with_the_reason(api: Api, tmp_path: Path) -> None
         "water", path, crs="GCJ-02", style={"by": {"kind": "graduated", "attribute": "名称"}}
     )
     assert r.status_code == 400 and "not a number" in r.get_json()["error"]["message"]
+    # a zipped shapefile whose text fits no encoding: refused with the reason, not stored
+    # as byte soup (and not a server error)
+    shp = names_shapefile(tmp_path / "enc", ["江岸区第3号楼", "北京路"], "GBK")
+    dbf = bytearray(shp.with_suffix(".dbf").read_bytes())
+    dbf[dbf.index("北京".encode("gbk")) + 1] = 0xFF
+    shp.with_suffix(".dbf").write_bytes(bytes(dbf))
+    zpath = tmp_path / "enc.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for part in shp.parent.glob("names.*"):
+            zf.write(part, part.name)
+    r = api.upload("water", zpath, name="坏编码")
+    message = r.get_json()["error"]["message"]
+    assert r.status_code == 400 and "neither UTF-8, GBK/GB18030 nor Latin-1" in message
+    assert "give the upload's encoding" in message and "city.toml" not in message
+    r = api.upload("water", zpath, name="坏编码", encoding="UTF-8")
+    assert r.status_code == 400 and "cannot decode the .dbf" in r.get_json()["error"]["message"]
 
 
 def test_versions_replace_append_delete_restore(api_both: Api, tmp_path: Path) -> None:

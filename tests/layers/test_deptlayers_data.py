@@ -216,6 +216,56 @@ def test_gcj02_needs_the_declared_crs(tmp_path: Path) -> None:
     assert np.abs(xy[:, 0] - lon).max() < 1e-6 and np.abs(xy[:, 1] - lat).max() < 1e-6
 
 
+def names_shapefile(folder: Path, names: list[str], codec: str) -> Path:
+    """Points named ``names`` in a shapefile whose text is ``codec``, with neither a
+    ``.cpg`` nor a language driver id (only the bytes tell the encoding)."""
+    folder.mkdir(exist_ok=True)
+    shp = folder / "names.shp"
+    points = shapely.points(LON0 + np.arange(len(names)) * 1e-3, np.full(len(names), LAT0))
+    write_vector(shp, points, [{"name": n} for n in names], "ESRI Shapefile", "EPSG:4326", codec)
+    shp.with_suffix(".cpg").unlink(missing_ok=True)
+    dbf = bytearray(shp.with_suffix(".dbf").read_bytes())
+    dbf[29] = 0
+    shp.with_suffix(".dbf").write_bytes(bytes(dbf))
+    return shp
+
+
+def test_latin1_shapefile_without_cpg_reads_exactly(tmp_path: Path) -> None:
+    names = ["6 rue de la Platière", "Hämeentie 12", "École Sainte-Thérèse"]
+    clean = ingest_file(names_shapefile(tmp_path, names, "CP1252"), tmp_path / "w")
+    assert [p["name"] for p in clean.properties] == names
+
+
+def test_shapefile_text_no_encoding_fits_is_refused_not_misread(tmp_path: Path) -> None:
+    shp = names_shapefile(tmp_path, ["江岸区第3号楼", "北京路", "消火栓"], "GBK")
+    dbf = bytearray(shp.with_suffix(".dbf").read_bytes())
+    at = dbf.index("北京".encode("gbk"))
+    dbf[at + 1] = 0xFF  # one broken GBK character: neither GBK, UTF-8 nor Latin text
+    shp.with_suffix(".dbf").write_bytes(bytes(dbf))
+    with pytest.raises(InputDataError, match="neither UTF-8, GBK/GB18030 nor Latin-1") as err:
+        ingest_file(shp, tmp_path / "w")
+    # one line naming the upload and what to do (the form field, not city.toml)
+    assert "give the upload's encoding" in str(err.value) and "city.toml" not in str(err.value)
+    assert str(err.value).startswith("names.shp: ")
+
+
+def test_declared_encoding_is_verified_on_every_record(tmp_path: Path) -> None:
+    names = [f"消火栓{i}号" for i in range(3000)]  # the last records decide, not a sample
+    shp = names_shapefile(tmp_path / "a", names, "UTF-8")
+    dbf = bytearray(shp.with_suffix(".dbf").read_bytes())
+    utf8 = names[-1].encode()
+    at = dbf.rindex(utf8)
+    gbk = names[-1].encode("gbk")
+    # one record in GBK among UTF-8 ones (padded with spaces as dBase pads text)
+    dbf[at : at + len(utf8)] = gbk + b" " * (len(utf8) - len(gbk))
+    shp.with_suffix(".dbf").write_bytes(bytes(dbf))
+    with pytest.raises(InputDataError, match=r"encoding = 'UTF-8' cannot decode the \.dbf"):
+        ingest_file(shp, tmp_path / "wa", encoding="UTF-8")
+    ok = names_shapefile(tmp_path / "b", names[:3], "GBK")
+    clean = ingest_file(ok, tmp_path / "wb", encoding="GBK")
+    assert [p["name"] for p in clean.properties] == names[:3]
+
+
 def _zip(path: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
@@ -351,3 +401,19 @@ def test_empty_and_unknown_inputs(tmp_path: Path) -> None:
     (tmp_path / "x.dwg").write_bytes(b"AC1027")
     with pytest.raises(DatasetIOError, match="unknown vector format"):
         ingest_file(tmp_path / "x.dwg", tmp_path / "w")
+
+
+def test_undecoded_text_from_the_reader_is_an_input_error(tmp_path: Path, monkeypatch) -> None:
+    """The last guard: text the reader hands over undecoded (pyarrow refuses it) is a
+    400-style input error naming the upload, not an internal error."""
+    import pyarrow as pa
+
+    import layers.deptlayers.ingest as ingest
+
+    def undecodable(*args, **kwargs):
+        raise pa.ArrowException("Wrapping \ufffd failed")
+
+    monkeypatch.setattr(ingest, "read_features", undecodable)
+    path, _ = gcj_csv(tmp_path)
+    with pytest.raises(InputDataError, match="does not decode as GBK; give the upload's"):
+        ingest_file(path, tmp_path / "w", encoding="GBK")

@@ -219,3 +219,39 @@ def test_data_array_malformed_rows_and_json_fallbacks(live) -> None:
             auth=("water", live.tokens["water"]),
         )
         assert r.status_code == 400 and "must be JSON" in r.text
+
+
+def test_bulk_insert_keeps_every_value_exact(store) -> None:
+    """Numbers (extreme floats, 64-bit ints), texts and JSON results come back exactly
+    as sent, whichever way the store inserts the batch (SQLite: one JSON array)."""
+    ds = typed_stream(store, "any")
+    rng = random.Random(3)
+    values = [0.1, -0.0, 5e-324, 1.7976931348623157e308, 2**63 - 1, -(2**63), 2**64, "开\n\"",
+              {"k": [1.5, None]}, True, rng.random() * 1e-300]  # fmt: skip
+    values += [rng.uniform(-1e9, 1e9) for _ in range(200)]
+    cols = ReadingColumns(
+        [ds] * len(values),
+        values,
+        [f"2024-04-01T00:{i // 60:02d}:{i % 60:02d}Z" for i in range(len(values))],
+    )
+    done = ingest_columns(store, WATER, cols)
+    assert done.errors == [None] * len(values)
+    with store.transaction() as tx:
+        rows = tx.execute(
+            "SELECT result, result_num FROM observations WHERE datastream_id = ? ORDER BY id",
+            [ds],
+        )
+    import json
+
+    assert [json.loads(r[0]) for r in rows] == values
+    nums = [(v, r[1]) for v, r in zip(values, rows, strict=True) if type(v) is float]
+    # bit for bit (SQLite stores -0.0 as 0.0 in any case: equal, and the text keeps it)
+    assert all(float(n) == v and (v == 0 or repr(float(n)) == repr(v)) for v, n in nums)
+
+
+def test_json_rows_refuses_values_without_an_exact_json_form() -> None:
+    from layers.store.sqlite import _json_rows
+
+    assert _json_rows([(1, 2.5, "x", None)]) == '[[1,2.5,"x",null]]'
+    assert _json_rows([(1, float("nan"))]) is None
+    assert _json_rows([(2**64, 1)]) is None

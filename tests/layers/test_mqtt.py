@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mqtt_fixtures import SseClient, make_streams
 
-from layers.mqtt_ingest import MqttIngest, parse_message
+from layers.mqtt_ingest import MqttIngest, parse_message, parse_messages
 from layers.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +91,31 @@ def test_parse_message():
     # that reading alone is rejected by the checks
     nan = b'[{"result": NaN}, {"result": 2.5}]'
     assert parse_message("v1.1/Datastreams(3)/Observations", nan, 0)[0].result[1] == 2.5
+
+
+def test_parse_messages_keeps_columns_aligned_across_messages():
+    t = "v1.1/Datastreams({})/Observations"
+    cols, why = parse_messages(
+        [
+            (t.format(1), b'{"result": 1, "phenomenonTime": "2024-01-01T00:00:00Z"}', 0),
+            ("v1.1/Things(2)/Observations", b'{"result": 2}', 0),
+            (t.format(3), b"{oops", 0),
+            (t.format(4), b'[{"result": 4, "resultTime": "2024"}, {"result": 5}]', 7_000_000),
+            (t.format(1), b'{"result": 6, "FeatureOfInterest": {"@iot.id": 8}}', 0),
+        ]
+    )
+    assert [w if w is None else w.split(":")[0] for w in why] == [
+        None,
+        "not a SensorThings Observations topic",
+        "malformed",
+        None,
+        None,
+    ]
+    assert cols.datastream_id == [1, 4, 4, 1] and cols.result == [1, 4, 5, 6]
+    assert cols.phenomenon_time[1:3] == ["1970-01-01T00:00:07Z"] * 2
+    assert cols.result_time == [None, "2024", None, None]
+    assert cols.foi_id == [None, None, None, 8]
+    assert cols.parameters is None  # no reading carries it: no column
 
 
 def test_readings_are_stored_and_acknowledged(mosquitto, sqlite_store):

@@ -582,3 +582,136 @@ def test_kept_counts_match_the_cases(api: EventsApp) -> None:
     events.rebuild_counts()
     assert events.count_by_state(EventFilter()) == actual
     assert events.statistics(end - dt.timedelta(days=30), end) == kept
+
+
+# --- the map's markers, the counts of range filters, cases from a sensor alarm ----------------
+
+
+def test_markers_match_the_list(api: EventsApp) -> None:
+    """/api/events/markers gives, row by row, what /api/events says of the same cases."""
+    from server.blueprints.events import events_runtime
+
+    events = events_runtime(api.app).events
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=5)
+    late = events.report(subcategory="SJ0102", source="hotline", description="", at=old,
+                         reporter=Actor("center", "operator"), lon=116.39, lat=39.91)  # fmt: skip
+    a = api.create()["id"]
+    b = api.create(subcategory="SJ0109")["id"]
+    api.act(a, "center", "file")
+    api.act(b, "center", "cancel", note="重复")
+    for query in ("open=1", "", "state=filed", "overdue=1", "department=water", "limit=1&offset=1"):
+        listed = api.client.get(f"/api/events?{query}").get_json()
+        body = api.client.get(f"/api/events/markers?{query}").get_json()
+        rows = [dict(zip(body["columns"], r, strict=True)) for r in body["items"]]
+        assert [r["id"] for r in rows] == [e["id"] for e in listed["items"]], query
+        for r, e in zip(rows, listed["items"], strict=True):
+            assert (r["state"], r["overdue"], r["approaching"], r["version"]) == (
+                e["state"], e["overdue"], e["approaching"], e["version"]
+            ), query  # fmt: skip
+            assert (r["lon"], r["lat"]) == (e["location"]["lon"], e["location"]["lat"])
+        assert (body["total"], body["counts"]) == (listed["total"], listed["counts"]), query
+    overdue = api.client.get("/api/events/markers?overdue=1").get_json()["items"]
+    assert [r[0] for r in overdue] == [late.id]
+    # the map reads up to 20,000 at once (the list's pages stop at 1,000)
+    many = api.client.get("/api/events/markers?limit=20000")
+    assert many.status_code == 200 and len(many.get_json()["items"]) == 3
+    assert api.client.get("/api/events/markers").get_json()["limit"] == 20000
+    assert api.client.get("/api/events/markers?limit=20001").status_code == 400
+    assert api.client.get("/api/events?limit=1001").status_code == 400
+
+
+def test_counts_of_range_filters_match_the_cases(api: EventsApp) -> None:
+    """The counts by state of the overdue, approaching and report-time filters (one index
+    range per state on SQLite) are what counting the matching cases gives."""
+    from server.blueprints.events import events_runtime
+
+    events = events_runtime(api.app).events
+    actor = Actor("center", "admin")
+    now = dt.datetime.now(dt.UTC)
+    for days, actions in [(6, ["file"]), (5, []), (4, ["file", "dispatch"]), (0, []),
+                          (0, ["cancel"]), (3, ["cancel"])]:  # fmt: skip
+        e = events.report(subcategory="SJ0102", source="hotline", description="", reporter=actor,
+                          at=now - dt.timedelta(days=days), lon=116.39, lat=39.91)  # fmt: skip
+        for k, action in enumerate(actions):
+            kw = {"department": "water"} if action == "dispatch" else {}
+            note = "重复" if action == "cancel" else ""
+            when = now - dt.timedelta(days=days, seconds=-k - 1)
+            events.transition(e.id or 0, action, actor, at=when, note=note, **kw)
+    cases, _ = events.list_events(EventFilter(limit=1000), now)
+    flags = {e.id: e for e in cases}
+    body = {e["id"]: e for e in api.client.get("/api/events?limit=1000").get_json()["items"]}
+    for f, test in [
+        (EventFilter(overdue=True), lambda e: body[e.id]["overdue"]),
+        (EventFilter(overdue=True, open=True), lambda e: body[e.id]["overdue"]),
+        (EventFilter(approaching=True), lambda e: body[e.id]["approaching"]),
+        (EventFilter(reported_after=now - dt.timedelta(days=4, hours=1)),
+         lambda e: e.reported_at >= now - dt.timedelta(days=4, hours=1)),
+        (EventFilter(reported_before=now - dt.timedelta(days=1), open=False),
+         lambda e: e.reported_at < now - dt.timedelta(days=1) and not e.is_open),
+        (EventFilter(reported_after=now - dt.timedelta(days=5, hours=1), states=["filed"]),
+         lambda e: e.reported_at >= now - dt.timedelta(days=5, hours=1)),
+    ]:  # fmt: skip
+        expected: dict[str, int] = {}
+        for e in flags.values():
+            if test(e):
+                expected[e.state.value] = expected.get(e.state.value, 0) + 1
+        assert events.count_by_state(f, now) == expected, f
+        page = events.list_page(f, now)
+        wanted = set(f.states) or set(expected)
+        assert page.total == sum(n for s, n in expected.items() if s in wanted), f
+        assert sorted(x.id for x in page.items) == sorted(
+            e.id for e in flags.values() if test(e) and e.state.value in wanted
+        ), f
+    assert events.count_by_state(EventFilter(overdue=True), now), "some case is overdue"
+
+
+def _datastream(api: EventsApp, prop: str = "道路水位") -> int:
+    body = {
+        "name": "1号积水点",
+        "Locations": [{"name": "积水点", "encodingType": "application/geo+json",
+                       "location": {"type": "Point", "coordinates": [116.39, 39.91, 50.0]}}],
+        "Datastreams": [{
+            "name": "1号积水点",
+            "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement",
+            "unitOfMeasurement": {"name": "metre", "symbol": "m", "definition": "ucum:m"},
+            "Sensor": {"name": "gauge", "encodingType": "text/html", "metadata": "none"},
+            "ObservedProperty": {"name": prop, "definition": "urn:water"},
+        }],
+    }  # fmt: skip
+    r = api.post("/api/sta/v1.1/Things", "water", json=body)
+    assert r.status_code == 201, r.get_json()
+    thing = r.get_json()["@iot.id"]
+    return int(
+        api.client.get(f"/api/sta/v1.1/Things({thing})/Datastreams").get_json()["value"][0][
+            "@iot.id"
+        ]
+    )
+
+
+def test_case_filed_from_a_sensor_alarm(api: EventsApp) -> None:
+    """The viewer's 立案 on an alarm: a case linked to its datastream (source sensor),
+    one open case per datastream (409 naming it), and the keywords the viewer maps."""
+    ds = _datastream(api)
+    fields = {"subcategory": "SJ0405", "source": "sensor", "priority": "high",
+              "description": "1号积水点: 道路水位 = 9 m (告警)", "datastream": ds}  # fmt: skip
+    first = api.create(**fields)
+    assert (first["source"], first["datastream_id"], first["subcategory"]) == (
+        "sensor",
+        ds,
+        "SJ0405",
+    )
+    again = api.post("/api/events", "center", json={**fields, "location": [116.39, 39.91]})
+    assert again.status_code == 409
+    assert again.get_json()["error"]["event"] == first["id"]
+    listed = api.client.get(f"/api/events?datastream={ds}").get_json()["items"]
+    assert [e["id"] for e in listed] == [first["id"]]
+    for bad, status in (("x1", 400), (ds + 1000, 404), (True, 400)):
+        r = api.post("/api/events", "center", json={**fields, "location": [116.39, 39.91],
+                                                      "datastream": bad})  # fmt: skip
+        assert r.status_code == status, (bad, r.get_json())
+    # closed, the datastream may have a new case
+    api.act(first["id"], "center", "cancel", note="误报")
+    assert api.create(**fields)["datastream_id"] == ds
+    cats = api.client.get("/api/events/categories").get_json()
+    subs = {s["code"]: s for c in cats["categories"] for s in c["subcategories"]}
+    assert "水位" in subs["SJ0405"]["sensor"] and cats["sensor_default"] in subs

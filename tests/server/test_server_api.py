@@ -51,7 +51,12 @@ def test_manifest(client: FlaskClient) -> None:
     body = resp.json
     assert body["name"] == "测试城"
     assert body["layers"]["l2"]["url"] == "tiles/l2/tileset.json"
-    assert body["server"] == {"data_url": "data/", "search": True, "buildings": True}
+    assert body["server"] == {
+        "data_url": "data/",
+        "search": True,
+        "buildings": True,
+        "compare": False,
+    }
     assert "测试城".encode() in resp.data  # UTF-8, not \\u escapes
     again = client.get("/api/manifest", headers={"If-None-Match": resp.headers["ETag"]})
     assert again.status_code == 304

@@ -10,6 +10,7 @@ and the statistics view counts the closed case.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,6 +62,8 @@ def world(viewer_city: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "ADDRESS_INDEX_FACTORY": viewer_city.index_factory,
             "LIVE_STORE": store_path,
             "ATTACHMENTS_DIR": folder / "attachments",
+            # the cases of alarms are filed from the viewer's alarm list here
+            "EVENTS_FROM_ALARMS": False,
         }
     )
     with LiveServer(app) as srv:
@@ -80,7 +83,7 @@ def opened(browser: Any, world: World) -> Iterator[tuple[Any, PageLog]]:
     missing: list[str] = []
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
     page.missing = missing  # type: ignore[attr-defined]
-    page.goto(world.url, wait_until="domcontentloaded")
+    page.goto(world.url, wait_until="domcontentloaded", timeout=120_000)  # a loaded CI machine
     page.wait_for_function(
         "() => window.cim && window.cim.ready && window.cim.events", timeout=120_000
     )
@@ -238,3 +241,96 @@ def test_deltas_from_the_stream_move_markers(opened: tuple[Any, PageLog], world:
     assert json.loads(json.dumps(page.evaluate("() => window.cim.events.received"))) != {
         "deltas": 0
     }
+
+
+def _sensor(world: World, lon: float, lat: float, h: float) -> int:
+    """A 水位 sensor of the command center at (lon, lat, h), alarming above 8 m."""
+    auth = ("center", world.tokens["center"])
+    body = {
+        "name": "1号积水点",
+        "description": "",
+        "Locations": [{"name": "积水点", "description": "", "encodingType": "application/geo+json",
+                       "location": {"type": "Point", "coordinates": [lon, lat, h]}}],
+        "Datastreams": [{
+            "name": "1号积水点", "description": "",
+            "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement",
+            "unitOfMeasurement": {"name": "metre", "symbol": "m", "definition": "ucum:m"},
+            "properties": {"thresholds": {"warn_high": 5, "alarm_high": 8}},
+            "Sensor": {"name": "gauge", "description": "", "encodingType": "text/html",
+                       "metadata": "none"},
+            "ObservedProperty": {"name": "道路水位", "definition": "urn:water", "description": ""},
+        }],
+    }  # fmt: skip
+    sta = f"{world.url}api/sta/v1.1"
+    r = requests.post(f"{sta}/Things", json=body, auth=auth, timeout=30)
+    assert r.status_code == 201, r.text
+    thing = r.json()["@iot.id"]
+    ds = int(
+        requests.get(f"{sta}/Things({thing})/Datastreams", timeout=30).json()["value"][0]["@iot.id"]
+    )
+    for value in (3.0, 9.0):  # normal, then alarm
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        r = requests.post(f"{sta}/Datastreams({ds})/Observations", auth=auth, timeout=30,
+                          json={"result": value, "phenomenonTime": when})  # fmt: skip
+        assert r.status_code == 201, r.text
+        time.sleep(1.1)  # the next reading is newer
+    return ds
+
+
+def test_case_from_a_sensor_alarm(opened: tuple[Any, PageLog], world: World) -> None:
+    """An alarm of the sensors' alarm list files a case prefilled with the sensor's
+    place, category and reading (the operator's token); a second one opens that case."""
+    page, _ = opened
+    lon, lat, h = [*page.evaluate("() => window.cim.manifest.centre"), 0.0][:3]
+    ds = _sensor(world, lon + 0.0002, lat + 0.0001, h + 3)
+    if page.locator("#evStatsPanel").is_visible():  # an earlier test's; it covers the form
+        page.click("#evStatsClose")
+    _use_token(page, world.tokens["center"], "受理员")
+    link = page.locator(f'#sensorAlarmList a[data-alarm-ds="{ds}"]')
+    link.wait_for(timeout=30_000)
+    assert link.inner_text() == "立案"
+    link.click()
+    form = page.locator("#evCreatePanel")
+    form.wait_for(state="visible")
+    page.wait_for_function(
+        "(ds) => { const d = document.getElementById('evCreatePanel').dataset;"
+        " return d.datastream === String(ds) && d.lon && d.building !== undefined; }",
+        arg=ds,
+        timeout=15_000,
+    )
+    assert page.locator("#evCreateSub").input_value() == "SJ0405"  # 道路积水: keyword 水位
+    assert page.locator("#evCreateSource").input_value() == "sensor"
+    assert page.locator("#evCreatePriority").input_value() == "high"
+    description = page.locator("#evCreateDesc").input_value()
+    assert description.startswith("1号积水点: 道路水位 = 9 m (告警"), description
+    page.click("#evCreateSubmit")
+    panel = page.locator("#evPanel")
+    page.wait_for_function(
+        "() => { const p = document.getElementById('evPanel');"
+        " return !p.hidden && p.dataset.state === 'reported' && p.dataset.event; }",
+        timeout=15_000,
+    )
+    eid = int(panel.get_attribute("data-event"))
+    ev = world.event(eid)
+    assert (ev["source"], ev["subcategory"], ev["datastream_id"]) == ("sensor", "SJ0405", ds)
+    assert ev["priority"] == "high"
+    assert abs(ev["location"]["lon"] - (lon + 0.0002)) < 1e-6
+    assert abs(ev["location"]["lat"] - (lat + 0.0001)) < 1e-6
+    assert ev["description"] == description
+
+    # the datastream now has its open case: the button opens that one, files no other
+    page.evaluate("() => { delete document.getElementById('evPanel').dataset.event; }")
+    page.locator(f'#sensorAlarmList a[data-alarm-ds="{ds}"]').click()
+    page.wait_for_function(
+        "(ds) => document.getElementById('evCreatePanel').dataset.datastream === String(ds)",
+        arg=ds,
+    )
+    page.click("#evCreateSubmit")
+    page.wait_for_function(
+        "(id) => document.getElementById('evPanel').dataset.event === String(id)",
+        arg=eid,
+        timeout=15_000,
+    )
+    assert page.locator("#evMessage").inner_text() == "该传感器已有未结案件"
+    listed = requests.get(f"{world.url}api/events?datastream={ds}", timeout=30).json()
+    assert [i["id"] for i in listed["items"]] == [eid]

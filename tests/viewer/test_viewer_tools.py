@@ -167,7 +167,7 @@ def _building(page: Any) -> dict[str, Any]:
     """A building on screen near the centre (waiting for its tiles if need be)."""
     handle = page.wait_for_function(
         f"() => {{ window.cim.viewer.scene.requestRender(); return ({FIND_ANY_BUILDING_JS})(); }}",
-        timeout=30000,
+        timeout=90000,
         polling=500,
     )
     return handle.json_value()
@@ -557,23 +557,24 @@ def test_sunlight_shadows(page: Any) -> None:
     assert page.evaluate("window.cim.viewer.shadows") is False
 
 
-def test_line_of_sight_and_viewshed(page: Any) -> None:
+#: JS: the ground pixels left and right of a building along the screen row through it
+BESIDE_JS = """([x0, y, id]) => { const c = window.cim, C = window.Cesium, s = c.viewer.scene;
+  const at = (x) => c.buildings.idOf(s.pick(new C.Cartesian2(x, y)));
+  let l = x0, r = x0;
+  while (l > 0 && at(l) === id) l -= 2;
+  while (r < s.canvas.clientWidth && at(r) === id) r += 2;
+  const ok = (x) => !at(x) && s.pickPosition(new C.Cartesian2(x, y));
+  while (l > 0 && !ok(l)) l -= 2;
+  while (r < s.canvas.clientWidth && !ok(r)) r += 2;
+  return [l - 2, r + 2]; }"""
+
+
+def test_line_of_sight(page: Any) -> None:
     _activate(page, "sight")
     page.wait_for_timeout(300)  # the tool reads the tiles' vertices once, after opening
     bld = _building(page)
     # two ground points on either side of a building, along the screen row through it
-    row = page.evaluate(
-        """([x0, y, id]) => { const c = window.cim, C = window.Cesium, s = c.viewer.scene;
-             const at = (x) => c.buildings.idOf(s.pick(new C.Cartesian2(x, y)));
-             let l = x0, r = x0;
-             while (l > 0 && at(l) === id) l -= 2;
-             while (r < s.canvas.clientWidth && at(r) === id) r += 2;
-             const ok = (x) => !at(x) && s.pickPosition(new C.Cartesian2(x, y));
-             while (l > 0 && !ok(l)) l -= 2;
-             while (r < s.canvas.clientWidth && !ok(r)) r += 2;
-             return [l - 2, r + 2]; }""",
-        [bld["x"], bld["y"], bld["id"]],
-    )
+    row = page.evaluate(BESIDE_JS, [bld["x"], bld["y"], bld["id"]])
     page.mouse.click(row[0], bld["y"])
     page.mouse.click(row[1], bld["y"])
     state = page.evaluate(f"{_api('sight')}.state")
@@ -606,23 +607,95 @@ def test_line_of_sight_and_viewshed(page: Any) -> None:
         f"{_api('sight')}.state.hit"
     )
     assert page.text_content("#sightResult").startswith("可见")
-
-    page.select_option("#sightMode", "viewshed")
-    _slide(page, "#sightRadius", 300)
-    # a coarse grid: each CPU ray against the loaded tiles costs 0.1-0.8 s on the shared
-    # test machine
-    page.evaluate(f"() => Object.assign({_api('sight')}.state, {{rays: 12, rings: 3}})")
-    _slide(page, "#sightEye", 10)
-    page.mouse.click(*g)
-    try:
-        page.wait_for_function(f"() => {_api('sight')}.state.completeMs !== null", timeout=180000)
-    except Exception:
-        print(page.evaluate(f"{_api('sight')}.state"))
-        raise
-    state = page.evaluate(f"{_api('sight')}.state")
-    assert state["done"] == state["total"] == 12 * 3
-    assert 0 < state["visibleCount"] < state["total"], "a city street sees some, not all"
-    print(f"\nviewshed: {state['total']} rays in {state['completeMs']:.0f} ms")
-    TIMINGS["viewshed_complete_ms"] = [{"rays": state["total"], "ms": state["completeMs"]}]
     _timings(page, "sight", expect=5)
     _deactivate(page)
+
+
+#: JS: from the pixel (x, y), a ground pixel within 15..70 px in one of eight screen
+#: directions with no building pixel on the way (the open ground next to a point)
+OPEN_GROUND_JS = """([x, y, avoid]) => {
+  const c = window.cim, C = window.Cesium, s = c.viewer.scene;
+  for (let d = 15; d <= 70; d += 5)
+  for (let k = 0; k < 8; k++) {
+    const a = Math.PI * k / 4, dx = d * Math.cos(a), dy = d * Math.sin(a);
+    if (Math.hypot(x + dx - avoid[0], y + dy - avoid[1]) < Math.hypot(x - avoid[0], y - avoid[1]))
+      continue;  // away from the building
+    let clear = true;
+    for (let t = 0; t <= d && clear; t += 2) {
+      const w = new C.Cartesian2(x + dx * t / d, y + dy * t / d);
+      if (c.buildings.idOf(s.pick(w)) || !s.pickPosition(w)) clear = false;
+    }
+    if (clear) return [x + dx, y + dy];
+  }
+  return null; }"""
+
+#: JS: what the viewshed says of the point 1 m above the ground picked at a pixel
+VISIBLE_AT_JS = """([x, y]) => { const c = window.cim, C = window.Cesium, s = c.viewer.scene;
+  const p = s.pickPosition(new C.Cartesian2(x, y));
+  const up = C.Ellipsoid.WGS84.geodeticSurfaceNormal(p, new C.Cartesian3());
+  const q = C.Cartesian3.add(p, up, new C.Cartesian3());
+  return c.tools.get('sight').api.visibleAt(q); }"""
+
+
+def _pixel(png: bytes, x: float, y: float) -> tuple[int, int, int]:
+    """The mean RGB of the 5×5 pixels around (x, y) of a screenshot."""
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    px = [img.getpixel((round(x) + i, round(y) + j)) for i in range(-2, 3) for j in range(-2, 3)]
+    return tuple(sum(p[k] for p in px) // len(px) for k in range(3))  # type: ignore[return-value]
+
+
+def test_viewshed_depth_render(page: Any) -> None:
+    """The viewshed from an observer 2 m above the ground beside a building: the ground
+    behind the building is reported hidden, the open ground next to the observer seen,
+    both by the API (the depth render read back) and in the picture (red and green
+    tints); the time from the click to the frame showing it is printed."""
+    _activate(page, "sight")
+    page.evaluate("() => { window.cim.tools.timings.sight = []; }")  # this test's inputs
+    bld = _building(page)
+    row = page.evaluate(BESIDE_JS, [bld["x"], bld["y"], bld["id"]])
+    y = bld["y"]
+    observer, behind = (row[0], y), (row[1], y)
+    open_ = page.evaluate(OPEN_GROUND_JS, [row[0], y, [bld["x"], y]])
+    assert open_, "no open ground next to the observer"
+    page.select_option("#sightMode", "viewshed")
+    _slide(page, "#sightRadius", 400)
+    _slide(page, "#sightEye", 2)
+    _render(page)
+    before = page.screenshot()
+    page.mouse.click(*observer)
+    page.wait_for_function(f"() => {_api('sight')}.state.completeMs !== null", timeout=30000)
+    page.wait_for_function(f"() => {_api('sight')}.state.total > 0", timeout=30000)
+    state = page.evaluate(f"{_api('sight')}.state")
+    print(
+        f"\nviewshed (depth render, radius 400 m): shown {state['completeMs']:.0f} ms after the"
+        f" click; {state['visibleCount']}/{state['total']} grid points seen"
+    )
+    TIMINGS["viewshed_complete_ms"] = [{"ms": state["completeMs"], "radius": 400}]
+    assert page.evaluate(VISIBLE_AT_JS, list(behind)) is False, "behind the building"
+    assert page.evaluate(VISIBLE_AT_JS, list(open_)) is True, "open ground next to it"
+    assert 0 < state["visibleCount"] < state["total"], "a city street sees some, not all"
+    assert page.text_content("#sightResult").startswith("可见比例")
+    # the picture: the hidden ground turned redder, the open ground greener
+    _render(page)
+    after = page.screenshot()
+    (r0, g0, _), (r1, g1, _) = _pixel(before, *behind), _pixel(after, *behind)
+    assert (r1 - g1) - (r0 - g0) > 20, ((r0, g0), (r1, g1))
+    (r0, g0, _), (r1, g1, _) = _pixel(before, *open_), _pixel(after, *open_)
+    assert (g1 - r1) - (g0 - r0) > 20, ((r0, g0), (r1, g1))
+    # the response target of issue 12 (the machine running the tests is shared: a bound
+    # with room; the figure is printed)
+    assert state["completeMs"] < 5 * RESPONSE_MS
+    _timings(page, "sight", expect=3)
+    _deactivate(page)
+    assert (
+        page.evaluate(
+            "() => window.cim.viewer.scene.postProcessStages._stages"
+            ".filter((s) => s.name === 'cim_viewshed').length"
+        )
+        == 0
+    )
+    assert page.evaluate("window.cim.tilesets.l2.shadows") == 0, "no longer casting"

@@ -29,7 +29,6 @@ import re
 import sqlite3
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +39,9 @@ from tqdm import tqdm
 from cim.addresses.index import SCHEMA_VERSION
 from cim.addresses.normalize import admin_short, normalize, parse_address, parse_normalized
 from cim.errors import DatasetIOError
+from cim.executor import Executor, make_executor
 from tiling.addresses.attach import INSIDE, NEAREST, UNMATCHED, attach_points
 from tiling.addresses.config import PART_FIELDS
-from tiling.pool import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -143,25 +142,37 @@ def _clean(value: Any) -> str:
     return str(value).strip()
 
 
-def _parse_chunk(texts: Sequence[str]) -> list[tuple[str, ...]]:
-    """Parse full address strings into component tuples (worker function)."""
+def _parse_chunk(
+    chunk: tuple[int, Sequence[str]],
+) -> tuple[int, list[tuple[str, ...]]]:
+    """Parse full address strings into component tuples (worker function).
+
+    ``chunk`` is (its start in the input, the strings); the start comes back with the
+    result so the caller can put chunks in order whatever order they finish in.
+    """
+    start, texts = chunk
     cache: dict[str, tuple] = {}
-    return [parse_normalized(normalize(t), None, cache) for t in texts]
+    return start, [parse_normalized(normalize(t), None, cache) for t in texts]
 
 
 def parse_many(
-    texts: Sequence[str], jobs: int = 1, progress: bool = False
+    texts: Sequence[str],
+    jobs: int = 1,
+    progress: bool = False,
+    executor: Executor | None = None,
 ) -> list[tuple[str, ...]]:
-    """Parse many address strings, in ``jobs`` processes when the input is large.
+    """Parse many address strings, on several workers when the input is large.
 
     Parameters
     ----------
     texts : sequence of str
         Full address strings.
     jobs : int
-        Worker processes (used from 50,000 strings on).
+        Worker processes (used from 50,000 strings on) when no ``executor`` is given.
     progress : bool
         Show a progress bar on stderr.
+    executor : Executor, optional
+        The build's executor (:mod:`cim.executor`).
 
     Returns
     -------
@@ -179,21 +190,28 @@ def parse_many(
     )
     out: list[tuple[str, ...]] = []
     try:
-        if jobs <= 1 or n < 50_000:
+        workers = executor.workers if executor is not None else jobs
+        if workers <= 1 or n < 50_000:
             cache: dict[str, tuple] = {}
             step = 50_000
             for i in range(0, n, step):
                 out.extend(parse_normalized(normalize(t), None, cache) for t in texts[i : i + step])
                 bar.update(min(step, n - i))
             return out
-        size = (n + jobs * 4 - 1) // (jobs * 4)
-        chunks = [texts[i : i + size] for i in range(0, n, size)]
-        with ProcessPoolExecutor(
-            max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)
-        ) as pool:
-            for part in pool.map(_parse_chunk, chunks):
-                out.extend(part)
+        size = (n + workers * 4 - 1) // (workers * 4)
+        chunks = [(i, list(texts[i : i + size])) for i in range(0, n, size)]
+        parts: dict[int, list[tuple[str, ...]]] = {}
+        own = executor is None
+        executor = executor or make_executor(jobs=jobs)
+        try:
+            for start, part in executor.map(_parse_chunk, chunks):
+                parts[start] = part
                 bar.update(len(part))
+        finally:
+            if own:
+                executor.close()
+        for start in sorted(parts):
+            out.extend(parts[start])
         return out
     finally:
         bar.close()
@@ -264,6 +282,7 @@ def build_index(
     jobs: int = 1,
     store_footprints: bool = True,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> BuildResult:
     """Normalise, parse, join to buildings and write ``addresses.sqlite``.
 
@@ -286,6 +305,8 @@ def build_index(
         (the building at a coordinate).
     progress : bool
         Show a progress bar while parsing.
+    executor : Executor, optional
+        The build's executor for parsing large inputs (else ``jobs`` local processes).
 
     Returns
     -------
@@ -306,7 +327,11 @@ def build_index(
 
     # --- components --------------------------------------------------------------
     full = [_clean(v) for v in records.full] if records.full is not None else [""] * n
-    parsed = parse_many(full, jobs=jobs, progress=progress) if records.full is not None else None
+    parsed = (
+        parse_many(full, jobs=jobs, progress=progress, executor=executor)
+        if records.full is not None
+        else None
+    )
     log.debug("parsed %d addresses in %.1f s", n, time.perf_counter() - t0)
     raw_parts = {k: [_clean(v) for v in col] for k, col in records.parts.items()}
     d_city = normalize(default_city) if default_city else ""

@@ -12,6 +12,8 @@ from cim.stages import BuildContext
 from tiling.addresses.build import build_index
 from tiling.addresses.config import AddressesConfig
 from tiling.addresses.reader import read_addresses
+from tiling.buildings.partitions import FOLDER as PARTITIONS
+from tiling.buildings.partitions import read_partitions
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ class AddressStage:
     name: ClassVar[str] = "addresses"
     order: ClassVar[int] = 40
     needs: ClassVar[tuple[str, ...]] = ("buildings",)
+    #: the buildings come from their partitions when the buildings stage was reused
+    in_memory: ClassVar[tuple[str, ...]] = ()
 
     def enabled(self, project: CityProject) -> bool:
         """Whether the project has an ``[addresses]`` section."""
@@ -66,6 +70,8 @@ class AddressStage:
         for item_id, reason, detail in records.skipped:
             rep.skip(item_id, reason, detail)
         buildings = ctx.artifacts.get("buildings")
+        if buildings is None and (ctx.workdir / PARTITIONS).is_dir():
+            buildings = read_partitions(ctx.workdir)
         if buildings is None:
             rep.warn("no buildings: addresses are indexed without building ids")
         res = build_index(
@@ -77,6 +83,7 @@ class AddressStage:
             default_district=cfg.default_district,
             jobs=ctx.jobs,
             progress=ctx.progress,
+            executor=ctx.executor,
         )
         for item_id, reason, detail in res.skipped:
             rep.skip(item_id, reason, detail)

@@ -6,6 +6,11 @@ largest buildings of its cell that fit its budget and hands the rest to its four
 children. A node's geometric error is the size of the largest building it leaves to
 its descendants, so CesiumJS refines exactly when that building would be visible.
 Every building lives in exactly one tile (``refine: "ADD"``): nothing is duplicated.
+
+Buildings marked ``separate`` (the L3 district) get a quadtree of their own, hung
+under the root as its last child: no tile mixes them with the others, so the L3
+stage can give those tiles ``refine: "REPLACE"`` and the detailed models as children
+(:mod:`tiling.l3.stream`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def build_hierarchy(
     row_bytes: np.ndarray | None = None,
     max_bytes: float = np.inf,
     max_depth: int = 18,
+    separate: np.ndarray | None = None,
 ) -> list[Node]:
     """Assign every building to one quadtree node.
 
@@ -61,12 +67,56 @@ def build_hierarchy(
         Estimated bytes each building adds to its tile (geometry and metadata).
     max_bytes : float
         Per-tile byte budget for ``row_bytes``.
+    separate : (n,) bool, optional
+        Buildings that get their own subtree, the root's last child (or the whole
+        tree when every building is marked). Its nodes' ``part`` is their index in
+        the list (as for split tiles), so keys never collide.
 
     Returns
     -------
     list of Node
         ``nodes[0]`` is the root; members are sorted by decreasing size.
     """
+    kw = dict(max_features=max_features, max_vertices=max_vertices, max_depth=max_depth)
+    if separate is None or not separate.any() or separate.all():
+        return _quadtree(centre_xy, size, vertices, row_bytes, max_bytes, **kw)
+    trees = []
+    for mask in (~separate, separate):
+        idx = np.flatnonzero(mask)
+        sub = _quadtree(
+            centre_xy[idx],
+            size[idx],
+            vertices[idx],
+            None if row_bytes is None else row_bytes[idx],
+            max_bytes,
+            **kw,
+        )
+        for node in sub:
+            node.members = idx[node.members]
+        trees.append(sub)
+    rest, district = trees
+    offset = len(rest)
+    for i, node in enumerate(district):
+        node.children = [c + offset for c in node.children]
+        node.part = offset + i
+    root = rest[0]
+    root.children.append(offset)
+    root.geometric_error = max(root.geometric_error, float(size[district[0].members[0]]))
+    return rest + district
+
+
+def _quadtree(
+    centre_xy: np.ndarray,
+    size: np.ndarray,
+    vertices: np.ndarray,
+    row_bytes: np.ndarray | None,
+    max_bytes: float,
+    *,
+    max_features: int,
+    max_vertices: int,
+    max_depth: int,
+) -> list[Node]:
+    """The size-ranked quadtree of :func:`build_hierarchy` (one set of buildings)."""
     order = np.argsort(-size, kind="stable")
     lo = centre_xy.min(axis=0)
     span = float(max((centre_xy.max(axis=0) - lo).max(), 1.0)) * (1 + 1e-9)

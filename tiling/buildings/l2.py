@@ -7,7 +7,8 @@ Pipeline (vectorised over the whole city, then one pure function per tile):
 2. convert every footprint vertex to that frame at base and roof height (numpy);
 3. rank buildings by size and build the quadtree (:mod:`.hierarchy`);
 4. sort buildings so each tile's buildings are contiguous, then extrude and encode
-   each tile (:mod:`.extrude`, :mod:`tiling.gltf`) in a process pool;
+   each tile (:mod:`.extrude`, :mod:`tiling.gltf`) through the build's executor
+   (:mod:`cim.executor`): each task carries its tile's buildings, nothing else;
 5. write ``tileset.json`` with boxes that enclose each tile's content and children.
 
 The tile budget (``max_tile_bytes``, 1 MB) holds whatever one feature carries:
@@ -19,12 +20,12 @@ over the budget after encoding is split (half of its buildings go to a new child
 
 from __future__ import annotations
 
-import gc
+import hashlib
+import json
 import logging
-import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,13 @@ import numpy as np
 import shapely
 
 from cim.crs import enu_to_ecef_matrix, lonlat_to_enu, up_vectors
+from cim.executor import Executor, make_executor
 from cim.model import Buildings
 from cim.report import StageReport
 from tiling.b3dm import write_b3dm
 from tiling.buildings.extrude import extrude
 from tiling.buildings.hierarchy import Node, build_hierarchy
 from tiling.gltf import PropertySpec, metadata_ids, typed_column, write_glb
-from tiling.pool import die_with_parent
 from tiling.tileset import Box, Tile, Tileset
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,26 @@ class _TileJob:
     stop: int
 
 
-# Arrays shared with worker processes (fork start method: inherited, not pickled).
-_SHARED: dict[str, Any] = {}
+@dataclass(frozen=True)
+class _TileFrame:
+    """What every tile task shares: small, pickled with each task."""
+
+    frame: np.ndarray
+    properties: list[PropertySpec]
+    options: L2Options
+    out_dir: str
+
+
+@dataclass(frozen=True)
+class _TileTask:
+    """One tile, self-contained: its buildings (WKB footprints, heights, metadata)."""
+
+    key: str
+    shared: _TileFrame
+    footprints: np.ndarray  # WKB
+    base: np.ndarray
+    height: np.ndarray
+    table: dict[str, np.ndarray]
 
 
 def write_l2(
@@ -111,6 +130,9 @@ def write_l2(
     jobs: int = 1,
     track: Tracker | None = None,
     report: StageReport | None = None,
+    executor: Executor | None = None,
+    separate: np.ndarray | None = None,
+    previous: Path | None = None,
 ) -> dict[str, Any]:
     """Write the L2 tileset of ``buildings`` into ``out_dir``.
 
@@ -123,11 +145,20 @@ def write_l2(
         ``<output>/tiles/l2``; created.
     options : L2Options
     jobs : int
-        Worker processes for tile encoding.
+        Worker processes for tile encoding when no ``executor`` is given.
     track : callable, optional
         Progress wrapper ``track(iterable, total=, desc=, unit=)``.
     report : StageReport, optional
         Receives the ``simplified`` and ``truncated`` repairs and budget warnings.
+    executor : Executor, optional
+        Where tiles are encoded (the build's); default: a local one for ``jobs``.
+    separate : (n,) bool, optional
+        Buildings (the L3 district) kept in tiles of their own, a subtree under the
+        root (:func:`tiling.buildings.hierarchy.build_hierarchy`).
+    previous : Path, optional
+        The last build's ``tiles/l2`` (read-only): a tile whose content hash (its
+        buildings, the frame, the options) is in its ``tiles-index.json`` is
+        hard-linked from there instead of encoded again (figure ``tiles_reused``).
 
     Returns
     -------
@@ -153,6 +184,7 @@ def write_l2(
         max_vertices=options.max_vertices_per_tile,
         row_bytes=row_bytes,
         max_bytes=PLANNING_SHARE * options.max_tile_bytes,
+        separate=separate,
     )
     order = np.concatenate([n.members for n in nodes])
     counts = np.array([len(n.members) for n in nodes])
@@ -162,24 +194,20 @@ def write_l2(
     clock.lap("order")
     ranges = [(int(starts[i]), int(starts[i + 1])) for i in range(len(nodes))]
     jobs_list = [_TileJob(n.key, *ranges[i]) for i, n in enumerate(nodes)]
-    _SHARED.clear()
-    _SHARED.update(
-        frame=frame,
-        buildings=buildings,
-        columns=columns,  # in input order: workers take their rows through ``order``
-        order=order,
-        properties=props,
-        out_dir=out_dir,
-        options=options,
-    )
+    tasks = _Tasks(_TileFrame(frame, props, options, str(out_dir)), buildings, columns, order)
+    reuse = _Reuse(previous, out_dir, options.suffix) if previous is not None else None
+    own = executor is None
+    executor = executor or make_executor(jobs=jobs)
     try:
-        results = dict(_run_jobs(jobs_list, jobs, track))
-        _split_oversized(nodes, ranges, results, size[order], options, jobs, report)
+        results = dict(_run_jobs(jobs_list, tasks, executor, track, reuse))
+        _split_oversized(nodes, ranges, results, size[order], tasks, executor, report)
     finally:
-        _SHARED.clear()
+        if own:
+            executor.close()
     clock.lap("encode")
     tileset = _tileset(options, nodes, results, frame, buildings)
     tileset.write(out_dir / "tileset.json")
+    _write_index(out_dir, results)
     clock.lap("tileset")
     sizes = [r["bytes"] for r in results.values()]
     return {
@@ -192,6 +220,7 @@ def write_l2(
         "triangles": int(sum(r["triangles"] for r in results.values())),
         "centre": centre,
         "properties": [p.id for p in props],
+        "tiles_reused": reuse.reused if reuse is not None else 0,
     }
 
 
@@ -392,8 +421,8 @@ def _split_oversized(
     ranges: list[tuple[int, int]],
     results: dict[str, dict[str, Any]],
     ranked_size: np.ndarray,
-    options: L2Options,
-    jobs: int,
+    tasks: _Tasks,
+    executor: Executor,
     report: StageReport,
 ) -> None:
     """Split tiles whose encoded content is over the budget until every one fits.
@@ -402,7 +431,7 @@ def _split_oversized(
     becomes a new child over the same cell that takes the tile's children, and the
     tile's geometric error becomes the size of the largest building moved down.
     """
-    budget = options.max_tile_bytes
+    budget = tasks.shared.options.max_tile_bytes
     while True:
         over = [i for i, n in enumerate(nodes) if results[n.key]["bytes"] > budget]
         todo = [i for i in over if ranges[i][1] - ranges[i][0] > 1]
@@ -429,11 +458,11 @@ def _split_oversized(
             ranges[i] = (start, mid)
             ranges.append((mid, stop))
             again += [_TileJob(node.key, start, mid), _TileJob(child.key, mid, stop)]
-        results.update(_run_jobs(again, jobs, None))
+        results.update(_run_jobs(again, tasks, executor, None, None))
     for i in over:
         report.warn(
             f"tile {nodes[i].key} holds one building "
-            f"({_SHARED['buildings'].ids[ranges[i][0]]}) and is {results[nodes[i].key]['bytes']:,}"
+            f"({tasks.buildings.ids[ranges[i][0]]}) and is {results[nodes[i].key]['bytes']:,}"
             f" bytes, over the {budget:,}-byte budget"
         )
 
@@ -457,20 +486,22 @@ def _frame(buildings: Buildings) -> tuple[np.ndarray, list[float]]:
     return enu_to_ecef_matrix(lon0, lat0, h0), [lon0, lat0, h0]
 
 
-def _geometry(buildings: Buildings, frame: np.ndarray) -> dict[str, np.ndarray]:
-    """Ragged footprint arrays of ``buildings`` in the local frame, base and roof."""
-    if np.all(shapely.get_type_id(buildings.footprints) == int(shapely.GeometryType.POLYGON)):
-        parts, part_building = buildings.footprints, np.arange(len(buildings))
+def _geometry(
+    footprints: np.ndarray, base_h: np.ndarray, height: np.ndarray, frame: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Ragged footprint arrays of buildings in the local frame, base and roof."""
+    if np.all(shapely.get_type_id(footprints) == int(shapely.GeometryType.POLYGON)):
+        parts, part_building = footprints, np.arange(len(footprints))
     else:
-        parts, part_building = shapely.get_parts(buildings.footprints, return_index=True)
+        parts, part_building = shapely.get_parts(footprints, return_index=True)
     _, coords, (ring_offsets, part_ring_offsets) = shapely.to_ragged_array(parts)
     ring_part = np.repeat(np.arange(len(parts)), np.diff(part_ring_offsets))
     coord_ring = np.repeat(np.arange(len(ring_offsets) - 1), np.diff(ring_offsets))
     coord_building = part_building[ring_part[coord_ring]]
-    base = lonlat_to_enu(coords[:, 0], coords[:, 1], buildings.base[coord_building], frame)
+    base = lonlat_to_enu(coords[:, 0], coords[:, 1], base_h[coord_building], frame)
     # the roof is straight up along the ellipsoid normal: exact, and one conversion saved
     up = up_vectors(coords[:, 0], coords[:, 1], frame)
-    top = base + up * buildings.height[coord_building][:, None]
+    top = base + up * height[coord_building][:, None]
     return {
         "base": base,
         "top": top,
@@ -491,44 +522,132 @@ def _ranking(buildings: Buildings, frame: np.ndarray) -> tuple[np.ndarray, np.nd
     return centre_xy, size, vertices
 
 
-def _run_jobs(
-    jobs_list: list[_TileJob], jobs: int, track: Tracker | None
-) -> Iterable[tuple[str, dict[str, Any]]]:
-    wrap = track or (lambda it, **_: it)
-    if jobs <= 1 or len(jobs_list) < 4:
-        yield from wrap(
-            map(_encode_tile, jobs_list), total=len(jobs_list), desc="L2 tiles", unit="tile"
+class _Tasks:
+    """Makes each tile's self-contained task from the tile-ordered city."""
+
+    def __init__(
+        self,
+        shared: _TileFrame,
+        buildings: Buildings,
+        columns: dict[str, np.ndarray],
+        order: np.ndarray,
+    ) -> None:
+        self.shared, self.buildings = shared, buildings
+        self.columns = columns  # in input order: a tile takes its rows through ``order``
+        self.order = order
+        self.wkb = shapely.to_wkb(buildings.footprints)
+
+    def make(self, job: _TileJob) -> _TileTask:
+        sl = slice(job.start, job.stop)
+        rows = self.order[sl]
+        return _TileTask(
+            key=job.key,
+            shared=self.shared,
+            footprints=self.wkb[sl],
+            base=self.buildings.base[sl],
+            height=self.buildings.height[sl],
+            table={p.id: self.columns[p.id][rows] for p in self.shared.properties},
         )
-        return
-    ctx = multiprocessing.get_context("fork")
-    # Objects the parent made will never be freed by the children: keep the collector
-    # from walking (and so copying, page by page) the parent's heap in every worker.
-    gc.freeze()
-    # big tiles first so the pool does not end on a straggler
+
+
+def _run_jobs(
+    jobs_list: list[_TileJob],
+    tasks: _Tasks,
+    executor: Executor,
+    track: Tracker | None,
+    reuse: _Reuse | None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    # big tiles first so the workers do not end on a straggler
     jobs_list = sorted(jobs_list, key=lambda j: j.start - j.stop)
-    try:
-        with ctx.Pool(
-            processes=min(jobs, os.cpu_count() or 1),
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
-        ) as pool:
-            yield from wrap(
-                pool.imap_unordered(_encode_tile, jobs_list, chunksize=4),
-                total=len(jobs_list),
-                desc="L2 tiles",
-                unit="tile",
-            )
-    finally:
-        gc.unfreeze()
+    if reuse is not None and reuse.old:
+        todo = []
+        for job in jobs_list:
+            hit = reuse.take(job.key, tile_hash(tasks.make(job)))
+            if hit is None:
+                todo.append(job)
+            else:
+                yield job.key, hit
+        log.info("l2: %d of %d tiles unchanged, reused", reuse.reused, len(jobs_list))
+        jobs_list = todo
+    yield from executor.map(
+        _encode_tile,
+        (tasks.make(j) for j in jobs_list),
+        total=len(jobs_list),
+        track=track,
+        desc="L2 tiles",
+        unit="tile",
+    )
 
 
-def _encode_tile(job: _TileJob) -> tuple[str, dict[str, Any]]:
+# --- incremental rebuilds -------------------------------------------------------------
+
+#: Per-tile content hashes and figures of a tileset, for the next build.
+INDEX_FILE = "tiles-index.json"
+
+
+def tile_hash(task: _TileTask) -> str:
+    """Hash of everything a tile's content depends on (never where it is written)."""
+    h = hashlib.blake2b(digest_size=16)
+    shared = task.shared
+    h.update(np.ascontiguousarray(shared.frame, dtype=np.float64).tobytes())
+    h.update(repr((shared.options, shared.properties, task.key)).encode())
+    h.update(b"".join(task.footprints.tolist()))
+    for values in (task.base, task.height, *task.table.values()):
+        values = np.asarray(values)
+        if values.dtype == object:
+            h.update("\x1f".join(map(str, values.tolist())).encode("utf-8", "surrogatepass"))
+        else:
+            h.update(np.ascontiguousarray(values).tobytes())
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+class _Reuse:
+    """Tiles of the previous build that can be hard-linked instead of encoded."""
+
+    def __init__(self, previous: Path, out_dir: Path, suffix: str) -> None:
+        self.previous, self.out_dir, self.suffix = previous, out_dir, suffix
+        self.reused = 0
+        try:
+            self.old = json.loads((previous / INDEX_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.old = {}
+
+    def take(self, key: str, digest: str) -> dict[str, Any] | None:
+        entry = self.old.get(key)
+        if entry is None or entry.get("hash") != digest:
+            return None
+        name = f"content/{_content_name(key)}{self.suffix}"
+        try:
+            os.link(self.previous / name, self.out_dir / name)
+        except FileExistsError:
+            pass
+        except OSError:
+            return None  # gone, or another file system: encode it again
+        self.reused += 1
+        return {**entry, "lo": np.array(entry["lo"]), "hi": np.array(entry["hi"])}
+
+
+def _write_index(out_dir: Path, results: dict[str, dict[str, Any]]) -> None:
+    index = {
+        key: {
+            "hash": r["hash"],
+            "bytes": int(r["bytes"]),
+            "triangles": int(r["triangles"]),
+            "lo": [float(v) for v in r["lo"]],
+            "hi": [float(v) for v in r["hi"]],
+        }
+        for key, r in sorted(results.items())
+    }
+    (out_dir / INDEX_FILE).write_text(json.dumps(index, separators=(",", ":")), encoding="utf-8")
+
+
+def _encode_tile(task: _TileTask) -> tuple[str, dict[str, Any]]:
     """Extrude, encode and write one tile; return its size and content box."""
-    buildings: Buildings = _SHARED["buildings"]
-    options: L2Options = _SHARED["options"]
-    sl = slice(job.start, job.stop)
-    tile = buildings.take(sl)
-    geo = _geometry(tile, _SHARED["frame"])
+    shared = task.shared
+    options = shared.options
+    footprints = shapely.from_wkb(task.footprints)
+    geo = _geometry(footprints, task.base, task.height, shared.frame)
     mesh = extrude(
         geo["base"],
         geo["top"],
@@ -537,22 +656,22 @@ def _encode_tile(job: _TileJob) -> tuple[str, dict[str, Any]]:
         geo["part_building"],
         skirt=options.skirt,
     )
-    props: list[PropertySpec] = _SHARED["properties"]
-    rows = _SHARED["order"][sl]
-    table = {p.id: _SHARED["columns"][p.id][rows] for p in props}
+    props = shared.properties
+    table = task.table
     if options.format == "b3dm":
         glb = write_glb(mesh, props, table, compression=options.compression, batch_ids=True)
         data = write_b3dm(glb, table, props)
     else:
         data = write_glb(mesh, props, table, compression=options.compression)
-    path = _SHARED["out_dir"] / "content" / f"{_content_name(job.key)}{options.suffix}"
+    path = Path(shared.out_dir) / "content" / f"{_content_name(task.key)}{options.suffix}"
     path.write_bytes(data)
     pos = mesh.positions
     lo = np.array([pos[:, k].min() for k in range(3)])  # per column: faster than axis=0
     hi = np.array([pos[:, k].max() for k in range(3)])
     # content is quantized to 1/65535 of its extent: widen the box by one step
     pad = float((hi - lo).max()) / 65535.0 + 0.01
-    return job.key, {
+    return task.key, {
+        "hash": tile_hash(task),
         "bytes": len(data),
         "triangles": len(mesh.indices) // 3,
         "lo": lo - pad,

@@ -111,6 +111,7 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
         use=to_text(table.column(cfg.use), n)[idx],
         roof_type=to_text(table.column(cfg.roof_type), n)[idx],
         extra=extra,
+        l3=_l3_columns(table, cfg, n, idx),
         source_crs=crs,
     )
     if cfg.address:
@@ -131,6 +132,19 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
         }
     )
     return buildings
+
+
+def _l3_columns(
+    table: FeatureTable, cfg: BuildingsConfig, n: int, idx: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The mapped L3 roof attributes that the file has (see :attr:`Buildings.l3`)."""
+    out = {}
+    for key in ("roof_height", "roof_colour", "roof_material", "podium_height"):
+        values = table.column(getattr(cfg, key))
+        if values is not None:
+            convert = to_text if key in ("roof_colour", "roof_material") else to_float
+            out[key] = convert(values, n)[idx]
+    return out
 
 
 def _extra_column(values: np.ndarray | None, n: int) -> np.ndarray:
@@ -356,13 +370,14 @@ def _repair_validity(
     orient = complex_.copy()
     repeated = repeated[keep[repeated]]
     fixed, errors = apply_per_feature(shapely.remove_repeated_points, geoms[repeated], 1e-8)
-    for k, i in enumerate(repeated):
-        if k in errors:  # every vertex within 1 mm: nothing of a building is left
-            report.skip(ids[i], "sliver", f"collapses when 1 mm duplicates go ({errors[k]})")
-            keep[i] = False
-        else:
-            geoms[i] = fixed[k]
-            report.repair(ids[i], "duplicate-vertices")
+    ok = np.ones(len(repeated), dtype=bool)
+    for k, message in errors.items():  # every vertex within 1 mm: nothing of a building left
+        report.skip(ids[repeated[k]], "sliver", f"collapses when 1 mm duplicates go ({message})")
+        keep[repeated[k]] = False
+        ok[k] = False
+    geoms[repeated[ok]] = fixed[ok]
+    for i in repeated[ok]:
+        report.repair(ids[i], "duplicate-vertices")
     idx = np.flatnonzero(keep)
     valid, _ = apply_per_feature(shapely.is_valid, geoms[idx], fill=False)
     for i in idx[~valid.astype(bool)]:
@@ -388,12 +403,12 @@ def _repair_validity(
             report.repair(ids[i], "invalid-geometry", "polygons kept from a GeometryCollection")
     orient = np.flatnonzero(orient & keep)
     oriented, errors = apply_per_feature(shapely.orient_polygons, geoms[orient], exterior_cw=False)
-    for k, i in enumerate(orient):
-        if k in errors:
-            report.skip(ids[i], "invalid-geometry", errors[k])
-            keep[i] = False
-        else:
-            geoms[i] = oriented[k]
+    ok = np.ones(len(orient), dtype=bool)
+    for k, message in errors.items():  # only the few GEOS refused: the rest in one go
+        report.skip(ids[orient[k]], "invalid-geometry", message)
+        keep[orient[k]] = False
+        ok[k] = False
+    geoms[orient[ok]] = oriented[ok]
     return geoms, keep
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,7 +14,16 @@ from cim.stages import BuildContext
 from tiling.buildings.export import write_buildings_table
 from tiling.buildings.ground import set_base_elevation
 from tiling.buildings.l2 import L2Options, write_l2
+from tiling.buildings.partitions import FOLDER as PARTITIONS
+from tiling.buildings.partitions import (
+    building_addresses,
+    hilbert_sorted,
+    partition_index,
+    read_partitions,
+    write_partitions,
+)
 from tiling.buildings.prepare import read_buildings
+from tiling.l3.district import district_mask, district_path
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +78,8 @@ class BuildingsStage:
         return ("city", "buildings", "datum", "terrain")
 
     def outputs(self) -> list[str]:
-        """The footprint table for the read side (the table also passes in memory)."""
-        return ["buildings.parquet"]
+        """The footprint table for the read side, and the partitions later stages read."""
+        return ["buildings.parquet", PARTITIONS]
 
     def run(self, ctx: BuildContext) -> None:
         """Read and repair footprints, set base elevations."""
@@ -79,7 +88,12 @@ class BuildingsStage:
         # walls reach below the base by the terrain's error: passed on to the l2 stage
         ctx.artifacts["wall_skirt"] = set_base_elevation(buildings, ctx.project, report)
         report.written = len(buildings)
+        buildings, keys = hilbert_sorted(buildings)  # the partitions' order, here too
         write_buildings_table(buildings, ctx.workdir)
+        skirt = ctx.artifacts["wall_skirt"]
+        write_partitions(buildings, ctx.workdir, wall_skirt=skirt, keys=keys)
+        # the footprints' own addresses, before the address stage adds its joins
+        ctx.artifacts["own_addresses"] = buildings.addresses.copy()
         ctx.artifacts["buildings"] = buildings
         west, south, east, north = buildings.bounds()
         ctx.manifest.setdefault("extent", [west, south, east, north])
@@ -91,18 +105,23 @@ class L2Stage:
     name: ClassVar[str] = "l2"
     order: ClassVar[int] = 50
     needs: ClassVar[tuple[str, ...]] = ("buildings", "addresses")
+    #: nothing in memory: the buildings come from their partitions, the addresses
+    #: from addresses.sqlite, so an [l2] change re-runs this stage alone
+    in_memory: ClassVar[tuple[str, ...]] = ()
 
     def enabled(self, project: CityProject) -> bool:
         """When the project has buildings."""
         return project.has_section("buildings")
 
     def inputs(self, project: CityProject) -> list[Path]:
-        """Inputs come through the buildings (and addresses) stages."""
-        return []
+        """The L3 district (its buildings get tiles of their own); the rest come
+        through the buildings (and addresses) stages."""
+        path = district_path(project)
+        return [path] if path is not None else []
 
     def sections(self) -> tuple[str, ...]:
         """Config that decides the result."""
-        return ("l2",)
+        return ("l2", "l3")
 
     def outputs(self) -> list[str]:
         """The tileset folder."""
@@ -111,7 +130,8 @@ class L2Stage:
     def run(self, ctx: BuildContext) -> None:
         """Write the L2 tileset."""
         cfg = ctx.project.section("l2", L2Config) or L2Config()
-        buildings: Buildings = ctx.artifacts["buildings"]
+        buildings = _buildings(ctx)
+        building_addresses(buildings, ctx.workdir / "addresses.sqlite")
         report = ctx.stage_report(self.name)
         report.read = len(buildings)
         figures = write_l2(
@@ -122,11 +142,14 @@ class L2Stage:
                 cfg.max_vertices_per_tile,
                 cfg.compression,
                 cfg.format,
-                skirt=ctx.artifacts.get("wall_skirt", 0.0),
+                skirt=partition_index(ctx.workdir)["wall_skirt"],
             ),
             jobs=ctx.jobs,
             track=ctx.track,
             report=report,
+            executor=ctx.executor,
+            separate=district_mask(ctx.project, buildings),  # L3 replaces those tiles
+            previous=ctx.previous / "tiles" / "l2" if ctx.previous else None,
         )
         properties = figures.pop("properties")
         report.written = figures["buildings"]
@@ -144,3 +167,15 @@ class L2Stage:
                 "uses": sorted({u for u in buildings.use if u}),
             },
         )
+
+
+def _buildings(ctx: BuildContext) -> Buildings:
+    """The buildings from memory when their stage ran in this build, else its partitions.
+
+    Either way the same rows in the same order with the footprints' own addresses:
+    the joined ones come from addresses.sqlite (:func:`building_addresses`).
+    """
+    buildings = ctx.artifacts.get("buildings")
+    if buildings is None:
+        return read_partitions(ctx.workdir)
+    return replace(buildings, addresses=ctx.artifacts["own_addresses"].copy())

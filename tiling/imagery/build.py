@@ -49,6 +49,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform, transform_bounds
 
 from cim.errors import CRSError, DatasetIOError, InputDataError
+from cim.executor import Executor
 from cim.raster import resolve_raster_crs
 from tiling.pool import run_tasks
 
@@ -58,6 +59,10 @@ EXTENSIONS = {"webp": "webp", "jpeg": "jpg", "png": "png"}
 
 
 # --- tiling scheme -----------------------------------------------------------------
+
+
+#: Chunks to aim for: enough to keep 8 workers busy (4 each).
+CHUNKS_TO_SHARE = 32
 
 
 def tile_size_deg(z: int) -> float:
@@ -497,10 +502,12 @@ def build_imagery(
     jobs: int = 1,
     name: str = "imagery",
     track: Callable[..., Iterator[Any]] | None = None,
+    executor: Executor | None = None,
 ) -> ImageryResult:
     """Orthophoto(s) → ``out_dir/{z}/{x}/{y}.{ext}`` + ``out_dir/tilejson.json``.
 
-    Parameters mirror :class:`cim.config.ImageryConfig`; ``jobs`` worker processes.
+    Parameters mirror :class:`cim.config.ImageryConfig`; chunks run on ``executor``
+    (the build's, :mod:`cim.executor`), else on ``jobs`` local processes.
     """
     t0 = time.perf_counter()
     sources = describe_sources(paths, crs, default_crs, nodata)
@@ -523,7 +530,9 @@ def build_imagery(
         return (x1 - x0 + 1) * (y1 - y0 + 1)
 
     levels_ok = [zmax - k for k in range(5) if zmax - k >= zmin]
-    busy = [z for z in levels_ok if count(z) >= 4 * max(jobs, 1)]
+    # a fixed share-out, never the worker count: the tiles must not depend on where
+    # (and on how many workers) they were made
+    busy = [z for z in levels_ok if count(z) >= CHUNKS_TO_SHARE]
     zc = min(busy) if busy else min(levels_ok)
     x0, y0, x1, y1 = tile_range(zc, bounds)
     tasks = [(zc, x, y, zmax, bounds) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)]
@@ -554,6 +563,7 @@ def build_imagery(
         track=track,
         desc="imagery",
         unit="chunk",
+        executor=executor,
     ):
         consume(res)
 

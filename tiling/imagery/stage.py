@@ -74,6 +74,7 @@ class ImageryStage:
             jobs=max(1, ctx.jobs),
             name=f"{ctx.project.name} orthophoto",
             track=ctx.track,
+            executor=ctx.executor,
         )
         report.read += len(cfg.paths)
         report.written += result.tiles

@@ -22,6 +22,7 @@ import numpy as np
 
 from cim.config import DatumConfig
 from cim.datum import Datum
+from cim.executor import Executor
 from cim.raster import DemMosaic
 from tiling.pool import run_tasks
 from tiling.terrain import scheme
@@ -316,6 +317,7 @@ def build_terrain(
     measure: bool = True,
     name: str = "terrain",
     track: Callable[..., Iterator[Any]] | None = None,
+    executor: Executor | None = None,
 ) -> TerrainResult:
     """DEM GeoTIFF(s) → ``out_dir/layer.json`` + ``out_dir/{z}/{x}/{y}.terrain``.
 
@@ -339,6 +341,8 @@ def build_terrain(
         ``name`` in layer.json.
     track : callable, optional
         Progress wrapper ``track(iterable, total=, desc=, unit=)``.
+    executor : Executor, optional
+        The build's executor (:mod:`cim.executor`); default: local, ``jobs`` processes.
 
     Returns
     -------
@@ -392,6 +396,7 @@ def build_terrain(
         track=track,
         desc="terrain",
         unit="batch",
+        executor=executor,
     ):
         consume(res)
 

@@ -78,6 +78,7 @@ class TerrainStage:
             measure=True,
             name=f"{ctx.project.name} terrain",
             track=ctx.track,
+            executor=ctx.executor,
         )
         report.read += len(cfg.paths)
         report.written += result.tiles

@@ -9,6 +9,7 @@ import * as buildings from './layers/buildings.js';
 import * as sensors from './layers/sensors.js';
 import * as deptlayers from './layers/deptlayers.js';
 import * as events from './layers/events.js';
+import * as pipelines from './layers/pipelines.js';
 
 /** Register terrain, imagery, buildings and sensors (idempotent). */
 export function registerBuiltinKinds() {
@@ -18,6 +19,7 @@ export function registerBuiltinKinds() {
   registerLayerKind('sensors', sensors);
   registerLayerKind('deptlayer', deptlayers);
   registerLayerKind('events', events);
+  registerLayerKind('pipelines', pipelines);
 }
 
 /**

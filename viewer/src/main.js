@@ -189,6 +189,7 @@ function setupPicking(viewer, buildings, info, searchEnabled) {
     if (cim.clickMode) return; // a layer waits for this click (placing a new event)
     const picked = viewer.scene.pick(event.position);
     if (picked?.id?.layerPick) return; // a layer's own object (a sensor): that layer handles the click
+    if (picked?.tileset?.layerPick) return; // a layer's own tileset (pipelines): likewise
     const id = buildings.idOf(picked);
     if (id) {
       buildings.select(id);

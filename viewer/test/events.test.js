@@ -4,15 +4,19 @@ import {
   FINAL_STATES,
   STATES,
   STATE_COLORS,
+  alarmPrefill,
   applyDeltas,
   defaultFilter,
   filterQuery,
   formatHours,
   formatTime,
   isResync,
+  markerChanged,
   markerOf,
+  markerOfRow,
   mergeLoaded,
   passesFilter,
+  sensorSubcategory,
   stateColor,
 } from '../src/layers/events.js';
 import { actionName, detailRows, stateName } from '../src/panels/event.js';
@@ -162,4 +166,53 @@ test('only a snapshot marked resync reloads the list', () => {
   assert.equal(isResync('{"resync":false,"seq":1,"streams":[]}'), false);
   assert.equal(isResync('{"seq":1}'), false);
   assert.equal(isResync('not json'), false);
+});
+
+const SENSOR_CATEGORIES = {
+  categories: [
+    { code: 'BJ01', subcategories: [{ code: 'BJ0101', sensor: ['manhole', '井盖'] }, { code: 'BJ0110', sensor: ['gas', '燃气'] }] },
+    { code: 'SJ04', subcategories: [{ code: 'SJ0401', sensor: [] }, { code: 'SJ0405', sensor: ['water level', '水位'] }] },
+  ],
+  sensor_default: 'SJ0499',
+};
+
+test('a sensor alarm files its case in the subcategory its property names, as the server does', () => {
+  assert.equal(sensorSubcategory('河道水位', SENSOR_CATEGORIES), 'SJ0405');
+  assert.equal(sensorSubcategory('Water Level (m)', SENSOR_CATEGORIES), 'SJ0405', 'case-insensitive');
+  assert.equal(sensorSubcategory('管廊燃气浓度', SENSOR_CATEGORIES), 'BJ0110');
+  assert.equal(sensorSubcategory('噪声', SENSOR_CATEGORIES), 'SJ0499', 'no keyword: the table default');
+  assert.equal(sensorSubcategory(null, { categories: [] }), null, 'no default: none');
+});
+
+test('the report form from an alarm carries the place, category, reading and datastream', () => {
+  const entry = { ds: 42, name: '1号井', prop: '井盖位移', unit: 'mm', value: 12.5, lon: 112.5, lat: 37.8, time: Date.UTC(2026, 10, 28, 8, 0, 0) };
+  const p = alarmPrefill(entry, SENSOR_CATEGORIES);
+  assert.equal(p.datastream, 42);
+  assert.equal(p.subcategory, 'BJ0101');
+  assert.equal(p.source, 'sensor');
+  assert.equal(p.priority, 'high');
+  assert.deepEqual([p.lon, p.lat], [112.5, 37.8]);
+  assert.equal(p.description, '1号井: 井盖位移 = 12.5 mm (告警 2026-11-28T08:00:00.000Z)');
+  const placeless = alarmPrefill({ ds: 7, prop: '水位', value: 3, lon: null, lat: undefined }, SENSOR_CATEGORIES, (v) => `<${v}>`);
+  assert.equal(placeless.lon, null, 'a sensor without a place is placed by a click');
+  assert.equal(placeless.lat, null);
+  assert.equal(placeless.description, '#7: 水位 = <3> (告警)', 'the reading as the sensors layer writes it');
+});
+
+test('a re-read redraws only the cases whose place, state or overdue flag changed', () => {
+  const e = { id: 1, state: 'filed', overdue: false, lon: 112.5, lat: 37.8, h: 3, version: 2, name: 'x' };
+  assert.equal(markerChanged(undefined, e), true, 'not drawn yet');
+  assert.equal(markerChanged({ ...e }, { ...e, version: 3, name: 'y' }), false);
+  for (const change of [{ state: 'dispatched' }, { overdue: true }, { lon: 112.6 }, { lat: 37.9 }, { h: 4 }]) {
+    assert.equal(markerChanged(e, { ...e, ...change }), true, JSON.stringify(change));
+  }
+});
+
+test('a row of /api/events/markers reads like a list item', () => {
+  const columns = ['id', 'state', 'department', 'subcategory', 'lon', 'lat', 'h', 'version', 'overdue', 'approaching'];
+  const row = [7, 'handling', 'water', 'SJ0102', 112.5, 37.8, 3.5, 4, true, false];
+  const item = { id: 7, state: 'handling', department: 'water', subcategory: 'SJ0102', location: { lon: 112.5, lat: 37.8, h: 3.5 }, version: 4, overdue: true, approaching: false };
+  assert.deepEqual({ ...markerOfRow(row, columns), name: '' }, { ...markerOf(item), name: '' });
+  assert.equal(markerOfRow([...row].reverse(), [...columns].reverse()).id, 7, 'by column name, not position');
+  assert.equal(markerOfRow([8, 'filed', null, 'SJ0102', null, null, null, 1, false, false], columns).lon, null);
 });

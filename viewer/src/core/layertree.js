@@ -64,6 +64,7 @@ export const DEFAULT_KINDS = Object.freeze({
   imagery: 'imagery',
   l2: 'buildings',
   l3: 'buildings',
+  pipelines: 'pipelines',
 });
 
 /**

@@ -74,17 +74,35 @@ export function loweringMatrix(manifest, metres) {
 }
 
 /**
+ * The tileset a building layer loads. When the L3 layer comes with a `stream` (one
+ * hierarchy where the L3 models replace the L2 blocks of the district as the camera
+ * comes close), the L2 layer loads that stream and the L3 layer nothing of its own:
+ * loading both would draw the district twice.
+ * @param {string} id the manifest key
+ * @param {any} info the manifest entry
+ * @param {any} manifest
+ * @returns {string | null} the URL relative to the data folder, or null
+ */
+export function tilesetUrl(id, info, manifest) {
+  const stream = manifest?.layers?.l3?.stream;
+  if (id === 'l2' && typeof stream === 'string') return stream;
+  if (id === 'l3' && typeof info?.stream === 'string' && manifest?.layers?.l2) return null;
+  return info?.url || null;
+}
+
+/**
  * @param {any} ctx {viewer, bus, manifest, dataBase, sseScale}
  * @param {string} id the manifest key (l2, l3, ...)
  * @param {any} info the manifest entry ({url} of tileset.json)
  * @returns {Promise<LayerHandle | null>}
  */
 export async function create(ctx, id, info) {
-  if (!info?.url) return null;
+  const path = tilesetUrl(id, info, ctx.manifest);
+  if (!path) return null;
   const Cesium = window.Cesium;
   const { viewer, bus, manifest } = ctx;
   const sse = baseSse(id) * (ctx.sseScale ?? 1);
-  const url = new URL(info.url, ctx.dataBase).href;
+  const url = new URL(path, ctx.dataBase).href;
   const tileset = await Cesium.Cesium3DTileset.fromUrl(url, { ...tilesetOptions(), maximumScreenSpaceError: sse });
   viewer.scene.primitives.add(tileset);
   const render = () => viewer.scene.requestRender();

@@ -14,6 +14,7 @@
 import { onLangChange, t } from '../i18n.js';
 import { fetchJson, toast } from '../util.js';
 import { authHeaders, liveStoreAvailable } from './deptlayers.js';
+import { formatReading } from './sensors.js';
 
 export const group = 'events';
 export const order = 30;
@@ -56,9 +57,8 @@ export const STATE_COLORS = Object.freeze({
 /** The two phases of an overdue case's flashing. */
 export const OVERDUE_COLORS = Object.freeze(['#e74c3c', '#ffffff']);
 
-/** Most cases drawn (pages of PAGE). */
+/** Most cases drawn (one request to /api/events/markers). */
 export const MAX_MARKERS = 20000;
-const PAGE = 1000;
 
 /**
  * @param {string | null | undefined} state
@@ -133,6 +133,32 @@ export function markerOf(item) {
 }
 
 /**
+ * A row of /api/events/markers (its `columns`) as the marker needs it.
+ * @param {any[]} row
+ * @param {string[]} columns
+ */
+export function markerOfRow(row, columns) {
+  /** @type {Record<string, any>} */
+  const r = {};
+  columns.forEach((c, i) => {
+    r[c] = row[i];
+  });
+  return {
+    id: Number(r.id),
+    state: String(r.state),
+    department: r.department ?? null,
+    subcategory: r.subcategory,
+    name: r.subcategory,
+    lon: r.lon ?? null,
+    lat: r.lat ?? null,
+    h: r.h ?? null,
+    overdue: Boolean(r.overdue),
+    approaching: Boolean(r.approaching),
+    version: Number(r.version) || 0,
+  };
+}
+
+/**
  * Apply the stream's deltas to the cases by id; returns the ids that changed and those
  * that left the filter (removed).
  * @param {Map<number, any>} cases
@@ -158,6 +184,16 @@ export function applyDeltas(cases, deltas, filter) {
     }
   }
   return { changed, removed };
+}
+
+/**
+ * Whether a case's point must be redrawn: its place, state or overdue flag changed.
+ * @param {any} old the case as drawn (undefined: not drawn)
+ * @param {any} e the case now
+ */
+export function markerChanged(old, e) {
+  if (!old) return true;
+  return old.state !== e.state || old.overdue !== e.overdue || old.lon !== e.lon || old.lat !== e.lat || old.h !== e.h;
 }
 
 /**
@@ -209,6 +245,48 @@ export function formatTime(iso) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
+/**
+ * The subcategory a sensor alarm files its case in: the first whose `sensor` keywords
+ * occur in the observed property's name (case-insensitive), else the table's
+ * `sensor_default` (as the server's alarm listener picks it: CategoryTable.for_sensor).
+ * @param {string | null | undefined} property
+ * @param {any} categories /api/events/categories
+ * @returns {string | null}
+ */
+export function sensorSubcategory(property, categories) {
+  const text = String(property || '').toLowerCase();
+  for (const c of categories?.categories || []) {
+    for (const s of c.subcategories || []) {
+      if ((s.sensor || []).some((/** @type {string} */ k) => k && text.includes(String(k).toLowerCase()))) return String(s.code);
+    }
+  }
+  return categories?.sensor_default ?? null;
+}
+
+/**
+ * The report form's fields for a case filed from a sensor alarm: the sensor's place,
+ * the category its property maps to, its reading in the description, source `sensor`,
+ * priority high, and the datastream (the server keeps one open case per datastream).
+ * @param {{ds: number, name?: string, prop?: string | null, unit?: string | null, value?: any, lon?: number | null, lat?: number | null, h?: number | null, time?: number | null}} entry a sensors-layer entry
+ * @param {any} categories /api/events/categories
+ * @param {(value: any, unit?: string | null) => string} [reading] how a reading is written
+ */
+export function alarmPrefill(entry, categories, reading = (v, u) => (u ? `${v} ${u}` : String(v))) {
+  const num = (/** @type {any} */ v) => (v === null || v === undefined || v === '' ? NaN : Number(v));
+  const lon = num(entry.lon);
+  const lat = num(entry.lat);
+  const when = entry.time ? new Date(entry.time).toISOString() : null;
+  return {
+    datastream: Number(entry.ds),
+    subcategory: sensorSubcategory(entry.prop, categories),
+    source: 'sensor',
+    priority: 'high',
+    lon: Number.isFinite(lon) ? lon : null,
+    lat: Number.isFinite(lat) ? lat : null,
+    description: `${entry.name || `#${entry.ds}`}: ${entry.prop || ''} = ${reading(entry.value, entry.unit)} (告警${when ? ` ${when}` : ''})`,
+  };
+}
+
 /** Fetch with the session's token. @param {string} url @param {RequestInit} [options] */
 export function api(url, options = {}) {
   return fetchJson(url, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
@@ -239,6 +317,13 @@ export async function create(ctx, id, _info) {
   if (window.cim) window.cim.events = layer;
   onLangChange(() => layer.refreshText());
   layer.setOn(true);
+  // an alarm in the sensors' alarm list gets a button that files a case from it
+  ctx.bus.on('sensors:alarm-item', (/** @type {any} */ p) => layer.decorateAlarm(p.li, p.entry));
+  try {
+    cim.sensors?.renderSidebar?.(); // the alarms listed before this layer existed
+  } catch (err) {
+    console.warn('sensor alarm list', err);
+  }
   return {
     id,
     kind: 'events',
@@ -268,6 +353,8 @@ export class EventsLayer {
     this.cases = new Map();
     /** @type {Map<number, any>} their points */
     this.markers = new Map();
+    /** @type {Set<number>} the drawn cases that are overdue (they flash) */
+    this.overdue = new Set();
     this.points = this.viewer.scene.primitives.add(new Cesium.PointPrimitiveCollection());
     /** @type {Map<string, any>} */
     this.colors = new Map();
@@ -312,6 +399,7 @@ export class EventsLayer {
       clearInterval(this.refreshTimer);
       this.points.removeAll();
       this.markers.clear();
+      this.overdue.clear();
       this.cases.clear();
       this.cim.legend?.clear('events');
     }
@@ -339,21 +427,19 @@ export class EventsLayer {
     });
   }
 
-  /** Read the cases the filter selects (pages of 1,000), and the list. */
+  /** Read the markers of the cases the filter selects (one request), and the list. */
   async reload() {
     const seq = ++this.loadSeq;
     this.duringLoad = [];
     this.list?.load();
     /** @type {Map<number, any>} */
     const fresh = new Map();
-    let offset = 0;
     try {
-      for (;;) {
-        const body = await api(`api/events?${filterQuery(this.filter, { limit: PAGE, offset })}`);
-        if (seq !== this.loadSeq) return; // a newer filter won
-        for (const item of body.items || []) fresh.set(Number(item.id), markerOf(item));
-        offset += (body.items || []).length;
-        if (!body.items?.length || offset >= body.total || offset >= MAX_MARKERS) break;
+      const body = await api(`api/events/markers?${filterQuery(this.filter, { limit: MAX_MARKERS })}`);
+      if (seq !== this.loadSeq) return; // a newer filter won
+      for (const row of body.items || []) {
+        const m = markerOfRow(row, body.columns);
+        fresh.set(m.id, m);
       }
     } catch (err) {
       if (seq === this.loadSeq) this.duringLoad = null;
@@ -364,8 +450,10 @@ export class EventsLayer {
     mergeLoaded(fresh, this.duringLoad || [], this.filter);
     this.duringLoad = null;
     for (const id of [...this.cases.keys()]) if (!fresh.has(id)) this.drop(id);
+    const before = this.cases;
     this.cases = fresh;
-    for (const id of fresh.keys()) this.draw(id);
+    // the minute's re-read of 10,000 cases touches only the points that changed
+    for (const [id, e] of fresh) if (!this.markers.has(id) || markerChanged(before.get(id), e)) this.draw(id);
     this.viewer.scene.requestRender();
     this.bus.emit('events:loaded', { count: fresh.size });
   }
@@ -394,6 +482,8 @@ export class EventsLayer {
     const Cesium = this.Cesium;
     const e = this.cases.get(id);
     if (!e) return;
+    if (e.overdue && !FINAL_STATES.includes(e.state)) this.overdue.add(id);
+    else this.overdue.delete(id);
     if (e.lon === null || e.lat === null || !Number.isFinite(Number(e.lon))) {
       this.drop(id);
       return;
@@ -422,14 +512,14 @@ export class EventsLayer {
     const p = this.markers.get(id);
     if (p) this.points.remove(p);
     this.markers.delete(id);
+    this.overdue.delete(id);
   }
 
-  /** Overdue cases flash: only their points are touched. */
+  /** Overdue cases flash: only their points are touched (the cases are not walked). */
   flash() {
     this.flashPhase = 1 - this.flashPhase;
     let any = false;
-    for (const [id, e] of this.cases) {
-      if (!e.overdue || FINAL_STATES.includes(e.state)) continue;
+    for (const id of this.overdue) {
       const p = this.markers.get(id);
       if (!p) continue;
       p.color = this.color(OVERDUE_COLORS[this.flashPhase]);
@@ -437,6 +527,38 @@ export class EventsLayer {
       any = true;
     }
     if (any) this.viewer.scene.requestRender();
+  }
+
+  /**
+   * Add the 立案 button to an alarm of the sensors' alarm list.
+   * @param {HTMLElement} li the alarm's list item
+   * @param {any} entry the sensors-layer entry
+   */
+  decorateAlarm(li, entry) {
+    if (!li || !entry || !this.panel) return;
+    // a link-styled action, not a second <button>: the item's own button stays the one
+    // the sensors layer (and its tests) address
+    const b = document.createElement('a');
+    b.href = '#';
+    b.setAttribute('role', 'button');
+    b.className = 'ev-from-alarm';
+    b.dataset.alarmDs = String(entry.ds);
+    b.textContent = t('evFromAlarm');
+    b.title = t('evFromAlarmTitle');
+    b.addEventListener('click', (ev) => {
+      ev.preventDefault();
+      ev.stopPropagation();
+      this.reportFromAlarm(entry);
+    });
+    li.append(' ', b);
+  }
+
+  /**
+   * Open the report form filled in from a sensor alarm (the operator checks and sends it).
+   * @param {any} entry the sensors-layer entry
+   */
+  reportFromAlarm(entry) {
+    this.panel?.form.fromAlarm(alarmPrefill(entry, this.categories, formatReading));
   }
 
   /** Departments a case may go to: the categories' defaults and those of the cases seen. */

@@ -654,7 +654,9 @@ export class SensorsLayer {
         attrs: { type: 'button', 'data-ds': String(entry.ds), title: t('sensorFlyTo') },
       });
       button.addEventListener('click', () => this.flyTo(entry.ds));
-      return el('li', {}, [button]);
+      const li = el('li', {}, [button]);
+      this.bus.emit('sensors:alarm-item', { li, entry }); // other layers add their actions (events: 立案)
+      return li;
     });
     if (!items.length) items.push(el('li', { text: t('sensorNoAlarms'), cls: 'empty' }));
     alarmList.replaceChildren(...items);

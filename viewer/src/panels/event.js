@@ -267,6 +267,8 @@ export class CreateForm {
     this.detail = detail;
     /** @type {{lon: number, lat: number} | null} */
     this.place = null;
+    /** @type {number | null} the datastream whose alarm the case is filed from */
+    this.datastream = null;
     this.title = el('h2', { text: t('evCreateTitle') });
     this.where = el('p', { cls: 'note', attrs: { id: 'evCreateWhere' } });
     this.subcategory = /** @type {HTMLSelectElement} */ (el('select', { attrs: { id: 'evCreateSub' } }));
@@ -319,8 +321,35 @@ export class CreateForm {
     this.source.value = (cats.sources || []).includes('hotline') ? 'hotline' : 'api';
   }
 
+  /**
+   * The form filled in from a sensor alarm (alarmPrefill in layers/events.js): the
+   * sensor's place (with the address and building found there), category, reading.
+   * @param {{datastream: number, subcategory: string | null, source: string, priority: string, lon: number | null, lat: number | null, description: string}} p
+   */
+  fromAlarm(p) {
+    this.layer.waitForClick(null);
+    this.message.textContent = '';
+    this.datastream = p.datastream;
+    this.element.dataset.datastream = String(p.datastream);
+    if (p.subcategory) this.subcategory.value = p.subcategory;
+    this.priority.value = p.priority;
+    this.source.value = p.source;
+    this.description.value = p.description;
+    this.panels.open(CREATE_ID);
+    if (p.lon === null || p.lat === null) {
+      this.place = null;
+      this.where.textContent = t('evClickMap'); // a sensor without a place: click where it is
+      this.submit.setAttribute('disabled', '');
+      this.layer.waitForClick((/** @type {number} */ lon, /** @type {number} */ lat) => this.at(lon, lat));
+      return;
+    }
+    this.at(p.lon, p.lat);
+  }
+
   /** Ask for a click on the map, then open the form there. */
   start() {
+    this.datastream = null;
+    delete this.element.dataset.datastream;
     this.message.textContent = '';
     this.layer.waitForClick((/** @type {number} */ lon, /** @type {number} */ lat) => this.at(lon, lat));
     this.where.textContent = t('evClickMap');
@@ -362,6 +391,7 @@ export class CreateForm {
       source: this.source.value,
       description: this.description.value.trim(),
       location: [this.place.lon, this.place.lat], // the server puts it on the roof or the ground
+      ...(this.datastream !== null ? { datastream: this.datastream } : {}),
     };
     this.message.textContent = `${t('evCreateSubmit')}…`;
     try {
@@ -371,12 +401,35 @@ export class CreateForm {
         body: JSON.stringify(body),
       });
       this.description.value = '';
+      this.datastream = null;
       this.panels.close(CREATE_ID);
       this.detail.show(detail);
       this.layer.applyDeltas([{ kind: 'event', ...detail, lon: detail.location?.lon, lat: detail.location?.lat, h: detail.location?.h }]);
     } catch (err) {
       const status = /** @type {any} */ (err).status;
+      if (status === 409 && body.datastream !== undefined && (await this.openSensorCase(body.datastream))) return;
       this.message.textContent = `${t('evCreateFailed')}（${status === 401 || status === 403 ? t('evNeedToken') : status || t('disconnected')}）`;
+    }
+  }
+
+  /**
+   * The datastream already has an open case (its alarm opened one, or another operator
+   * did): show that case instead.
+   * @param {number} ds
+   * @returns {Promise<boolean>} whether it was found
+   */
+  async openSensorCase(ds) {
+    try {
+      const found = await api(`api/events?datastream=${ds}&open=1&limit=1`);
+      const item = (found.items || [])[0];
+      if (!item) return false;
+      this.datastream = null;
+      this.panels.close(CREATE_ID);
+      await this.detail.open(Number(item.id));
+      this.detail.message.textContent = t('evAlarmHasCase');
+      return true;
+    } catch {
+      return false;
     }
   }
 

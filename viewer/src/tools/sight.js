@@ -6,22 +6,20 @@
 // globe.pick, Cesium3DTileset.pick); the part up to the first surface it meets is
 // green, the rest red.
 //
-// Viewshed: a sampled-ray radial grid, not a shadow map: `rays` directions around the
-// observer, `rings` points on each out to the radius, each point on the terrain
-// (globe.getHeight) plus 1 m; a point is visible when the ray to it meets no surface
-// before it. The rays are cast in slices of a few milliseconds so the page stays
-// responsive; the points appear as they are decided. The grid is as fine as its
-// settings (24 × 5 by default): features smaller than its spacing can be missed.
+// Viewshed: a depth render from the observer on the GPU (viewshed.js: a point-light
+// shadow map, six 90° frusta, compared with the scene's depth in a post-process
+// stage): what the observer sees within the radius is tinted green, the rest red,
+// in one frame. The share seen is then counted on a radial grid of ground points
+// (`rays` × `rings`, read back from the same depth render, not ray cast).
 
 import { t } from '../i18n.js';
 import { el } from '../util.js';
 import { sightSegments, viewshedGrid } from './geo.js';
+import { Viewshed } from './viewshed.js';
 import { Sketch, cart, formatLength, pickPoint, raise, row, select, slider, toolPanel, vec } from './common.js';
 
 const GREEN = '#2ecc71';
 const RED = '#e74c3c';
-/** ms of ray casting per slice of the viewshed */
-const SLICE_MS = 25;
 /** the target of a sight line stands this many metres above the picked point */
 const TARGET_RAISE = 1;
 
@@ -142,37 +140,93 @@ export function create(ctx) {
     observer = null;
   };
 
-  /** Start a viewshed from the observer; the rays are cast in slices. */
+  /** @type {Viewshed | null} */
+  let shed = null;
+
+  /** The texels per cube face: fewer under software WebGL (each is drawn on the CPU). */
+  const cubeSize = () => (window.cim?.softwareRendering ? 512 : 1024);
+
+  /**
+   * The share of the ground within the radius that the observer sees, on a radial
+   * grid of ground points (1 m up), from the depth render read back.
+   * @param {Viewshed} vs
+   */
+  const countSeen = (vs) => {
+    const frame = Cesium.Transforms.eastNorthUpToFixedFrame(vs.observer);
+    // the outer ring a little inside the radius: its points may rise beyond it
+    const grid = viewshedGrid(0.98 * vs.radius, state.rays, state.rings);
+    let seen = 0;
+    let total = 0;
+    for (const g of grid) {
+      const flat = Cesium.Matrix4.multiplyByPoint(frame, new Cesium.Cartesian3(g.east, g.north, 0), new Cesium.Cartesian3());
+      const carto = Cesium.Cartographic.fromCartesian(flat);
+      const ground = viewer.scene.globe.getHeight(carto);
+      if (ground === undefined) continue; // no terrain loaded there
+      carto.height = ground + TARGET_RAISE;
+      const v = vs.visibleAt(Cesium.Cartographic.toCartesian(carto));
+      if (v === null) continue;
+      total += 1;
+      if (v) seen += 1;
+    }
+    return { seen, total };
+  };
+
+  /** The viewshed's renderer, made once per tool session. */
+  const renderer = () => {
+    if (!shed) shed = new Viewshed(viewer, { size: cubeSize(), visible: GREEN, hidden: RED });
+    return shed;
+  };
+
+  /** In viewshed mode, compile the depth render's shaders now (not on the first click). */
+  const prewarm = () => {
+    if (state.mode !== 'viewshed' || shed?.map) return;
+    setTimeout(() => {
+      if (state.mode !== 'viewshed' || !sketch || shed?.map) return;
+      const canvas = viewer.scene.canvas;
+      const centre = pickPoint(viewer, new Cesium.Cartesian2(canvas.clientWidth / 2, canvas.clientHeight / 2));
+      if (centre) renderer().prewarm(raise(centre, Number(eyeIn.value)), Number(radiusIn.value));
+    }, 50);
+  };
+
+  /** Show the viewshed from the observer; time it until the frame that shows it. */
   const viewshed = () => {
     const me = ++run;
     const start = performance.now();
-    const frame = Cesium.Transforms.eastNorthUpToFixedFrame(observer);
-    const grid = viewshedGrid(Number(radiusIn.value), state.rays, state.rings);
-    const origin = observer;
-    Object.assign(state, { done: 0, visibleCount: 0, total: grid.length, completeMs: null });
-    let i = 0;
-    const slice = () => {
-      if (me !== run || !sketch) return;
-      const until = performance.now() + SLICE_MS;
-      while (i < grid.length && performance.now() < until) {
-        const g = grid[i++];
-        const flat = Cesium.Matrix4.multiplyByPoint(frame, new Cesium.Cartesian3(g.east, g.north, 0), new Cesium.Cartesian3());
-        const carto = Cesium.Cartographic.fromCartesian(flat);
-        carto.height = (viewer.scene.globe.getHeight(carto) ?? carto.height) + TARGET_RAISE;
-        const target = Cesium.Cartographic.toCartesian(carto);
-        const hit = firstHit(origin, target);
-        const seen = sightSegments(vec(origin), vec(target), hit ? vec(hit) : null, tolerance(origin, target)).visible;
-        state.done += 1;
-        if (seen) state.visibleCount += 1;
-        sketch.point(target, seen ? green() : red(), 6);
-      }
-      const pct = state.total ? Math.round((100 * state.visibleCount) / state.done) : 0;
-      showText(`${t('sightVisibleShare')} ${pct}% (${state.visibleCount}/${state.done}${state.done < state.total ? ` / ${state.total}` : ''})`);
-      viewer.scene.requestRender();
-      if (i < grid.length) setTimeout(slice, 0);
-      else state.completeMs = performance.now() - start;
-    };
-    slice();
+    const vs = renderer();
+    Object.assign(state, { done: 0, visibleCount: 0, total: 0, completeMs: null });
+    showText(t('sightComputing'));
+    vs.setObserver(observer, Number(radiusIn.value));
+    vs.whenShown(() => {
+      if (me !== run) return;
+      state.completeMs = performance.now() - start;
+      // counting reads the depth render back (a few ms): after this frame, not in it
+      setTimeout(() => {
+        if (me !== run || !vs.observer) return;
+        const { seen, total } = countSeen(vs);
+        Object.assign(state, { done: total, visibleCount: seen, total });
+        const pct = total ? Math.round((100 * seen) / total) : 0;
+        showText(`${t('sightVisibleShare')} ${pct}% (${seen}/${total}) · ${Math.round(state.completeMs ?? 0)} ms`);
+      }, 0);
+    });
+  };
+
+  /** Remove the viewshed and give the layers their shadow settings back. */
+  const dropViewshed = () => {
+    shed?.destroy();
+    shed = null;
+  };
+
+  /** @type {any} the ground under the viewshed's observer */
+  let shedGround = null;
+
+  /** (Re)draw the viewshed from the eye height above shedGround. */
+  const placeObserver = () => {
+    if (!sketch || !shedGround) return;
+    sketch.clear();
+    observer = raise(shedGround, Number(eyeIn.value));
+    sketch.point(observer, Cesium.Color.fromCssColorString('#4fc3f7'), 11);
+    sketch.line([shedGround, observer], Cesium.Color.fromCssColorString('#4fc3f7'), 2);
+    viewshed();
   };
 
   const onClick = (/** @type {any} */ e) => {
@@ -180,11 +234,8 @@ export function create(ctx) {
     if (!picked || !sketch) return;
     const p = onSurface(picked);
     if (state.mode === 'viewshed') {
-      sketch.clear();
-      observer = raise(p, Number(eyeIn.value));
-      sketch.point(observer, Cesium.Color.fromCssColorString('#4fc3f7'), 11);
-      sketch.line([p, observer], Cesium.Color.fromCssColorString('#4fc3f7'), 2);
-      viewshed();
+      shedGround = p;
+      placeObserver();
       return;
     }
     if (!observer) {
@@ -201,13 +252,23 @@ export function create(ctx) {
     viewer.scene.requestRender();
   };
 
+  // a new radius or eye height redraws the viewshed shown (one depth render)
+  const onSetting = registry.timed('sight', 'setting', () => {
+    if (state.mode === 'viewshed' && shedGround && shed?.observer) placeObserver();
+  });
+  radiusIn.addEventListener('input', onSetting);
+  eyeIn.addEventListener('input', onSetting);
+
   modeSel.addEventListener('change', () => {
     state.mode = modeSel.value;
     shedRows.hidden = state.mode !== 'viewshed';
     run += 1;
     observer = null;
+    shedGround = null;
+    dropViewshed();
     sketch?.clear();
     showText('');
+    prewarm();
   });
   shedRows.hidden = true;
 
@@ -233,9 +294,12 @@ export function create(ctx) {
       }, 50);
       handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
       handler.setInputAction(registry.timed('sight', 'click', onClick), Cesium.ScreenSpaceEventType.LEFT_CLICK);
+      prewarm();
     },
     deactivate() {
       run += 1;
+      shedGround = null;
+      dropViewshed();
       handler?.destroy();
       handler = null;
       observer = null;
@@ -246,6 +310,13 @@ export function create(ctx) {
     },
     api: {
       state,
+      /**
+       * Whether the viewshed's observer sees a point (true/false), null outside its
+       * radius or when none is shown.
+       * @param {any} point a Cesium.Cartesian3
+       */
+      visibleAt: (point) => shed?.visibleAt(point) ?? null,
+      observer: () => shed?.observer ?? null,
       setMode: (/** @type {string} */ mode) => {
         modeSel.value = mode;
         modeSel.dispatchEvent(new Event('change'));

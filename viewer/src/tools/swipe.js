@@ -2,9 +2,14 @@
 // 卷帘比对: one layer on the left of a splitter, another on the right (ImageryLayer and
 // Cesium3DTileset splitDirection, scene.splitPosition); the handle is dragged across
 // the map. Layers not chosen are drawn on both sides as before.
+//
+// Two builds: when the server serves a second build (`cim serve --compare OTHER`, the
+// manifest's server.compare), its building tilesets are offered too ("对比构建 · ..."),
+// loaded from /compare/data/ when the tool first opens and shown only while chosen;
+// by default the other build is on the left and this one on the right.
 
 import { t } from '../i18n.js';
-import { el } from '../util.js';
+import { el, fetchJson } from '../util.js';
 import { row, toolPanel } from './common.js';
 
 /**
@@ -31,11 +36,54 @@ export function create(ctx) {
   document.body.append(handle);
   /** @type {string[]} */
   let split = [];
-  const state = { position: 0.5, left: '', right: '' };
+  const state = { position: 0.5, left: '', right: '', otherReady: false };
+  let active = false;
 
-  /** Layers that can be split: imagery layers and tilesets. */
-  const splittable = () => [...tree.layers.values()].filter((l) => l.object && 'splitDirection' in l.object);
-  const layerName = (/** @type {any} */ l) => (l.labelKey ? t(l.labelKey) : l.label || l.id);
+  /**
+   * The other build's building tilesets, by choice id ('compare:l2', ...).
+   * @type {Map<string, {id: string, kind: string, labelKey?: string, label: string, object: any, compare: true}>}
+   */
+  const others = new Map();
+  /** @type {Promise<void> | null} */
+  let othersLoading = null;
+  /** the other build's name and build time, for its labels */
+  let otherName = '';
+
+  /** Load the other build's building tilesets once (hidden until chosen). */
+  const loadOthers = () => {
+    if (!ctx.manifest?.server?.compare) return Promise.resolve();
+    othersLoading ||= (async () => {
+      const other = await fetchJson('api/compare');
+      const base = new URL(other.server?.data_url || 'compare/data/', document.baseURI).href;
+      otherName = [other.name, String(other.built_at || '').slice(0, 16).replace('T', ' ')].filter(Boolean).join(' ');
+      for (const [key, info] of Object.entries(other.layers || {})) {
+        const url = /** @type {any} */ (info)?.url;
+        if (!url || !String(url).endsWith('tileset.json')) continue;
+        const tileset = await Cesium.Cesium3DTileset.fromUrl(new URL(url, base).href, { maximumScreenSpaceError: 16 });
+        tileset.show = false;
+        viewer.scene.primitives.add(tileset);
+        const id = `compare:${key}`;
+        const labelKey = key === 'l3' ? 'layerL3' : key === 'l2' ? 'layerL2' : undefined;
+        others.set(id, { id, kind: 'buildings', labelKey, label: key, object: tileset, compare: true });
+      }
+    })().catch((err) => {
+      console.warn('the build to compare with failed to load', err);
+      othersLoading = null;
+    });
+    return othersLoading;
+  };
+
+  /** Layers that can be split: imagery layers and tilesets, then the other build's. */
+  const splittable = () => [
+    ...[...tree.layers.values()].filter((l) => l.object && 'splitDirection' in l.object),
+    ...others.values(),
+  ];
+  const layerName = (/** @type {any} */ l) => {
+    const name = l.labelKey ? t(l.labelKey) : l.label || l.id;
+    return l.compare ? `${t('swipeOtherBuild')} · ${name}${otherName ? ` (${otherName})` : ''}` : name;
+  };
+  /** @param {string} id */
+  const objectOf = (id) => others.get(id)?.object ?? tree.get(id)?.object;
 
   const fillSelects = () => {
     for (const [sel, value] of [
@@ -53,10 +101,11 @@ export function create(ctx) {
 
   const unsplit = () => {
     for (const id of split) {
-      const obj = tree.get(id)?.object;
+      const obj = objectOf(id);
       if (obj) obj.splitDirection = Cesium.SplitDirection.NONE;
     }
     split = [];
+    for (const o of others.values()) o.object.show = false;
   };
 
   const apply = () => {
@@ -65,9 +114,10 @@ export function create(ctx) {
       [state.left, Cesium.SplitDirection.LEFT],
       [state.right, Cesium.SplitDirection.RIGHT],
     ]) {
-      const obj = id ? tree.get(String(id))?.object : null;
+      const obj = id ? objectOf(String(id)) : null;
       if (!obj) continue;
       obj.splitDirection = dir;
+      if (others.has(String(id))) obj.show = true;
       split.push(String(id));
     }
     viewer.scene.splitPosition = state.position;
@@ -136,13 +186,25 @@ export function create(ctx) {
       fillSelects();
       handle.hidden = false;
       apply();
+      active = true;
+      // with a second build: the other build's buildings left, this build's right
+      loadOthers().then(() => {
+        const first = [...others.keys()][0];
+        if (!active || !first || state.left.startsWith('compare:')) return;
+        state.left = first;
+        state.right = tree.get(first.slice('compare:'.length)) ? first.slice('compare:'.length) : state.right;
+        fillSelects();
+        apply();
+        state.otherReady = true;
+      });
     },
     deactivate() {
+      active = false;
       unsplit();
       handle.hidden = true;
       viewer.scene.requestRender();
     },
     relabel: fillSelects,
-    api: { state, move },
+    api: { state, move, other: (/** @type {string} */ id) => others.get(id)?.object ?? null },
   };
 }

@@ -1,0 +1,125 @@
+"""The executor seam (cim/executor.py): same results in-process, in a pool, on Dask."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cim.errors import ConfigError
+from cim.executor import (
+    DaskExecutor,
+    InProcessExecutor,
+    PoolExecutor,
+    Setup,
+    make_executor,
+)
+
+# worker-side state, installed by a Setup (never inherited: the pool uses forkserver)
+_STATE: dict[str, object] = {}
+
+
+def _install(factor: int, marker: str) -> None:
+    _STATE["factor"] = factor
+    Path(marker, str(os.getpid())).touch()
+
+
+def _scaled(task: int) -> tuple[int, int]:
+    return task, task * int(_STATE["factor"])  # type: ignore[call-overload]
+
+
+def _square(task: int) -> int:
+    return task * task
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def _fail(task: int) -> int:
+    if task == 3:
+        raise ValueError("task 3 is bad")
+    return task
+
+
+def test_make_executor_picks_by_scheduler_and_jobs() -> None:
+    assert isinstance(make_executor(None, 1), InProcessExecutor)
+    pool = make_executor(None, 2)
+    assert isinstance(pool, PoolExecutor) and pool.workers == 2
+    pool.close()
+    for bad in ("localhost", "local:0", "local:x"):
+        with pytest.raises(ConfigError):
+            make_executor(bad, 1)
+
+
+@pytest.mark.parametrize("kind", ["in-process", "pool"])
+def test_setup_reaches_every_worker_once_and_results_match(kind: str, tmp_path: Path) -> None:
+    executor = InProcessExecutor() if kind == "in-process" else PoolExecutor(2)
+    with executor:
+        setup = Setup(_install, (3, str(tmp_path)))
+        got = dict(executor.map(_scaled, range(40), setup=setup))
+        again = dict(executor.map(_scaled, (i for i in range(40)), setup=setup, total=40))
+    assert got == again == {i: 3 * i for i in range(40)}
+    installed = [int(p.name) for p in tmp_path.iterdir()]
+    # once per process that ran tasks (the setup's key is remembered there)
+    assert len(installed) == len(set(installed)) <= max(executor.workers, 1)
+    if kind == "in-process":
+        assert installed == [os.getpid()]
+    else:
+        assert os.getpid() not in installed
+
+
+def test_pool_runs_elsewhere_and_is_reused_across_maps() -> None:
+    with PoolExecutor(2) as pool:
+        first = set(pool.map(_pid, range(16)))
+        second = set(pool.map(_pid, range(16)))
+    assert os.getpid() not in first
+    assert first & second  # the same worker processes served both maps
+
+
+def test_a_failing_task_raises_in_the_caller() -> None:
+    with PoolExecutor(2) as pool, pytest.raises(ValueError, match="task 3"):
+        list(pool.map(_fail, range(8)))
+
+
+def test_lazy_tasks_are_consumed_a_window_at_a_time() -> None:
+    pulled: list[int] = []
+
+    def tasks():
+        for i in range(200):
+            pulled.append(i)
+            yield i
+
+    with PoolExecutor(2) as pool:
+        results = pool.map(_square, tasks(), total=200)
+        first = next(results)
+        # the window (4 per worker) and its refill after the first wait, not all 200
+        assert len(pulled) <= 2 * 4 * 2
+        rest = list(results)
+    assert sorted([first, *rest]) == [i * i for i in range(200)]
+
+
+@pytest.mark.slow  # a cluster start; tests/tiling/test_scale_executors.py runs Dask unmarked
+def test_dask_local_cluster_gives_the_same_results(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    with DaskExecutor("local:2", memory_limit="1GiB") as dask:
+        assert dask.workers == 2
+        got = dict(dask.map(_scaled, range(30), setup=Setup(_install, (5, str(tmp_path)))))
+        squares = sorted(dask.map(_square, np.arange(10).tolist()))
+    assert got == {i: 5 * i for i in range(30)}
+    assert squares == [i * i for i in range(10)]
+    assert 1 <= len(list(tmp_path.iterdir())) <= 2  # one install per worker process
+
+
+def test_cli_refuses_a_malformed_scheduler(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from cim.cli import main
+
+    (tmp_path / "b.csv").write_text("wkt,height\n", encoding="utf-8")
+    toml = tmp_path / "city.toml"
+    toml.write_text('[buildings]\npath = "b.csv"\n[build]\nscheduler = "nowhere"\n', "utf-8")
+    assert main(["build", str(toml)]) == 2
+    assert "tcp://host:port or local:N" in capsys.readouterr().err
+    assert main(["build", str(toml), "--scheduler", "local:0"]) == 2
+    assert not (tmp_path / "output").exists()

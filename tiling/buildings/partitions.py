@@ -1,0 +1,387 @@
+"""The repaired, grounded buildings as spatial GeoParquet partitions.
+
+The buildings stage writes ``work/buildings/part-NNNNN.parquet`` in the output folder:
+buildings sorted along a Hilbert curve over the city's extent (by footprint centroid)
+and cut into partitions of about :data:`ROWS_PER_PARTITION` rows, so each partition is
+a compact patch of the city. ``work/buildings/partitions.json`` lists the partitions
+with their bounds and Hilbert key ranges, and carries the table-wide values (source
+CRS, wall skirt, the names of the extra and L3 attributes).
+
+Later stages (L2, L3, addresses) read these partitions with :func:`read_partitions`
+instead of needing the buildings stage in memory: a change to ``[l2]`` re-runs only
+the L2 stage, which reads the partitions the last build left (the footprints are not
+read again). A worker can read one partition, or the partitions that meet a bounding
+box, on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import shapely
+
+from cim.errors import DatasetIOError, NotFoundError
+from cim.model import Buildings
+
+log = logging.getLogger(__name__)
+
+#: Where the partitions live, relative to the output folder.
+FOLDER = "work/buildings"
+INDEX = "partitions.json"
+ROWS_PER_PARTITION = 250_000
+#: Hilbert curve order: a 65,536 × 65,536 grid over the city's extent.
+HILBERT_ORDER = 16
+_EXTRA, _L3 = "extra:", "l3:"
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition file: its rows, bounds (lon/lat) and Hilbert key range."""
+
+    file: str
+    rows: int
+    bounds: tuple[float, float, float, float]
+    keys: tuple[int, int]
+
+
+def hilbert_keys(
+    x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float], order: int = 16
+) -> np.ndarray:
+    """Distance along a Hilbert curve of each point (vectorised over the points).
+
+    Parameters
+    ----------
+    x, y : ndarray
+        Coordinates.
+    bounds : (xmin, ymin, xmax, ymax)
+        The square grid's extent (points outside are clamped).
+    order : int
+        The grid is ``2**order`` cells a side (at most 31).
+
+    Returns
+    -------
+    ndarray of uint64
+    """
+    n = 1 << order
+    x0, y0, x1, y1 = bounds
+    span = max(x1 - x0, y1 - y0, 1e-12)
+    xi = np.clip(((np.asarray(x) - x0) / span * (n - 1)).astype(np.int64), 0, n - 1)
+    yi = np.clip(((np.asarray(y) - y0) / span * (n - 1)).astype(np.int64), 0, n - 1)
+    d = np.zeros(len(xi), dtype=np.uint64)
+    s = n >> 1
+    while s > 0:
+        rx = (xi & s) > 0
+        ry = (yi & s) > 0
+        d += np.uint64(s) * np.uint64(s) * ((3 * rx.astype(np.uint64)) ^ ry.astype(np.uint64))
+        # rotate the quadrant so the curve stays continuous
+        flip = ~ry & rx
+        xi = np.where(flip, n - 1 - xi, xi)
+        yi = np.where(flip, n - 1 - yi, yi)
+        swap = ~ry
+        xi, yi = np.where(swap, yi, xi), np.where(swap, xi, yi)
+        s >>= 1
+    return d
+
+
+def _keys(buildings: Buildings) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    centres = shapely.get_coordinates(shapely.centroid(buildings.footprints))
+    bounds = tuple(float(v) for v in buildings.bounds())
+    return hilbert_keys(centres[:, 0], centres[:, 1], bounds, HILBERT_ORDER), bounds
+
+
+def hilbert_sorted(buildings: Buildings) -> tuple[Buildings, np.ndarray]:
+    """``buildings`` in partition order (along the Hilbert curve, ties in input order).
+
+    The buildings stage keeps this order in memory too, so a later stage sees the same
+    rows in the same order whether it got them in memory or from the partitions.
+    Returns the sorted table and its Hilbert keys (for :func:`write_partitions`).
+    """
+    keys, _ = _keys(buildings)
+    order = np.argsort(keys, kind="stable")
+    return buildings.take(order), keys[order]
+
+
+def write_partitions(
+    buildings: Buildings,
+    output: Path,
+    *,
+    wall_skirt: float = 0.0,
+    rows_per_partition: int = ROWS_PER_PARTITION,
+    keys: np.ndarray | None = None,
+) -> list[Partition]:
+    """Write ``buildings`` as Hilbert-ordered GeoParquet partitions under ``output``.
+
+    Parameters
+    ----------
+    buildings : Buildings
+        Repaired and grounded (lon/lat footprints, ellipsoidal base).
+    output : Path
+        The build's output (work) folder; files go to ``output/work/buildings``.
+    wall_skirt : float
+        How far walls reach below the base (m), for the L2 stage.
+    rows_per_partition : int
+    keys : ndarray, optional
+        The Hilbert keys of ``buildings`` when it is already sorted
+        (:func:`hilbert_sorted`).
+
+    Returns
+    -------
+    list of Partition
+
+    Raises
+    ------
+    DatasetIOError
+        A partition cannot be written.
+    """
+    folder = Path(output) / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    bounds = tuple(float(v) for v in buildings.bounds())
+    if keys is None:
+        keys, bounds = _keys(buildings)
+        order = np.argsort(keys, kind="stable")
+    else:
+        order = np.arange(len(buildings))
+    parts: list[Partition] = []
+    geo = _geo_metadata(buildings, bounds)
+    for k, start in enumerate(range(0, max(len(order), 1), rows_per_partition)):
+        rows = order[start : start + rows_per_partition]
+        part = buildings.take(rows)
+        table = _table(part, keys[rows]).replace_schema_metadata({b"geo": geo})
+        name = f"part-{k:05d}.parquet"
+        try:
+            pq.write_table(table, folder / name, compression="zstd", row_group_size=50_000)
+        except OSError as exc:
+            raise DatasetIOError(f"cannot write a building partition ({exc})", path=folder) from exc
+        b = part.bounds() if len(part) else bounds
+        lo, hi = (int(keys[rows[0]]), int(keys[rows[-1]])) if len(rows) else (0, 0)
+        parts.append(Partition(name, len(part), tuple(float(v) for v in b), (lo, hi)))
+    index = {
+        "version": 1,
+        "rows": len(buildings),
+        "bounds": list(bounds),
+        "source_crs": buildings.source_crs,
+        "wall_skirt": float(wall_skirt),
+        "extra": list(buildings.extra),
+        "l3": list(buildings.l3),
+        "hilbert_order": HILBERT_ORDER,
+        "partitions": [p.__dict__ for p in parts],
+    }
+    tmp = folder / f".{INDEX}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(index, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, folder / INDEX)
+    log.debug("%s: %d buildings in %d partitions", folder, len(buildings), len(parts))
+    return parts
+
+
+def partition_index(output: Path) -> dict[str, Any]:
+    """The ``partitions.json`` of an output (or work) folder.
+
+    Raises
+    ------
+    NotFoundError
+        No partitions were written there.
+    """
+    path = Path(output) / FOLDER / INDEX
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise NotFoundError(
+            "no building partitions (the buildings stage did not run)", path=path
+        ) from exc
+
+
+def read_partitions(
+    output: Path,
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    files: list[str] | None = None,
+) -> Buildings:
+    """The buildings of the partitions under ``output`` (all, or those meeting ``bbox``).
+
+    This is how a stage reads the buildings without the buildings stage in memory:
+    ``read_partitions(ctx.workdir)`` gives the whole city in Hilbert order;
+    ``bbox`` (lon/lat) keeps the buildings whose footprint's bounds meet it, reading
+    only the partitions that can hold them; ``files`` reads named partitions (a worker's
+    own share).
+
+    Parameters
+    ----------
+    output : Path
+        The output folder (or the build's work folder).
+    bbox : (west, south, east, north), optional
+    files : list of str, optional
+        Partition file names from :func:`partition_index`.
+
+    Returns
+    -------
+    Buildings
+        With ``source_crs``; the wall skirt is in :func:`partition_index`.
+    """
+    index = partition_index(output)
+    folder = Path(output) / FOLDER
+    chosen = [
+        p
+        for p in index["partitions"]
+        if (files is None or p["file"] in files) and (bbox is None or _meets(p["bounds"], bbox))
+    ]
+    tables = [pq.read_table(folder / p["file"]) for p in chosen]
+    buildings = _buildings(tables, index)
+    if bbox is not None and len(buildings):
+        b = shapely.bounds(buildings.footprints)
+        inside = (
+            (b[:, 0] <= bbox[2])
+            & (b[:, 2] >= bbox[0])
+            & (b[:, 1] <= bbox[3])
+            & (b[:, 3] >= bbox[1])
+        )
+        buildings = buildings.take(np.flatnonzero(inside))
+    return buildings
+
+
+def _meets(a: list[float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] <= b[2] and a[2] >= b[0] and a[1] <= b[3] and a[3] >= b[1]
+
+
+def _geo_metadata(buildings: Buildings, bounds: tuple[float, ...]) -> bytes:
+    kinds = sorted({int(k) for k in shapely.get_type_id(buildings.footprints).tolist()})
+    names = {3: "Polygon", 6: "MultiPolygon"}
+    return json.dumps(
+        {
+            "version": "1.1.0",
+            "primary_column": "geometry",
+            "columns": {
+                "geometry": {
+                    "encoding": "WKB",
+                    "geometry_types": [names.get(k, "Unknown") for k in kinds],
+                    "bbox": list(bounds),
+                    "covering": {},
+                }
+            },
+        }
+    ).encode()
+
+
+def _text(values: np.ndarray) -> pa.Array:
+    try:  # the usual case: every value is already a str
+        return pc.fill_null(pa.array(values, pa.string(), from_pandas=True), "")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(["" if v is None else str(v) for v in values.tolist()], pa.string())
+
+
+def _column(values: np.ndarray) -> pa.Array:
+    values = np.asarray(values)
+    if values.dtype.kind in "iuf":
+        return pa.array(values)
+    return _text(values)
+
+
+def _table(b: Buildings, keys: np.ndarray) -> pa.Table:
+    addresses = [list(a) if a else None for a in b.addresses.tolist()]
+    cols: dict[str, pa.Array] = {
+        "id": _text(b.ids),
+        "geometry": pa.array(shapely.to_wkb(b.footprints, output_dimension=2), pa.binary()),
+        "height": pa.array(np.asarray(b.height, dtype=np.float64)),
+        "floors": pa.array(np.asarray(b.floors, dtype=np.float64)),
+        "base": pa.array(np.asarray(b.base, dtype=np.float64)),
+        "name": _text(b.name),
+        "use": _text(b.use),
+        "roof_type": _text(b.roof_type),
+        "addresses": pa.array(addresses, pa.list_(pa.string())),
+        "hilbert": pa.array(keys, pa.uint64()),
+    }
+    cols.update({_EXTRA + k: _column(v) for k, v in b.extra.items()})
+    cols.update({_L3 + k: _column(v) for k, v in b.l3.items()})
+    return pa.table(cols)
+
+
+def _numpy(col: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return col.to_numpy(zero_copy_only=False).astype(object)
+    return col.to_numpy()
+
+
+def _buildings(tables: list[pa.Table], index: dict[str, Any]) -> Buildings:
+    if tables:
+        t = pa.concat_tables(tables)
+    else:  # an empty selection: the schema of an empty table
+        t = pa.table({"id": pa.array([], pa.string()), "geometry": pa.array([], pa.binary())})
+    n = t.num_rows
+
+    def get(name: str, kind: str = "f") -> np.ndarray:
+        if name in t.column_names:
+            return _numpy(t.column(name))
+        return np.zeros(n) if kind == "f" else np.full(n, "", dtype=object)
+
+    addresses = np.empty(n, dtype=object)
+    addresses.fill(())
+    if "addresses" in t.column_names:
+        col = t.column("addresses").combine_chunks()
+        listed = np.flatnonzero(pc.list_value_length(col).to_numpy(zero_copy_only=False) > 0)
+        if len(listed):  # most buildings have no address of their own
+            addresses[listed] = [tuple(a) for a in col.take(pa.array(listed)).to_pylist()]
+    return Buildings(
+        ids=get("id", "s"),
+        footprints=shapely.from_wkb(t.column("geometry").to_numpy(zero_copy_only=False)),
+        height=get("height"),
+        floors=get("floors"),
+        base=get("base"),
+        name=get("name", "s"),
+        use=get("use", "s"),
+        roof_type=get("roof_type", "s"),
+        addresses=addresses,
+        extra={k: get(_EXTRA + k, "s") for k in index.get("extra", [])},
+        l3={k: get(_L3 + k, "s") for k in index.get("l3", [])},
+        source_crs=index.get("source_crs", "EPSG:4326"),
+    )
+
+
+def building_addresses(buildings: Buildings, index: Path) -> int:
+    """Add the addresses the address stage joined to ``buildings`` (in place).
+
+    The join is read back from ``addresses.sqlite`` (``addresses.building_id``), so a
+    stage that reads the partitions needs no address stage in memory. Addresses are
+    appended in the index's row order after a footprint's own address attribute,
+    each once.
+
+    Parameters
+    ----------
+    buildings : Buildings
+    index : Path
+        ``addresses.sqlite``; nothing happens when it does not exist.
+
+    Returns
+    -------
+    int
+        Addresses attached.
+    """
+    import sqlite3
+
+    if not Path(index).is_file() or not len(buildings):
+        return 0
+    with sqlite3.connect(f"file:{index}?mode=ro", uri=True) as con:
+        rows = con.execute(
+            "SELECT building_id, address FROM addresses WHERE building_id IS NOT NULL ORDER BY id"
+        ).fetchall()
+    if not rows:
+        return 0
+    row_of = {str(b): i for i, b in enumerate(buildings.ids.tolist())}
+    col = buildings.addresses
+    attached = 0
+    for bid, address in rows:
+        i = row_of.get(bid)
+        if i is None or not address:
+            continue
+        existing = () if col[i] is None else tuple(col[i])
+        if address not in existing:
+            col[i] = (*existing, address)
+            attached += 1
+    return attached

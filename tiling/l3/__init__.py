@@ -1,0 +1,1 @@
+"""L3: refined buildings of a district (real roof forms, textures, imported models)."""

@@ -1,0 +1,214 @@
+"""Straight-skeleton roofs on arbitrary footprints (L, U, T, courtyards, any polygon).
+
+The skeleton comes from CGAL (``compas_cgal``'s binding of ``extrude_skeleton``, exact
+predicates): every footprint edge sweeps inward at its own angle; 45° everywhere gives a
+hip roof whose heights are the skeleton times (distances), 90° on an edge makes it a
+gable. Heights are then mapped through the form's profile (pitch, 举架, mansard...).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import mapbox_earcut as earcut
+import numpy as np
+import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from .mesh import cross
+
+log = logging.getLogger(__name__)
+
+
+class SkeletonError(RuntimeError):
+    """CGAL could not build the skeleton, or its result failed the validity check."""
+
+
+def _rings(poly: shapely.Polygon) -> tuple[np.ndarray, list[np.ndarray]]:
+    poly = shapely.orient_polygons(poly)  # exterior CCW, holes CW, as CGAL wants
+    outer = np.asarray(poly.exterior.coords)[:-1, :2]
+    holes = [np.asarray(r.coords)[:-1, :2] for r in poly.interiors]
+    return outer, holes
+
+
+def _cgal(outer: np.ndarray, holes: list[np.ndarray], angles: list[np.ndarray], top: float):
+    try:
+        from compas_cgal import _straight_skeleton_2 as cgal  # the C++ binding only
+    except ImportError as exc:  # pragma: no cover - compas_cgal is a dependency
+        raise SkeletonError(f"compas_cgal is not installed: {exc}") from exc
+
+    def xyz(r: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.column_stack([r, np.zeros(len(r))]))
+
+    # CGAL reads speed i as the speed of the edge that ends at vertex i
+    speeds = [np.roll(a, 1).tolist() for a in angles]
+    try:
+        v, faces = cgal.extrude_straight_skeleton(
+            xyz(outer), [xyz(h) for h in holes], speeds, True, float(top)
+        )
+    except Exception as exc:  # CGAL throws plain RuntimeErrors on degenerate input
+        raise SkeletonError(f"CGAL straight skeleton failed: {exc}") from exc
+    return np.asarray(v, dtype=np.float64), faces
+
+
+def _triangulate_faces(v: np.ndarray, faces: list[list[int]]) -> np.ndarray:
+    """Triangles of CGAL's planar polygon faces, bottom faces (all z = 0) left out."""
+    out = []
+    for f in faces:
+        idx = np.asarray(f)
+        p = v[idx]
+        if np.all(np.abs(p[:, 2]) < 1e-9):
+            continue
+        if len(idx) == 3:
+            out.append(idx[None, :])
+            continue
+        nrm = cross(p, p[np.r_[1 : len(p), 0]]).sum(axis=0)  # Newell normal
+        keep = [a for a in range(3) if a != int(np.argmax(np.abs(nrm)))]
+        tri = earcut.triangulate_float64(p[:, keep], np.array([len(p)], dtype=np.uint32))
+        t = idx[np.asarray(tri).reshape(-1, 3)]
+        # earcut does not keep the winding: turn every triangle to the face's normal
+        a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
+        flip = cross(b - a, c - a) @ nrm < 0
+        t[flip] = t[flip][:, ::-1]
+        out.append(t)
+    return np.concatenate(out) if out else np.zeros((0, 3), dtype=np.int64)
+
+
+def skeleton_roof(poly: shapely.Polygon, gables: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A hip (or gabled) roof over ``poly`` as (vertices, triangles, gable mask).
+
+    Vertices' z are skeleton times (m of inward distance); the bottom face is left out,
+    so the open boundary is exactly the polygon's rings at z = 0.
+
+    Parameters
+    ----------
+    poly : shapely.Polygon
+        Footprint (or eave outline), may have holes.
+    gables : bool
+        Make a gable of every edge whose hip face is a triangle (the ends of a wing).
+
+    Returns
+    -------
+    vertices (k, 3), triangles (m, 3), gable_edges (number of polygon edges,) bool
+    """
+    outer, holes = _rings(poly)
+    sizes = [len(outer)] + [len(h) for h in holes]
+    angles = [np.full(n, 45.0) for n in sizes]
+    span = float(np.sqrt(poly.area)) + poly.length
+    v, faces = _cgal(outer, holes, angles, span)
+    gable = np.zeros(sum(sizes), dtype=bool)
+    if gables:
+        gable = _triangular_hips(v, faces, np.concatenate([outer, *holes]), sizes)
+        if gable.any():
+            split = np.cumsum(sizes)[:-1]
+            angles = [np.where(g, 90.0, 45.0) for g in np.split(gable, split)]
+            v, faces = _cgal(outer, holes, angles, float(v[:, 2].max()) + 1e-3)
+    v, tris = _collapse(v, _triangulate_faces(v, faces))
+    if len(tris) == 0:
+        raise SkeletonError("the straight skeleton has no roof faces")
+    return v, tris, gable
+
+
+def _collapse(v: np.ndarray, tris: np.ndarray, tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Merge skeleton nodes closer than ``tol`` and drop the slivers that collapse.
+
+    Nearly simultaneous events (the junction of a T, a cross) leave nodes a fraction of
+    a millimetre apart and needle triangles between them.
+    """
+    pairs = cKDTree(v).query_pairs(tol, output_type="ndarray")
+    if len(pairs) == 0:
+        return v, tris
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(v), len(v)))
+    _, label = connected_components(graph, directed=False)
+    # each cluster keeps its lowest vertex, so footprint corners (z = 0) never move
+    order = np.lexsort((v[:, 2], label))
+    _, at = np.unique(label[order], return_index=True)
+    t = order[at][label][tris]
+    keep = (t[:, 0] != t[:, 1]) & (t[:, 1] != t[:, 2]) & (t[:, 0] != t[:, 2])
+    return v, t[keep]
+
+
+def _triangular_hips(
+    v: np.ndarray, faces: list[list[int]], ring_pts: np.ndarray, sizes: list[int]
+) -> np.ndarray:
+    """Edges whose hip face is a triangle: those become gables."""
+    key = {tuple(np.round(p, 6)): i for i, p in enumerate(ring_pts)}
+    starts = np.cumsum([0, *sizes[:-1]])
+    nxt = np.concatenate(
+        [np.roll(np.arange(s, s + n), -1) for s, n in zip(starts, sizes, strict=True)]
+    )
+    gable = np.zeros(len(ring_pts), dtype=bool)
+    for f in faces:
+        if len(f) != 3:
+            continue
+        p = v[np.asarray(f)]
+        base = [key.get(tuple(np.round(q[:2], 6))) for q in p if abs(q[2]) < 1e-9]
+        if len(base) != 2 or None in base:
+            continue
+        a, b = base
+        if nxt[a] == b:
+            gable[a] = True
+        elif nxt[b] == a:
+            gable[b] = True
+    # two gables meeting at a corner would leave a vertical corner: keep neither
+    prv = np.empty_like(nxt)
+    prv[nxt] = np.arange(len(nxt))
+    return gable & ~gable[nxt] & ~gable[prv]
+
+
+def slice_at(v: np.ndarray, tris: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split triangles along the horizontal planes z = level (keeping the mesh conforming).
+
+    The skeleton's planar faces run from the eaves to the ridge in one piece; a profile
+    with breaks (举架 steps, a mansard's knee) needs vertices on the break lines, which
+    are exactly these level lines (z is the inward distance).
+    """
+    v = v.copy()
+    for lev in levels:
+        near = np.abs(v[:, 2] - lev) < 1e-4  # onto the plane: no sliver beside a vertex
+        v[near, 2] = lev
+        z = v[:, 2] - lev
+        s = np.where(near, 0, np.sign(z)).astype(np.int8)
+        st = s[tris]
+        cut = (st.min(axis=1) < 0) & (st.max(axis=1) > 0)
+        if not cut.any():
+            continue
+        t, sc = tris[cut], st[cut]
+        # roll so that vertex 0 is the lonely one: alone on its side, or on the plane
+        maj = np.sign(sc.sum(axis=1))  # the side two of the three vertices share
+        lonely = np.where(
+            (sc == 0).any(axis=1), np.argmax(sc == 0, axis=1), np.argmax(sc != maj[:, None], axis=1)
+        )
+        r = (lonely[:, None] + np.arange(3)) % 3
+        t = np.take_along_axis(t, r, axis=1)
+        sc = np.take_along_axis(sc, r, axis=1)
+        on_plane = sc[:, 0] == 0
+        # the crossing points, one per undirected edge so neighbours share them
+        e_ab, e_ac, e_bc = t[:, [0, 1]], t[:, [0, 2]], t[:, [1, 2]]
+        edges = np.concatenate([e_ab[~on_plane], e_ac[~on_plane], e_bc[on_plane]])
+        key = np.sort(edges, axis=1)
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        za, zb = z[uniq[:, 0]], z[uniq[:, 1]]
+        w = (za / (za - zb))[:, None]
+        new = v[uniq[:, 0]] + w * (v[uniq[:, 1]] - v[uniq[:, 0]])
+        base = len(v)
+        v = np.concatenate([v, new])
+        v[base:, 2] = lev
+        k = int((~on_plane).sum())
+        p_ab, p_ac = base + inv[:k], base + inv[k : 2 * k]
+        p_bc = base + inv[2 * k :]
+        a, b, c = t[~on_plane, 0], t[~on_plane, 1], t[~on_plane, 2]
+        three = np.concatenate(
+            [
+                np.column_stack([a, p_ab, p_ac]),
+                np.column_stack([p_ab, b, c]),
+                np.column_stack([p_ab, c, p_ac]),
+            ]
+        )
+        a, b, c = t[on_plane, 0], t[on_plane, 1], t[on_plane, 2]
+        two = np.concatenate([np.column_stack([a, b, p_bc]), np.column_stack([a, p_bc, c])])
+        tris = np.concatenate([tris[~cut], three, two])
+    return v, tris

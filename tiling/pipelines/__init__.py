@@ -1,0 +1,1 @@
+"""The pipelines stage: underground pipe surveys → 3D Tiles and a network file."""

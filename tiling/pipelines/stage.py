@@ -1,0 +1,136 @@
+"""The ``pipelines`` build stage: pipe surveys → ``tiles/pipelines`` and the network file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from cim.config import CityProject, PipelinesConfig, TerrainConfig
+from cim.datum import Datum
+from cim.pipelines import NETWORK_FILE, UTILITIES, clearance_tables
+from cim.raster import DemMosaic
+from cim.stages import BuildContext
+from tiling.pipelines.model import build_model
+from tiling.pipelines.reader import read_survey
+from tiling.pipelines.tiles import write_network, write_tiles
+
+log = logging.getLogger(__name__)
+
+SIDECARS = (".dbf", ".shx", ".prj", ".cpg")
+TILESET = "tiles/pipelines/tileset.json"
+
+
+class PipelinesStage:
+    """Underground pipelines in 3D, and their network for queries.
+
+    Enabled by a ``[pipelines]`` section (:class:`cim.config.PipelinesConfig`). Points
+    without a ground elevation take the DEM's (``[terrain]``) when there is one.
+    """
+
+    name: ClassVar[str] = "pipelines"
+    order: ClassVar[int] = 60
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    def enabled(self, project: CityProject) -> bool:
+        """Whether the project has a ``[pipelines]`` section."""
+        return project.has_section("pipelines")
+
+    def _config(self, project: CityProject) -> PipelinesConfig:
+        cfg = project.section("pipelines", PipelinesConfig)
+        assert cfg is not None  # enabled() checked
+        return cfg
+
+    def inputs(self, project: CityProject) -> list[Path]:
+        """The survey files (with shapefile sidecars) and the DEM."""
+        cfg = self._config(project)
+        paths: list[Path] = []
+        for path in [*cfg.points, *cfg.segments, *cfg.lines]:
+            paths.append(path)
+            if path.suffix.lower() == ".shp":
+                paths += [p for s in SIDECARS if (p := path.with_suffix(s)).exists()]
+        terrain = project.section("terrain", TerrainConfig)
+        if terrain:
+            paths += terrain.paths
+        return paths
+
+    def sections(self) -> tuple[str, ...]:
+        """Config that decides the result."""
+        return ("pipelines", "city", "datum", "terrain")
+
+    def outputs(self) -> list[str]:
+        """The tileset folder and the network file."""
+        return ["tiles/pipelines", NETWORK_FILE]
+
+    def run(self, ctx: BuildContext) -> None:
+        """Read, place, tile and index the survey; report every repair and skip."""
+        project = ctx.project
+        cfg = self._config(project)
+        report = ctx.stage_report(self.name)
+        tables = clearance_tables(cfg.clearance, cfg.vertical_clearance)
+        terrain = project.section("terrain", TerrainConfig)
+        ground_at = None
+        if terrain:
+            dem = DemMosaic(terrain.paths, crs=terrain.crs, default_crs=project.crs)
+            ground_at = dem.sample
+        survey = read_survey(cfg, project.crs, ground_at)
+        report.read = survey.read_segments
+        datum = Datum.from_config(project.datum)
+        model, issues = build_model(survey, cfg, datum)
+        for item_id, reason, detail, repaired in issues:
+            if reason == "crs-note":
+                report.warn(detail)
+            elif repaired:
+                report.repair(item_id, reason, detail)
+            else:
+                report.skip(item_id, reason, detail)
+        figures = write_tiles(
+            model,
+            cfg,
+            ctx.workdir / "tiles" / "pipelines",
+            jobs=ctx.jobs,
+            executor=getattr(ctx, "executor", None),
+            track=ctx.track,
+        )
+        meta = {
+            "origin": list(model.origin),
+            "frame": [float(v) for v in model.frame.ravel()],
+            "crs": survey.crs,
+            "depth_reference": cfg.depth_reference,
+            "clearance": tables,
+            "sources": [str(s) for s in cfg.sources],
+        }
+        write_network(model, ctx.workdir / NETWORK_FILE, meta)
+        report.written = len(model.ids)
+        utilities = {
+            k: int((model.utility == k).sum()) for k in UTILITIES if (model.utility == k).any()
+        }
+        report.counts.update({**figures, "points": len(model.pt_ids), "utilities": utilities})
+        lon, lat = model.pt_lon, model.pt_lat
+        ctx.add_layer(
+            "pipelines",
+            {
+                "url": TILESET,
+                "network": NETWORK_FILE,
+                "segments": len(model.ids),
+                "points": len(model.pt_ids),
+                "valves": int(model.pt_valve.sum()),
+                "wells": figures["wells"],
+                "tiles": figures["tiles"],
+                "bytes": figures["bytes"],
+                "utilities": {
+                    k: {"segments": n, "name": UTILITIES[k].name, "colour": UTILITIES[k].colour}
+                    for k, n in utilities.items()
+                },
+                "depth_range": [
+                    float(np.nanmin([model.start_depth.min(), model.end_depth.min()])),
+                    float(np.nanmax([model.start_depth.max(), model.end_depth.max()])),
+                ],
+                "extent": [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())],
+            },
+        )
+        ctx.manifest.setdefault(
+            "extent", [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())]
+        )
