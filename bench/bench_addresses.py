@@ -67,10 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="processes for parsing")
     ap.add_argument("--out", type=Path, default=None, help="folder for addresses.sqlite")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--reuse", action="store_true",
-                    help="query the index already in --out (same --n and --seed)")
-    ap.add_argument("--buildings", action="store_true",
-                    help="also join the points to n/2 generated footprints during the build")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="query the index already in --out (same --n and --seed)",
+    )
+    ap.add_argument(
+        "--buildings",
+        action="store_true",
+        help="also join the points to n/2 generated footprints during the build",
+    )
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -79,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     addrs, lon, lat = generate_addresses(args.n, seed=args.seed)
     full = np.array([a.full() for a in addrs], dtype=object)
     ids = np.array([str(a.index) for a in addrs], dtype=object)
-    print(f"generated {args.n:,} addresses in {time.perf_counter() - t:.1f} s "
-          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(
+        f"generated {args.n:,} addresses in {time.perf_counter() - t:.1f} s "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
 
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_addresses_"))
     path = out / "addresses.sqlite"
@@ -94,16 +102,19 @@ def main(argv: list[str] | None = None) -> int:
         build_s = time.perf_counter() - t
         cpu_s = time.process_time() - c0
         child_s = _children_cpu() - child0
-        print(f"index build: {res.count:,} addresses in {build_s:.1f} s wall "
-              f"({res.count / build_s:,.0f}/s, jobs={args.jobs}); CPU: main process "
-              f"{cpu_s:.1f} s + parse workers {child_s:.1f} s; target ≤ 60 s for 1,000,000")
+        print(
+            f"index build: {res.count:,} addresses in {build_s:.1f} s wall "
+            f"({res.count / build_s:,.0f}/s, jobs={args.jobs}); CPU: main process "
+            f"{cpu_s:.1f} s + parse workers {child_s:.1f} s; target ≤ 60 s for 1,000,000"
+        )
         if buildings is not None:
-            print(f"joined to buildings: {res.attached:,} ({res.inside:,} inside, "
-                  f"{res.nearest:,} nearest), {len(res.unmatched):,} unmatched, "
-                  f"{len(res.ambiguous):,} ambiguous")
+            print(
+                f"joined to buildings: {res.attached:,} ({res.inside:,} inside, "
+                f"{res.nearest:,} nearest), {len(res.unmatched):,} unmatched, "
+                f"{len(res.ambiguous):,} ambiguous"
+            )
     size = path.stat().st_size
-    print(f"index size: {size / 1e6:.1f} MB ({size / len(addrs):.0f} B/address) "
-          f"at {path}")
+    print(f"index size: {size / 1e6:.1f} MB ({size / len(addrs):.0f} B/address) at {path}")
 
     t = time.perf_counter()
     idx = AddressIndex(path)
@@ -131,13 +142,18 @@ def main(argv: list[str] | None = None) -> int:
             top5 += 1
     n = len(variants)
     p = np.percentile(lat_ms, [50, 95, 99])
-    print(f"query latency over {n:,} fuzzy queries: p50 {p[0]:.2f} ms, p95 {p[1]:.2f} ms, "
-          f"p99 {p[2]:.2f} ms, mean {statistics.fmean(lat_ms):.2f} ms; target p95 ≤ 10 ms")
-    print(f"accuracy on {n:,} variants: top-1 {100 * top1 / n:.2f} %, top-5 {100 * top5 / n:.2f} %"
-          "; targets 95 % / 99 %")
+    print(
+        f"query latency over {n:,} fuzzy queries: p50 {p[0]:.2f} ms, p95 {p[1]:.2f} ms, "
+        f"p99 {p[2]:.2f} ms, mean {statistics.fmean(lat_ms):.2f} ms; target p95 ≤ 10 ms"
+    )
+    print(
+        f"accuracy on {n:,} variants: top-1 {100 * top1 / n:.2f} %, top-5 {100 * top5 / n:.2f} %"
+        "; targets 95 % / 99 %"
+    )
     for kind in sorted(by_kind):
-        print(f"  {kind:17s} top-1 {100 * by_kind_ok[kind] / by_kind[kind]:6.2f} %"
-              f" ({by_kind[kind]})")
+        print(
+            f"  {kind:17s} top-1 {100 * by_kind_ok[kind] / by_kind[kind]:6.2f} % ({by_kind[kind]})"
+        )
     for kind, q, truth, got in fails:
         print(f"  miss [{kind}] {q!r} truth {truth!r} got {got}")
 

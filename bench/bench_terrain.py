@@ -57,24 +57,43 @@ def write_dem(path: Path, size: int) -> Path:
     lake = (xx - size * 0.7) ** 2 + (yy - size * 0.3) ** 2 < (size * 0.05) ** 2
     z[lake] = -9999.0
     res = 0.5 / size
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=1,
-                       dtype="float32", crs="EPSG:4326", nodata=-9999.0, tiled=True,
-                       blockxsize=256, blockysize=256, compress="deflate",
-                       transform=from_origin(139.0, 35.5, res, res)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=1,
+        dtype="float32",
+        crs="EPSG:4326",
+        nodata=-9999.0,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        transform=from_origin(139.0, 35.5, res, res),
+    ) as ds:
         ds.write(z, 1)
     return path
 
 
-def dense_error(out: Path, dem: DemMosaic, datum: Datum, z: int, x: int, y: int,
-                m: int, grid: int) -> float:
+def dense_error(
+    out: Path, dem: DemMosaic, datum: Datum, z: int, x: int, y: int, m: int, grid: int
+) -> float:
     """Max |mesh − DEM| of a decoded tile on an (m+1)² lattice inside the DEM.
 
     ``dem`` is read without void filling: voids (NaN) are left out of the comparison.
     """
     q = qmesh.decode_tile(read_tile(out, z, x, y))
     w, s, e, n = scheme.tile_bounds(z, x, y)
-    approx = mesh_on_lattice(q.u.astype(np.int64), (32767 - q.v).astype(np.int64),
-                             q.heights(), q.triangles.astype(np.int64), 32767, m)
+    approx = mesh_on_lattice(
+        q.u.astype(np.int64),
+        (32767 - q.v).astype(np.int64),
+        q.heights(),
+        q.triangles.astype(np.int64),
+        32767,
+        m,
+    )
     lon, lat = np.meshgrid(np.linspace(w, e, m + 1), np.linspace(n, s, m + 1))
     truth = datum.to_ellipsoidal(dem.sample(lon, lat), lon, lat)
     # leave out the band of one mesh grid cell along the DEM's outer edge, where the
@@ -106,32 +125,46 @@ def main() -> None:
         wall = time.perf_counter() - t0
         c1 = os.times()
         cpu = (c1.user + c1.system + c1.children_user + c1.children_system) - (
-            c0.user + c0.system + c0.children_user + c0.children_system)
-        print(f"DEM {args.size}×{args.size} float32, {DemMosaic([dem_path]).resolution_m():.1f} m"
-              f" → levels 0–{res.layer.maxzoom}, jobs={args.jobs}")
-        print(f"tiles: {res.tiles}   wall: {wall:.1f} s   tiles/s: {res.tiles / wall:.0f}   "
-              f"bytes/tile (gzip): {res.bytes / res.tiles:.0f}   total: {res.bytes / 1e6:.1f} MB")
-        print(f"CPU: {cpu:.1f} s = {1000 * cpu / res.tiles:.2f} ms/tile → "
-              f"{args.jobs * res.tiles / cpu:.0f} tiles/s on {args.jobs} free cores "
-              f"(load average before the run: {load:.1f} on {os.cpu_count()} cores)")
+            c0.user + c0.system + c0.children_user + c0.children_system
+        )
+        print(
+            f"DEM {args.size}×{args.size} float32, {DemMosaic([dem_path]).resolution_m():.1f} m"
+            f" → levels 0–{res.layer.maxzoom}, jobs={args.jobs}"
+        )
+        print(
+            f"tiles: {res.tiles}   wall: {wall:.1f} s   tiles/s: {res.tiles / wall:.0f}   "
+            f"bytes/tile (gzip): {res.bytes / res.tiles:.0f}   total: {res.bytes / 1e6:.1f} MB"
+        )
+        print(
+            f"CPU: {cpu:.1f} s = {1000 * cpu / res.tiles:.2f} ms/tile → "
+            f"{args.jobs * res.tiles / cpu:.0f} tiles/s on {args.jobs} free cores "
+            f"(load average before the run: {load:.1f} on {os.cpu_count()} cores)"
+        )
         dem = DemMosaic([dem_path])
         datum = Datum.from_config(datum_cfg)
-        print(f"{'level':>5} {'tiles':>6} {'bytes/tile':>10} {'tri/tile':>8} "
-              f"{'grid err m':>10} {'dense err m':>11} {'Cesium m':>9}  ok")
+        print(
+            f"{'level':>5} {'tiles':>6} {'bytes/tile':>10} {'tri/tile':>8} "
+            f"{'grid err m':>10} {'dense err m':>11} {'Cesium m':>9}  ok"
+        )
         all_ok = True
         for z, lv in sorted(res.levels.items()):
             tiles = sorted((x, y) for zz, x, y in res.layer.tiles() if zz == z)
             step = max(1, len(tiles) // args.sample)
-            errs = [dense_error(out, dem, datum, z, x, y, 256, lv.grid)
-                    for x, y in tiles[::step]] if z > 2 else []  # 0–2: mostly sea-level fill
+            errs = (
+                [dense_error(out, dem, datum, z, x, y, 256, lv.grid) for x, y in tiles[::step]]
+                if z > 2
+                else []
+            )  # 0–2: mostly sea-level fill
             errs = [e for e in errs if e == e]  # NaN: no lattice point inside the DEM
             dense = max(errs) if errs else float("nan")
             ok = lv.max_error <= lv.geometric_error and not (dense > lv.geometric_error)
             all_ok &= ok
             dense_s = "—" if dense != dense else f"{dense:.2f}"
-            print(f"{z:>5} {lv.tiles:>6} {lv.bytes / max(lv.tiles, 1):>10.0f} "
-                  f"{lv.triangles / max(lv.tiles, 1):>8.0f} {lv.max_error:>10.2f} "
-                  f"{dense_s:>11} {lv.geometric_error:>9.2f}  {'yes' if ok else 'NO'}")
+            print(
+                f"{z:>5} {lv.tiles:>6} {lv.bytes / max(lv.tiles, 1):>10.0f} "
+                f"{lv.triangles / max(lv.tiles, 1):>8.0f} {lv.max_error:>10.2f} "
+                f"{dense_s:>11} {lv.geometric_error:>9.2f}  {'yes' if ok else 'NO'}"
+            )
         print("every level within CesiumJS's geometric error:", "yes" if all_ok else "NO")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -79,7 +79,9 @@ class BadFeature(NamedTuple):
 BAD_FEATURES: list[BadFeature] = [
     BadFeature(
         _FIRST_SHOP_ID if problem == "duplicate_id" else f"PC{_N_NOTABLE + _N_SHOPS + k + 1:06d}",
-        problem, description)
+        problem,
+        description,
+    )
     for k, (problem, description) in enumerate(lay.BAD_PROBLEMS)
 ]
 
@@ -115,25 +117,35 @@ def _write_buildings(path: Path, b: BuildingTable, addr: Addresses) -> None:
     geoms = _shift(b.geoms)
     wkb = shapely.to_wkb(geoms, output_dimension=3)
     floors = b.floors
-    table = pa.table({
-        "id": pa.array(b.ids.tolist(), pa.string()),
-        "height": pa.array(b.height, pa.float64(), mask=np.isnan(b.height)),
-        "floors": pa.array(np.nan_to_num(floors).astype(np.int32), pa.int32(),
-                           mask=np.isnan(floors)),
-        "use": pa.array(b.use.tolist(), pa.string()),
-        "name": pa.array([s or None for s in b.name.tolist()], pa.string()),
-        "roof_type": pa.array(b.roof.tolist(), pa.string()),
-        **_l3_columns(b),
-        "address": pa.array(baddr.tolist(), pa.string()),
-        "geom": pa.array(wkb.tolist(), pa.binary()),
-    })
+    table = pa.table(
+        {
+            "id": pa.array(b.ids.tolist(), pa.string()),
+            "height": pa.array(b.height, pa.float64(), mask=np.isnan(b.height)),
+            "floors": pa.array(
+                np.nan_to_num(floors).astype(np.int32), pa.int32(), mask=np.isnan(floors)
+            ),
+            "use": pa.array(b.use.tolist(), pa.string()),
+            "name": pa.array([s or None for s in b.name.tolist()], pa.string()),
+            "roof_type": pa.array(b.roof.tolist(), pa.string()),
+            **_l3_columns(b),
+            "address": pa.array(baddr.tolist(), pa.string()),
+            "geom": pa.array(wkb.tolist(), pa.binary()),
+        }
+    )
     if path.exists():
         path.unlink()
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2026-01-01T00:00:00.000Z"})
     try:
-        pyogrio.write_arrow(table, path, layer="buildings", driver="GPKG",
-                            geometry_name="geom", geometry_type="Unknown", crs=CRS,
-                            encoding="UTF-8")
+        pyogrio.write_arrow(
+            table,
+            path,
+            layer="buildings",
+            driver="GPKG",
+            geometry_name="geom",
+            geometry_type="Unknown",
+            crs=CRS,
+            encoding="UTF-8",
+        )
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
 
@@ -144,8 +156,18 @@ def _write_addresses(path: Path, a: Addresses) -> None:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["x", "y", "address", "city", "district", "street", "number", "poi"])
         for i in range(len(a.x)):
-            w.writerow([f"{a.x[i] + ORIGIN[0]:.2f}", f"{a.y[i] + ORIGIN[1]:.2f}", full[i], CITY,
-                        a.district[i], a.street[i], f"{a.number[i]}号", a.poi[i]])
+            w.writerow(
+                [
+                    f"{a.x[i] + ORIGIN[0]:.2f}",
+                    f"{a.y[i] + ORIGIN[1]:.2f}",
+                    full[i],
+                    CITY,
+                    a.district[i],
+                    a.street[i],
+                    f"{a.number[i]}号",
+                    a.poi[i],
+                ]
+            )
 
 
 def _write_old_town(path: Path) -> None:
@@ -155,11 +177,16 @@ def _write_old_town(path: Path) -> None:
     c = shapely.get_coordinates(square) + np.asarray(ORIGIN)
     lon, lat = get_transformer(CRS, "EPSG:4326").transform(c[:, 0], c[:, 1])
     ring = [[round(float(x), 7), round(float(y), 7)] for x, y in zip(lon, lat, strict=True)]
-    doc = {"type": "FeatureCollection", "features": [{
-        "type": "Feature",
-        "properties": {"name": "古城区", "city": "平城", "kind": "walled old town"},
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
-    }]}
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": "古城区", "city": "平城", "kind": "walled old town"},
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        ],
+    }
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
@@ -168,17 +195,24 @@ def _write_streets(path: Path, s: lay.Streets) -> None:
 
     tr = get_transformer(CRS, "EPSG:4326")
     feats = []
-    for name, kind, width, district, coords in zip(s.names, s.kinds, s.widths, s.districts,
-                                                   s.coords, strict=True):
+    for name, kind, width, district, coords in zip(
+        s.names, s.kinds, s.widths, s.districts, s.coords, strict=True
+    ):
         c = np.asarray(coords) + np.asarray(ORIGIN)
         lon, lat = tr.transform(c[:, 0], c[:, 1])
-        feats.append({
-            "type": "Feature",
-            "properties": {"name": name, "kind": kind, "width": width, "district": district},
-            "geometry": {"type": "LineString", "coordinates": [
-                [round(float(x), 7), round(float(y), 7)] for x, y in zip(lon, lat, strict=True)
-            ]},
-        })
+        feats.append(
+            {
+                "type": "Feature",
+                "properties": {"name": name, "kind": kind, "width": width, "district": district},
+                "geometry": {
+                    "type": "LineString",
+                    "coordinates": [
+                        [round(float(x), 7), round(float(y), 7)]
+                        for x, y in zip(lon, lat, strict=True)
+                    ],
+                },
+            }
+        )
     doc = {"type": "FeatureCollection", "features": feats}
     path.write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -281,10 +315,12 @@ def write_sample(dest: Path, *, seed: int = 2026) -> Path:
     _write_streets(data / "streets.geojson", streets)
     bad = [f._asdict() for f in BAD_FEATURES]
     (data / "bad_features.json").write_text(
-        json.dumps(bad, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        json.dumps(bad, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
     write_dem(data / "dem.tif", ORIGIN, CRS)
-    write_ortho(data / "ortho.tif", ORIGIN, CRS, table, streets, plan.grounds,
-                cols["trees"], rng_img)
+    write_ortho(
+        data / "ortho.tif", ORIGIN, CRS, table, streets, plan.grounds, cols["trees"], rng_img
+    )
     write_pipelines(data / "pipelines", streets, np.random.default_rng([seed, 4]), ORIGIN)
     toml = dest / "city.toml"
     text = _TOML.format(seed=seed, crs=CRS, geoid=GEOID_OFFSET) + PIPELINES_TOML.format(crs=CRS)

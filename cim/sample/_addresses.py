@@ -22,8 +22,22 @@ log = logging.getLogger(__name__)
 
 CITY = "平城市"
 #: Kinds of buildings that get an address (villages: a share of them).
-_ADDRESSED = {"courtyard", "house_old", "shop_old", "temple", "tower_old", "gate", "slab",
-              "tower", "office", "public", "podium", "shop", "shed", "village"}
+_ADDRESSED = {
+    "courtyard",
+    "house_old",
+    "shop_old",
+    "temple",
+    "tower_old",
+    "gate",
+    "slab",
+    "tower",
+    "office",
+    "public",
+    "podium",
+    "shop",
+    "shed",
+    "village",
+}
 #: Points of interest without a building (parks, wetland): (poi, x, y) local metres.
 _POIS = [
     ("太和公园", -1950.0, -1350.0),
@@ -49,13 +63,18 @@ class Addresses:
     @property
     def full(self) -> np.ndarray:
         """Full address strings, e.g. 平城市古城区鼓楼东街12号."""
-        return np.array([f"{CITY}{d}{s}{n}号" for d, s, n in
-                         zip(self.district, self.street, self.number, strict=True)],
-                        dtype=object)
+        return np.array(
+            [
+                f"{CITY}{d}{s}{n}号"
+                for d, s, n in zip(self.district, self.street, self.number, strict=True)
+            ],
+            dtype=object,
+        )
 
 
-def make_addresses(b: BuildingTable, streets: Streets, rng: np.random.Generator,
-                   n_near: int = 8) -> Addresses:
+def make_addresses(
+    b: BuildingTable, streets: Streets, rng: np.random.Generator, n_near: int = 8
+) -> Addresses:
     """Address every non-trivial building and a few places without one.
 
     Parameters
@@ -93,8 +112,10 @@ def make_addresses(b: BuildingTable, streets: Streets, rng: np.random.Generator,
     given = b.street[rows] != ""
     sidx[given] = [name_to_idx[s] for s in b.street[rows][given]]
     old = (np.abs(x) < WALL_OUT) & (np.abs(y) < WALL_OUT)
-    for mask, allowed in ((~given & old, ("lane", "old_street")),
-                          (~given & ~old, ("road", "minor"))):
+    for mask, allowed in (
+        (~given & old, ("lane", "old_street")),
+        (~given & ~old, ("road", "minor")),
+    ):
         cand_streets = np.flatnonzero(np.isin(kinds, allowed))
         tree = shapely.STRtree(lines[cand_streets])
         q = np.flatnonzero(mask)
@@ -145,8 +166,15 @@ def make_addresses(b: BuildingTable, streets: Streets, rng: np.random.Generator,
     number = np.empty(len(order), dtype=np.int64)
     number[order] = 2 * rank + 1 + left[order]
     district = np.where((np.abs(x) < WALL_OUT + 2) & (np.abs(y) < WALL_OUT + 2), GU, XIN)
-    out = Addresses(x=x[order], y=y[order], district=district[order].astype(object),
-                    street=street_names[sidx[order]], number=number[order],
-                    poi=poi[order], building=building[order], where=where[order])
+    out = Addresses(
+        x=x[order],
+        y=y[order],
+        district=district[order].astype(object),
+        street=street_names[sidx[order]],
+        number=number[order],
+        poi=poi[order],
+        building=building[order],
+        where=where[order],
+    )
     log.debug("%d addresses (%d near, %d without building)", len(out.x), len(near), ne)
     return out

@@ -63,8 +63,9 @@ def _multi(g: shapely.Geometry) -> shapely.Geometry:
     return shapely.MultiPolygon([shapely.box(x0, y0, x0 + 6, y1), shapely.box(x0 + 8, y0, x1, y1)])
 
 
-def make_table(cols: dict[str, np.ndarray], rng: np.random.Generator,
-               dup_target: int) -> BuildingTable:
+def make_table(
+    cols: dict[str, np.ndarray], rng: np.random.Generator, dup_target: int
+) -> BuildingTable:
     """Give ids, decide which height fields are present, corrupt the bad features.
 
     Parameters
@@ -125,9 +126,18 @@ def make_table(cols: dict[str, np.ndarray], rng: np.random.Generator,
     floors[bad_rows] = 2.0
     case[bad_rows] = "both"
     return BuildingTable(
-        ids=ids, geoms=geoms, kind=kind, use=cols["use"], roof=cols["roof"],
-        name=cols["name"], street=cols["street"], height=height, floors=floors,
-        true_height=np.where(np.isnan(true_h), 6.0, true_h), case=case, bad=bad,
+        ids=ids,
+        geoms=geoms,
+        kind=kind,
+        use=cols["use"],
+        roof=cols["roof"],
+        name=cols["name"],
+        street=cols["street"],
+        height=height,
+        floors=floors,
+        true_height=np.where(np.isnan(true_h), 6.0, true_h),
+        case=case,
+        bad=bad,
     )
 
 
@@ -145,8 +155,16 @@ HALL_ROOFS = {
     "鼓楼": ("glazed_tile", "绿"),
 }
 #: Podiums (台基, m): halls and the drum tower's base; gate towers stand on the wall.
-PODIUMS = {"鼓楼": 8.0, "大雄宝殿": 1.8, "大成殿": 1.5, "善化寺大雄宝殿": 1.5, "三圣殿": 1.2,
-           "薄伽教藏殿": 1.2, "天王殿": 1.0, "府署大堂": 1.0}
+PODIUMS = {
+    "鼓楼": 8.0,
+    "大雄宝殿": 1.8,
+    "大成殿": 1.5,
+    "善化寺大雄宝殿": 1.5,
+    "三圣殿": 1.2,
+    "薄伽教藏殿": 1.2,
+    "天王殿": 1.0,
+    "府署大堂": 1.0,
+}
 GATE_PODIUM = 10.0
 
 

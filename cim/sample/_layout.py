@@ -78,13 +78,50 @@ GU = "古城区"
 XIN = "新城区"
 
 _HUTONG = [
-    "帽儿胡同", "砖塔胡同", "箭厂胡同", "棉花胡同", "钟楼湾胡同", "鼓楼后胡同", "大有仓胡同",
-    "小南门胡同", "四牌楼胡同", "油坊胡同", "铜锣胡同", "菜市胡同", "粮店胡同", "马王庙胡同",
-    "九龙壁胡同", "太平胡同", "花园胡同", "井儿胡同", "石头胡同", "纸坊胡同", "仓门胡同",
-    "书院胡同", "府学胡同", "城隍庙胡同", "关帝庙胡同", "柳巷胡同", "槐树胡同", "枣园胡同",
-    "杏花胡同", "剪子胡同", "灯笼胡同", "草帽胡同", "羊肉胡同", "豆腐胡同", "银匠胡同",
-    "染坊胡同", "轿子胡同", "碾子胡同", "水井胡同", "魁星楼胡同", "东井胡同", "西井胡同",
-    "南营胡同", "北营胡同",
+    "帽儿胡同",
+    "砖塔胡同",
+    "箭厂胡同",
+    "棉花胡同",
+    "钟楼湾胡同",
+    "鼓楼后胡同",
+    "大有仓胡同",
+    "小南门胡同",
+    "四牌楼胡同",
+    "油坊胡同",
+    "铜锣胡同",
+    "菜市胡同",
+    "粮店胡同",
+    "马王庙胡同",
+    "九龙壁胡同",
+    "太平胡同",
+    "花园胡同",
+    "井儿胡同",
+    "石头胡同",
+    "纸坊胡同",
+    "仓门胡同",
+    "书院胡同",
+    "府学胡同",
+    "城隍庙胡同",
+    "关帝庙胡同",
+    "柳巷胡同",
+    "槐树胡同",
+    "枣园胡同",
+    "杏花胡同",
+    "剪子胡同",
+    "灯笼胡同",
+    "草帽胡同",
+    "羊肉胡同",
+    "豆腐胡同",
+    "银匠胡同",
+    "染坊胡同",
+    "轿子胡同",
+    "碾子胡同",
+    "水井胡同",
+    "魁星楼胡同",
+    "东井胡同",
+    "西井胡同",
+    "南营胡同",
+    "北营胡同",
 ]
 
 #: Main streets of the old town radiating from the drum tower.
@@ -92,28 +129,80 @@ OLD_MAIN = ("鼓楼东街", "鼓楼西街", "北大街", "南大街")
 
 # Modern grid: line position -> (name, width) for N-S lines (x) and E-W lines (y).
 _NS_MAIN = {
-    -2100.0: ("西环路", 24.0), -1800.0: ("魏都大道", 36.0), -1500.0: ("迎宾路", 30.0),
-    -1200.0: ("太和路", 30.0), -900.0: ("环城西路", 30.0), 900.0: ("环城东路", 30.0),
-    1200.0: ("御河西路", 30.0), 1800.0: ("御河东路", 30.0), 2100.0: ("东环路", 24.0),
+    -2100.0: ("西环路", 24.0),
+    -1800.0: ("魏都大道", 36.0),
+    -1500.0: ("迎宾路", 30.0),
+    -1200.0: ("太和路", 30.0),
+    -900.0: ("环城西路", 30.0),
+    900.0: ("环城东路", 30.0),
+    1200.0: ("御河西路", 30.0),
+    1800.0: ("御河东路", 30.0),
+    2100.0: ("东环路", 24.0),
 }
 _EW_MAIN = {
-    -2100.0: ("南环路", 24.0), -1800.0: ("同泰路", 30.0), -1500.0: ("文兴路", 30.0),
-    -1200.0: ("平城大道", 44.0), -900.0: ("环城南路", 30.0), 900.0: ("环城北路", 30.0),
-    1200.0: ("府前路", 36.0), 1500.0: ("建设路", 30.0), 1800.0: ("永泰路", 30.0),
+    -2100.0: ("南环路", 24.0),
+    -1800.0: ("同泰路", 30.0),
+    -1500.0: ("文兴路", 30.0),
+    -1200.0: ("平城大道", 44.0),
+    -900.0: ("环城南路", 30.0),
+    900.0: ("环城北路", 30.0),
+    1200.0: ("府前路", 36.0),
+    1500.0: ("建设路", 30.0),
+    1800.0: ("永泰路", 30.0),
     2100.0: ("北环路", 24.0),
 }
 _MINOR = [
-    "幸福路", "和平街", "育才路", "安宁街", "学府路", "光明路", "振华街", "兴业路",
-    "开源街", "永安路", "长乐街", "青年路", "红旗街", "工农路", "民主街", "团结路",
+    "幸福路",
+    "和平街",
+    "育才路",
+    "安宁街",
+    "学府路",
+    "光明路",
+    "振华街",
+    "兴业路",
+    "开源街",
+    "永安路",
+    "长乐街",
+    "青年路",
+    "红旗街",
+    "工农路",
+    "民主街",
+    "团结路",
 ]
-_AXIS_OUT = {"north": ("北关街", 30.0), "south": ("南关街", 30.0),
-             "east": ("东关大街", 36.0), "west": ("西关大街", 36.0)}
+_AXIS_OUT = {
+    "north": ("北关街", 30.0),
+    "south": ("南关街", 30.0),
+    "east": ("东关大街", 36.0),
+    "west": ("西关大街", 36.0),
+}
 
 #: Grid line positions (x and y) that bound the modern blocks.
-GRID_X = np.array([-2200, -2100, -1800, -1500, -1200, -900, -600, -300, 0, 300, 600, 900,
-                   1200, 1800, 2100, 2200], dtype=np.float64)
-GRID_Y = np.array([-2200, -2100, -1800, -1500, -1200, -900, -600, -300, 0, 300, 600, 900,
-                   1200, 1500, 1800, 2100, 2200], dtype=np.float64)
+GRID_X = np.array(
+    [-2200, -2100, -1800, -1500, -1200, -900, -600, -300, 0, 300, 600, 900, 1200, 1800, 2100, 2200],
+    dtype=np.float64,
+)
+GRID_Y = np.array(
+    [
+        -2200,
+        -2100,
+        -1800,
+        -1500,
+        -1200,
+        -900,
+        -600,
+        -300,
+        0,
+        300,
+        600,
+        900,
+        1200,
+        1500,
+        1800,
+        2100,
+        2200,
+    ],
+    dtype=np.float64,
+)
 _MINOR_W = 16.0
 
 
@@ -151,14 +240,20 @@ def make_streets() -> Streets:
     for y, (name, width) in _EW_MAIN.items():
         s.add(name, "road", width, XIN, (-h, y), (h, y))
     r = RING + 15
-    for key, a, b in (("north", (0, r), (0, h)), ("south", (0, -r), (0, -h)),
-                      ("east", (r, 0), (h, 0)), ("west", (-r, 0), (-h, 0))):
+    for key, a, b in (
+        ("north", (0, r), (0, h)),
+        ("south", (0, -r), (0, -h)),
+        ("east", (r, 0), (h, 0)),
+        ("west", (-r, 0), (-h, 0)),
+    ):
         name, width = _AXIS_OUT[key]
         s.add(name, "road", width, XIN, a, b)
     # gate passages through wall and over the moat
     for name, (a, b) in {
-        "东门外街": ((w, 0), (RING - 15, 0)), "西门外街": ((-w, 0), (-RING + 15, 0)),
-        "北门外街": ((0, w), (0, RING - 15)), "南门外街": ((0, -w), (0, -RING + 15)),
+        "东门外街": ((w, 0), (RING - 15, 0)),
+        "西门外街": ((-w, 0), (-RING + 15, 0)),
+        "北门外街": ((0, w), (0, RING - 15)),
+        "南门外街": ((0, -w), (0, -RING + 15)),
     }.items():
         s.add(name, "gate", 16.0, GU, a, b)
     m = 0
@@ -233,8 +328,7 @@ class Plan:
         """Concatenate the parts into columns."""
         out = {
             k: np.concatenate(getattr(self, k))
-            for k in ("geoms", "kind", "use", "roof", "floors", "height", "name", "street",
-                      "fixed")
+            for k in ("geoms", "kind", "use", "roof", "floors", "height", "name", "street", "fixed")
         }
         out["trees"] = np.concatenate(self.trees) if self.trees else np.zeros((0, 3))
         return out
@@ -314,8 +408,16 @@ COMPOUNDS_OLD = [
 
 NOTABLE_NEW: list[tuple] = [
     ("平城中心", "office", "办公", "flat", 52, 238.0, (-1150, -1150, -1095, -1095), "平城大道"),
-    ("平城国际金融中心", "office", "办公", "flat", 41, 182.0,
-     (-1060, -1160, -1015, -1115), "平城大道"),
+    (
+        "平城国际金融中心",
+        "office",
+        "办公",
+        "flat",
+        41,
+        182.0,
+        (-1060, -1160, -1015, -1115),
+        "平城大道",
+    ),
     ("御河大厦", "office", "办公", "flat", 28, 118.0, (-1160, -1040, -1120, -1000), "太和路"),
     ("平城饭店", "office", "商业", "flat", 22, 86.0, (-1010, -1040, -960, -1010), "环城南路"),
     ("平城中心裙楼", "podium", "商业", "flat", 4, 22.0, (-1170, -1090, -1020, -1060), ""),
@@ -329,11 +431,19 @@ NOTABLE_NEW: list[tuple] = [
 ]
 #: Blocks reserved for notable complexes (centre point -> type).
 RESERVED = {
-    (-1050.0, -1050.0): "cbd", (-1350.0, -1050.0): "cbd", (-1050.0, -1350.0): "cbd",
-    (-1350.0, -1350.0): "cbd", (-1650.0, -1050.0): "civic", (-1950.0, -1350.0): "park",
-    (1950.0, -1350.0): "civic", (-150.0, 1950.0): "civic", (-450.0, 1350.0): "civic",
+    (-1050.0, -1050.0): "cbd",
+    (-1350.0, -1050.0): "cbd",
+    (-1050.0, -1350.0): "cbd",
+    (-1350.0, -1350.0): "cbd",
+    (-1650.0, -1050.0): "civic",
+    (-1950.0, -1350.0): "park",
+    (1950.0, -1350.0): "civic",
+    (-150.0, 1950.0): "civic",
+    (-450.0, 1350.0): "civic",
     (750.0, -1350.0): "civic",
-    (1050.0, 450.0): "park", (-1050.0, 750.0): "park", (-1950.0, 1950.0): "bad",
+    (1050.0, 450.0): "park",
+    (-1050.0, 750.0): "park",
+    (-1950.0, 1950.0): "bad",
 }
 
 #: The deliberately bad features: (problem, description). They stand in a row in the
@@ -354,8 +464,17 @@ BAD_PROBLEMS: list[tuple[str, str]] = [
 
 def _notables(plan: Plan, table: list[tuple]) -> None:
     for name, kind, use, roof, floors, height, bx, street in table:
-        plan.add(shapely.box(*bx), kind, use, roof,
-                 np.nan if floors is None else floors, height, name, street, fixed=True)
+        plan.add(
+            shapely.box(*bx),
+            kind,
+            use,
+            roof,
+            np.nan if floors is None else floors,
+            height,
+            name,
+            street,
+            fixed=True,
+        )
 
 
 def _bad_row(plan: Plan) -> None:
@@ -371,8 +490,17 @@ def _shops_known(plan: Plan) -> None:
     x = 22.0 + 12.0 * np.arange(62)
     x = x[np.abs(x + 5.5 - 400.0) > 12.0]
     for y0, y1 in ((11.0, 25.0), (-25.0, -11.0)):
-        plan.add(_boxes(x, np.full_like(x, y0), x + 11.0, np.full_like(x, y1)),
-                 "shop_old", "商业", "硬山", 1, 5.5, "", "鼓楼东街", fixed=True)
+        plan.add(
+            _boxes(x, np.full_like(x, y0), x + 11.0, np.full_like(x, y1)),
+            "shop_old",
+            "商业",
+            "硬山",
+            1,
+            5.5,
+            "",
+            "鼓楼东街",
+            fixed=True,
+        )
 
 
 def _old_town(plan: Plan, rng: np.random.Generator, blocked: shapely.Geometry) -> None:
@@ -385,21 +513,47 @@ def _old_town(plan: Plan, rng: np.random.Generator, blocked: shapely.Geometry) -
         if sgn < 0:  # 鼓楼西街
             a, b = -b, -a
             for y0, y1 in ((11.0, 25.0), (-25.0, -11.0)):
-                plan.add(_boxes(a, np.full_like(a, y0), b, np.full_like(a, y1)),
-                         "shop_old", "商业", "硬山", 1, 5.5, "", "鼓楼西街")
+                plan.add(
+                    _boxes(a, np.full_like(a, y0), b, np.full_like(a, y1)),
+                    "shop_old",
+                    "商业",
+                    "硬山",
+                    1,
+                    5.5,
+                    "",
+                    "鼓楼西街",
+                )
         ys = _split(48.0, w - 4, 9.0, 14.0, rng) * sgn
         lo, hi = np.minimum(ys[:-1], ys[1:]) + 0.5, np.maximum(ys[:-1], ys[1:]) - 0.5
         street = "北大街" if sgn > 0 else "南大街"
         for x0, x1 in ((11.0, 25.0), (-25.0, -11.0)):
-            plan.add(_boxes(np.full_like(lo, x0), lo, np.full_like(lo, x1), hi),
-                     "shop_old", "商业", "硬山", 1, 5.5, "", street)
+            plan.add(
+                _boxes(np.full_like(lo, x0), lo, np.full_like(lo, x1), hi),
+                "shop_old",
+                "商业",
+                "硬山",
+                1,
+                5.5,
+                "",
+                street,
+            )
     # rear houses of the shop bands
     for sx in (1.0, -1.0):
         xs = _split(22.0, w - 6, 10.0, 16.0, rng)
         for y0, y1 in ((29.0, 41.0), (-41.0, -29.0)):
-            plan.add(_boxes(sx * xs[:-1] + 0.5 * sx, np.full(len(xs) - 1, y0),
-                            sx * xs[1:] - 0.5 * sx, np.full(len(xs) - 1, y1)),
-                     "house_old", "住宅", "硬山", 1, 4.5)
+            plan.add(
+                _boxes(
+                    sx * xs[:-1] + 0.5 * sx,
+                    np.full(len(xs) - 1, y0),
+                    sx * xs[1:] - 0.5 * sx,
+                    np.full(len(xs) - 1, y1),
+                ),
+                "house_old",
+                "住宅",
+                "硬山",
+                1,
+                4.5,
+            )
     # rows of plots between the lanes
     bands = []
     edges = np.concatenate([[42.0], np.repeat(LANE_Y, 2) + np.tile([-3.0, 3.0], 11), [w]])
@@ -433,38 +587,69 @@ def _old_town(plan: Plan, rng: np.random.Generator, blocked: shapely.Geometry) -
     hx1, hy1 = x1[c] - inset[c, 0], y1[c] - inset[c, 1]
     court = shapely.difference(outer, _boxes(hx0, hy0, hx1, hy1))
     hgt = rng.uniform(4.8, 6.8, c.sum()).round(1)
-    plan.add(court, "courtyard", "住宅", np.where(rng.uniform(size=c.sum()) < 0.85,
-                                                  "硬山", "悬山"), 1, hgt)
+    plan.add(
+        court,
+        "courtyard",
+        "住宅",
+        np.where(rng.uniform(size=c.sum()) < 0.85, "硬山", "悬山"),
+        1,
+        hgt,
+    )
     has_tree = rng.uniform(size=c.sum()) < 0.6
     r = np.minimum(hx1 - hx0, hy1 - hy0) / 2 - 0.8
-    plan.tree(((hx0 + hx1) / 2)[has_tree], ((hy0 + hy1) / 2)[has_tree],
-              np.minimum(r[has_tree], rng.uniform(2.0, 4.0, has_tree.sum())))
+    plan.tree(
+        ((hx0 + hx1) / 2)[has_tree],
+        ((hy0 + hy1) / 2)[has_tree],
+        np.minimum(r[has_tree], rng.uniform(2.0, 4.0, has_tree.sum())),
+    )
     # plots with two separate houses (north main house, south gate house)
     t = (kind >= 0.68) & (kind < 0.93)
-    plan.add(_boxes(x0[t], y1[t] - 10.0, x1[t], y1[t]), "house_old", "住宅", "硬山", 1,
-             rng.uniform(4.5, 6.5, t.sum()).round(1))
-    plan.add(_boxes(x0[t], y0[t], x1[t], y0[t] + 6.5), "house_old", "住宅", "硬山", 1,
-             rng.uniform(3.8, 5.0, t.sum()).round(1))
+    plan.add(
+        _boxes(x0[t], y1[t] - 10.0, x1[t], y1[t]),
+        "house_old",
+        "住宅",
+        "硬山",
+        1,
+        rng.uniform(4.5, 6.5, t.sum()).round(1),
+    )
+    plan.add(
+        _boxes(x0[t], y0[t], x1[t], y0[t] + 6.5),
+        "house_old",
+        "住宅",
+        "硬山",
+        1,
+        rng.uniform(3.8, 5.0, t.sum()).round(1),
+    )
     plan.tree((x0[t] + x1[t]) / 2, (y0[t] + y1[t]) / 2 + 1.0, rng.uniform(2.0, 3.5, t.sum()))
     # yards with one small house (workshops, sheds) and trees
     s = kind >= 0.93
     # workshops: modern infill with western roofs (chosen from the plot, no new draw)
     western = np.array(["gabled", "hipped", "half-hipped", "mansard", "shed"], dtype=object)
     infill = western[(np.floor(x0[s]) + np.floor(y0[s])).astype(np.int64) % len(western)]
-    plan.add(_boxes(x0[s], y1[s] - 9.0, x0[s] + 9.0, y1[s]), "house_old", "商业", infill, 1,
-             rng.uniform(3.5, 5.0, s.sum()).round(1))
+    plan.add(
+        _boxes(x0[s], y1[s] - 9.0, x0[s] + 9.0, y1[s]),
+        "house_old",
+        "商业",
+        infill,
+        1,
+        rng.uniform(3.5, 5.0, s.sum()).round(1),
+    )
     plan.tree((x0[s] + x1[s]) / 2 + 3.0, (y0[s] + y1[s]) / 2 - 4.0, 4.0)
     # compound grounds and courtyard trees inside compounds
     for _, bx in COMPOUNDS_OLD:
         plan.grounds.append((shapely.box(*bx), G_PAVING))
         cx = (bx[0] + bx[2]) / 2
         ty = np.arange(bx[1] + 20, bx[3] - 10, 18.0)
-        plan.tree(np.concatenate([np.full_like(ty, cx - 30), np.full_like(ty, cx + 30)]),
-                  np.concatenate([ty, ty]), 3.5)
+        plan.tree(
+            np.concatenate([np.full_like(ty, cx - 30), np.full_like(ty, cx + 30)]),
+            np.concatenate([ty, ty]),
+            3.5,
+        )
 
 
-def _block(plan: Plan, btype: str, b: tuple[float, float, float, float],
-           rng: np.random.Generator) -> None:
+def _block(
+    plan: Plan, btype: str, b: tuple[float, float, float, float], rng: np.random.Generator
+) -> None:
     """Fill one modern block (x0, y0, x1, y1) with buildings of type ``btype``."""
     x0, y0, x1, y1 = b
     w, h = x1 - x0, y1 - y0
@@ -477,10 +662,17 @@ def _block(plan: Plan, btype: str, b: tuple[float, float, float, float],
         px, py = px[keep], py[keep]
         bw, bh = rng.uniform(7.5, 10.5, px.size), rng.uniform(6.5, 10.0, px.size)
         fl = rng.choice([1, 1, 2, 2, 3, 4], px.size)
-        roof = np.where(fl <= 2, np.where(rng.uniform(size=px.size) < 0.5, "gabled", "flat"),
-                        "flat")
-        plan.add(_boxes(px, py, px + bw, py + bh), "village", "住宅", roof, fl,
-                 (fl * 3.1 + np.where(roof == "gabled", 1.5, 0.6)).round(1))
+        roof = np.where(
+            fl <= 2, np.where(rng.uniform(size=px.size) < 0.5, "gabled", "flat"), "flat"
+        )
+        plan.add(
+            _boxes(px, py, px + bw, py + bh),
+            "village",
+            "住宅",
+            roof,
+            fl,
+            (fl * 3.1 + np.where(roof == "gabled", 1.5, 0.6)).round(1),
+        )
     elif btype == "residential":
         plan.grounds.append((shapely.box(*b), G_RESIDENTIAL))
         fl = int(rng.choice([6, 6, 7, 11, 12, 18]))
@@ -492,16 +684,34 @@ def _block(plan: Plan, btype: str, b: tuple[float, float, float, float],
             ok = c - a > 28
             a, c = a[ok], c[ok]
             f = fl + rng.integers(-1, 2, a.size)
-            plan.add(_boxes(a, np.full_like(a, ry), c, np.full_like(a, ry + 13.0)),
-                     "slab", "住宅", "flat", f, (f * 2.9 + 1.2).round(1))
+            plan.add(
+                _boxes(a, np.full_like(a, ry), c, np.full_like(a, ry + 13.0)),
+                "slab",
+                "住宅",
+                "flat",
+                f,
+                (f * 2.9 + 1.2).round(1),
+            )
         # shops along the street front and garages
         xs = _split(x0 + 4, x1 - 4, 12.0, 22.0, rng)
         a, c = xs[:-1] + 1, xs[1:] - 1
-        plan.add(_boxes(a, np.full_like(a, y0 + 2), c, np.full_like(a, y0 + 14)),
-                 "shop", "商业", "flat", 2, 8.0)
+        plan.add(
+            _boxes(a, np.full_like(a, y0 + 2), c, np.full_like(a, y0 + 14)),
+            "shop",
+            "商业",
+            "flat",
+            2,
+            8.0,
+        )
         ys = np.arange(y0 + 30, y1 - 30, 40.0)
-        plan.add(_boxes(np.full_like(ys, x0 + 3), ys, np.full_like(ys, x0 + 12), ys + 24),
-                 "garage", "公共", "flat", 1, 3.5)
+        plan.add(
+            _boxes(np.full_like(ys, x0 + 3), ys, np.full_like(ys, x0 + 12), ys + 24),
+            "garage",
+            "公共",
+            "flat",
+            1,
+            3.5,
+        )
         plan.tree(rng.uniform(x0 + 15, x1 - 10, 40), rng.uniform(y0 + 18, y1 - 8, 40), 3.0)
     elif btype == "towers":
         plan.grounds.append((shapely.box(*b), G_RESIDENTIAL))
@@ -510,31 +720,56 @@ def _block(plan: Plan, btype: str, b: tuple[float, float, float, float],
         px, py = (a.ravel() for a in np.meshgrid(gx, gy))
         fl = rng.choice([18, 24, 26, 28, 32, 33], px.size)
         sz = rng.uniform(20.0, 28.0, px.size)
-        plan.add(_boxes(px, py, px + sz, py + sz * rng.uniform(0.8, 1.1, px.size)), "tower",
-                 "住宅", "flat", fl, (fl * 2.95 + 3.0).round(1))
+        plan.add(
+            _boxes(px, py, px + sz, py + sz * rng.uniform(0.8, 1.1, px.size)),
+            "tower",
+            "住宅",
+            "flat",
+            fl,
+            (fl * 2.95 + 3.0).round(1),
+        )
         xs = _split(x0 + 4, x1 - 4, 20.0, 40.0, rng)
         a, c = xs[:-1] + 1, xs[1:] - 1
-        plan.add(_boxes(a, np.full_like(a, y0 + 2), c, np.full_like(a, y0 + 18)),
-                 "podium", "商业", "flat", 3, 13.5)
+        plan.add(
+            _boxes(a, np.full_like(a, y0 + 2), c, np.full_like(a, y0 + 18)),
+            "podium",
+            "商业",
+            "flat",
+            3,
+            13.5,
+        )
         plan.tree(rng.uniform(x0 + 10, x1 - 10, 30), rng.uniform(y0 + 25, y1 - 10, 30), 3.5)
     elif btype == "industrial":
         plan.grounds.append((shapely.box(*b), G_INDUSTRIAL))
         xs = _split(x0 + 8, x1 - 8, 45.0, 90.0, rng)
         for ry0, ry1 in ((y0 + 10, y0 + h / 2 - 8), (y0 + h / 2 + 8, y1 - 10)):
             a, c = xs[:-1] + 6, xs[1:] - 6
-            plan.add(_boxes(a, np.full_like(a, ry0), c, np.full_like(a, ry1)), "shed",
-                     "工业", np.where(rng.uniform(size=a.size) < 0.5, "gabled", "flat"), 1,
-                     rng.uniform(8.0, 15.0, a.size).round(1))
-        plan.add(shapely.box(x0 + 4, y0 + h / 2 - 6, x0 + 40, y0 + h / 2 + 6), "office",
-                 "办公", "flat", 4, 15.0)
+            plan.add(
+                _boxes(a, np.full_like(a, ry0), c, np.full_like(a, ry1)),
+                "shed",
+                "工业",
+                np.where(rng.uniform(size=a.size) < 0.5, "gabled", "flat"),
+                1,
+                rng.uniform(8.0, 15.0, a.size).round(1),
+            )
+        plan.add(
+            shapely.box(x0 + 4, y0 + h / 2 - 6, x0 + 40, y0 + h / 2 + 6),
+            "office",
+            "办公",
+            "flat",
+            4,
+            15.0,
+        )
     elif btype == "park":
         plan.grounds.append((shapely.box(*b), G_GRASS))
         n = int(w * h / 250)
-        plan.tree(rng.uniform(x0 + 5, x1 - 5, n), rng.uniform(y0 + 5, y1 - 5, n),
-                  rng.uniform(2.5, 6.0, n))
+        plan.tree(
+            rng.uniform(x0 + 5, x1 - 5, n), rng.uniform(y0 + 5, y1 - 5, n), rng.uniform(2.5, 6.0, n)
+        )
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        plan.add(shapely.box(cx - 5, cy - 5, cx + 5, cy + 5), "pavilion", "公共", "pyramidal",
-                 1, 7.0)
+        plan.add(
+            shapely.box(cx - 5, cy - 5, cx + 5, cy + 5), "pavilion", "公共", "pyramidal", 1, 7.0
+        )
     elif btype == "bad":
         plan.grounds.append((shapely.box(*b), G_PLAZA))
     elif btype in ("cbd", "civic"):
@@ -552,8 +787,12 @@ def _modern(plan: Plan, rng: np.random.Generator, _river: shapely.Geometry) -> N
             cx, cy = (ax + bx) / 2, (ay + by) / 2
             if abs(cx) < RING and abs(cy) < RING:
                 continue
-            b = (ax + line_width(ax, "x") / 2 + 3, ay + line_width(ay, "y") / 2 + 3,
-                 bx - line_width(bx, "x") / 2 - 3, by - line_width(by, "y") / 2 - 3)
+            b = (
+                ax + line_width(ax, "x") / 2 + 3,
+                ay + line_width(ay, "y") / 2 + 3,
+                bx - line_width(bx, "x") / 2 - 3,
+                by - line_width(by, "y") / 2 - 3,
+            )
             u = rng.uniform()
             if (cx, cy) in RESERVED:
                 t = RESERVED[(cx, cy)]
@@ -562,8 +801,17 @@ def _modern(plan: Plan, rng: np.random.Generator, _river: shapely.Geometry) -> N
             elif cx > 1300 and cy < -600:
                 t = "industrial" if u < 0.6 else "residential"
             else:
-                t = ("village" if u < 0.1 else "residential" if u < 0.55 else
-                     "towers" if u < 0.85 else "industrial" if u < 0.93 else "park")
+                t = (
+                    "village"
+                    if u < 0.1
+                    else "residential"
+                    if u < 0.55
+                    else "towers"
+                    if u < 0.85
+                    else "industrial"
+                    if u < 0.93
+                    else "park"
+                )
             blocks.append(b)
             types.append(t)
     for b, t in zip(blocks, types, strict=True):
@@ -592,18 +840,20 @@ def make_plan(rng: np.random.Generator) -> tuple[Plan, Streets, shapely.Geometry
     streets = make_streets()
     river = river_line()
     blocked = shapely.union_all(
-        [shapely.box(*bx).buffer(4.0) for _, bx in COMPOUNDS_OLD]
-        + [shapely.box(-30, -30, 30, 30)]
+        [shapely.box(*bx).buffer(4.0) for _, bx in COMPOUNDS_OLD] + [shapely.box(-30, -30, 30, 30)]
     )
     shapely.prepare(blocked)
     _old_town(plan, rng, blocked)
     _modern(plan, rng, river)
     # drop filler that overlaps a notable building, a street, or the river and its banks
     fixed_geoms = np.concatenate(plan.geoms[:nfixed])
-    obstacles = np.concatenate([
-        shapely.buffer(fixed_geoms, 5.0), shapely.buffer(streets.polygons(), 0.2),
-        [shapely.buffer(river, RIVER_WIDTH / 2 + 22.0)],
-    ])
+    obstacles = np.concatenate(
+        [
+            shapely.buffer(fixed_geoms, 5.0),
+            shapely.buffer(streets.polygons(), 0.2),
+            [shapely.buffer(river, RIVER_WIDTH / 2 + 22.0)],
+        ]
+    )
     tree = shapely.STRtree(obstacles)
     cols = ("geoms", "kind", "use", "roof", "floors", "height", "name", "street", "fixed")
     rest = {c: np.concatenate(getattr(plan, c)[nfixed:]) for c in cols}

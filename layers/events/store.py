@@ -6,7 +6,9 @@ the case, applies :func:`layers.events.model.apply_action`, updates the row only
 ``version`` is still the one read (optimistic concurrency), and inserts the audit row:
 two dispatchers acting at once → one wins, the other gets
 :class:`~layers.events.lifecycle.StaleEventError` (409); a crash leaves the case either
-fully before or fully after the transition.
+fully before or fully after the transition. On SQLite that is one ``BEGIN IMMEDIATE``
+transaction; on PostgreSQL two round trips: the read, then one statement (update if
+the version holds, audit row, counts) that commits on its own.
 
 The events tables have their own numbered migrations (:mod:`layers.events.schema`), a
 component of the store's schema applied by :func:`migrate_events`.
@@ -223,20 +225,7 @@ class EventStore:
 
     @staticmethod
     def _insert_audit(tx: Tx, event_id: int, record: AuditRecord) -> None:
-        tx.insert(
-            "event_audit",
-            {
-                "event_id": event_id,
-                "at": to_us(record.at),
-                "actor": record.actor,
-                "role": record.role,
-                "action": record.action,
-                "from_state": record.from_state,
-                "to_state": record.to_state,
-                "note": record.note,
-                "data": json.dumps(record.data, ensure_ascii=False) if record.data else None,
-            },
-        )
+        tx.insert("event_audit", {"event_id": event_id, **_audit_values(record)})
 
     # --- writing -----------------------------------------------------------------------
 
@@ -319,34 +308,62 @@ class EventStore:
             From the lifecycle rules.
         """
         at = at or _now()
-        with self.store.transaction(write=True) as tx:
-            event = self._load(tx, event_id)
-            if expected_version is not None and event.version != expected_version:
-                raise StaleEventError(
-                    f"case {event_id} is at version {event.version}, not {expected_version}: "
-                    f"it changed meanwhile (now {event.state.value}); reload it"
+        if self.store.dialect == "postgresql":
+            # two round trips, no BEGIN/COMMIT: the read, then one statement that
+            # updates (if the version is still the one read), adds the audit row and
+            # moves the counts; a single statement is its own transaction, so the case
+            # and its trail commit together or not at all
+            with self.store.autocommit() as tx:  # type: ignore[attr-defined]
+                event, new, record = self._step(
+                    tx, event_id, action, actor, at, note, department, extension,
+                    expected_version,
+                )  # fmt: skip
+                # prepared: the statement's few texts are parsed and planned once
+                done = tx.execute_prepared(*_pg_transition(self._row(new), event, record, new))
+        else:
+            # one short IMMEDIATE transaction: the write lock first, so the read is the
+            # state the update applies to; one WAL sync at its commit
+            with self.store.transaction(write=True) as tx:
+                event, new, record = self._step(
+                    tx, event_id, action, actor, at, note, department, extension,
+                    expected_version,
+                )  # fmt: skip
+                row = self._row(new)
+                done = tx.execute(
+                    f"UPDATE events SET {_SETS} WHERE id = ? AND version = ? RETURNING id",
+                    [*(row[c] for c in _UPDATED), event_id, event.version],
                 )
-            new, record = apply_action(
-                event, action, actor, at, self.config.table, self.config.schedule,
-                note=note, department=department, extension=extension,
-            )  # fmt: skip
-            if action == "close" and event.source == "sensor" and event.datastream_id:
-                state = tx.scalar(
-                    "SELECT last_state FROM datastreams WHERE id = ?", [event.datastream_id]
-                )
-                check_close(event, state, note)
-            row = self._row(new)
-            cols = [c for c in row if c not in ("reported_at", "reporter", "source")]
-            sets = ", ".join(f"{c} = ?" for c in cols)
-            done = tx.execute(
-                f"UPDATE events SET {sets} WHERE id = ? AND version = ? RETURNING id",
-                [*(row[c] for c in cols), event_id, event.version],
-            )
-            if not done:
-                raise StaleEventError(f"case {event_id} changed meanwhile; reload it")
-            self._insert_audit(tx, event_id, record)
-            _tally(tx, event, new)
+                if done:
+                    self._insert_audit(tx, event_id, record)
+                    _tally(tx, event, new)
+        if not done:
+            raise StaleEventError(f"case {event_id} changed meanwhile; reload it")
         return new, record
+
+    def _step(
+        self, tx: Tx, event_id: int, action: str, actor: Actor, at: dt.datetime, note: str,
+        department: str | None, extension: str | None, expected_version: int | None,
+    ) -> tuple[Event, Event, AuditRecord]:  # fmt: skip
+        """Read a case (with its datastream's state, in the same statement) and apply
+        ``action``: (the case read, the case after, the audit record)."""
+        read = getattr(tx, "execute_prepared", tx.execute)  # PostgreSQL: prepared
+        rows = read(_SELECT_FOR_STEP, [event_id])
+        row = rows[0] if rows else None
+        if row is None:
+            raise NotFoundError(f"no event {event_id}")
+        event = self._event(row[:-1])
+        if expected_version is not None and event.version != expected_version:
+            raise StaleEventError(
+                f"case {event_id} is at version {event.version}, not {expected_version}: "
+                f"it changed meanwhile (now {event.state.value}); reload it"
+            )
+        new, record = apply_action(
+            event, action, actor, at, self.config.table, self.config.schedule,
+            note=note, department=department, extension=extension,
+        )  # fmt: skip
+        if action == "close" and event.source == "sensor" and event.datastream_id:
+            check_close(event, row[-1], note)
+        return event, new, record
 
     def add_note(self, event_id: int, record: AuditRecord) -> None:
         """Append a note to a case's trail (no state change, no version change)."""
@@ -804,6 +821,17 @@ def _tally(tx: Tx, old: Event | None, new: Event) -> None:
     """Move a case's weight in ``event_counts`` and ``event_daily`` from ``old`` to
     ``new``, in key order: two transactions touching the same rows lock them in the same
     order, so PostgreSQL never deadlocks on them."""
+    rows, drows = _tally_rows(old, new)
+    # one multi-row upsert per table (the keys are distinct): a round trip each
+    if rows:
+        tx.execute(_upsert(_UPSERT_COUNTS, 5, len(rows)), [x for r in rows for x in r])
+    if drows:
+        tx.execute(_upsert(_UPSERT_DAILY, 6, len(drows)), [x for r in drows for x in r])
+
+
+def _tally_rows(old: Event | None, new: Event) -> tuple[list[tuple], list[tuple]]:
+    """The ``event_counts`` and ``event_daily`` deltas of a case going from ``old`` to
+    ``new``, each list in key order, zero deltas left out."""
     counts: dict[tuple[str, str, str, str], int] = {}
     daily: dict[tuple[int, str, str, str], list[int]] = {}
     for e, sign in ((old, -1), (new, 1)):
@@ -815,16 +843,78 @@ def _tally(tx: Tx, old: Event | None, new: Event) -> None:
             acc = daily.setdefault(dkey, [0, 0])
             acc[0] += sign
             acc[1] += sign * spent
-    # one multi-row upsert per table (the keys are distinct): a round trip each
     rows = [(*key, delta) for key, delta in sorted(counts.items()) if delta]
-    if rows:
-        tx.execute(_upsert(_UPSERT_COUNTS, 5, len(rows)), [x for r in rows for x in r])
     drows = [(*dkey, n, spent) for dkey, (n, spent) in sorted(daily.items()) if n or spent]
-    if drows:
-        tx.execute(_upsert(_UPSERT_DAILY, 6, len(drows)), [x for r in drows for x in r])
+    return rows, drows
 
 
 def _upsert(sql: str, width: int, n: int) -> str:
     """``sql`` (one ``VALUES (?, ...)`` row of ``width``) with ``n`` rows."""
     one = "(" + ", ".join("?" * width) + ")"
     return sql.replace(one, ", ".join([one] * n), 1)
+
+
+def _audit_values(record: AuditRecord) -> dict[str, Any]:
+    """An audit record's ``event_audit`` columns (but ``event_id``)."""
+    return {
+        "at": to_us(record.at),
+        "actor": record.actor,
+        "role": record.role,
+        "action": record.action,
+        "from_state": record.from_state,
+        "to_state": record.to_state,
+        "note": record.note,
+        "data": json.dumps(record.data, ensure_ascii=False) if record.data else None,
+    }
+
+
+#: the columns a transition writes (not the report's own: time, reporter, source)
+_UPDATED = [c for c in (*COLUMNS[1:], "deadline", "approach_at", "open_datastream")
+            if c not in ("reported_at", "reporter", "source")]  # fmt: skip
+_SETS = ", ".join(f"{c} = ?" for c in _UPDATED)
+#: a case and its datastream's state (what closing a sensor's case checks): one read
+_SELECT_FOR_STEP = (
+    f"SELECT {', '.join(COLUMNS)}, (SELECT d.last_state FROM datastreams d "
+    "WHERE d.id = events.datastream_id) FROM events WHERE id = ?"
+)
+_AUDIT_COLUMNS = ("at", "actor", "role", "action", "from_state", "to_state", "note", "data")
+
+
+def _pg_transition(
+    row: dict[str, Any], old: Event, record: AuditRecord, new: Event
+) -> tuple[str, list[Any]]:
+    """A transition's write on PostgreSQL as one statement: the update if the case is
+    still at the version read, and only then its audit row and the counts' deltas (in
+    key order, as :func:`_tally`). Returns the id of the audit row, or no row when the
+    case changed meanwhile (then nothing was written)."""
+    params: list[Any] = [*(row[c] for c in _UPDATED), old.id, old.version]
+    audit = _audit_values(record)
+    params += [audit[c] for c in _AUDIT_COLUMNS]
+    parts = [
+        f"WITH upd AS (UPDATE events SET {_SETS} WHERE id = ? AND version = ? RETURNING id)",
+        # CAST: a NULL parameter in a SELECT list would otherwise be taken for text
+        f", aud AS (INSERT INTO event_audit (event_id, {', '.join(_AUDIT_COLUMNS)}) "
+        "SELECT upd.id, CAST(? AS BIGINT), ?, ?, ?, CAST(? AS TEXT), ?, ?, CAST(? AS TEXT) "
+        "FROM upd RETURNING id)",
+    ]
+    rows, drows = _tally_rows(old, new)
+    # the same lock order as :func:`_tally` (a create takes it): event_counts before
+    # event_daily, each in the deltas' order. WITH's sub-statements run in no set
+    # order, so the daily upsert waits for the whole count upsert (its count(*))
+    after = "EXISTS (SELECT 1 FROM upd)"
+    for name, upsert, width, deltas in (("cnt", _UPSERT_COUNTS, 5, rows),
+                                        ("day", _UPSERT_DAILY, 6, drows)):  # fmt: skip
+        if not deltas:
+            continue
+        # VALUES (...) → SELECT … FROM (VALUES …) WHERE the update happened
+        head, tail = _upsert(upsert, width, len(deltas)).split(" VALUES ", 1)
+        values, conflict = tail.split(" ON CONFLICT ", 1)
+        cols = head[head.index("(") + 1 : head.index(")")]
+        parts.append(
+            f", {name} AS ({head} SELECT * FROM (VALUES {values}) AS v ({cols}) "
+            f"WHERE {after} ON CONFLICT {conflict} RETURNING 1)"
+        )
+        params += [x for r in deltas for x in r]
+        after = f"(SELECT count(*) FROM {name}) = {len(deltas)}"
+    parts.append(" SELECT id FROM aud")
+    return "".join(parts), params

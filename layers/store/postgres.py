@@ -47,6 +47,13 @@ class PostgresTx(Tx):
         with self.conn.cursor() as cur:
             cur.executemany(_adapt(sql), rows)
 
+    def execute_prepared(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """:meth:`execute` as a server-side prepared statement, kept by the connection:
+        for a hot statement of a few fixed texts (the server then skips its parsing
+        and planning). Not for ad hoc SQL, which would fill psycopg's cache."""
+        cur = self.conn.execute(_adapt(sql), list(params) or None, prepare=True)
+        return cur.fetchall() if cur.description else []
+
 
 class PostgresStore(Store):
     """The live store in a PostgreSQL database with the PostGIS extension.
@@ -94,6 +101,32 @@ class PostgresStore(Store):
             self._pool.release(conn, broken=conn.closed or conn.broken)
             raise
         self._pool.release(conn)
+
+    @contextmanager
+    def autocommit(self) -> Iterator[PostgresTx]:
+        """Statements that each commit on their own: no BEGIN and COMMIT round trips,
+        for reads and for a write that is one statement (a statement is atomic, and
+        returns once committed). Inside this thread's open transaction: that one."""
+        conn = self._pool.current()
+        if conn is not None:
+            yield PostgresTx(self, conn)
+            return
+        conn = self._pool.acquire()
+        try:
+            conn.autocommit = True
+            yield PostgresTx(self, conn)
+        finally:
+            self._release_autocommit(conn)
+
+    def _release_autocommit(self, conn: Any) -> None:
+        """Back to the pool as a transactional connection, or closed when it cannot
+        be (broken, or interrupted mid-statement)."""
+        try:
+            conn.autocommit = False
+        except Exception:
+            self._pool.release(conn, broken=True)
+            return
+        self._pool.release(conn, broken=conn.closed or conn.broken)
 
     def close(self) -> None:
         self._pool.close_all()

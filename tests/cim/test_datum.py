@@ -18,8 +18,17 @@ def _grid(path: Path, crs: str | None = "EPSG:4326") -> Path:
     # N = 10 + lon - 120 on a 1° grid over 118..123 E, 28..33 N (pixel centres)
     lon = 118.5 + np.arange(5)
     data = np.tile(10 + lon - 120, (5, 1)).astype(np.float32)
-    with rasterio.open(path, "w", driver="GTiff", width=5, height=5, count=1,
-                       dtype="float32", crs=crs, transform=from_origin(118, 33, 1, 1)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=5,
+        height=5,
+        count=1,
+        dtype="float32",
+        crs=crs,
+        transform=from_origin(118, 33, 1, 1),
+    ) as ds:
         ds.write(data, 1)
     return path
 
@@ -46,19 +55,30 @@ def test_grid_bilinear(tmp_path: Path) -> None:
     lon = np.array([120.0, 120.75, 121.2])
     lat = np.array([30.0, 31.1, 29.3])
     np.testing.assert_allclose(d.undulation(lon, lat), 10 + lon - 120, atol=1e-6)
-    np.testing.assert_allclose(d.to_ellipsoidal(np.array([1.0, 1, 1]), lon, lat),
-                               11 + lon - 120, atol=1e-6)
+    np.testing.assert_allclose(
+        d.to_ellipsoidal(np.array([1.0, 1, 1]), lon, lat), 11 + lon - 120, atol=1e-6
+    )
     # outside: nearest edge value
     assert d.undulation(np.array([150.0]), np.array([30.0]))[0] == pytest.approx(12.5)
 
 
 def test_grid_in_projected_crs(tmp_path: Path) -> None:
     path = tmp_path / "utm.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32",
-                       crs="EPSG:32651", transform=from_origin(300000, 3400000, 1000, 1000)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=4,
+        height=4,
+        count=1,
+        dtype="float32",
+        crs="EPSG:32651",
+        transform=from_origin(300000, 3400000, 1000, 1000),
+    ) as ds:
         ds.write(np.full((4, 4), 7.25, dtype=np.float32), 1)
     d = Datum.from_config(DatumConfig(geoid_grid=path))
     from cim.crs import get_transformer
+
     lon, lat = get_transformer("EPSG:32651").transform(302000, 3398000)
     assert d.undulation(np.array([lon]), np.array([lat]))[0] == pytest.approx(7.25)
 

@@ -36,8 +36,7 @@ def _hashes(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def buildings(sample_city: Path) -> dict:
-    _, table = pyogrio.read_arrow(sample_city.parent / "data" / "buildings.gpkg",
-                                  layer="buildings")
+    _, table = pyogrio.read_arrow(sample_city.parent / "data" / "buildings.gpkg", layer="buildings")
     d = table.to_pydict()
     d["geom"] = shapely.from_wkb(d["geom"])
     d["height"] = np.array([np.nan if v is None else v for v in d["height"]])
@@ -173,7 +172,8 @@ def test_ortho_agrees_with_footprints(sample_city: Path, buildings: dict) -> Non
     tr = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
     pts = [
         tr.transform(*f["geometry"]["coordinates"][0])
-        for f in streets["features"] if f["properties"]["kind"] == "road"
+        for f in streets["features"]
+        if f["properties"]["kind"] == "road"
     ]
     road = _sample(ortho, *np.array(pts).T)
     tall = np.flatnonzero(ok & (np.nan_to_num(buildings["height"]) > 30))[:300]
@@ -199,8 +199,9 @@ def test_dem_valley_and_datum(sample_city: Path) -> None:
 
 def test_addresses(addresses: list[dict], buildings: dict) -> None:
     assert len(addresses) > 5000
-    assert all(r["address"] == r["city"] + r["district"] + r["street"] + r["number"]
-               for r in addresses)
+    assert all(
+        r["address"] == r["city"] + r["district"] + r["street"] + r["number"] for r in addresses
+    )
     assert {r["district"] for r in addresses} == {"古城区", "新城区"}
     streets = {r["street"] for r in addresses}
     assert {"鼓楼东街", "鼓楼西街", "南大街", "北大街", "平城大道", "建设路", "府前路"} <= streets

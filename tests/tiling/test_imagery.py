@@ -47,17 +47,24 @@ def block_colour(i: int, j: int) -> tuple[int, int, int]:
     return (30 + 25 * i, 40 + 30 * j, 200 - 20 * ((i + j) % 8))
 
 
-def write_blocks(path: Path, *, nodata_cols: int = 0, dtype: str = "uint8",
-                 alpha: bool = False, crs: str | None = "EPSG:32650",
-                 origin: tuple[float, float] = ORIGIN, shift: tuple[int, int] = (0, 0)
-                 ) -> Path:
+def write_blocks(
+    path: Path,
+    *,
+    nodata_cols: int = 0,
+    dtype: str = "uint8",
+    alpha: bool = False,
+    crs: str | None = "EPSG:32650",
+    origin: tuple[float, float] = ORIGIN,
+    shift: tuple[int, int] = (0, 0),
+) -> Path:
     """Block-coloured orthophoto; the first ``nodata_cols`` columns are nodata (0)."""
     h, w = 6 * BLOCK, 8 * BLOCK
     img = np.zeros((3, h, w), dtype=np.float64)
     for j in range(6):
         for i in range(8):
-            img[:, j * BLOCK:(j + 1) * BLOCK, i * BLOCK:(i + 1) * BLOCK] = np.array(
-                block_colour(i + shift[0], j + shift[1]))[:, None, None]
+            img[:, j * BLOCK : (j + 1) * BLOCK, i * BLOCK : (i + 1) * BLOCK] = np.array(
+                block_colour(i + shift[0], j + shift[1])
+            )[:, None, None]
     count = 4 if alpha else 3
     data = np.zeros((count, h, w), dtype=dtype)
     scale = 256 if dtype == "uint16" else 1
@@ -67,15 +74,26 @@ def write_blocks(path: Path, *, nodata_cols: int = 0, dtype: str = "uint8",
         data[3, :, :nodata_cols] = 0
     else:
         data[:, :, :nodata_cols] = 0
-    profile = dict(driver="GTiff", width=w, height=h, count=count, dtype=dtype, crs=crs,
-                   transform=from_origin(origin[0], origin[1], 1.0, 1.0))
+    profile = dict(
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=count,
+        dtype=dtype,
+        crs=crs,
+        transform=from_origin(origin[0], origin[1], 1.0, 1.0),
+    )
     if not alpha:
         profile["nodata"] = 0
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data)
         if alpha:
-            ds.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
-                              rasterio.enums.ColorInterp.blue, rasterio.enums.ColorInterp.alpha]
+            ds.colorinterp = [
+                rasterio.enums.ColorInterp.red,
+                rasterio.enums.ColorInterp.green,
+                rasterio.enums.ColorInterp.blue,
+                rasterio.enums.ColorInterp.alpha,
+            ]
     return path
 
 
@@ -87,8 +105,9 @@ def read_tile(root: Path, z: int, x: int, y: int, ext: str) -> np.ndarray | None
     return np.asarray(Image.open(io.BytesIO(p.read_bytes())).convert("RGBA"))
 
 
-def pixel_at(root: Path, z: int, lon: float, lat: float, ext: str, ts: int = 256
-             ) -> np.ndarray | None:
+def pixel_at(
+    root: Path, z: int, lon: float, lat: float, ext: str, ts: int = 256
+) -> np.ndarray | None:
     """RGBA of the level-z pixel containing (lon, lat)."""
     size = 180.0 / (1 << z)
     fx = (lon + 180.0) / size
@@ -168,8 +187,9 @@ def test_every_level_written_and_overviews_from_level_below(blocks) -> None:
                 for dy in (0, 1):
                     child = read_tile(out, z + 1, 2 * x + dx, 2 * y + dy, "png")
                     if child is not None:
-                        canvas[:, dy * 256:(dy + 1) * 256, dx * 256:(dx + 1) * 256] = (
-                            np.moveaxis(child, -1, 0))
+                        canvas[:, dy * 256 : (dy + 1) * 256, dx * 256 : (dx + 1) * 256] = (
+                            np.moveaxis(child, -1, 0)
+                        )
             expect = downsample(canvas)
             if parent is None:
                 assert expect[3].max() == 0
@@ -206,14 +226,17 @@ def test_mosaic_later_file_wins_and_fills(tmp_path: Path) -> None:
 
 
 def test_rgba_16bit_and_missing_crs(tmp_path: Path) -> None:
-    src = write_blocks(tmp_path / "rgba16.tif", nodata_cols=BLOCK, dtype="uint16", alpha=True,
-                       crs=None)
+    src = write_blocks(
+        tmp_path / "rgba16.tif", nodata_cols=BLOCK, dtype="uint16", alpha=True, crs=None
+    )
     from cim.errors import CRSError
+
     with pytest.raises(CRSError) as exc:
         build_imagery([src], tmp_path / "x")
     assert "rgba16.tif" in str(exc.value)
-    res = build_imagery([src], tmp_path / "out", default_crs="EPSG:32650", format="webp",
-                        quality=90, jobs=1)
+    res = build_imagery(
+        [src], tmp_path / "out", default_crs="EPSG:32650", format="webp", quality=90, jobs=1
+    )
     assert res.sources[0].stretch is not None
     z = res.tilejson.maxzoom
     lon, lat = block_centre_lonlat(0, 3)  # alpha 0 column block
@@ -254,7 +277,7 @@ def test_real_landsat_with_nodata_borders(tmp_path: Path) -> None:
         px = pixel_at(tmp_path / "out", z, float(lon[0]), float(lat[0]), "webp")
         assert px[3] == 255
         # 300 m pixels resampled to ≈ 0.0027°: compare with the 3×3 neighbourhood range
-        win = data[:, row - 2:row + 3, col - 2:col + 3].reshape(3, -1).astype(int)
+        win = data[:, row - 2 : row + 3, col - 2 : col + 3].reshape(3, -1).astype(int)
         assert np.all(px[:3] >= win.min(axis=1) - 12) and np.all(px[:3] <= win.max(axis=1) + 12)
         x, y = ds.xy(5, 5)  # top-left corner: nodata
         assert not data[:, 5, 5].any()
@@ -266,12 +289,15 @@ def test_real_landsat_with_nodata_borders(tmp_path: Path) -> None:
 def test_stage_with_build_context(tmp_path: Path) -> None:
     src = write_blocks(tmp_path / "ortho.tif", nodata_cols=BLOCK)
     toml = tmp_path / "city.toml"
-    toml.write_text('[city]\nname = "Blocks"\ncrs = "EPSG:32650"\n'
-                    '[imagery]\npaths = ["ortho.tif"]\nformat = "webp"\nquality = 80\n',
-                    encoding="utf-8")
+    toml.write_text(
+        '[city]\nname = "Blocks"\ncrs = "EPSG:32650"\n'
+        '[imagery]\npaths = ["ortho.tif"]\nformat = "webp"\nquality = 80\n',
+        encoding="utf-8",
+    )
     project = load_project(toml)
-    ctx = BuildContext(project=project, workdir=tmp_path / "work", report=BuildReport(),
-                       jobs=2, progress=False)
+    ctx = BuildContext(
+        project=project, workdir=tmp_path / "work", report=BuildReport(), jobs=2, progress=False
+    )
     stage = ImageryStage()
     assert stage.enabled(project) and stage.inputs(project) == [src]
     assert stage.name == "imagery" and stage.order == 30
@@ -295,10 +321,18 @@ def test_sample_city_imagery_capped(sample_city: Path, tmp_path: Path) -> None:
     cfg = project.raw["imagery"]
     paths = ", ".join(f'"{project.root / p}"' for p in cfg["paths"])
     toml = tmp_path / "city.toml"
-    toml.write_text(f'[city]\nname = "sample"\ncrs = "{project.crs}"\n'
-                    f'[imagery]\npaths = [{paths}]\nmax_zoom = 14\n', encoding="utf-8")
-    ctx = BuildContext(project=load_project(toml), workdir=tmp_path / "work",
-                       report=BuildReport(), jobs=2, progress=False)
+    toml.write_text(
+        f'[city]\nname = "sample"\ncrs = "{project.crs}"\n'
+        f"[imagery]\npaths = [{paths}]\nmax_zoom = 14\n",
+        encoding="utf-8",
+    )
+    ctx = BuildContext(
+        project=load_project(toml),
+        workdir=tmp_path / "work",
+        report=BuildReport(),
+        jobs=2,
+        progress=False,
+    )
     ImageryStage().run(ctx)
     rep = ctx.report.stage("imagery")
     assert rep.written > 0 and rep.counts["auto_max_zoom"] >= 15
@@ -310,8 +344,9 @@ def test_sample_city_imagery_capped(sample_city: Path, tmp_path: Path) -> None:
 def test_sample_city_imagery_full(sample_city: Path, tmp_path: Path) -> None:
     """The sample city exactly as configured (auto max zoom)."""
     project = load_project(sample_city)
-    ctx = BuildContext(project=project, workdir=tmp_path / "work", report=BuildReport(),
-                       jobs=2, progress=False)
+    ctx = BuildContext(
+        project=project, workdir=tmp_path / "work", report=BuildReport(), jobs=2, progress=False
+    )
     ImageryStage().run(ctx)
     rep = ctx.report.stage("imagery")
     assert rep.written > 0

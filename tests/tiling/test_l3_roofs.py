@@ -374,3 +374,35 @@ def test_podium_fills_a_narrow_courtyard():
         m = build_building(narrow, RoofSpec(form, EAVE, 2.0, podium_height=1.0))
         assert trimesh.Trimesh(m.positions, m.triangles).is_watertight
         assert (m.surface == SURFACE_PODIUM).any()
+
+
+def test_components_group_like_scipy():
+    """The plain union-find of :func:`skeleton._collapse` gives scipy's grouping."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(3)
+    for n in (1, 5, 40):
+        pairs = rng.integers(0, n, size=(n // 2 + 1, 2))
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        want = connected_components(graph, directed=False)[1]
+        got = skeleton._components(n, pairs)
+        assert got.min() == 0 and got.max() == want.max()  # labels 0..k-1, k components
+        # same partition: label pairs map one to one
+        assert len(set(zip(got.tolist(), want.tolist(), strict=True))) == want.max() + 1
+
+
+def test_collapse_keeps_the_lowest_node_of_each_cluster():
+    v = np.array([[0, 0, 0.0], [5, 0, 0], [2, 2, 1.0], [2, 2, 1.0005], [2, 2.0004, 0.9998]])
+    tris = np.array([[0, 1, 2], [0, 3, 1], [2, 3, 4], [1, 4, 0]])
+    _, out = skeleton._collapse(v, tris)
+    # 2, 3 and 4 are one node, the lowest (4); the sliver among them is dropped
+    assert out.tolist() == [[0, 1, 4], [0, 4, 1], [1, 4, 0]]
+
+
+def test_cached_profiles_are_read_only_and_stable():
+    x, z = chinese.jujia(4.2, 0.9)
+    with pytest.raises(ValueError):
+        z[0] = 1.0
+    x2, z2 = chinese.jujia(4.2, 0.9)
+    assert np.array_equal(x, x2) and np.array_equal(z, z2) and z[0] == 0.0

@@ -40,8 +40,7 @@ def hakone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, Path
     """Hakone DEM built to level 12 with a constant geoid offset, on 2 workers."""
     dem = realdata(HAKONE)
     out = tmp_path_factory.mktemp("hakone") / "terrain"
-    result = build_terrain([dem], out, datum=DatumConfig(geoid_offset=36.5), max_zoom=12,
-                           jobs=2)
+    result = build_terrain([dem], out, datum=DatumConfig(geoid_offset=36.5), max_zoom=12, jobs=2)
     return out, result, dem
 
 
@@ -160,16 +159,14 @@ def test_tile_byte_layout_matches_spec(hakone) -> None:
     tri = q.triangles.astype(np.int64)
     uu, vv = q.u.astype(np.int64), q.v.astype(np.int64)
     area = (uu[tri[:, 1]] - uu[tri[:, 0]]) * (vv[tri[:, 2]] - vv[tri[:, 0]]) - (
-        uu[tri[:, 2]] - uu[tri[:, 0]]) * (vv[tri[:, 1]] - vv[tri[:, 0]])
+        uu[tri[:, 2]] - uu[tri[:, 0]]
+    ) * (vv[tri[:, 1]] - vv[tri[:, 0]])
     assert np.all(area > 0)
 
 
 def test_files_are_gzip_and_availability_matches(hakone) -> None:
     out, _, _ = hakone
-    files = {
-        (int(p.parts[-3]), int(p.parts[-2]), int(p.stem))
-        for p in out.glob("*/*/*.terrain")
-    }
+    files = {(int(p.parts[-3]), int(p.parts[-2]), int(p.stem)) for p in out.glob("*/*/*.terrain")}
     layer = LayerJson.from_json(json.loads((out / "layer.json").read_text()))
     assert files == layer.tiles()
     assert layer.maxzoom == 12 and layer.minzoom == 0
@@ -191,8 +188,12 @@ def test_files_are_gzip_and_availability_matches(hakone) -> None:
 def test_ranges_from_tiles_exact() -> None:
     tiles = {(x, y) for x in range(3, 7) for y in range(2, 5)} | {(10, 4), (11, 4), (10, 5)}
     ranges = ranges_from_tiles(tiles)
-    covered = {(x, y) for r in ranges for x in range(r.start_x, r.end_x + 1)
-               for y in range(r.start_y, r.end_y + 1)}
+    covered = {
+        (x, y)
+        for r in ranges
+        for x in range(r.start_x, r.end_x + 1)
+        for y in range(r.start_y, r.end_y + 1)
+    }
     assert covered == tiles
     assert sum(r.count() for r in ranges) == len(tiles)
 
@@ -211,13 +212,23 @@ def test_vertical_error_within_cesium_budget(hakone) -> None:
             q = qmesh.decode_tile(read_tile(out, z, x, y))
             w, s, e, n = scheme.tile_bounds(z, x, y)
             m = 128
-            approx = mesh_on_lattice(q.u.astype(np.int64), (32767 - q.v).astype(np.int64),
-                                     q.heights(), q.triangles.astype(np.int64), 32767, m)
+            approx = mesh_on_lattice(
+                q.u.astype(np.int64),
+                (32767 - q.v).astype(np.int64),
+                q.heights(),
+                q.triangles.astype(np.int64),
+                32767,
+                m,
+            )
             lon, lat = np.meshgrid(np.linspace(w, e, m + 1), np.linspace(n, s, m + 1))
             # one grid cell along the DEM's outer edge steps down to the sea-level fill
             band = 1.5 * scheme.tile_size_deg(z) / result.levels[z].grid
-            inside = ((lon > db[0] + band) & (lon < db[2] - band) & (lat > db[1] + band)
-                      & (lat < db[3] - band))
+            inside = (
+                (lon > db[0] + band)
+                & (lon < db[2] - band)
+                & (lat > db[1] + band)
+                & (lat < db[3] - band)
+            )
             truth = datum.to_ellipsoidal(dem.sample(lon, lat), lon, lat)
             ok = inside & np.isfinite(truth)
             if not ok.any():
@@ -265,14 +276,18 @@ def test_normals_point_up_and_match_across_edges(hakone) -> None:
     q = qmesh.decode_tile(read_tile(out, z, r.start_x, r.start_y))
     nrm = qmesh.oct_decode(q.normals)
     lon, lat = q.lonlat(scheme.tile_bounds(z, r.start_x, r.start_y))
-    up = np.stack([np.cos(np.radians(lat)) * np.cos(np.radians(lon)),
-                   np.cos(np.radians(lat)) * np.sin(np.radians(lon)),
-                   np.sin(np.radians(lat))], axis=1)
+    up = np.stack(
+        [
+            np.cos(np.radians(lat)) * np.cos(np.radians(lon)),
+            np.cos(np.radians(lat)) * np.sin(np.radians(lon)),
+            np.sin(np.radians(lat)),
+        ],
+        axis=1,
+    )
     assert (nrm * up).sum(axis=1).min() > 0.0  # every normal points up
     # the east neighbour has the very same normals on the shared edge (no seam)
     b = qmesh.decode_tile(read_tile(out, z, r.start_x + 1, r.start_y))
-    ea = {int(k): tuple(v) for k, v in zip(q.v[q.u == 32767], q.normals[q.u == 32767],
-                                          strict=True)}
+    ea = {int(k): tuple(v) for k, v in zip(q.v[q.u == 32767], q.normals[q.u == 32767], strict=True)}
     eb = {int(k): tuple(v) for k, v in zip(b.v[b.u == 0], b.normals[b.u == 0], strict=True)}
     assert ea == eb
 
@@ -287,9 +302,18 @@ def test_datum_offset_applied_and_sea_level_fill(hakone, tmp_path: Path) -> None
 
 
 def _write_dem(path: Path, data: np.ndarray, transform, crs, nodata) -> Path:
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0],
-                       count=1, dtype=data.dtype, crs=crs, transform=transform,
-                       nodata=nodata) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[1],
+        height=data.shape[0],
+        count=1,
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as ds:
         ds.write(data, 1)
     return path
 
@@ -309,12 +333,15 @@ def test_projected_int16_dem_with_nodata_and_two_files(tmp_path: Path) -> None:
     # the hole is filled from the second file: 300 m
     cx, cy = t * (100, 100)
     from cim.crs import to_lonlat
+
     lon, lat = to_lonlat(np.array([cx]), np.array([cy]), "EPSG:32650")
     assert dem.sample(lon, lat)[0] == pytest.approx(300, abs=1e-6)
     for z, lv in res.levels.items():
         assert lv.max_error <= scheme.geometric_error(z)
-    files = {(int(p.parts[-3]), int(p.parts[-2]), int(p.stem))
-             for p in (tmp_path / "t").glob("*/*/*.terrain")}
+    files = {
+        (int(p.parts[-3]), int(p.parts[-2]), int(p.stem))
+        for p in (tmp_path / "t").glob("*/*/*.terrain")
+    }
     assert files == res.layer.tiles()
 
 
@@ -327,8 +354,9 @@ def test_stage_with_build_context(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     project = load_project(toml)
-    ctx = BuildContext(project=project, workdir=tmp_path / "work", report=BuildReport(),
-                       jobs=1, progress=False)
+    ctx = BuildContext(
+        project=project, workdir=tmp_path / "work", report=BuildReport(), jobs=1, progress=False
+    )
     stage = TerrainStage()
     assert stage.enabled(project) and stage.inputs(project) == [dem]
     assert stage.name == "terrain" and stage.order == 20 and stage.needs == ()
@@ -354,8 +382,13 @@ def test_sample_city_terrain_capped(sample_city: Path, tmp_path: Path) -> None:
         "max_zoom = 12\n",
         encoding="utf-8",
     )
-    ctx = BuildContext(project=load_project(toml), workdir=tmp_path / "work",
-                       report=BuildReport(), jobs=2, progress=False)
+    ctx = BuildContext(
+        project=load_project(toml),
+        workdir=tmp_path / "work",
+        report=BuildReport(),
+        jobs=2,
+        progress=False,
+    )
     TerrainStage().run(ctx)
     rep = ctx.report.stage("terrain")
     assert rep.written > 0 and rep.counts["auto_max_zoom"] >= 15
@@ -365,8 +398,9 @@ def test_sample_city_terrain_capped(sample_city: Path, tmp_path: Path) -> None:
     out = tmp_path / "work" / "terrain"
     layer = LayerJson.from_json(json.loads((out / "layer.json").read_text()))
     r = layer.available[12][0]
-    q = qmesh.decode_tile(read_tile(out, 12, (r.start_x + r.end_x) // 2,
-                                    (r.start_y + r.end_y) // 2))
+    q = qmesh.decode_tile(
+        read_tile(out, 12, (r.start_x + r.end_x) // 2, (r.start_y + r.end_y) // 2)
+    )
     n = project.datum.geoid_offset
     assert q.heights().min() >= n - 1e-3  # sea-level fill outside the DEM: h = N
     assert q.heights().max() > 100 + n  # the DEM's ground, shifted by N
@@ -376,8 +410,9 @@ def test_sample_city_terrain_capped(sample_city: Path, tmp_path: Path) -> None:
 def test_sample_city_terrain_full(sample_city: Path, tmp_path: Path) -> None:
     """The sample city exactly as configured (auto max zoom)."""
     project = load_project(sample_city)
-    ctx = BuildContext(project=project, workdir=tmp_path / "work", report=BuildReport(),
-                       jobs=2, progress=False)
+    ctx = BuildContext(
+        project=project, workdir=tmp_path / "work", report=BuildReport(), jobs=2, progress=False
+    )
     TerrainStage().run(ctx)
     rep = ctx.report.stage("terrain")
     assert rep.written > 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyproj import Transformer
 from viewer_helpers import FIND_ANY_BUILDING_JS, PERFORMANCE_MODE_JS, PageLog, wait_loaded
 
 pytestmark = pytest.mark.browser
@@ -67,7 +68,7 @@ LOCAL_AT_JS = """([x, y]) => { const c = window.cim, C = window.Cesium;
 ROOF_JS = """(b) => { const c = window.cim, C = window.Cesium, s = c.viewer.scene;
   let y = b.y;
   while (y > 60 && c.buildings.idOf(s.pick(new C.Cartesian2(b.x, y - 2))) === b.id) y -= 2;
-  return {x: b.x, y: y + 1, id: b.id}; }"""
+  return {x: b.x, y: y + 4, id: b.id}; }"""
 
 
 @pytest.fixture(scope="module")
@@ -244,17 +245,34 @@ def test_measure_distance_area_height_angle(page: Any) -> None:
     # height: a roof against the ground next to the building = the building's height
     page.select_option("#measureMode", "height")
     bld = page.evaluate(ROOF_JS, _building(page))
-    roof_height = page.evaluate(
-        "(id) => Number(window.cim.buildings.feature(id).getProperty('height'))", bld["id"]
+    # an L3 building (old town) has a pitched roof: a roof point lies between its eave
+    # and its ridge; an L2 block's roof is at its height
+    heights = page.evaluate(
+        """(id) => { const f = window.cim.buildings.feature(id);
+             const n = (k) => { const v = f.getProperty(k); return v == null ? null : Number(v); };
+             return [n('height'), n('eave_height'), n('ridge_height')]; }""",
+        bld["id"],
     )
+    roof_height = heights[0]
+    low = min(h for h in heights if h is not None)
+    high = max(h for h in heights if h is not None)
     ground = _ground(page, bld["x"], bld["y"])
     page.mouse.click(bld["x"], bld["y"])
     page.mouse.click(*ground)
     text = page.text_content("#measureResult")
     assert text.startswith("垂直高差")
     vertical = -float(text.split()[1])  # from the roof down to the ground
-    # the pick may land on a roof slope or an eave, and the ground may slope a little
-    assert vertical == pytest.approx(roof_height, abs=max(4.0, 0.25 * roof_height))
+    # the tool's figure is the ellipsoidal height difference of the two picked points
+    pts = page.evaluate(f"{_api('measure')}.points()")
+    ecef_to_geodetic = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True)
+    ups = [ecef_to_geodetic.transform(*p)[2] for p in pts[:2]]
+    assert vertical == pytest.approx(ups[0] - ups[1], abs=0.05)
+    # and the first one is on the roof: not below the eave (an L3 model's ridge, or the
+    # L2 block's roof, may be all the metadata of the id that was picked says)
+    tolerance = max(4.0, 0.25 * roof_height)
+    assert vertical >= low - tolerance, (vertical, heights)
+    if heights[2] is not None:
+        assert vertical <= high + tolerance, (vertical, heights)
 
     page.click("#langBtn")
     try:

@@ -1,11 +1,12 @@
 """Write the placed pipes as a 3D Tiles 1.1 tileset and the network as SQLite.
 
-Tiles: a quadtree over the plan; a leaf holds at most ``max_features_per_tile``
-features and spans at most ``max_tile_size`` metres (so the 16-bit quantized positions
-stay within 8 mm at the default 1 km); inner tiles have no content and a geometric error that lets CesiumJS
-load the pipes within about 1.5 km of the camera. One glb per leaf, one feature per
-pipe, joint or well: per-vertex ``_FEATURE_ID_0`` into an ``EXT_structural_metadata``
-property table (class ``pipe``), per-vertex colours by utility (``COLOR_0``).
+Tiles: a quadtree over the plan; a leaf holds at most ``max_features_per_tile`` features
+and spans at most ``max_tile_size`` metres (so the 16-bit quantized positions stay
+within 8 mm at the default 1 km); inner tiles have no content and a geometric error that
+lets CesiumJS load the pipes within about 1.5 km of the camera. One glb per leaf, one
+feature per pipe, joint or well: per-vertex ``_FEATURE_ID_0`` into an
+``EXT_structural_metadata`` property table (class ``pipe``), per-vertex colours by
+utility (``COLOR_0``).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ where asked) before it is accepted.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -113,8 +114,11 @@ def _rectangle(poly: shapely.Polygon) -> np.ndarray | None:
 
 
 def _half_side(rect: np.ndarray) -> float:
-    d = rect[[1, 2]] - rect[[0, 1]]
-    return 0.5 * float(np.sqrt((d * d).sum(axis=1)).min())
+    # plain floats: numpy's per-call overhead dominates on two 2-vectors
+    (x0, y0), (x1, y1), (x2, y2) = rect[:3].tolist()
+    a = math.sqrt((x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0))
+    b = math.sqrt((x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1))
+    return 0.5 * min(a, b)
 
 
 def _convex(poly: shapely.Polygon) -> np.ndarray | None:

@@ -74,7 +74,9 @@ def _levels(corners: np.ndarray, cls: np.ndarray, profiles: dict) -> tuple[np.nd
     """Rings (k, n, 2) and heights (k,) at every break of the class profiles."""
     z = np.unique(np.concatenate([p[1] for p in profiles.values()]))
     z = z[np.concatenate([[True], np.diff(z) > 1e-6])]
-    inset = np.stack([np.interp(z, profiles[c][1], profiles[c][0]) for c in cls], axis=1)
+    # one interpolation per class, not per edge
+    per_class = {c: np.interp(z, profiles[c][1], profiles[c][0]) for c in set(cls.tolist())}
+    inset = np.stack([per_class[c] for c in cls.tolist()], axis=1)
     rings = offset_corners(corners, inset)
     _check_rings(corners, rings)
     return rings, z
@@ -97,8 +99,9 @@ def _apothem(corners: np.ndarray) -> float:
 def _central_levels(corners, form, ov, z0, z1) -> tuple[np.ndarray, np.ndarray]:
     """Rings scaled towards the centre (pyramid, cone, dome, 攒尖) from the drip ring."""
     drip = offset_corners(corners, np.full(len(corners), -ov))
-    c = np.asarray(shapely.Polygon(corners).centroid.coords)[0]
-    run = _apothem(corners)
+    poly = shapely.Polygon(corners)  # one polygon for the centre and the apothem
+    c = np.asarray(poly.centroid.coords)[0]
+    run = 2.0 * poly.area / poly.length  # _apothem
     if form.family == "chinese":
         x, z = chinese.jujia(run, ov)
         z = z0 + z * ((z1 - z0) / z[-1])

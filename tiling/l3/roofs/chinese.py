@@ -9,6 +9,8 @@ scales the rises and keeps the shape. Profiles follow :mod:`western`'s conventio
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .forms import RoofForm
@@ -23,11 +25,20 @@ JU_OVERHANG = 0.35
 STEP = 1.4
 
 
+@lru_cache(maxsize=64)
 def jujia(run: float, ov: float) -> Profile:
     """The 举架 profile from the drip (x = -ov, z = 0) to the ridge (x = run).
 
-    Returns (x, z) with z relative to the drip, strictly increasing.
+    Returns (x, z) with z relative to the drip, strictly increasing; read-only arrays
+    (cached: a building asks for the same profile for its height and for its rings).
     """
+    x, z = _jujia(run, ov)
+    x.flags.writeable = False
+    z.flags.writeable = False
+    return x, z
+
+
+def _jujia(run: float, ov: float) -> Profile:
     n = min(max(round(run / STEP), 2), 7)
     ju = JU_EAVE + (JU_RIDGE - JU_EAVE) * np.arange(n) / (n - 1)
     step = run / n

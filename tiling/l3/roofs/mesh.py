@@ -93,11 +93,18 @@ def triangle_areas(pos: np.ndarray, tris: np.ndarray) -> np.ndarray:
 
 def assemble(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
     """Concatenate (positions, triangles, codes) parts and weld them into one mesh."""
+    if len(parts) == 1:  # a ring-chain solid: nothing to concatenate
+        p, t, c = parts[0]
+        c = np.full(len(t), c, dtype=np.uint8) if np.ndim(c) == 0 else np.asarray(c, np.uint8)
+        return weld(p, np.asarray(t, dtype=np.int64), c)
     offset = 0
     pos, tris, codes = [], [], []
     for p, t, c in parts:
         pos.append(p)
         tris.append(np.asarray(t, dtype=np.int64) + offset)
-        codes.append(np.broadcast_to(np.asarray(c, dtype=np.uint8), (len(t),)))
+        if np.ndim(c) == 0:  # one code for the part (np.full is cheaper than broadcast_to)
+            codes.append(np.full(len(t), c, dtype=np.uint8))
+        else:
+            codes.append(np.asarray(c, dtype=np.uint8))
         offset += len(p)
     return weld(np.concatenate(pos), np.concatenate(tris), np.concatenate(codes))

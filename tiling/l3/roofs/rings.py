@@ -106,18 +106,29 @@ def chain_solid(
     pos = np.zeros((k * n + 2, 3))
     pos[: k * n, :2] = xy.reshape(-1, 2)
     pos[: k * n, 2] = z.reshape(-1)
-    i = np.arange(n)
     j = _neighbours(n)[1]
-    c_bot, c_top = k * n, k * n + 1
-    pos[c_bot] = [*xy[0].mean(axis=0), z[0].mean()]
-    tris = [_bands(k, n), np.column_stack([np.full(n, c_bot), j, i])]
+    bottom, top_fan = _fans(k, n)
+    pos[k * n] = [*xy[0].mean(axis=0), z[0].mean()]
+    tris = [_bands(k, n), bottom]
     codes = [np.repeat(np.asarray(band_codes, dtype=np.uint8), 2 * n)]
     codes.append(np.full(n, bottom_code, dtype=np.uint8))
     top = xy[-1]
     area = 0.5 * np.sum(top[:, 0] * top[j, 1] - top[j, 0] * top[:, 1])
     if area > 1e-6:
-        pos[c_top] = [*top.mean(axis=0), z[-1].mean()]
-        last = (k - 1) * n
-        tris.append(np.column_stack([np.full(n, c_top), last + i, last + j]))
+        pos[k * n + 1] = [*top.mean(axis=0), z[-1].mean()]
+        tris.append(top_fan)
         codes.append(np.full(n, top_code, dtype=np.uint8))
     return pos, np.concatenate(tris), np.concatenate(codes)
+
+
+@lru_cache(maxsize=256)
+def _fans(k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bottom cap (down, to centre k n) and top cap (up, to centre k n + 1) fans."""
+    i = np.arange(n)
+    j = _neighbours(n)[1]
+    last = (k - 1) * n
+    bottom = np.column_stack([np.full(n, k * n), j, i])
+    top = np.column_stack([np.full(n, k * n + 1), last + i, last + j])
+    bottom.flags.writeable = False
+    top.flags.writeable = False
+    return bottom, top

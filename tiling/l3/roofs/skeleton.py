@@ -9,12 +9,11 @@ gable. Heights are then mapped through the form's profile (pitch, 举架, mansar
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 import mapbox_earcut as earcut
 import numpy as np
 import shapely
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .mesh import cross
@@ -33,17 +32,29 @@ def _rings(poly: shapely.Polygon) -> tuple[np.ndarray, list[np.ndarray]]:
     return outer, holes
 
 
-def _cgal(outer: np.ndarray, holes: list[np.ndarray], angles: list[np.ndarray], top: float):
+@lru_cache(maxsize=1)
+def _binding():
+    """compas_cgal's C++ binding, imported once (an import statement per call costs)."""
     try:
         from compas_cgal import _straight_skeleton_2 as cgal  # the C++ binding only
     except ImportError as exc:  # pragma: no cover - compas_cgal is a dependency
         raise SkeletonError(f"compas_cgal is not installed: {exc}") from exc
+    return cgal
+
+
+def _cgal(outer: np.ndarray, holes: list[np.ndarray], angles: list[np.ndarray], top: float):
+    cgal = _binding()
 
     def xyz(r: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.column_stack([r, np.zeros(len(r))]))
+        out = np.zeros((len(r), 3))
+        out[:, :2] = r
+        return out
 
     # CGAL reads speed i as the speed of the edge that ends at vertex i
-    speeds = [np.roll(a, 1).tolist() for a in angles]
+    speeds = []
+    for a in angles:
+        lst = a.tolist()
+        speeds.append(lst[-1:] + lst[:-1])
     try:
         v, faces = cgal.extrude_straight_skeleton(
             xyz(outer), [xyz(h) for h in holes], speeds, True, float(top)
@@ -56,15 +67,16 @@ def _cgal(outer: np.ndarray, holes: list[np.ndarray], angles: list[np.ndarray], 
 def _triangulate_faces(v: np.ndarray, faces: list[list[int]]) -> np.ndarray:
     """Triangles of CGAL's planar polygon faces, bottom faces (all z = 0) left out."""
     out = []
+    zs = np.abs(v[:, 2]).tolist()  # plain floats: faces have a handful of vertices
     for f in faces:
+        if max(zs[i] for i in f) < 1e-9:
+            continue
+        if len(f) == 3:
+            out.append(np.array([f], dtype=np.int64))
+            continue
         idx = np.asarray(f)
         p = v[idx]
-        if np.all(np.abs(p[:, 2]) < 1e-9):
-            continue
-        if len(idx) == 3:
-            out.append(idx[None, :])
-            continue
-        nrm = cross(p, p[np.r_[1 : len(p), 0]]).sum(axis=0)  # Newell normal
+        nrm = cross(p, p[_next(len(p))]).sum(axis=0)  # Newell normal
         keep = [a for a in range(3) if a != int(np.argmax(np.abs(nrm)))]
         tri = earcut.triangulate_float64(p[:, keep], np.array([len(p)], dtype=np.uint32))
         t = idx[np.asarray(tri).reshape(-1, 3)]
@@ -74,6 +86,14 @@ def _triangulate_faces(v: np.ndarray, faces: list[list[int]]) -> np.ndarray:
         t[flip] = t[flip][:, ::-1]
         out.append(t)
     return np.concatenate(out) if out else np.zeros((0, 3), dtype=np.int64)
+
+
+@lru_cache(maxsize=64)
+def _next(n: int) -> np.ndarray:
+    """Index of the next vertex around a ring of n (np.r_ costs more than the face)."""
+    out = np.r_[1:n, 0]
+    out.flags.writeable = False
+    return out
 
 
 def skeleton_roof(poly: shapely.Polygon, gables: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,14 +140,34 @@ def _collapse(v: np.ndarray, tris: np.ndarray, tol: float = 1e-3) -> tuple[np.nd
     pairs = cKDTree(v).query_pairs(tol, output_type="ndarray")
     if len(pairs) == 0:
         return v, tris
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(v), len(v)))
-    _, label = connected_components(graph, directed=False)
+    label = _components(len(v), pairs)
     # each cluster keeps its lowest vertex, so footprint corners (z = 0) never move
     order = np.lexsort((v[:, 2], label))
     _, at = np.unique(label[order], return_index=True)
     t = order[at][label][tris]
     keep = (t[:, 0] != t[:, 1]) & (t[:, 1] != t[:, 2]) & (t[:, 0] != t[:, 2])
     return v, t[keep]
+
+
+def _components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Connected-component label per node of a graph given as (k, 2) pairs.
+
+    Union-find in plain Python: the pairs are a few near-coincident skeleton nodes,
+    where scipy's sparse graph setup costs far more than the work.
+    """
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in pairs.tolist():
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.unique([root(i) for i in range(n)], return_inverse=True)[1].reshape(-1)
 
 
 def _triangular_hips(
@@ -188,8 +228,12 @@ def slice_at(v: np.ndarray, tris: np.ndarray, levels: np.ndarray) -> tuple[np.nd
         # the crossing points, one per undirected edge so neighbours share them
         e_ab, e_ac, e_bc = t[:, [0, 1]], t[:, [0, 2]], t[:, [1, 2]]
         edges = np.concatenate([e_ab[~on_plane], e_ac[~on_plane], e_bc[on_plane]])
-        key = np.sort(edges, axis=1)
-        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        key = np.sort(edges, axis=1).astype(np.int64)
+        # one integer per edge: same order as the rows' lexicographic order, far cheaper
+        # than np.unique(axis=0)
+        nv = len(v)
+        code, inv = np.unique(key[:, 0] * nv + key[:, 1], return_inverse=True)
+        uniq = np.column_stack([code // nv, code % nv])
         inv = inv.reshape(-1)
         za, zb = z[uniq[:, 0]], z[uniq[:, 1]]
         w = (za / (za - zb))[:, None]
