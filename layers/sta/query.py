@@ -203,10 +203,11 @@ class Parser:
 
 def _check_wkt(wkt: str, pos: int) -> str:
     import shapely
+    import shapely.errors
 
     try:
         shapely.from_wkt(wkt)
-    except Exception:
+    except (shapely.errors.ShapelyError, ValueError, TypeError):
         raise QueryError(f"not a WKT geometry: {wkt[:60]!r}", pos) from None
     return wkt
 

@@ -121,9 +121,11 @@ class PostgresStore(Store):
     def _release_autocommit(self, conn: Any) -> None:
         """Back to the pool as a transactional connection, or closed when it cannot
         be (broken, or interrupted mid-statement)."""
+        import psycopg
+
         try:
             conn.autocommit = False
-        except Exception:
+        except psycopg.Error:  # broken, or a statement still running on it
             self._pool.release(conn, broken=True)
             return
         self._pool.release(conn, broken=conn.closed or conn.broken)
