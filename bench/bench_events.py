@@ -4,11 +4,18 @@ Measures, on a store holding ``--rows`` cases spread over a year (each with its
 ``report`` audit row; older ones closed, the last ten days' open in every state):
 
 - **list/filter**: the list panel's query (one page of 100 + the total + the counts by
-  state, as ``GET /api/events`` runs it) for the usual filters; p50/p95 over repeats.
-  Target p95 ≤ 50 ms;
-- **transitions/s**: ``EventStore.transition`` (re-read, check, update, audit row, one
-  transaction each) on fresh cases, from 1 and from 4 threads for ``--seconds`` each.
-  Target 200/s sustained;
+  state, as ``GET /api/events`` runs it) for the usual filters; p50/p95 over repeats
+  and the process's CPU. Target p95 ≤ 50 ms. Then ``GET /api/events`` itself on a real
+  waitress server (a child process): wall p50/p95 and the server's CPU per request,
+  i.e. the query plus what the request costs besides (the cases' JSON, Flask);
+- **transitions/s**: ``EventStore.transition`` (read, check, update, audit row,
+  counts; concurrent calls share one transaction and one log sync, the group commit)
+  on fresh cases in-process from 1, 4 and 16 threads, then ``POST
+  /api/events/<id>/transitions`` on the real server from 1 and 16 concurrent
+  keep-alive clients, for ``--seconds`` each: the rate, latency p50/p95, CPU per
+  transition (the bench's own in-process, the server's over HTTP) and the mean
+  batch. Target 200/s sustained. ``--no-group-commit`` commits each transition on its
+  own (the A/B);
 - **statistics for a month** (the 综合评价: counts by state and department, on-time
   rate, mean handling time per category). Target ≤ 200 ms.
 
@@ -18,7 +25,8 @@ lifecycle: the point is the queries on a large table.
     .venv/bin/python bench/bench_events.py                      # SQLite, then PostgreSQL
     .venv/bin/python bench/bench_events.py --stores sqlite --rows 200000
     .venv/bin/python bench/bench_events.py --postgres postgresql://u@host/db
-    .venv/bin/python bench/bench_events.py --only transitions --rows 50000 --seconds 10
+    .venv/bin/python bench/bench_events.py --only transitions --rows 100000 --seconds 10
+    .venv/bin/python bench/bench_events.py --only transitions --rows 100000 --no-group-commit
 
 Before the sustained runs it prints, for PostgreSQL, the round trips and WAL fsyncs
 per transition (``pg_stat_wal``); the load average is printed at start and end.
@@ -39,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +104,14 @@ def load(events: EventStore, rows: int, now_us: int, seed: int = 7) -> float:
                 tx.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                            f"(SELECT max(id) FROM {table}))")  # fmt: skip
     events.rebuild_counts()  # the bulk load bypassed the store's counting
+    if events.store.dialect == "postgresql":
+        # what autovacuum does within a minute of a bulk load (seen 23 s after it): the
+        # visibility map, without which the overdue filter's counts fetch each of its
+        # ~20,000 matches from the heap (index-only scans need it); VACUUM cannot run in
+        # a transaction
+        with events.store.autocommit() as tx:  # type: ignore[attr-defined]
+            tx.execute("VACUUM ANALYZE events")
+            tx.execute("VACUUM ANALYZE event_audit")
     with events.store.transaction(write=True) as tx:
         tx.execute("ANALYZE")
     return time.perf_counter() - t0
@@ -289,37 +305,220 @@ def per_transition(events: EventStore, n: int = 60) -> dict[str, float]:
     return out
 
 
+PLAN = [("file", {}), ("dispatch", {"department": "water"}), ("accept", {}),
+        ("report_done", {}), ("check", {}), ("close", {})]  # fmt: skip
+
+
+def _fresh_cases(events: EventStore, n: int) -> list[int]:
+    """``n`` new cases in 信息采集, reported in one transaction (the transition runs
+    then time transitions only, not reports)."""
+    boss = Actor("bench", "admin")
+    with events.store.transaction(write=True):  # the reports' transactions join it
+        return [events.report(subcategory="SJ0102", source="api", description="bench",
+                              reporter=boss, lon=112.5, lat=37.8).id or 0
+                for _ in range(n)]  # fmt: skip
+
+
+def _latency(ms: list[float]) -> dict[str, float]:
+    ms = sorted(ms)
+    if not ms:
+        return {"p50_ms": 0.0, "p95_ms": 0.0}
+    return {"p50_ms": round(ms[len(ms) // 2], 2),
+            "p95_ms": round(ms[max(0, int(len(ms) * 0.95) - 1)], 2)}  # fmt: skip
+
+
 def transitions(events: EventStore, seconds: float, threads: int) -> dict[str, float]:
     """Sustained transitions/s on fresh cases (file → dispatch → accept → report_done
-    → check → close), each one transaction with its audit row."""
+    → check → close), each committed with its audit row, called in-process from
+    ``threads`` threads (concurrent calls share a group commit)."""
     boss = Actor("bench", "admin")
-    plan = [("file", {}), ("dispatch", {"department": "water"}), ("accept", {}),
-            ("report_done", {}), ("check", {}), ("close", {})]  # fmt: skip
+    per = max(4, int(seconds * 600 / threads / len(PLAN)) + 2)  # cases enough for 600/s
+    cases = _fresh_cases(events, per * threads)
     count = [0] * threads
+    lat: list[list[float]] = [[] for _ in range(threads)]
+    commits = events._commits
+    b0 = (commits.batches, commits.items) if commits is not None else (0, 0)
     stop = time.perf_counter() + seconds
 
     def worker(k: int) -> None:
-        while time.perf_counter() < stop:
-            e = events.report(subcategory="SJ0102", source="api", description="bench",
-                              reporter=boss, lon=112.5, lat=37.8)  # fmt: skip
-            for action, kw in plan:
-                events.transition(e.id or 0, action, boss, **kw)
+        for eid in cases[k * per : (k + 1) * per]:
+            for action, kw in PLAN:
+                t0 = time.perf_counter()
+                events.transition(eid, action, boss, **kw)
+                lat[k].append((time.perf_counter() - t0) * 1000)
                 count[k] += 1
                 if time.perf_counter() >= stop:
                     return
 
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    took = time.perf_counter() - t0
-    rate = sum(count) / took
-    print(f"  transitions, {threads} thread(s): {sum(count)} in {took:.1f} s = {rate:.0f}/s",
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n = sum(count)
+    out: dict[str, Any] = {"threads": threads, "transitions": n, "seconds": round(took, 2),
+                           "per_second": round(n / took, 1),
+                           "cpu_ms_per_transition": round(cpu * 1000 / max(n, 1), 2),
+                           **_latency([x for xs in lat for x in xs])}  # fmt: skip
+    if commits is not None and commits.batches > b0[0]:
+        out["mean_batch"] = round((commits.items - b0[1]) / (commits.batches - b0[0]), 1)
+    print(f"  transitions in-process, {threads:2d} thread(s): {n} in {took:.1f} s = "
+          f"{n / took:.0f}/s  p50 {out['p50_ms']} ms  p95 {out['p95_ms']} ms  "
+          f"cpu {out['cpu_ms_per_transition']} ms each  batch {out.get('mean_batch', 1)}",
           flush=True)  # fmt: skip
-    return {"threads": threads, "transitions": sum(count), "seconds": round(took, 2),
-            "per_second": round(rate, 1)}  # fmt: skip
+    return out
+
+
+def _serve(store_url: str, group_commit: bool) -> None:
+    """The events API on a real waitress server (a child process of the bench): prints
+    its port, then serves until killed."""
+    import tempfile as tf
+
+    from layers.events import store as events_store
+    from server import create_app
+    from server.wsgi import create_server
+
+    if not group_commit:  # the app makes its own EventStore: without the group commit
+        real = events_store.EventStore.__init__
+
+        def init(self: Any, *args: Any, **kw: Any) -> None:
+            real(self, *args, **{**kw, "group_commit": False})
+
+        events_store.EventStore.__init__ = init  # type: ignore[method-assign]
+    out = Path(tf.gettempdir()) / "cim-bench-events-no-output"  # never made: no tiles
+    app = create_app({"LIVE_STORE": store_url, "OUTPUT_DIR": out, "EVENTS_FROM_ALARMS": False})
+    srv = create_server(app, host="127.0.0.1", port=0, threads=32)
+    print(srv.effective_port, flush=True)
+    srv.run()
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def _server(store_url: str, group_commit: bool = True) -> Iterator[tuple[Any, int]]:
+    """The events API served by a child process (:func:`_serve`): (process, port)."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", store_url,
+         *([] if group_commit else ["--no-group-commit"])],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        yield proc, int(proc.stdout.readline())
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def http_list(store_url: str, repeat: int) -> dict[str, dict[str, float]]:
+    """``GET /api/events`` as the list panel sends it, over a real server (one client):
+    wall p50/p95 and the server's CPU per request: the query plus what it does besides
+    (the cases' JSON with their clocks, Flask, waitress)."""
+    import http.client
+
+    week = (dt.datetime.now(dt.UTC) - dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    queries = {"all, newest page": "", "open": "open=true", "state=handling": "state=handling",
+               "department=water, open": "department=water&open=true",
+               "overdue": "overdue=true", "last 7 days": f"from={week}"}  # fmt: skip
+    out = {}
+    with _server(store_url) as (proc, port):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for name, q in queries.items():
+            ms = []
+            c0 = _proc_cpu(proc.pid)
+            for i in range(repeat + 1):
+                t0 = time.perf_counter()
+                c.request("GET", f"/api/events?{q}")
+                r = c.getresponse()
+                body = r.read()
+                assert r.status == 200, body[:200]
+                if i:  # the first warms the caches
+                    ms.append((time.perf_counter() - t0) * 1000)
+            cpu = (_proc_cpu(proc.pid) - c0) * 1000 / (repeat + 1)
+            out[name] = {**_latency(ms), "server_cpu_ms": round(cpu, 2), "bytes": len(body)}
+            print(f"  GET /api/events {name:26s} p50 {out[name]['p50_ms']:8.2f} ms  "
+                  f"p95 {out[name]['p95_ms']:8.2f} ms  (server cpu {cpu:5.2f} ms per request)",
+                  flush=True)  # fmt: skip
+        c.close()
+    return out
+
+
+def http_transitions(
+    events: EventStore, store_url: str, seconds: float, clients: int, group_commit: bool
+) -> dict[str, Any]:
+    """Sustained transitions/s through ``POST /api/events/<id>/transitions`` on a real
+    waitress server (a child process) from ``clients`` concurrent keep-alive clients,
+    each taking its own fresh cases through to 结案 with ``If-Match``. Prints the rate,
+    the latency p50/p95 and the server's CPU per transition."""
+    import http.client
+
+    from layers.departments import add_department
+
+    token = add_department(events.store, f"bench{time.monotonic_ns()}", "bench", admin=True)
+    per = max(4, int(seconds * 600 / clients / len(PLAN)) + 2)
+    cases = _fresh_cases(events, per * clients)
+    with _server(store_url, group_commit) as (proc, port):
+        count = [0] * clients
+        errors = [0] * clients
+        lat: list[list[float]] = [[] for _ in range(clients)]
+        head = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/api/events/me", headers=head)  # warm: the runtime, the store
+        conn.getresponse().read()
+        conn.close()
+        start = threading.Barrier(clients + 1)
+        stop = [0.0]
+
+        def client(k: int) -> None:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            start.wait()
+            for eid in cases[k * per : (k + 1) * per]:
+                version = 1
+                for action, kw in PLAN:
+                    body = json.dumps({"action": action, **kw})
+                    t0 = time.perf_counter()
+                    c.request("POST", f"/api/events/{eid}/transitions", body=body,
+                              headers={**head, "If-Match": f'"v{version}"'})  # fmt: skip
+                    r = c.getresponse()
+                    r.read()
+                    lat[k].append((time.perf_counter() - t0) * 1000)
+                    if r.status != 200:
+                        errors[k] += 1
+                        break
+                    version += 1
+                    count[k] += 1
+                    if time.perf_counter() >= stop[0]:
+                        c.close()
+                        return
+            c.close()
+
+        ts = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+        for t in ts:
+            t.start()
+        s0, t0 = _proc_cpu(proc.pid), time.perf_counter()
+        stop[0] = t0 + seconds
+        start.wait()
+        for t in ts:
+            t.join()
+        took, server_cpu = time.perf_counter() - t0, _proc_cpu(proc.pid) - s0
+    n = sum(count)
+    out: dict[str, Any] = {"clients": clients, "transitions": n, "errors": sum(errors),
+                           "seconds": round(took, 2), "per_second": round(n / took, 1),
+                           "server_cpu_ms_per_transition": round(server_cpu * 1000 / max(n, 1), 2),
+                           **_latency([x for xs in lat for x in xs])}  # fmt: skip
+    print(f"  transitions over HTTP, {clients:2d} client(s): {n} in {took:.1f} s = "
+          f"{n / took:.0f}/s  p50 {out['p50_ms']} ms  p95 {out['p95_ms']} ms  server cpu "
+          f"{out['server_cpu_ms_per_transition']} ms each  errors {out['errors']}",
+          flush=True)  # fmt: skip
+    return out
 
 
 def month_stats(events: EventStore, now: dt.datetime, repeat: int) -> dict[str, float]:
@@ -332,30 +531,46 @@ def month_stats(events: EventStore, now: dt.datetime, repeat: int) -> dict[str, 
 
 
 def run(
-    store_url: str, rows: int, repeat: int, seconds: float, only: str = "all"
-) -> dict[str, Any]:
+    store_url: str, rows: int, repeat: int, seconds: float, only: str = "all",
+    group_commit: bool = True, reuse: bool = False,
+) -> dict[str, Any]:  # fmt: skip
     store = open_store(store_url)
     try:
-        events = EventStore(store, events_config())
+        events = EventStore(store, events_config(), group_commit=group_commit)
         now = dt.datetime.now(dt.UTC)
         now_us = int(now.timestamp() * 1e6)
-        took = load(events, rows, now_us)
-        print(f"  loaded {rows:,} cases + audit rows in {took:.0f} s ({rows / took:,.0f}/s)",
-              flush=True)  # fmt: skip
+        with events.store.transaction() as tx:
+            held = int(tx.scalar("SELECT count(*) FROM events"))
+        if reuse and held == rows:  # a store this bench filled (new indexes migrated now)
+            with events.store.transaction(write=True) as tx:
+                tx.execute("ANALYZE")
+            took = 0.0
+            print(f"  reusing the {rows:,} cases already in the store", flush=True)
+        else:
+            took = load(events, rows, now_us)
+            print(f"  loaded {rows:,} cases + audit rows in {took:.0f} s "
+                  f"({rows / took:,.0f}/s)", flush=True)  # fmt: skip
         result: dict[str, Any] = {"rows": rows, "load_seconds": round(took, 1)}
         summary: dict[str, Any] = {}
         if only == "all":
             result["list"] = queries(events, now, repeat)
+            result["http_list"] = http_list(store_url, repeat)
             result["stats_month"] = month_stats(events, now, max(5, repeat // 5))
             summary["list_p95_worst_ms"] = max(
                 v["p95_ms"] for k, v in result["list"].items() if "text" not in k
             )
             summary["stats_month_p95_ms"] = result["stats_month"]["p95_ms"]
         result["per_transition"] = per_transition(events)
-        result["transitions"] = [transitions(events, seconds, n) for n in (1, 4)]
+        result["transitions"] = [transitions(events, seconds, n) for n in (1, 4, 16)]
+        result["http_transitions"] = [
+            http_transitions(events, store_url, seconds, n, group_commit) for n in (1, 16)
+        ]
         summary.update(result["per_transition"])
         summary["transitions_per_s"] = {
             t["threads"]: t["per_second"] for t in result["transitions"]
+        }
+        summary["http_transitions_per_s"] = {
+            t["clients"]: t["per_second"] for t in result["http_transitions"]
         }
         result["summary"] = summary
         return result
@@ -374,7 +589,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--only", choices=("all", "transitions"), default="all",
                     help="transitions: skip the list and statistics queries")  # fmt: skip
+    ap.add_argument("--no-group-commit", action="store_true",
+                    help="commit each transition on its own (to compare)")  # fmt: skip
+    ap.add_argument("--reuse", action="store_true",
+                    help="SQLite: keep the store in --dir when it holds --rows cases (the "
+                    "cases the transitions add make the next run load anew)")  # fmt: skip
+    ap.add_argument("--serve", metavar="STORE", help=argparse.SUPPRESS)  # the HTTP child
     args = ap.parse_args(argv)
+    if args.serve:
+        _serve(args.serve, not args.no_group_commit)
+        return 0
+    gc = not args.no_group_commit
     load1, load5, _ = os.getloadavg()
     print(f"load average {load1:.1f} (1 min), {load5:.1f} (5 min) on {os.cpu_count()} CPUs; "
           "on a busy machine the figures are lower bounds", flush=True)  # fmt: skip
@@ -384,11 +609,13 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "sqlite":
             folder = args.dir or Path(tempfile.mkdtemp(prefix="cim-bench-events-"))
             path = folder / "events-bench.sqlite"
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)  # our own file from a last run
-            results[kind] = run(str(path), args.rows, args.repeat, args.seconds, args.only)
+            if not args.reuse:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)  # our own from a last run
+            results[kind] = run(str(path), args.rows, args.repeat, args.seconds, args.only, gc,
+                                args.reuse)  # fmt: skip
         elif args.postgres:
-            results[kind] = run(args.postgres, args.rows, args.repeat, args.seconds, args.only)
+            results[kind] = run(args.postgres, args.rows, args.repeat, args.seconds, args.only, gc)
         else:
             from pgserver import pg_missing, start_pg, stop_pg
 
@@ -399,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             server = start_pg()
             try:
                 results[kind] = run(server.fresh_database(), args.rows, args.repeat,
-                                    args.seconds, args.only)  # fmt: skip
+                                    args.seconds, args.only, gc)  # fmt: skip
             finally:
                 stop_pg(server)
     load1, load5, _ = os.getloadavg()

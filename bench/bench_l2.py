@@ -1,7 +1,9 @@
 """Benchmark: N synthetic footprints → validated L2 tileset.
 
-Prints buildings/s, bytes per building on disk, tiles, largest tile and peak memory
-(of the build process and its workers) for each N, and checks the tileset rules.
+Prints wall time, CPU seconds (user + system of the build process and all its workers:
+the figure to compare on a shared machine), buildings/s, bytes per building on disk,
+tiles, largest tile, peak PSS of the process tree and of its largest process, and the
+stage times for each N, and checks the tileset rules.
 
     .venv/bin/python bench/bench_l2.py 10000 100000 1000000 [--jobs 2]
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -22,19 +25,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.proctree import Monitor  # noqa: E402
 from bench.synthetic import write_geoparquet  # noqa: E402
 
 CHILD = """
-import json, resource, sys, time
-from cim.build import build_project
+import json, sys, time
 t = time.perf_counter()
+from cim.build import build_project
 r = build_project(sys.argv[1], jobs=int(sys.argv[2]), progress=False, force=True)
 wall = time.perf_counter() - t
-peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps({"wall": wall, "l2": r.manifest["layers"]["l2"],
-                  "stages": {k: v["seconds"] for k, v in r.manifest["stages"].items()},
-                  "peak_mb": peak_self, "peak_worker_mb": peak_children}))
+                  "stages": {k: v["seconds"] for k, v in r.manifest["stages"].items()}}))
 """
 
 
@@ -49,13 +50,18 @@ def run(n: int, jobs: int) -> dict:
         '[city]\nname = "bench"\n[buildings]\npath = "buildings.parquet"\nid = "id"\n',
         encoding="utf-8",
     )
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(toml), str(jobs)],
-        capture_output=True,
-        text=True,
-        check=True,
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(toml), str(jobs)], stdout=subprocess.PIPE, text=True
     )
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    monitor = Monitor(proc.pid)
+    out, _ = proc.communicate()
+    monitor.join()
+    if proc.returncode:
+        raise SystemExit(f"build of {n:,} failed ({proc.returncode})")
+    figures = json.loads(out.strip().splitlines()[-1])
+    figures["cpu_s"] = monitor.cpu_s
+    figures["peak_pss_mb"] = monitor.peak_pss_mb
+    figures["peak_process_mb"] = monitor.peak_process_mb
     from tiling.validate import check_tileset
 
     t = time.perf_counter()
@@ -70,9 +76,10 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000])
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
     print(
-        f"{'N':>9} {'wall s':>7} {'bldg/s':>8} {'B/bldg':>7} {'tiles':>6} {'max tile':>9} "
-        f"{'peak MB':>8} {'worker MB':>9}  stages (s)  rules"
+        f"{'N':>9} {'wall s':>7} {'CPU s':>7} {'bldg/s':>8} {'B/bldg':>7} {'tiles':>6} "
+        f"{'max tile':>9} {'PSS MB':>7} {'max proc':>8}  stages (s)  rules"
     )
     for n in args.sizes:
         f = run(n, args.jobs)
@@ -84,10 +91,12 @@ def main() -> None:
             for p in (HERE / "out" / f"l2_{n}" / "output/tiles/l2/content").glob("*.glb")
         )
         print(
-            f"{n:>9,} {f['wall']:>7.1f} {n / f['wall']:>8,.0f} {l2['bytes'] / n:>7.0f} "
-            f"{l2['tiles']:>6} {max_tile / 1e3:>7.0f}kB {f['peak_mb']:>8.0f} "
-            f"{f['peak_worker_mb']:>9.0f}  {stages}  {rules}"
+            f"{n:>9,} {f['wall']:>7.1f} {f['cpu_s']:>7.1f} {n / f['wall']:>8,.0f} "
+            f"{l2['bytes'] / n:>7.0f} {l2['tiles']:>6} {max_tile / 1e3:>7.0f}kB "
+            f"{f['peak_pss_mb']:>7.0f} {f['peak_process_mb']:>8.0f}  {stages}  {rules}",
+            flush=True,
         )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -262,17 +262,40 @@ def bench_in_process(
     dept = authenticate(st, token)
     assert dept is not None
 
+    # CPU seconds per stage: parse (JSON → columns), check (ingest_columns less the
+    # store), store (insert, latest values, commit), answer (the self links)
+    stages = dict.fromkeys(("parse", "check", "store", "answer"), 0.0)
+    insert_batch = st.insert_batch
+
+    def timed_insert(batch: object) -> object:
+        c = time.thread_time()
+        try:
+            return insert_batch(batch)  # type: ignore[arg-type]
+        finally:
+            stages["store"] += time.thread_time() - c
+
+    st.insert_batch = timed_insert  # type: ignore[method-assign]
+
     def handle(body: bytes) -> int:
+        c0 = time.thread_time()
         docs = orjson.loads(body)
         cols = ReadingColumns.concat([_data_array(doc) for doc in docs])
+        c1 = time.thread_time()
+        stored0 = stages["store"]
         done = ingest_columns(st, dept, cols)
+        c2 = time.thread_time()
         data_array_answer(done, "http://127.0.0.1/api/sta/v1.1")
+        c3 = time.thread_time()
+        stages["parse"] += c1 - c0
+        stages["check"] += (c2 - c1) - (stages["store"] - stored0)
+        stages["answer"] += c3 - c2
         return len(done.ids) - done.ids.count(None)
 
     handle(request_bodies(ids, args.batch, args.batch, 1_600_000_000)[0])  # warm-up
     bodies = request_bodies(ids, args.readings, args.batch, 1_700_000_000)
     wall, cpu = time.perf_counter(), time.process_time()
     db_cpu = tree_cpu_seconds(db_pid) if db_pid else 0.0
+    stages.update(dict.fromkeys(stages, 0.0))
     acked = sum(handle(b) for b in bodies)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     db_cpu = tree_cpu_seconds(db_pid) - db_cpu if db_pid else None
@@ -293,6 +316,9 @@ def bench_in_process(
         "database_cpu_us_per_reading": (
             round(db_cpu / max(acked, 1) * 1e6, 1) if db_cpu is not None else None
         ),
+        "stage_cpu_us_per_reading": {
+            k: round(v / max(acked, 1) * 1e6, 2) for k, v in stages.items()
+        },
     }
 
 
@@ -345,6 +371,12 @@ def main() -> None:
             if "batch_latency_p50_ms" in r
             else "in-process; "
         )
+        if "stage_cpu_us_per_reading" in r:
+            latency += (
+                "CPU µs/reading by stage: "
+                + ", ".join(f"{k} {v}" for k, v in r["stage_cpu_us_per_reading"].items())
+                + "; "
+            )
         db = r.get("database_cpu_us_per_reading")
         db_text = f"PostgreSQL CPU {db} µs/reading; " if db is not None else ""
         print(

@@ -6,7 +6,8 @@ A child process runs the server as ``cim serve`` does (the app under waitress, 1
 worker threads: the streams are handed over to the fan-out of ``server.sse``;
 ``--thread-per-stream`` measures the old way, one waitress thread per stream) over a
 SQLite store with ``--streams`` datastreams, and a feeder thread that commits
-``--rate`` readings/s in batches every ``--batch-ms`` (``layers.ingest.ingest``, as the
+``--rate`` readings/s in batches every ``--batch-ms`` (larger ones when a commit took
+longer than that, so that the rate flows; ``layers.ingest.ingest``, as the
 SensorThings API does; the store's commit listener hands them to
 ``LiveHub.publish_committed``; with ``--mqtt`` the readings go through a mosquitto
 broker of the bench's own to the server's MQTT ingest instead). Each delta carries
@@ -19,6 +20,11 @@ resyncs; and the server-side time to build the snapshot of every datastream.
     .venv/bin/python bench/bench_live_stream.py                    # 500 clients, 2000/s
     .venv/bin/python bench/bench_live_stream.py --clients 100 --seconds 10
     .venv/bin/python bench/bench_live_stream.py --streams 10000 --clients 10   # snapshot
+    .venv/bin/python bench/bench_live_stream.py --no-alarm-cases   # alarms open no cases
+
+Besides the latency it prints the CPU of the server process (per second and per
+reading fed) and of the bench's own client processes, and the load average: on a
+shared machine the wall-clock figures say more about the neighbours than the code.
 """
 
 from __future__ import annotations
@@ -155,7 +161,7 @@ def serve_child(args: argparse.Namespace) -> None:
         sys.setswitchinterval(args.switch_ms / 1000)
     app = create_app(
         {
-            "LIVE_NOTIFY_INTERVAL": args.notify_ms / 1000 or None,
+            "LIVE_NOTIFY_INTERVAL": None if args.notify_ms < 0 else args.notify_ms / 1000,
             "LIVE_STORE": args.store,
             "THREADS": args.clients + 16 if args.thread_per_stream else 16,
             "LIVE_STREAM_FANOUT": not args.thread_per_stream,
@@ -163,6 +169,7 @@ def serve_child(args: argparse.Namespace) -> None:
             "LIVE_MAX_STREAMS": args.clients + 8,
             "CONNECTION_LIMIT": args.clients + 200,
             "LIVE_MQTT": args.mqtt or "",
+            "EVENTS_FROM_ALARMS": not args.no_alarm_cases,
         }
     )
     rt = live_runtime(app)
@@ -210,24 +217,28 @@ def feed(rt: Any, args: argparse.Namespace) -> None:
     fed = 0
     t_start = time.time()
     cpu0, wall0 = time.process_time(), time.monotonic()
-    t_next = time.monotonic()
+    t_first = t_next = time.monotonic()
     t_end = t_next + args.seconds
     rnd = random.Random(1)
     while time.monotonic() < t_end:
+        # the readings due by now: a commit slower than the period (a loaded machine)
+        # makes the next batch larger, so the rate asked for is the rate that flows
+        due = int(args.rate * (time.monotonic() - t_first)) + per_batch - fed
+        n = min(max(due, 0), max(per_batch, int(args.rate)))
         now = time.time_ns() // 1000
         readings = [
             Reading(rnd.choice(ids), round(rnd.uniform(0, 100), 2), format_instant(now + j))
-            for j in range(per_batch)
+            for j in range(n)
         ]
         t0 = time.perf_counter()
         if pub is not None:
             for r in readings:
                 body = json.dumps({"result": r.result, "phenomenonTime": r.phenomenon_time})
                 pub.publish(f"v1.1/Datastreams({r.datastream_id})/Observations", body, qos=1)
-        else:  # what the SensorThings API does; the store announces the commit
+        elif readings:  # what the SensorThings API does; the store announces the commit
             ingest(store, admin, readings)
         commit_ms.append((time.perf_counter() - t0) * 1000)
-        fed += per_batch
+        fed += n
         t_next += period
         time.sleep(max(0.0, t_next - time.monotonic()))
     cm = np.array(commit_ms)
@@ -249,6 +260,7 @@ def feed(rt: Any, args: argparse.Namespace) -> None:
                 "cpu_per_s": cpu / wall,
                 "load": os.getloadavg()[0],
                 "fanout": None if rt._fanout is None else rt._fanout.stats(),
+                "hub": hub.stats(),
             }
         ),
         flush=True,
@@ -282,6 +294,7 @@ def client_proc(port: int, n: int, probes: int, stop: Any, out: str, ready: Any)
         sel.register(s, selectors.EVENT_READ, data=i % every == 0)
         tails[s.fileno()] = b""
     ready.set()
+    cpu0, wall0 = time.process_time(), time.monotonic()
     acks: list[Any] = []
     lats: list[Any] = []
     snapshots = 0
@@ -312,7 +325,8 @@ def client_proc(port: int, n: int, probes: int, stop: Any, out: str, ready: Any)
                 lats.append(now - a)
     a = np.concatenate(acks) if acks else np.zeros(0)
     lat = np.concatenate(lats) if lats else np.zeros(0)
-    np.savez(out, ack=a, lat=lat, snapshots=snapshots, received=received)
+    cpu_per_s = (time.process_time() - cpu0) / max(time.monotonic() - wall0, 1e-9)
+    np.savez(out, ack=a, lat=lat, snapshots=snapshots, received=received, cpu_per_s=cpu_per_s)
 
 
 def main() -> None:
@@ -326,9 +340,19 @@ def main() -> None:
     ap.add_argument("--client-procs", type=int, default=2)
     ap.add_argument("--probes", type=int, default=50, help="clients that parse and measure")
     ap.add_argument("--switch-ms", type=float, default=0, help="sys.setswitchinterval (ms)")
-    ap.add_argument("--notify-ms", type=float, default=0, help="LIVE_NOTIFY_INTERVAL (ms)")
+    ap.add_argument(
+        "--notify-ms",
+        type=float,
+        default=-1,
+        help="LIVE_NOTIFY_INTERVAL (ms; 0: a pass per wake-up; default: the app's, 20)",
+    )
     ap.add_argument("--mqtt", action="store_true", help="feed through a mosquitto broker")
     ap.add_argument("--fanout-threads", type=int, default=2, help="LIVE_STREAM_THREADS")
+    ap.add_argument(
+        "--no-alarm-cases",
+        action="store_true",
+        help="EVENTS_FROM_ALARMS = false: alarms open no city-event cases (one write each)",
+    )
     ap.add_argument(
         "--thread-per-stream", action="store_true", help="one waitress thread per stream (old)"
     )
@@ -357,6 +381,8 @@ def main() -> None:
                "--seconds", str(args.seconds), "--batch-ms", str(args.batch_ms),
                "--switch-ms", str(args.switch_ms), "--notify-ms", str(args.notify_ms),
                "--fanout-threads", str(args.fanout_threads)]  # fmt: skip
+        if args.no_alarm_cases:
+            cmd.append("--no-alarm-cases")
         if args.thread_per_stream:
             cmd.append("--thread-per-stream")
         if broker is not None:
@@ -398,6 +424,7 @@ def main() -> None:
     lat = np.concatenate([p["lat"] for p in parts])
     snapshots = sum(int(p["snapshots"]) for p in parts)
     mbytes = sum(int(p["received"]) for p in parts) / 1e6
+    client_cpu = sum(float(p["cpu_per_s"]) for p in parts)
     window = (ack >= stats["start"] + args.warmup * 1000) & (ack <= stats["end"])
     lw = lat[window]
     probes = max(1, min(args.probes, args.clients))
@@ -411,8 +438,15 @@ def main() -> None:
           f"{'MET' if max(sw[3:]) <= 100 else 'NOT MET'} in wall-clock time)")  # fmt: skip
     print(f"feeder commits: p50 {stats['commit_p50']:.1f} ms, p99 {stats['commit_p99']:.1f} ms; "
           f"{stats['fed']:,} readings fed ({stats['fed'] / args.seconds:,.0f}/s)")  # fmt: skip
+    fed_per_s = stats["fed"] / args.seconds
+    print(f"server process CPU per reading fed: {stats['cpu_per_s'] / fed_per_s * 1e6:.0f} µs "
+          f"(store, hub, alarm cases unless --no-alarm-cases, fan-out to {args.clients} "
+          f"streams)")  # fmt: skip
     print(f"server process CPU while feeding: {stats['cpu_per_s']:.2f} s per s (feeder, "
-          f"commits, hub, stream writers); load average {stats['load']:.1f}")  # fmt: skip
+          f"commits, hub, stream writers); the bench's {len(parts)} client processes "
+          f"{client_cpu:.2f} s per s; load average {stats['load']:.1f} on "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
+    print(f"server hub (ack → ring): {stats['hub']}")
     if stats.get("fanout"):
         print(f"server fan-out: {stats['fanout']}")
     deliveries = len(lat)

@@ -3,7 +3,8 @@
 Prints, for N synthetic footprints (bench/synthetic.py, GeoParquet in EPSG:4547):
 
 - the full build (``--force``): wall time and peak memory (PSS of the build process and
-  all its workers, sampled every 0.2 s from /proc) on a local pool of ``--jobs``
+  all its workers, sampled every 0.2 s from /proc) and CPU seconds (user + system of
+  that tree: the figure to compare on a shared machine) on a local pool of ``--jobs``
   processes or on a Dask cluster (``--scheduler local:2`` or ``tcp://...``);
 - the rebuild after ``--changed`` footprints got another height: wall, peak PSS, and
   how many L2 tiles were reused (only the touched ones are encoded again).
@@ -24,19 +25,18 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.proctree import Monitor  # noqa: E402
 from bench.synthetic import write_geoparquet  # noqa: E402
 
 CHILD = """
 import json, sys, time
-from cim.build import build_project
 t = time.perf_counter()
+from cim.build import build_project
 r = build_project(sys.argv[1], jobs=int(sys.argv[2]), scheduler=sys.argv[3] or None,
                   progress=False, force=sys.argv[4] == "force")
 print(json.dumps({"wall": time.perf_counter() - t, "ran": r.ran, "partial": r.partial,
@@ -45,57 +45,24 @@ print(json.dumps({"wall": time.perf_counter() - t, "ran": r.ran, "partial": r.pa
 """
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (Linux /proc)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
-                todo += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-    return out
-
-
-def _pss_mb(pid: int) -> tuple[float, float]:
-    """(PSS of the whole tree, largest single process) in MB."""
-    sizes = []
-    for p in _tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    sizes.append(int(line.split()[1]) / 1024)
-                    break
-        except OSError:
-            continue
-    return sum(sizes), max(sizes, default=0.0)
-
-
 def build(toml: Path, jobs: int, scheduler: str, force: bool) -> dict:
-    """Run one build in a fresh process; its figures plus peak PSS."""
+    """Run one build in a fresh process; its figures plus peak PSS and CPU seconds."""
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(toml), str(jobs), scheduler, "force" if force else ""],
         stdout=subprocess.PIPE,
         text=True,
     )
-    peak = [0.0, 0.0]
-
-    def sample() -> None:
-        while proc.poll() is None:
-            tree, one = _pss_mb(proc.pid)
-            peak[0], peak[1] = max(peak[0], tree), max(peak[1], one)
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
+    monitor = Monitor(proc.pid, interval=0.2)
     out, _ = proc.communicate()
-    watcher.join()
+    monitor.join()
     if proc.returncode:
         raise SystemExit(f"build failed ({proc.returncode})")
     figures = json.loads(out.strip().splitlines()[-1])
-    figures["peak_pss_mb"], figures["peak_process_mb"] = peak
+    figures["peak_pss_mb"], figures["peak_process_mb"] = (
+        monitor.peak_pss_mb,
+        monitor.peak_process_mb,
+    )
+    figures["cpu_s"] = monitor.cpu_s
     return figures
 
 
@@ -147,7 +114,8 @@ def main() -> None:
 def _print(what: str, f: dict) -> None:
     stages = " ".join(f"{k}={v:.1f}" for k, v in f["stages"].items())
     print(
-        f"{what}: wall {f['wall']:.1f} s, peak PSS {f['peak_pss_mb']:,.0f} MB "
+        f"{what}: wall {f['wall']:.1f} s, CPU {f['cpu_s']:.1f} s, "
+        f"peak PSS {f['peak_pss_mb']:,.0f} MB "
         f"(largest process {f['peak_process_mb']:,.0f} MB); ran {', '.join(f['ran'])}; "
         f"stages (s) {stages}; {f['l2']['tiles']} tiles"
         + (f"; l2: {f['partial']['l2']}" if f["partial"].get("l2") else ""),

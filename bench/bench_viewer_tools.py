@@ -6,21 +6,26 @@ viewer's performance mode, as the browser tests do, and drives every tool of
 viewer/src/tools/ with the inputs of its browser test (tests/viewer/test_viewer_tools.py:
 the same clicks, drags, sliders and buttons). For each input it takes
 
-- the input: the DOM event that triggered the tool's handler (its ``timeStamp``: the
-  click, pointerup, input or change event; the handler's own start when a test called
-  the tool's API instead of sending an event), and
+- the handler: the time the tool's input handler ran (the registry's ``timed`` wrapper);
+- the input: the DOM event that triggered the handler (its ``timeStamp``: the click,
+  pointerup, input or change event; the handler's own start when a test called the
+  tool's API instead of sending an event), and
 - the result drawn: the end of the first frame rendered after the handler returned
-  (``scene.postRender``; the registry's frame hook), once the GPU has drawn it (a pixel
-  is read back: software WebGL rasterises after postRender), or for the viewshed the
-  end of the frame that first shows the tinted depth render (its ``completeMs``, taken
-  at postRender, so without the rasterisation: a lower bound),
+  (``scene.postRender``; the registry's frame hook, which requests that frame), once the
+  GPU has drawn it (a pixel is read back: software WebGL rasterises after postRender),
+  or for the viewshed the end of the frame that first shows the tinted depth render
+  (its ``completeMs``, taken at postRender, so without the rasterisation: a lower bound).
 
-and prints, per tool, the inputs timed, the median and the maximum, and whether it meets
-issue 12's target of 200 ms. The browser test's own checks run too; a tool whose test
-fails is reported, with what was timed before the failure.
+The test's next step waits until that frame has been drawn (the page handed to the test
+settles after every input), so the test's own scripted searches do not delay the frame.
+It prints, per tool, the inputs timed, the handler's median and maximum, the input →
+next frame drawn median and maximum, and whether every input meets issue 12's target of
+200 ms, then ``tools within 200 ms: k/n``. The browser test's own checks run too; a tool
+whose test fails is reported, with what was timed before the failure.
 
     .venv/bin/python bench/bench_viewer_tools.py                        # build the sample city
     .venv/bin/python bench/bench_viewer_tools.py --project /tmp/h31/s/city.toml --runs 2
+    .venv/bin/python bench/bench_viewer_tools.py --project /tmp/h31/s/city.toml --only sight
 
 Chromium draws WebGL on the CPU (SwiftShader) here: the figures depend on the cores and
 on the load of the machine (printed before and after); on a shared machine they are
@@ -132,11 +137,63 @@ def _output(args: argparse.Namespace, tmp: Path) -> Path:
     return load_project(toml).output
 
 
+#: JS: every timed input's frame has been drawn
+SETTLED_JS = "() => window.__toolBench.rows.every((r) => r.drawn !== null)"
+
+#: page (and mouse, keyboard, locator) methods that send input or may call a tool's API
+INPUTS = frozenset(
+    [
+        "click",
+        "dblclick",
+        "tap",
+        "fill",
+        "press",
+        "type",
+        "check",
+        "uncheck",
+        "select_option",
+        "set_input_files",
+        "dispatch_event",
+        "eval_on_selector",
+        "eval_on_selector_all",
+        "evaluate",
+        "down",
+        "up",
+        "move",
+        "wheel",
+    ]
+)
+
+
+class Settled:
+    """A Playwright page (or its mouse, keyboard or a locator) that, after every input,
+    waits until the frames of the inputs timed so far have been drawn: the test's next
+    step (often a scripted search of many picks) must not hold the frame back."""
+
+    def __init__(self, target: Any, page: Any) -> None:
+        self._target = target
+        self._page = page
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if name in ("mouse", "keyboard"):
+            return Settled(value, self._page)
+        if name == "locator":
+            return lambda *a, **k: Settled(value(*a, **k), self._page)
+        if name not in INPUTS or not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = value(*args, **kwargs)
+            self._page.wait_for_function(SETTLED_JS, timeout=60000, polling=10)
+            return result
+
+        return call
+
+
 def _collect(page: Any, tool_id: str) -> list[dict[str, Any]]:
     """This tool's timed inputs since the last call (waiting for their frames)."""
-    page.wait_for_function(
-        "() => window.__toolBench.rows.every((r) => r.drawn !== null)", timeout=30000
-    )
+    page.wait_for_function(SETTLED_JS, timeout=30000)
     rows = page.evaluate("() => window.__toolBench.rows.splice(0)")
     return [r for r in rows if r["tool"] == tool_id]
 
@@ -146,11 +203,12 @@ def run_tool(page: Any, tests: Any, row: str, tool_id: str, func: str, tmp: Path
     fn = getattr(tests, func)
     page.evaluate("() => window.__toolBench.rows.splice(0)")
     failure = ""
+    settled = Settled(page, page)
     try:
         if func == "test_massing_compare":
-            fn(page, tmp)
+            fn(settled, tmp)
         else:
-            fn(page)
+            fn(settled)
     except Exception as exc:  # a failing check: report it with what was timed
         failure = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
         traceback.print_exc(limit=2)
@@ -167,6 +225,7 @@ def run_tool(page: Any, tests: Any, row: str, tool_id: str, func: str, tmp: Path
     return {
         "row": row,
         "ms": ms,
+        "handler": [r["handler"] for r in rows],
         "actions": [
             f"{r['action']}:{r['drawn'] - r['input']:.0f}"
             f"(wait {r['start'] - r['input']:.0f}, handler {r['handler']:.0f})"
@@ -178,18 +237,35 @@ def run_tool(page: Any, tests: Any, row: str, tool_id: str, func: str, tmp: Path
 
 
 def _table(results: list[dict[str, Any]]) -> None:
+    """Per tool: inputs, handler and input → frame drawn (median, max); the summary."""
     print()
-    print(f"{'tool':38} {'inputs':>6} {'median ms':>10} {'max ms':>8}  meets {TARGET_MS:.0f} ms")
+    print(
+        f"{'tool':38} {'inputs':>6} {'handler med/max ms':>19} {'input→frame med/max ms':>23}"
+        f"  within {TARGET_MS:.0f} ms"
+    )
+    within = handlers_within = timed = 0
     for r in results:
-        ms = r["ms"]
+        ms, handler = r["ms"], r["handler"]
         if not ms:
-            print(f"{r['row']:38} {0:>6} {'-':>10} {'-':>8}  no inputs timed  {r['failure']}")
+            print(f"{r['row']:38} {0:>6} {'-':>19} {'-':>23}  no inputs timed  {r['failure']}")
             continue
+        timed += 1
         med, worst = statistics.median(ms), max(ms)
+        hmed, hworst = statistics.median(handler), max(handler)
         meets = "yes" if worst <= TARGET_MS else ("median" if med <= TARGET_MS else "NO")
+        within += worst <= TARGET_MS
+        handlers_within += hworst <= TARGET_MS
         note = f"  ({r['failure']})" if r["failure"] else ""
-        print(f"{r['row']:38} {len(ms):>6} {med:>10.0f} {worst:>8.0f}  {meets}{note}")
-    print("  meets: yes = every input within the target; median = the median only")
+        print(
+            f"{r['row']:38} {len(ms):>6} {f'{hmed:.0f} / {hworst:.0f}':>19}"
+            f" {f'{med:.0f} / {worst:.0f}':>23}  {meets}{note}"
+        )
+    print("  within: yes = every input's frame drawn within the target; median = the median only")
+    print(
+        f"tools within {TARGET_MS:.0f} ms: {within}/{len(results)} (input → next frame drawn,"
+        f" every input); handlers within {TARGET_MS:.0f} ms: {handlers_within}/{len(results)}"
+        + (f"; {len(results) - timed} with no input timed" if timed < len(results) else "")
+    )
 
 
 def main() -> None:
@@ -199,6 +275,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--verbose", action="store_true", help="each input's figure")
     parser.add_argument("--only", help="the tools to run: registry ids, comma-separated")
+    parser.add_argument(
+        "--load-timeout", type=float, default=600, help="seconds to wait for the views' tiles"
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "tests" / "viewer"))
@@ -227,8 +306,11 @@ def main() -> None:
             page = context.new_page()
             t0 = time.perf_counter()
             page.goto(srv.url, wait_until="domcontentloaded")
-            helpers.wait_loaded(page, timeout_s=180)
-            tests._close_view(page)
+            helpers.wait_loaded(page, timeout_s=args.load_timeout)
+            try:
+                tests._close_view(page)  # waits 90 s for the closer view's tiles
+            except AssertionError:  # a loaded machine: give them longer
+                helpers.wait_loaded(page, timeout_s=args.load_timeout)
             print(f"page loaded in {time.perf_counter() - t0:.1f} s", flush=True)
             page.evaluate(HOOK_JS)
             merged: dict[str, dict[str, Any]] = {}
@@ -238,8 +320,9 @@ def main() -> None:
                         continue
                     (tmp / f"{func}-{run}").mkdir()
                     r = run_tool(page, tests, row, tool_id, func, tmp / f"{func}-{run}")
-                    m = merged.setdefault(row, {**r, "ms": [], "actions": []})
+                    m = merged.setdefault(row, {**r, "ms": [], "handler": [], "actions": []})
                     m["ms"] += r["ms"]
+                    m["handler"] += r["handler"]
                     m["actions"] += r["actions"]
                     m["failure"] = m["failure"] or r["failure"]
                     if args.verbose:

@@ -184,6 +184,7 @@ def _build_locked(
             else:
                 _reuse_stage(stage, ctx, previous, project.output)
                 result.reused.append(stage.name)
+        ctx.wait_background()  # files a stage writes while the next ones run
         manifest = _manifest(project, ctx, stages, fingerprints, result, previous)
         (workdir / MANIFEST).write_text(manifest.dumps(), encoding="utf-8")
         _write_json(workdir / REPORT, report.to_json())
@@ -191,6 +192,7 @@ def _build_locked(
     except BaseException:
         # the last good output stays in place; only this build's folder goes
         ctx.executor.abort()
+        ctx.wait_background(raise_errors=False)
         discard(workdir)
         raise
     ctx.executor.close()

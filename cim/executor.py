@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import ctypes.util
+import importlib
 import logging
 import multiprocessing
 import os
@@ -32,8 +33,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -148,6 +150,17 @@ def _install(setup: _Packed | None) -> None:
             _INSTALLED["key"] = setup.key
 
 
+def _import(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        importlib.import_module(name)
+
+
+def _worker_start(parent_pid: int, modules: tuple[str, ...]) -> None:
+    """A pool worker's initializer: die with the build, import what its tasks need."""
+    die_with_parent(parent_pid)
+    _import(modules)  # already there when the fork server preloaded them
+
+
 def _call(fn: Callable[[T], R], setup: _Packed | None, task: T) -> R:
     _install(setup)
     return fn(task)
@@ -206,6 +219,15 @@ class Executor:
             (_call(fn, packed, t) for t in tasks), total=_total(tasks, total), desc=desc, unit=unit
         )
 
+    def warm(self, modules: Sequence[str] = ()) -> None:
+        """Start the workers now, each importing ``modules``, without waiting for them.
+
+        A stage calls this before serial work of its own (reading the footprints) so
+        that the workers' start-up overlaps it and a later :meth:`map` finds them
+        ready. Only module names travel: the core imports none of them. A failure
+        here is left for the first :meth:`map` to meet.
+        """
+
     def close(self) -> None:
         """Release the workers (idempotent)."""
 
@@ -242,21 +264,54 @@ class PoolExecutor(Executor):
     def __init__(self, workers: int) -> None:
         self.workers = max(2, int(workers))
         self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._warming: threading.Thread | None = None
 
-    def _started(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # forkserver: workers start from a clean interpreter, never a copy of the
-            # build's heap, so nothing can lean on inherited module state
-            method = (
-                "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
-            )
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context(method),
-                initializer=die_with_parent,
-                initargs=(os.getpid(),),
-            )
-        return self._pool
+    def _started(self, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # forkserver: workers start from a clean interpreter, never a copy of the
+                # build's heap, so nothing can lean on inherited module state
+                method = (
+                    "forkserver"
+                    if "forkserver" in multiprocessing.get_all_start_methods()
+                    else None
+                )
+                context = multiprocessing.get_context(method)
+                if preload and method == "forkserver":
+                    # imported once by the fork server (when it starts now), not per worker
+                    context.set_forkserver_preload(list(preload))
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=context,
+                    initializer=_worker_start,
+                    initargs=(os.getpid(), tuple(preload)),
+                )
+            return self._pool
+
+    def warm(self, modules: Sequence[str] = ()) -> None:
+        """See :meth:`Executor.warm`: a thread starts the pool (the fork server imports
+        ``modules`` once) and one start-up task per worker."""
+        if self._pool is not None or self._warming is not None:
+            return
+        self._warming = threading.Thread(
+            target=self._warm, args=(tuple(modules),), name="cim-pool-start", daemon=True
+        )
+        self._warming.start()
+
+    def _warm(self, modules: tuple[str, ...]) -> None:
+        try:
+            pool = self._started(preload=modules)
+            # each submit while no worker is idle starts one more worker
+            for future in [pool.submit(_import, ()) for _ in range(self.workers)]:
+                future.result()
+        except (OSError, ImportError, BrokenProcessPool) as exc:  # the first map meets it
+            log.debug("starting the pool ahead failed: %s", exc)
+
+    def _settled(self) -> None:
+        if self._warming is not None:
+            self._warming.join()
+            self._warming = None
 
     def map(
         self,
@@ -276,18 +331,21 @@ class PoolExecutor(Executor):
             return
         wrap = track or (lambda it, **_: iter(it))
         packed = setup.packed() if setup else None
+        self._settled()
         pool = self._started()
         window = _Window(lambda t: pool.submit(_call, fn, packed, t), tasks, 4 * self.workers)
         yield from wrap(window.results(), total=n, desc=desc, unit=unit)
 
     def close(self) -> None:
         """Stop the workers."""
+        self._settled()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def abort(self) -> None:
         """Kill the workers (a failed or interrupted build waits for no task)."""
+        self._settled()
         if self._pool is not None:
             # no public API before Python 3.14's terminate_workers()
             for proc in list(getattr(self._pool, "_processes", {}).values()):

@@ -8,8 +8,9 @@ The policy every side shares lives here:
   national convention (water sky blue, drainage brown, gas pink, heat orange, power
   red, telecom green, industrial black);
 - the minimum clearances (净距) between utilities and to building foundations, after
-  GB 50289-2016 tables 4.1.9 (horizontal) and 4.1.14 (vertical), simplified to one
-  value per pair (the stricter of the standard's pressure and diameter classes);
+  GB 50289-2016 tables 4.1.9 (horizontal) and 4.1.14 (vertical): one value per pair,
+  refined where a pipe's attributes give its class (water by diameter, gas by pressure
+  after GB 50028-2006 table 6.3.3-1, cables and heat pipes by how they are laid);
 - :class:`PipeNetwork`, the read side of ``pipelines/network.sqlite`` written by the
   pipelines stage: connected pipes upstream or downstream of a pipe, burst analysis
   (爆管分析: the valves to close and the pipes cut off) and clearance checks. The
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -147,13 +149,13 @@ def utilities_of(values: Iterable[Any]) -> np.ndarray:
     return keys[inverse] if len(arr) else np.array([], dtype=object)
 
 
-# --- clearances (GB 50289-2016, simplified) -----------------------------------------
+# --- clearances (GB 50289-2016 table 4.1.9 / 4.1.14, GB 50028-2006 table 6.3.3-1) ------
 
 #: Horizontal clearance (m) between the outer walls of two utilities' pipes, and to a
-#: building's foundation ("building"), after GB 50289-2016 table 4.1.9; where the
-#: standard splits by pressure or diameter the stricter value of the common classes
-#: (water d > 200 mm, gas medium pressure) is taken. Check them against the standard
-#: and set ``[pipelines.clearance]`` for a project.
+#: building's foundation ("building"), after GB 50289-2016 table 4.1.9, used when the
+#: pipes' classes are unknown or the standard does not split the pair: where it splits
+#: by pressure or diameter, the stricter value of the common classes (water d > 200 mm,
+#: medium-pressure gas) is taken. :data:`HORIZONTAL_BY_CLASS` refines them by class.
 HORIZONTAL_CLEARANCE: dict[tuple[str, str], float] = {
     ("building", "water"): 3.0,
     ("building", "drainage"): 2.5,
@@ -202,38 +204,325 @@ VERTICAL_CLEARANCE: dict[tuple[str, str], float] = {
 }
 
 
+#: Gas pressure classes (GB 50028-2006 §6.1.6): upper bound of each class in MPa (low:
+#: P < 0.01, medium B: 0.01 ≤ P ≤ 0.2, ...). Above 1.6 MPa is high pressure, which the
+#: clearance tables do not cover: checked with the sub-high A values (a floor).
+GAS_PRESSURE_CLASSES: tuple[tuple[str, float], ...] = (
+    ("low", 0.01),
+    ("medium-b", 0.2),
+    ("medium-a", 0.4),
+    ("sub-high-b", 0.8),
+    ("sub-high-a", 1.6),
+)
+#: Pressure class names in surveys, most specific first ("中压" alone: the stricter A).
+_PRESSURE_NAMES: tuple[tuple[str, str], ...] = (
+    ("次高压A", "sub-high-a"),
+    ("次高压B", "sub-high-b"),
+    ("中压A", "medium-a"),
+    ("中压B", "medium-b"),
+    ("次高压", "sub-high-a"),
+    ("高压", "high"),
+    ("中压", "medium-a"),
+    ("低压", "low"),
+)
+#: How cables and heat pipes are laid (CJJ 61 埋设方式), as the clearance tables split it.
+LAYING_NAMES: tuple[tuple[str, str], ...] = (
+    ("直埋", "direct"),
+    ("DIRECT", "direct"),
+    ("排管", "conduit"),
+    ("管块", "conduit"),
+    ("保护管", "conduit"),
+    ("导管", "conduit"),
+    ("套管", "conduit"),
+    ("穿管", "conduit"),
+    ("管埋", "conduit"),
+    ("管道", "conduit"),
+    ("CONDUIT", "conduit"),
+    ("管沟", "trench"),
+    ("地沟", "trench"),
+    ("沟道", "trench"),
+    ("电缆沟", "trench"),
+    ("TRENCH", "trench"),
+)
+#: The classes each utility's clearances depend on.
+CLASSES: dict[str, tuple[str, ...]] = {
+    "water": ("d<=200", "d>200"),
+    "gas": (*(c for c, _ in GAS_PRESSURE_CLASSES), "high"),
+    "power": ("direct", "conduit", "trench"),
+    "telecom": ("direct", "conduit", "trench"),
+    "heat": ("direct", "trench"),
+}
+#: A class the tables have no value of, and the class whose values it takes.
+_CLASS_FALLBACK = {"gas:high": "gas:sub-high-a"}
+#: Water supply by diameter (d ≤ 200 mm, d > 200 mm), GB 50289-2016 table 4.1.9.
+_WATER_ROWS: dict[str, tuple[float, float]] = {
+    "building": (1.0, 3.0),
+    "drainage": (1.0, 1.5),
+}
+#: Gas by pressure class (low, medium B, medium A, sub-high B, sub-high A), after the gas
+#: code's table of distances from buried gas pipes (GB 50028-2006 table 6.3.3-1). To
+#: buildings: the foundation for low and medium pressure, the outer wall (where the pipe
+#: meets the ground) for sub-high.
+_GAS_ROWS: dict[str, tuple[float, float, float, float, float]] = {
+    "building": (0.7, 1.0, 1.5, 5.0, 13.5),
+    "water": (0.5, 0.5, 0.5, 1.0, 1.5),
+    "drainage": (1.0, 1.2, 1.2, 1.5, 2.0),
+    "power:direct": (0.5, 0.5, 0.5, 1.0, 1.5),
+    "power:conduit": (1.0, 1.0, 1.0, 1.0, 1.5),
+    "telecom:direct": (0.5, 0.5, 0.5, 1.0, 1.5),
+    "telecom:conduit": (1.0, 1.0, 1.0, 1.0, 1.5),
+    "heat:direct": (1.0, 1.0, 1.0, 1.5, 2.0),
+    "heat:trench": (1.0, 1.5, 1.5, 2.0, 4.0),
+}
+#: the gas class the pair defaults assume when a gas pipe's pressure is unknown
+_GAS_ASSUMED = "medium-a"
+
+
+def _utility_part(side: str) -> str:
+    return side.split(":", 1)[0]
+
+
 def pair_key(a: str, b: str) -> tuple[str, str]:
-    """The order-free key of a utility pair (``building`` first, else alphabetical)."""
+    """The order-free key of a pair (``building`` first, else by utility, then class).
+
+    A side is a utility (``gas``) or a utility and its class (``gas:sub-high-a``).
+    """
     if b == "building":
         a, b = b, a
-    return (a, b) if a == "building" or a <= b else (b, a)
+    if a == "building":
+        return (a, b)
+    ka, kb = (_utility_part(a), a), (_utility_part(b), b)
+    return (a, b) if ka <= kb else (b, a)
+
+
+def _by_class() -> dict[tuple[str, str], float]:
+    """The horizontal minimums that depend on classes, with their one-sided summaries.
+
+    A gas class against a utility whose class is unknown takes the strictest of that
+    utility's classes; an unknown gas pressure against a known class takes the
+    pressure the pair defaults assume (medium A).
+    """
+    out: dict[tuple[str, str], float] = {}
+    gas = [c for c, _ in GAS_PRESSURE_CLASSES]
+    for other, values in _GAS_ROWS.items():
+        for cls, v in zip(gas, values, strict=True):
+            out[pair_key(f"gas:{cls}", other)] = v
+            plain = _utility_part(other)
+            if plain != other:
+                key = pair_key(f"gas:{cls}", plain)
+                out[key] = max(out.get(key, 0.0), v)
+        if ":" in other:
+            out[pair_key("gas", other)] = values[gas.index(_GAS_ASSUMED)]
+    for other, (small, large) in _WATER_ROWS.items():
+        out[pair_key("water:d<=200", other)] = small
+        out[pair_key("water:d>200", other)] = large
+    return out
+
+
+#: Horizontal minimums (m) by class; see :func:`required_clearance` for the look-up.
+HORIZONTAL_BY_CLASS: dict[tuple[str, str], float] = _by_class()
+
+
+def gas_pressure_class(value: Any) -> str | None:
+    """The pressure class of a gas pipe from its surveyed 压力, or None when unknown.
+
+    Class names first (``中压B``, ``次高压A``, ``medium-b``), then a pressure with its
+    unit (``0.2MPa``, ``400kPa``, ``2000Pa``), then a bare class name (``中压`` is taken
+    as the stricter A). A bare number has no unit to trust: unknown.
+    """
+    text = str(value or "").strip()
+    if not text or text.lower() in ("none", "nan"):
+        return None
+    upper = text.upper().replace(" ", "").replace("级", "")
+    if upper.lower() in CLASSES["gas"]:
+        return upper.lower()
+    for name, cls in _PRESSURE_NAMES[:4]:
+        if name in upper:
+            return cls
+    number = re.search(r"(\d+(?:\.\d+)?)(MPA|KPA|PA)(?![A-Z])", upper)
+    if number:
+        mpa = float(number.group(1)) * {"MPA": 1.0, "KPA": 1e-3, "PA": 1e-6}[number.group(2)]
+        if mpa < GAS_PRESSURE_CLASSES[0][1]:
+            return "low"
+        for cls, top in GAS_PRESSURE_CLASSES[1:]:
+            if mpa <= top:
+                return cls
+        return "high"
+    for name, cls in _PRESSURE_NAMES[4:]:
+        if name in upper:
+            return cls
+    return None
+
+
+def laying_class(value: Any) -> str | None:
+    """``direct``, ``conduit`` or ``trench`` from a surveyed 埋设方式, or None."""
+    upper = str(value or "").strip().upper()
+    if upper.lower() in ("direct", "conduit", "trench"):
+        return upper.lower()
+    for name, cls in sorted(LAYING_NAMES, key=lambda p: len(p[0]), reverse=True):
+        if name in upper:
+            return cls
+    return None
+
+
+def diameter_class(value: Any) -> str | None:
+    """``d<=200`` or ``d>200`` (mm) from a diameter in mm, or a written class."""
+    text = str(value or "").strip().lower().replace(" ", "").replace("≤", "<=").replace("mm", "")
+    if text.lstrip("d") in ("<=200", ">200"):
+        return "d" + text.lstrip("d")
+    try:
+        mm = float(text)
+    except ValueError:
+        return None
+    return None if not np.isfinite(mm) or mm <= 0 else ("d<=200" if mm <= 200.0 else "d>200")
+
+
+def pipe_class(
+    utility: str, *, diameter_mm: Any = None, pressure: Any = None, laying: Any = None
+) -> str:
+    """The class a pipe's clearances depend on (``""``: none or unknown).
+
+    Water by diameter, gas by pressure, power, telecom and heat by how they are laid.
+    """
+    if utility == "water":
+        cls = diameter_class(diameter_mm)
+    elif utility == "gas":
+        cls = gas_pressure_class(pressure)
+    elif utility in CLASSES:
+        cls = laying_class(laying)
+        cls = cls if cls in CLASSES[utility] else None
+    else:
+        cls = None
+    return cls or ""
+
+
+def segment_classes(
+    utility: np.ndarray, width_m: np.ndarray, pressure: np.ndarray, laying: np.ndarray
+) -> np.ndarray:
+    """:func:`pipe_class` of every segment (each distinct combination parsed once)."""
+    mm = np.round(np.asarray(width_m, dtype=np.float64) * 1000.0, 1)
+    combos = list(
+        zip(
+            np.asarray(utility, dtype=object).astype(str).tolist(),
+            mm.tolist(),
+            np.asarray(pressure, dtype=object).astype(str).tolist(),
+            np.asarray(laying, dtype=object).astype(str).tolist(),
+            strict=True,
+        )
+    )
+    memo: dict[tuple[str, float, str, str], str] = {}
+    for c in set(combos):
+        memo[c] = pipe_class(c[0], diameter_mm=c[1], pressure=c[2], laying=c[3])
+    return np.array([memo[c] for c in combos], dtype=object)
+
+
+def _sides(utility: str, cls: str) -> list[str]:
+    """The table keys a pipe answers to, most specific first."""
+    if not cls:
+        return [utility]
+    side = f"{utility}:{cls}"
+    fallback = _CLASS_FALLBACK.get(side)
+    return [side, fallback, utility] if fallback else [side, utility]
+
+
+def required_clearance(
+    tables: dict[str, Any], kind: str, a: str, class_a: str, b: str, class_b: str
+) -> float:
+    """The minimum clearance (m) in force between two pipes (or ``building`` and a pipe).
+
+    Parameters
+    ----------
+    tables : dict
+        :func:`clearance_tables`' result (``horizontal``, ``vertical``, ``overrides``).
+    kind : {"horizontal", "vertical"}
+    a, b : str
+        Utilities (or ``building``).
+    class_a, class_b : str
+        Their classes (:func:`pipe_class`; ``""`` unknown).
+
+    Returns
+    -------
+    float
+        The project's override when one names the pair (its most specific key wins),
+        else the default of the most specific key; NaN when no minimum applies.
+        Keys are tried with both classes, with one, then with none.
+    """
+    keys = [
+        "/".join(pair_key(sa, sb))
+        for sa, sb in sorted(
+            ((sa, sb) for sa in _sides(a, class_a) for sb in _sides(b, class_b)),
+            key=lambda p: -(":" in p[0]) - (":" in p[1]),
+        )
+    ]
+    for table in ((tables.get("overrides") or {}).get(kind) or {}, tables.get(kind) or {}):
+        for key in keys:
+            if key in table:
+                return float(table[key])
+    return float("nan")
+
+
+def _parse_side(text: str, key: str) -> str:
+    """A side of an override key: ``gas``, ``燃气``, ``gas:次高压A``, ``water:d>200``."""
+    name, _, cls_text = text.strip().partition(":")
+    utility = (
+        "building" if name.strip().lower() in ("building", "建筑", "建筑物") else (utility_of(name))
+    )
+    if utility is None:
+        raise InputDataError(
+            f"[pipelines] clearance key {key!r}: name two utilities, e.g. 'water/gas'"
+        )
+    if not cls_text:
+        return utility
+    parse = {
+        "water": diameter_class,
+        "gas": gas_pressure_class,
+    }.get(utility, laying_class)
+    cls = parse(cls_text) if utility in CLASSES else None
+    if cls is None or cls not in CLASSES.get(utility, ()):
+        allowed = ", ".join(CLASSES.get(utility, ())) or "none"
+        raise InputDataError(
+            f"[pipelines] clearance key {key!r}: unknown class {cls_text!r} of {utility} "
+            f"(classes: {allowed})"
+        )
+    return f"{utility}:{cls}"
+
+
+def _parse_key(key: str) -> str:
+    text = str(key)
+    # "water/gas"; the older "water-gas" too (class names hold hyphens: only without ":")
+    parts = text.split("/") if "/" in text or ":" in text else text.split("-")
+    if len(parts) != 2:
+        raise InputDataError(
+            f"[pipelines] clearance key {key!r}: name two utilities, e.g. 'water/gas'"
+        )
+    return "/".join(pair_key(_parse_side(parts[0], text), _parse_side(parts[1], text)))
 
 
 def clearance_tables(
     horizontal: dict[str, float] | None = None, vertical: dict[str, float] | None = None
 ) -> dict[str, dict[str, float]]:
-    """The defaults with a project's overrides (keys ``"water/gas"``), as ``"a/b"`` keys.
+    """The defaults and a project's overrides (keys ``"water/gas"``, ``"gas:次高压A/building"``).
+
+    Returns
+    -------
+    dict
+        ``horizontal`` and ``vertical``: every default (per pair, and horizontal per
+        class) with the overrides written over them, keys ``"a/b"``; ``overrides``:
+        the project's own, by kind, which :func:`required_clearance` tries first.
 
     Raises
     ------
     InputDataError
-        An override names an unknown utility.
+        An override names an unknown utility or class.
     """
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, Any] = {"overrides": {}}
     for kind, defaults, overrides in (
-        ("horizontal", HORIZONTAL_CLEARANCE, horizontal or {}),
+        ("horizontal", {**HORIZONTAL_CLEARANCE, **HORIZONTAL_BY_CLASS}, horizontal or {}),
         ("vertical", VERTICAL_CLEARANCE, vertical or {}),
     ):
-        table = {"/".join(k): float(v) for k, v in defaults.items()}
-        for key, value in overrides.items():
-            parts = [p.strip() for p in str(key).replace("-", "/").split("/")]
-            keys = [p if p == "building" else utility_of(p) for p in parts]
-            if len(keys) != 2 or None in keys:
-                raise InputDataError(
-                    f"[pipelines] clearance key {key!r}: name two utilities, e.g. 'water/gas'"
-                )
-            table["/".join(pair_key(*keys))] = float(value)  # type: ignore[arg-type]
-        out[kind] = table
+        own = {_parse_key(k): float(v) for k, v in overrides.items()}
+        out[kind] = {**{"/".join(k): float(v) for k, v in defaults.items()}, **own}
+        out["overrides"][kind] = own
     return out
 
 
@@ -250,6 +539,7 @@ class _Segments:
     b: np.ndarray  # (n, 3) axis end
     width: np.ndarray  # outer width, m (diameter for circular pipes)
     height: np.ndarray  # outer height, m
+    cls: np.ndarray  # clearance class (pipe_class: "d>200", "medium-b", "direct"...; "")
 
 
 class PipeNetwork:
@@ -297,10 +587,10 @@ class PipeNetwork:
 
     def _load(self) -> None:
         rows = self._db.execute(
-            "SELECT id, utility, start, end_, ax, ay, az, bx, by, bz, width, height "
-            "FROM segments ORDER BY rowid"
+            "SELECT id, utility, start, end_, ax, ay, az, bx, by, bz, width, height, "
+            "pressure, laying FROM segments ORDER BY rowid"
         ).fetchall()
-        cols = list(zip(*rows, strict=True)) if rows else [[]] * 12
+        cols = list(zip(*rows, strict=True)) if rows else [[]] * 14
         f = lambda k: np.asarray(cols[k], dtype=np.float64)  # noqa: E731
         self.segments = _Segments(
             ids=np.asarray(cols[0], dtype=object),
@@ -311,6 +601,12 @@ class PipeNetwork:
             b=np.column_stack([f(7), f(8), f(9)]) if rows else np.zeros((0, 3)),
             width=f(10),
             height=f(11),
+            cls=segment_classes(
+                np.asarray(cols[1], dtype=object),
+                f(10),
+                np.asarray(cols[12], dtype=object),
+                np.asarray(cols[13], dtype=object),
+            ),
         )
         self._row = {s: i for i, s in enumerate(self.segments.ids.tolist())}
         points = self._db.execute("SELECT id, valve, source FROM points").fetchall()
@@ -569,10 +865,16 @@ class PipeNetwork:
             ``required``, ``at`` ([x, y] frame metres)) and ``count``.
         """
         tables = self.meta.get("clearance") or clearance_tables()
-        horiz, vert = tables["horizontal"], tables["vertical"]
         seg = self.segments
         lines, tree = self._plan()
-        reach = max([*horiz.values(), *vert.values(), 0.0]) + float(np.max(seg.width, initial=0.0))
+        between_pipes = [
+            v
+            for kind in ("horizontal", "vertical")
+            for table in (tables.get(kind) or {}, (tables.get("overrides") or {}).get(kind) or {})
+            for k, v in table.items()
+            if not k.startswith("building/")
+        ]
+        reach = max([*between_pipes, 0.0]) + float(np.max(seg.width, initial=0.0))
         found: list[dict[str, Any]] = []
         left, right = tree.query(lines[rows], predicate="dwithin", distance=reach)
         i, j = rows[left], right
@@ -586,31 +888,43 @@ class PipeNetwork:
         )
         i, j = i[~shared], j[~shared]
         if len(i):
-            found += self._pipe_pairs(i, j, lines, horiz, vert)
+            found += self._pipe_pairs(i, j, lines, tables)
         if footprints is not None and len(footprints):
-            found += self._buildings(rows, lines, footprints, footprint_ids, horiz)
+            found += self._buildings(rows, lines, footprints, footprint_ids, tables)
         found.sort(key=lambda v: v["clearance"] - v["required"])
         return {"checked": len(rows), "count": len(found), "violations": found[:limit]}
 
+    def _required(self, tables: dict, kind: str, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """The minimum between segments ``i`` and ``j`` (each class pair looked up once)."""
+        seg = self.segments
+        combos = list(
+            zip(
+                seg.utility[i].tolist(),
+                seg.cls[i].tolist(),
+                seg.utility[j].tolist(),
+                seg.cls[j].tolist(),
+                strict=True,
+            )
+        )
+        memo = {c: required_clearance(tables, kind, *c) for c in set(combos)}
+        return np.array([memo[c] for c in combos], dtype=np.float64)
+
     def _pipe_pairs(
-        self, i: np.ndarray, j: np.ndarray, lines: np.ndarray, horiz: dict, vert: dict
+        self, i: np.ndarray, j: np.ndarray, lines: np.ndarray, tables: dict
     ) -> list[dict[str, Any]]:
         seg = self.segments
-        keys = [
-            "/".join(pair_key(a, b)) for a, b in zip(seg.utility[i], seg.utility[j], strict=True)
-        ]
         crossing = shapely.crosses(lines[i], lines[j]) | shapely.intersects(lines[i], lines[j])
         out: list[dict[str, Any]] = []
         # horizontal: wall-to-wall distance in plan
         gap = shapely.distance(lines[i], lines[j]) - (seg.width[i] + seg.width[j]) / 2.0
-        req_h = np.array([horiz.get(k, np.nan) for k in keys])
+        req_h = self._required(tables, "horizontal", i, j)
         bad = ~crossing & np.isfinite(req_h) & (gap < req_h)
         near = shapely.shortest_line(lines[i[bad]], lines[j[bad]])
         mid = shapely.get_coordinates(shapely.line_interpolate_point(near, 0.5, normalized=True))
         for n, (a, b, g, q) in enumerate(zip(i[bad], j[bad], gap[bad], req_h[bad], strict=True)):
             out.append(self._violation(a, b, "horizontal", g, q, mid[n]))
         # vertical: heights of both axes where the plans cross
-        req_v = np.array([vert.get(k, np.nan) for k in keys])
+        req_v = self._required(tables, "vertical", i, j)
         cross = np.flatnonzero(crossing & np.isfinite(req_v))
         if len(cross):
             pts = shapely.intersection(lines[i[cross]], lines[j[cross]])
@@ -637,12 +951,14 @@ class PipeNetwork:
         lines: np.ndarray,
         footprints: np.ndarray,
         ids: np.ndarray | None,
-        horiz: dict,
+        tables: dict,
     ) -> list[dict[str, Any]]:
         seg = self.segments
-        need = np.array(
-            [horiz.get("/".join(pair_key("building", u)), np.nan) for u in seg.utility[rows]]
-        )
+        combos = list(zip(seg.utility[rows].tolist(), seg.cls[rows].tolist(), strict=True))
+        memo = {
+            c: required_clearance(tables, "horizontal", "building", "", *c) for c in set(combos)
+        }
+        need = np.array([memo[c] for c in combos], dtype=np.float64)
         tree = shapely.STRtree(footprints)
         reach = float(np.nanmax(need, initial=0.0)) + float(np.max(seg.width[rows], initial=0.0))
         left, right = tree.query(lines[rows], predicate="dwithin", distance=reach)
@@ -672,6 +988,8 @@ class PipeNetwork:
                 str(seg.utility[a]),
                 "building" if isinstance(b, str) else str(seg.utility[b]),
             ],
+            # the classes the minimum was looked up with ("" unknown or none)
+            "classes": [str(seg.cls[a]), "" if isinstance(b, str) else str(seg.cls[b])],
             "kind": kind,
             "clearance": round(float(gap), 3),
             "required": float(required),

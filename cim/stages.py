@@ -19,7 +19,8 @@ example the ``buildings`` stage leaves a :class:`cim.model.Buildings` table unde
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -71,6 +72,32 @@ class BuildContext:
     previous: Path | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    _background: list[Future[Any]] = field(default_factory=list, repr=False)
+    _writer: ThreadPoolExecutor | None = field(default=None, repr=False)
+
+    def in_background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``fn(*args, **kwargs)`` in a thread of the build process, one at a time.
+
+        For writing files that no later stage of this build reads (it keeps the
+        data in memory) while the next stages work: Parquet encoding and compression
+        release the GIL, so the write takes a core the build would leave idle. The
+        build waits for every background job before it writes the manifest and
+        swaps the output into place (:meth:`wait_background`), and fails with the
+        job's error. ``fn`` must not share mutable data with later stages.
+        """
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cim-write")
+        self._background.append(self._writer.submit(fn, *args, **kwargs))
+
+    def wait_background(self, *, raise_errors: bool = True) -> None:
+        """Wait for every :meth:`in_background` job; raise the first one's error."""
+        jobs, self._background = self._background, []
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        if raise_errors:
+            for job in jobs:
+                job.result()
 
     def stage_report(self, name: str) -> StageReport:
         """Shortcut for ``self.report.stage(name)``."""

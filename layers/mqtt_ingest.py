@@ -15,10 +15,14 @@ JSON array of them. A reading without ``phenomenonTime`` is stamped with the tim
 server received it; such a reading cannot be recognised when it is redelivered after
 a crash, so senders that need exactly-once should send ``phenomenonTime``.
 
-Messages are stored in batches (up to ``batch_max`` readings, or what arrived within
+Messages are stored in batches (up to ``batch_max`` messages, or what arrived within
 ``batch_wait`` seconds), one transaction each, then acknowledged together in the order
 they arrived. Bad readings are rejected with a reason and counted (see
 :func:`layers.ingest.ingest`); they never hold a batch back.
+
+The network side is :class:`layers.mqtt_wire.IngestClient`: paho-mqtt with PUBLISH
+packets read in bulk from a buffered socket and the PUBACKs of a batch sent in one
+write (paho's per-message path cost 60–150 µs of CPU per message).
 
 Who may publish to which datastream is the broker's business (mosquitto's
 ``acl_file``): the server stores what arrives on the topics.
@@ -39,8 +43,9 @@ from typing import Any
 import orjson
 
 from cim.errors import CimError
-from layers.bus import connect_properties, mqtt_client
+from layers.bus import connect_properties
 from layers.ingest import BatchOutcome, ReadingColumns, ingest_columns
+from layers.mqtt_wire import IngestClient, Publish, ingest_client
 from layers.sta.times import format_instant
 from layers.store.base import Department, Store
 
@@ -99,15 +104,6 @@ class IngestCounters:
             "busySeconds": round(self.busy_s, 3),
             "reasons": dict(self.reasons),
         }
-
-
-@dataclass
-class _Msg:
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-    received_us: int
 
 
 #: optional Observation members → :class:`ReadingColumns` columns
@@ -259,7 +255,7 @@ class MqttIngest:
         ``on_commit(rows, results)`` after each commit, before the acknowledgements
         (:meth:`layers.live.LiveHub.publish_committed`).
     batch_max : int
-        Readings per transaction at most.
+        Messages per transaction at most (each carries one reading or an array).
     batch_wait : float
         Seconds to wait for more messages before committing a partial batch.
     share : str, optional
@@ -285,22 +281,22 @@ class MqttIngest:
         self.batch_wait = batch_wait
         self.topics = [f"$share/{share}/{t}" if share else t for t in TOPICS]
         self.counters = IngestCounters()
-        self._queue: deque[_Msg] = deque()
+        self._queue: deque[Publish] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._stop = threading.Event()
         self._subscribed = threading.Event()
-        self._client: Any = None
+        self._client: IngestClient | None = None
         self._worker: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> MqttIngest:
         """Connect (in the background, retrying) and start storing."""
-        client, host, port = mqtt_client(self.url, self.client_id)
-        client.manual_ack_set(True)
+        client, host, port = ingest_client(self.url, self.client_id)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publishes = self._on_publishes
         client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.connect_async(
@@ -348,9 +344,15 @@ class MqttIngest:
             logger.warning("MQTT ingest: lost the broker (%s); reconnecting", reason)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        item = _Msg(msg.mid, msg.qos, msg.topic, msg.payload, time.time_ns() // 1000)
+        item = Publish(msg.mid, msg.qos, msg.topic, msg.payload, time.time_ns() // 1000)
         with self._cond:
             self._queue.append(item)
+            if len(self._queue) >= self.batch_max:
+                self._cond.notify()
+
+    def _on_publishes(self, client: IngestClient, batch: list[Publish]) -> None:
+        with self._cond:
+            self._queue.extend(batch)
             if len(self._queue) >= self.batch_max:
                 self._cond.notify()
 
@@ -362,7 +364,7 @@ class MqttIngest:
 
     # --- the worker ---------------------------------------------------------------------
 
-    def _take(self) -> list[_Msg]:
+    def _take(self) -> list[Publish]:
         """The next batch: up to ``batch_max`` messages, waiting ``batch_wait`` for more."""
         with self._cond:
             if not self._queue:
@@ -384,7 +386,7 @@ class MqttIngest:
                 return  # stopping before the commit: leave them unacknowledged
             self.counters.busy_s += time.perf_counter() - t0
 
-    def _store(self, batch: list[_Msg]) -> bool:
+    def _store(self, batch: list[Publish]) -> bool:
         """Commit a batch's readings, announce them, then acknowledge its messages."""
         bad: dict[str, int] = {}
         found, reasons = parse_messages([(m.topic, m.payload, m.received_us) for m in batch])
@@ -406,8 +408,11 @@ class MqttIngest:
                     self.on_commit(rows, results)
                 except Exception:  # the readings are stored: a live-view failure must not
                     logger.exception("MQTT ingest: announcing a batch failed")
+        client = self._client
+        client.ack_many([m.mid for m in batch if m.qos == 1])  # one write for the batch
         for m in batch:
-            self._client.ack(m.mid, m.qos)
+            if m.qos == 2:
+                client.ack(m.mid, 2)
         self.counters.acked += len(batch)
         return True
 
@@ -433,7 +438,7 @@ class MqttIngest:
                 return None
             delay = min(delay * 2, 5.0)
 
-    def _count(self, batch: list[_Msg], outcome: BatchOutcome, bad: dict[str, int]) -> None:
+    def _count(self, batch: list[Publish], outcome: BatchOutcome, bad: dict[str, int]) -> None:
         c = self.counters
         c.messages += len(batch)
         c.batches += 1

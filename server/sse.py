@@ -11,8 +11,10 @@ no FIN, so the connection stays open on the other). The worker thread is free at
 
 Each shard is one thread with a selector over its sockets (non-blocking):
 
-- the hub wakes it (:meth:`layers.live.LiveHub.add_wakeup`) when deltas were ringed;
-  it then brings every client's cursor up to the ring's head: unfiltered clients at
+- the hub wakes it (:meth:`layers.live.LiveHub.add_wakeup`) as soon as deltas were
+  ringed (from the dispatcher's thread: no notifier hand-off in between); at most once
+  per the hub's ``notify_interval`` (deltas closer together wait for the next pass) it
+  brings every client's cursor up to the ring's head: unfiltered clients at
   the same cursor share one encoded event, so 500 screens cost one ``join`` and 500
   ``send`` calls;
 - what a socket does not take at once waits in the client's buffer, and the shard
@@ -133,7 +135,8 @@ class FanOut:
     def stats(self) -> dict[str, Any]:
         """Counters: open streams, passes over the clients after new deltas, their
         mean and longest wall-clock duration and their mean CPU time (ms; the gap is
-        time spent waiting for a core or the GIL)."""
+        time spent waiting for a core or the GIL), and the delay from the hub's wake-up
+        to the start of the pass (mean, longest; ms)."""
         passes = sum(s.passes for s in self._shards)
         seconds = sum(s.pass_seconds for s in self._shards)
         cpu = sum(s.pass_cpu for s in self._shards)
@@ -144,6 +147,10 @@ class FanOut:
             "passMeanMs": round(1000 * seconds / passes, 3) if passes else None,
             "passMaxMs": round(1000 * max(s.pass_max for s in self._shards), 3),
             "passCpuMeanMs": round(1000 * cpu / passes, 3) if passes else None,
+            "wakeLagMeanMs": (
+                round(1000 * sum(s.wake_lag for s in self._shards) / passes, 3) if passes else None
+            ),
+            "wakeLagMaxMs": round(1000 * max(s.wake_lag_max for s in self._shards), 3),
         }
 
     def add(self, sock: socket.socket, header: bytes, handoff: Handoff) -> None:
@@ -180,6 +187,7 @@ class _Shard(threading.Thread):
         self._wake_w.setblocking(False)
         self.sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._woken = False
+        self._woken_at = 0.0  # perf_counter of the first wake-up not yet acted on
         self._stopping = False
         self._inbox: list[tuple[socket.socket, Handoff]] = []
         self._inbox_lock = threading.Lock()
@@ -190,6 +198,9 @@ class _Shard(threading.Thread):
         self.pass_seconds = 0.0
         self.pass_cpu = 0.0
         self.pass_max = 0.0
+        # delay from the hub's wake-up to the start of the pass it asked for: sum, max
+        self.wake_lag = 0.0
+        self.wake_lag_max = 0.0
 
     @property
     def inbox_len(self) -> int:
@@ -202,6 +213,8 @@ class _Shard(threading.Thread):
         if self._woken:
             return
         self._woken = True
+        if not self._woken_at:
+            self._woken_at = time.perf_counter()
         # a full wake socket already holds wake-ups; a closed one: the shard is ending
         with contextlib.suppress(BlockingIOError, OSError):
             self._wake_w.send(b"x")
@@ -221,18 +234,31 @@ class _Shard(threading.Thread):
 
     def run(self) -> None:
         next_beat = time.monotonic() + 1.0
+        timeout = 1.0
+        last_pass = -1e9
         try:
             while not self._stopping and not self.hub.closed:
-                for key, mask in self.sel.select(timeout=1.0):
+                for key, mask in self.sel.select(timeout=timeout):
                     if key.data is None:
                         self._drain_wake()
                         continue
                     self._on_socket(key.data, mask)
                 self._take_inbox()
+                timeout = 1.0
                 head = (self.hub.epoch, self.hub.head)
-                if head != self._seen:
+                # the first deltas after a pause go out at once; closer together, at most
+                # one pass per ``notify_interval`` (fewer, larger writes under load)
+                gap = last_pass + (self.hub.notify_interval or 0.0) - time.perf_counter()
+                if head != self._seen and gap > 0:
+                    timeout = gap
+                elif head != self._seen:
                     self._seen = head
                     t0, c0 = time.perf_counter(), time.thread_time()
+                    last_pass = t0
+                    woken_at, self._woken_at = self._woken_at, 0.0
+                    if woken_at:
+                        self.wake_lag += t0 - woken_at
+                        self.wake_lag_max = max(self.wake_lag_max, t0 - woken_at)
                     self._pump_all(beat=False)
                     took = time.perf_counter() - t0
                     self.passes += 1

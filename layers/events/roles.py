@@ -17,6 +17,9 @@ switch; a ``role`` given explicitly must be one the caller holds.
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +38,11 @@ from layers.store.base import Department, Store
 
 #: roles a department can be granted, in the order :func:`pick_role` tries them
 GRANTABLE = (Role.OPERATOR, Role.SUPERVISOR, Role.DISPATCHER, Role.INSPECTOR)
+#: the transitions possible from each state, in lifecycle order (the detail's actions
+#: are asked for on every reply: only these are tried)
+_FROM_STATE: dict[State, tuple[Any, ...]] = {
+    s: tuple(t for t in TRANSITIONS if s in t.sources) for s in State
+}
 
 
 def set_roles(store: Store, department: str, roles: Sequence[str]) -> list[str]:
@@ -65,15 +73,57 @@ def set_roles(store: Store, department: str, roles: Sequence[str]) -> list[str]:
             "INSERT INTO event_roles (department, role) VALUES (?, ?)",
             [(department, r.value) for r in wanted],
         )
+    _GRANTS.clear()  # this process sees the change at once
     return [r.value for r in GRANTABLE if r in wanted]
 
 
+#: how long a department's granted roles are remembered (every write request asks for
+#: them). :func:`set_roles` forgets them at once in its own process; another server
+#: process sharing the store sees a change within this many seconds
+GRANTS_CACHE_SECONDS = 5.0
+
+
+class _Grants:
+    """``(store, department)`` → roles until an expiry, thread-safe. A store is held
+    weakly and checked on a hit: a new store at a freed one's address misses."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[int, str], tuple[float, Any, tuple[Role, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, store: Store, department: str) -> tuple[Role, ...] | None:
+        hit = self._items.get((id(store), department))
+        if hit is None or hit[0] <= time.monotonic() or hit[1]() is not store:
+            return None
+        return hit[2]
+
+    def put(self, store: Store, department: str, roles: tuple[Role, ...]) -> None:
+        expiry = time.monotonic() + GRANTS_CACHE_SECONDS
+        with self._lock:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[(id(store), department)] = (expiry, weakref.ref(store), roles)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_GRANTS = _Grants()
+
+
 def granted_roles(store: Store, department: str) -> list[Role]:
-    """The roles granted to ``department``, in :data:`GRANTABLE` order."""
+    """The roles granted to ``department``, in :data:`GRANTABLE` order (remembered for
+    :data:`GRANTS_CACHE_SECONDS`)."""
+    cached = _GRANTS.get(store, department)
+    if cached is not None:
+        return list(cached)
     with store.transaction() as tx:
         rows = tx.execute("SELECT role FROM event_roles WHERE department = ?", [department])
     held = {r[0] for r in rows}
-    return [r for r in GRANTABLE if r.value in held]
+    roles = tuple(r for r in GRANTABLE if r.value in held)
+    _GRANTS.put(store, department, roles)
+    return list(roles)
 
 
 def all_grants(store: Store) -> dict[str, list[str]]:
@@ -148,7 +198,7 @@ def actions_for(event: Event, caller: Caller) -> list[dict[str, Any]]:
         role :func:`pick_role` would act in.
     """
     out = []
-    for t in TRANSITIONS:
+    for t in _FROM_STATE.get(State(event.state), ()):
         role = next(
             (r for r in caller.roles if _may(r, t.action, event, caller.department.id)), None
         )

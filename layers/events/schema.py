@@ -148,8 +148,30 @@ def _v3(dialect: str) -> list[str]:
     ]
 
 
+#: cells per degree of longitude in ``events_cell`` (fixed: the index is built with it)
+CELLS_PER_DEGREE = 50
+
+
+def cell_sql(dialect: str) -> str:
+    """The ``events_cell`` index's first column: a case's 1/50° band of longitude."""
+    if dialect == "postgresql":
+        return f"CAST(floor(lon * {CELLS_PER_DEGREE}) AS INTEGER)"
+    return f"CAST(lon * {CELLS_PER_DEGREE} AS INTEGER)"  # SQLite: truncates toward zero
+
+
+def _v4(dialect: str) -> list[str]:
+    return [
+        # the bounding-box filter: (lon, lat) read a band of the whole city's latitudes
+        # (a 1 km box on a million cases: 40,000 index entries, 25 ms); the longitude's
+        # 1/50° band first, then lat, reads only the few bands' slices of the box
+        # (0.7 ms). lon and state make it covering for the page's ids and the counts
+        f"CREATE INDEX events_cell ON events (({cell_sql(dialect)}), lat, lon, state)",
+        "DROP INDEX events_position",
+    ]
+
+
 #: (version, statements(dialect)), in order
-EVENTS_MIGRATIONS: list[Migration] = [(1, _v1), (2, _v2), (3, _v3)]
+EVENTS_MIGRATIONS: list[Migration] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
 
 #: the events tables as a store component
 EVENTS = register_migrations("events", EVENTS_MIGRATIONS, legacy_table="events_schema_version")

@@ -186,13 +186,10 @@ class WorkSchedule:
         start = self.local(start)
         day = start.date()
         for _ in range(_MAX_DAYS):
-            if is_workday(day):
-                for a, b in self.periods:
-                    seg_a = dt.datetime.combine(day, a, self.tz)
-                    seg_b = dt.datetime.combine(day, b, self.tz)
-                    if seg_b > start:
-                        yield max(seg_a, start), seg_b
-            day += dt.timedelta(days=1)
+            for seg_a, seg_b in _day_segments(day, self.periods, self.tz):
+                if seg_b > start:
+                    yield (seg_a if seg_a > start else start), seg_b
+            day += _ONE_DAY
         raise ConfigError(f"no working time within {_MAX_DAYS} days of {start:%Y-%m-%d}")
 
     def add(self, start: dt.datetime, work: dt.timedelta) -> dt.datetime:
@@ -220,16 +217,72 @@ class WorkSchedule:
         raise AssertionError("unreachable: segments() ends by raising")
 
     def elapsed(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
-        """Working time between two moments (negative when ``end`` is before ``start``)."""
+        """Working time between two moments (negative when ``end`` is before ``start``).
+
+        Whole days come from counts of working days per year (made once per year),
+        so a case open for weeks costs no more than one open for an hour: the list
+        computes this for each of its cases.
+        """
         start, end = self.local(start), self.local(end)
         if end < start:
             return -self.elapsed(end, start)
+        days = _workdays_between(start.date(), end.date())
+        return self._day * days + self._done_by(end) - self._done_by(start)
+
+    def _done_by(self, when: dt.datetime) -> dt.timedelta:
+        """Working time of ``when``'s day (local) before ``when``."""
         total = _ZERO
-        for a, b in self.segments(start):
-            if a >= end:
+        for a, b in _day_segments(when.date(), self.periods, self.tz):
+            if when <= a:
                 break
-            total += min(b, end) - a
+            total += (b if when > b else when) - a
         return total
+
+
+_ONE_DAY = dt.timedelta(days=1)
+
+
+@lru_cache(maxsize=16384)
+def _day_segments(
+    day: dt.date, periods: tuple[tuple[dt.time, dt.time], ...], tz: dt.tzinfo
+) -> tuple[tuple[dt.datetime, dt.datetime], ...]:
+    """A day's working intervals (none on a day off): every list item's and every
+    transition's clock walks the same few days, so they are made once."""
+    if not is_workday(day):
+        return ()
+    return tuple(
+        (dt.datetime.combine(day, a, tz), dt.datetime.combine(day, b, tz)) for a, b in periods
+    )
+
+
+@lru_cache(maxsize=256)
+def _year_prefix(year: int) -> tuple[int, ...]:
+    """``p[i]``: working days of ``year`` before its day ``i`` (0 = 1 January)."""
+    first = dt.date(year, 1, 1)
+    n = (dt.date(year + 1, 1, 1) - first).days
+    out = [0]
+    for i in range(n):
+        out.append(out[-1] + is_workday(first + dt.timedelta(days=i)))
+    return tuple(out)
+
+
+def _workdays_between(a: dt.date, b: dt.date) -> int:
+    """Working days in ``[a, b)`` (``a <= b``)."""
+    ia = a.toordinal() - dt.date(a.year, 1, 1).toordinal()
+    ib = b.toordinal() - dt.date(b.year, 1, 1).toordinal()
+    if a.year == b.year:
+        return _year_prefix(a.year)[ib] - _year_prefix(a.year)[ia]
+    total = _year_prefix(a.year)[-1] - _year_prefix(a.year)[ia]
+    for year in range(a.year + 1, b.year):
+        total += _year_prefix(year)[-1]
+    return total + _year_prefix(b.year)[ib]
+
+
+@lru_cache(maxsize=65536)
+def _deadline(schedule: WorkSchedule, started: dt.datetime, work: dt.timedelta) -> dt.datetime:
+    """``schedule.add(started, work)``, kept: the list panel asks the same open cases'
+    deadlines again at every refresh, and each walks the working periods."""
+    return schedule.add(started, work)
 
 
 def _span(a: dt.time, b: dt.time) -> dt.timedelta:
@@ -295,7 +348,7 @@ class StageClock:
         """When the allowed time runs out; None while paused."""
         if self.paused:
             return None
-        return schedule.add(self.started, self.limit + self.paused_work)
+        return _deadline(schedule, self.started, self.limit + self.paused_work)
 
     def status(
         self, schedule: WorkSchedule, now: dt.datetime, approaching: float = APPROACHING
@@ -314,7 +367,7 @@ class StageClock:
         remaining = self.limit - used
         # the deadline as it stood when the clock last ran: past it at ``end`` = overdue,
         # even out of hours where no working time is used
-        due = schedule.add(self.started, self.limit + self.paused_work)
+        due = _deadline(schedule, self.started, self.limit + self.paused_work)
         overdue = schedule.local(end) > due
         near = not overdue and remaining < self.limit * approaching
         deadline = None if self.paused else due

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -25,6 +26,9 @@ from cim.errors import DatasetIOError
 from layers.store.base import ConnectionPool, Store, Tx
 
 logger = logging.getLogger(__name__)
+
+# how long a writer waits for another (SQLite's busy timeout and our own write gate)
+_WRITE_WAIT_S = 30.0
 
 #: the ``->>`` JSON operator (SQLite 3.38): batches inserted from one JSON array
 _JSON_ARROW = sqlite3.sqlite_version_info >= (3, 38, 0)
@@ -77,6 +81,19 @@ class SqliteStore(Store):
         if not self.path.parent.is_dir():
             raise DatasetIOError("the live store's folder does not exist", path=self.path.parent)
         self._pool = ConnectionPool(self._connect, _close_quietly)
+        self._write_gate = threading.Lock()
+
+    @contextmanager
+    def _gate_for_write(self) -> Iterator[None]:
+        """Hold this process's write gate, waiting as long as SQLite's busy timeout."""
+        if not self._write_gate.acquire(timeout=_WRITE_WAIT_S):
+            raise DatasetIOError(
+                f"the live store stayed busy for {_WRITE_WAIT_S:.0f} s", path=self.path
+            )
+        try:
+            yield
+        finally:
+            self._write_gate.release()
 
     def describe(self) -> str:
         return str(self.path)
@@ -84,12 +101,12 @@ class SqliteStore(Store):
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
+                self.path, isolation_level=None, check_same_thread=False, timeout=_WRITE_WAIT_S
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(_WRITE_WAIT_S * 1000)}")
         except sqlite3.Error as exc:
             raise DatasetIOError(f"cannot open the live store ({exc})", path=self.path) from exc
         conn.create_function("cim_geo", 3, _geo_function, deterministic=True)
@@ -102,14 +119,19 @@ class SqliteStore(Store):
             yield SqliteTx(self, conn)
             return
         conn = self._pool.acquire()
+        # this process's writers queue here, not in SQLite's busy handler: that one
+        # retries by sleeping (1, 2, 5 … 100 ms), so a commit that met another writer
+        # (an alarm opening a case) slept long after the write lock was free
+        gate = self._gate_for_write() if write else contextlib.nullcontext()
         try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield SqliteTx(self, conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            with gate:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield SqliteTx(self, conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
         except BaseException:
             self._pool.release(conn, broken=conn.in_transaction)
             raise

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import Forbidden, RequestEntityTooLarge
 
@@ -42,7 +43,7 @@ from layers.events.lifecycle import (
     IllegalTransitionError,
     State,
 )
-from layers.events.model import PRIORITIES, SOURCES, Event
+from layers.events.model import PRIORITIES, SOURCES, Actor, Event
 from layers.events.roles import (
     Caller,
     actions_for,
@@ -329,6 +330,12 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _json(body: Any) -> Response:
+    """A JSON response written by orjson (UTF-8, no escapes): the list's 100 cases or
+    20,000 markers, and every transition's reply, take a tenth of the stdlib's time."""
+    return Response(orjson.dumps(body), mimetype="application/json")
+
+
 # --- request parsing ----------------------------------------------------------------------
 
 
@@ -528,7 +535,7 @@ def list_events() -> Response:
     f = _filter()
     now = _now()
     page = rt.events.list_page(f, now)
-    resp = jsonify(
+    resp = _json(
         {
             "total": page.total,
             "offset": f.offset,
@@ -551,7 +558,7 @@ def list_markers() -> Response:
     _reader(rt)
     f = _filter(MAX_MARKERS)
     page = rt.events.markers(f, _now())
-    resp = jsonify(
+    resp = _json(
         {
             "total": page.total,
             "offset": f.offset,
@@ -645,7 +652,8 @@ def _detail(
     rt: EventsRuntime, event: Event, caller: Caller | None, now: dt.datetime
 ) -> dict[str, Any]:
     out = event_json(event, rt.config, now)
-    out["timeline"] = [r.as_json() for r in rt.events.audit(event.id or 0)]
+    trail, files = rt.events.trail(event.id or 0)  # one read for both
+    out["timeline"] = [r.as_json() for r in trail]
     out["attachments"] = [
         {
             "id": a["id"],
@@ -656,7 +664,7 @@ def _detail(
             "uploaded_by": a["uploaded_by"],
             "url": f"/api/events/{event.id}/attachments/{a['id']}",
         }
-        for a in rt.events.attachments(event.id or 0)
+        for a in files
     ]
     out["actions"] = actions_for(event, caller) if caller is not None else []
     out["roles"] = [r.value for r in caller.roles] if caller is not None else []
@@ -669,7 +677,7 @@ def get_event(event_id: int) -> Response:
     rt = events_runtime()
     caller = _reader(rt)
     event = rt.events.get(event_id)
-    resp = jsonify(_detail(rt, event, caller, _now()))
+    resp = _json(_detail(rt, event, caller, _now()))
     resp.headers["ETag"] = _etag(event.version)
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -689,13 +697,18 @@ def transition(event_id: int) -> Response:
     expected = _if_match()
     if expected is None and fields.get("version") not in (None, ""):
         expected = int(_number(fields["version"], "version"))
-    event = rt.events.get(event_id)
+    asked = _text(fields, "role", 20) or None
+
+    def actor(event: Event) -> Actor:
+        # the role is picked from the case as the transition reads it, under its lock:
+        # no read of the case before, and no race between the pick and the write
+        return caller.actor(pick_role(event, action, caller, asked))
+
     try:
-        role = pick_role(event, action, caller, _text(fields, "role", 20) or None)
         new, _record = rt.events.transition(
             event_id,
             action,
-            caller.actor(role),
+            actor,
             note=_text(fields, "note", 4000),
             department=_text(fields, "department", 64) or None,
             extension=_text(fields, "extension", 20) or None,
@@ -709,7 +722,7 @@ def transition(event_id: int) -> Response:
         raise
     publish_event(new, action, rt)
     now = _now()
-    resp = jsonify(_detail(rt, new, caller, now))
+    resp = _json(_detail(rt, new, caller, now))
     resp.headers["ETag"] = _etag(new.version)
     return resp
 

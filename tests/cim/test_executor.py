@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,21 @@ def test_pool_runs_elsewhere_and_is_reused_across_maps() -> None:
         second = set(pool.map(_pid, range(16)))
     assert os.getpid() not in first
     assert first & second  # the same worker processes served both maps
+
+
+def _imported(name: str) -> bool:
+    return name in sys.modules
+
+
+def test_warm_starts_the_workers_ahead_with_their_modules() -> None:
+    with PoolExecutor(2) as pool:
+        pool.warm(("colorsys",))  # a module nothing else here imports
+        pool._settled()  # the warm-up thread is done: both workers run, before any map
+        assert len(pool._pool._processes) == 2  # type: ignore[union-attr]
+        assert all(pool.map(_imported, ["colorsys"] * 8))
+        pool.warm(("colorsys",))  # again: nothing to do
+        assert pool._warming is None
+    InProcessExecutor().warm(("colorsys",))  # a no-op in-process
 
 
 def test_a_failing_task_raises_in_the_caller() -> None:

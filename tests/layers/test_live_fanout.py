@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import selectors
 import socket
+import threading
 import time
 from typing import Any
 
@@ -194,3 +195,49 @@ def test_entry_text_is_its_public_json_after_every_change():
     for value, t, state in changes:
         e.value, e.time, e.state, e._text = value, t, state, None
         assert json.loads(e.text()) == e.public()
+
+
+def test_the_hub_wakes_the_fanout_from_the_thread_that_ringed(world):
+    """No notifier hand-off between the ring and the fan-out's writers: the wake-up is
+    called by ``apply`` itself (here with no hub thread running at all)."""
+    store, water, _ = world
+    hub = LiveHub(store, InProcessBus(), notify_interval=5.0)  # not started
+    woken: list[str] = []
+    hub.add_wakeup(lambda: woken.append(threading.current_thread().name))
+    hub.apply([{"kind": "observation", "ds": water[0], "value": 1.0, "time": T0 // 1000}])
+    assert hub.head >= 1  # the reading (and the datastream's first "stream" delta)
+    assert woken == [threading.current_thread().name]
+    hub.remove_wakeup(hub._wakeups[0])
+    hub.apply([{"kind": "observation", "ds": water[0], "value": 2.0, "time": T0 // 1000 + 1}])
+    assert len(woken) == 1
+
+
+def test_fanout_passes_are_at_most_one_per_notify_interval(world):
+    """The first deltas after a pause go out at once; those close behind wait for the
+    next pass, ``notify_interval`` after it, and go together."""
+    store, water, _ = world
+    hub = LiveHub(store, InProcessBus(), notify_interval=0.5).start()
+    fan = FanOut(hub, threads=1, heartbeat=60)
+    a, b = socket.socketpair()
+    try:
+        chunks, epoch, cursor = hub.open_stream(StreamFilter())
+        handoff = Handoff(fan, StreamFilter(), epoch, cursor, "".join(chunks).encode(), lambda: 0)
+        fan.add(a, b"HTTP/1.1 200 OK\r\n\r\n", handoff)
+        _read_until(b, lambda buf: b"event: snapshot" in buf and buf.endswith(b"\n\n"))
+        time.sleep(0.6)  # a pause longer than the interval
+        passes = fan.stats()["passes"]
+        t0 = time.monotonic()
+        publish(hub, [(water[0], 1.0, T0)])
+        first = _read_until(b, lambda buf: b"event: delta" in buf and buf.endswith(b"\n\n"))
+        assert time.monotonic() - t0 < 0.45  # not held for the interval
+        for i in range(2, 7):
+            publish(hub, [(water[0], float(i), T0 + i * 1_000_000)])
+        rest = _read_until(b, lambda buf: b'"value":6.0' in buf and buf.endswith(b"\n\n"))
+        deltas = [d for e, data in _events(first + rest) if e == "delta" for d in data]
+        values = [d["value"] for d in deltas if d["kind"] == "observation"]
+        assert values == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        assert fan.stats()["passes"] - passes == 2
+    finally:
+        fan.close()
+        hub.close()
+        b.close()

@@ -533,3 +533,36 @@ def test_other_kinds_of_delta_pass_through_with_their_place(hub, world):
         got = [json.loads(t) for t in texts]
         assert [d["id"] for d in got] == expect, query
         assert all(d["kind"] == "event" and d["seq"] for d in got)
+
+
+def test_delta_json_is_compact_utf8_and_strict_where_orjson_is_not():
+    import math
+
+    from layers.live import _delta_json, _dumps
+
+    obs = {"seq": 1, "kind": "observation", "ds": 1, "value": 2.5, "name": "水位", "x": None}
+    assert (
+        _delta_json(obs)
+        == '{"seq":1,"kind":"observation","ds":1,"value":2.5,"name":"水位","x":null}'
+    )
+    assert _delta_json(obs) == _dumps(obs)
+    # orjson refuses integers beyond 64 bits and keys that are not strings
+    assert (
+        _delta_json({"kind": "state", "value": 2**70})
+        == '{"kind":"state","value":1180591620717411303424}'
+    )
+    assert _delta_json({"kind": "state", 1: "a"}) == '{"kind":"state","1":"a"}'
+    # a non-finite value is refused, as by the standard encoder, not written as null
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError):
+            _delta_json({"kind": "observation", "value": bad})
+
+
+def test_an_in_process_hub_rings_committed_readings_in_the_committing_thread(hub, world):
+    """One server process: no hop through the bus's dispatcher between the commit and
+    the ring (the reading is ringed before ``publish_committed`` returns)."""
+    water = world[1]
+    head = hub.head
+    publish(hub, [(water[0], 1.5, T0 + 7 * S)])
+    assert hub.head > head
+    assert hub.stats()["batches"] >= 1

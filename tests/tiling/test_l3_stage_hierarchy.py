@@ -46,10 +46,11 @@ def test_large_l2_tiles_are_shared_among_tasks() -> None:
     from tiling.l3.stage import TASK_BUILDINGS, _task_rows
 
     rng = np.random.default_rng(2)
-    xy = rng.uniform(0, 0.01, (700, 2)) + np.array([113.3, 40.1])
+    n = 2 * TASK_BUILDINGS + 100
+    xy = rng.uniform(0, 0.01, (n, 2)) + np.array([113.3, 40.1])
     footprints = shapely.buffer(shapely.points(xy), 0.00005)
-    rows = np.arange(700)[::-1]
+    rows = np.arange(n)[::-1]
     parts = _task_rows(rows, footprints)
     assert len(parts) == 3 and all(len(p) <= TASK_BUILDINGS for p in parts)
-    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(700))
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(n))
     assert _task_rows(rows[:10], footprints)[0].tolist() == rows[:10].tolist()

@@ -428,3 +428,63 @@ def test_lines_with_z(tmp_path: Path) -> None:
     # W2 starts where W1's first segment ends: one shared point
     assert model.seg_start[2] == model.seg_end[0]
     assert model.start_axis[0] == pytest.approx(998.0)
+
+
+# --- throughput: what the workers import, one parse per table, the pool's tiles ------------
+
+
+def test_tile_encoder_imports_no_reader_stack() -> None:
+    """A pool worker imports ``tiling.pipelines.encode`` only: not pyproj, rasterio, networkx."""
+    import subprocess
+    import sys
+
+    heavy = ["pyproj", "rasterio", "networkx", "pyogrio", "cim.pipelines", "tiling.pipelines.model"]
+    code = f"import sys, tiling.pipelines.encode; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_segment_csv_without_geometry_is_parsed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tiling.pipelines.reader as reader
+
+    toml = write_survey(tmp_path)
+    cfg = parse_section(
+        {"points": "data/管点.csv", "segments": "data/管线.csv", "crs": "EPSG:4547"},
+        PipelinesConfig,
+        toml.parent,
+        "pipelines",
+    )
+    read = []
+    original = reader.read_features
+    monkeypatch.setattr(
+        reader, "read_features", lambda path, **kw: read.append(path.name) or original(path, **kw)
+    )
+    survey = reader.read_survey(cfg, None)
+    assert read == ["管点.csv"]  # the segment table went straight to the attribute reader
+    assert len(survey.segments.ids) == len(SEGMENTS)
+
+
+def test_step_timings_in_the_report(built: Path) -> None:
+    report = json.loads((built / "build-report.json").read_text())["stages"]["pipelines"]
+    timings = report["counts"]["timings"]
+    assert set(timings) == {"read", "model", "tiles", "network"}
+    assert all(t["wall"] > 0 and t["cpu"] >= 0 for t in timings.values())
+
+
+def test_pool_writes_the_same_tiles_as_one_process(tmp_path: Path) -> None:
+    """Several tiles encoded by a 2-process pool are byte for byte the in-process ones."""
+    from cim.build import build_project
+
+    outputs = {}
+    for jobs in (1, 2):
+        toml = write_survey(tmp_path / f"j{jobs}", extra="max_tile_size = 50.0\n")
+        out = build_project(toml, jobs=jobs, progress=False).output
+        outputs[jobs] = {
+            p.relative_to(out).as_posix(): p.read_bytes()
+            for p in sorted((out / "tiles/pipelines").rglob("*"))
+            if p.is_file()
+        }
+    assert len([k for k in outputs[1] if k.endswith(".glb")]) >= 3
+    assert outputs[2] == outputs[1]

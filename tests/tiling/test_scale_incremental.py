@@ -19,7 +19,13 @@ from scale_helpers import output_files
 
 from bench.synthetic import write_geoparquet
 from cim.build import build_project
-from tiling.buildings.partitions import partition_index, read_partitions
+from cim.errors import DatasetIOError
+from tiling.buildings.export import COLUMNS
+from tiling.buildings.partitions import (
+    partition_index,
+    read_partitions,
+    read_partitions_for_tiles,
+)
 
 N = 300
 
@@ -101,3 +107,34 @@ def test_one_changed_footprint_rewrites_only_its_tile(tmp_path: Path) -> None:
     incremental = output_files(root / "output")
     build_project(_write_toml(root, 30), progress=False, force=True)
     assert output_files(root / "output") == incremental
+
+
+def test_partitions_carry_the_wkb_and_centres_the_l2_stage_reuses(city: Path) -> None:
+    out = city / "output"
+    buildings, wkb, centres = read_partitions_for_tiles(out)
+    assert len(buildings) == len(wkb) == len(centres) == N
+    assert list(wkb) == list(shapely.to_wkb(buildings.footprints, output_dimension=2))
+    expected = shapely.get_coordinates(shapely.centroid(buildings.footprints))
+    assert np.array_equal(centres, expected)
+    # buildings.parquet is written from the same Arrow table: same rows, same order
+    table = pq.read_table(out / "buildings.parquet")
+    assert table.column_names == list(COLUMNS)
+    assert table.column("id").to_pylist() == buildings.ids.tolist()
+    assert table.column("geometry").to_pylist() == list(wkb)
+    assert b"geo" in table.schema.metadata
+
+
+def test_a_failed_background_write_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tiling.buildings.stage as stage
+
+    write_geoparquet(tmp_path / "b.parquet", 50, seed=5)
+
+    def broken(*args: object) -> None:
+        raise DatasetIOError("disk full")
+
+    monkeypatch.setattr(stage, "_write_tables", broken)
+    with pytest.raises(DatasetIOError, match="disk full"):
+        build_project(_write_toml(tmp_path, 30), progress=False)
+    assert not (tmp_path / "output").exists()  # nothing swapped into place

@@ -587,6 +587,18 @@ BESIDE_JS = """([x0, y, id]) => { const c = window.cim, C = window.Cesium, s = c
   return [l - 2, r + 2]; }"""
 
 
+#: JS: the distance from a sight line's observer to the first building surface on it by
+#: CesiumJS's own CPU pick (Cesium3DTileset.pick on the tilesets shown), or null
+CESIUM_PICK_JS = """({observer, target}) => { const c = window.cim, C = window.Cesium;
+  const a = new C.Cartesian3(...observer), b = new C.Cartesian3(...target);
+  const ray = new C.Ray(a, C.Cartesian3.normalize(C.Cartesian3.subtract(b, a,
+    new C.Cartesian3()), new C.Cartesian3()));
+  const ds = Object.values(c.tilesets).filter((t) => t && t.show)
+    .map((t) => t.pick(ray, c.viewer.scene.frameState)).filter(Boolean)
+    .map((p) => C.Cartesian3.distance(a, p));
+  return ds.length ? Math.min(...ds) : null; }"""
+
+
 def test_line_of_sight(page: Any) -> None:
     _activate(page, "sight")
     page.wait_for_timeout(300)  # the tool reads the tiles' vertices once, after opening
@@ -599,6 +611,13 @@ def test_line_of_sight(page: Any) -> None:
     assert state["visible"] is False, "the building blocks the view"
     assert state["blocked"] > 0
     assert page.text_content("#sightResult").startswith("不可见")
+    # the tool's own ray cast (tools/raycast.js) meets a building, and so does CesiumJS's
+    # CPU pick of the same ray (usually at the same point; once, 2.3 m against 4.2 m:
+    # printed, not asserted, until explained)
+    assert state["hit"]["by"] == "buildings", state["hit"]
+    cesium = page.evaluate(CESIUM_PICK_JS, state["line"])
+    assert cesium is not None, state
+    print(f"\nsight line blocked at {state['hit']['distance']:.2f} m; CesiumJS pick {cesium:.2f} m")
     # from 50 m above the ground, a point on the ground close by (a clear path on screen)
     # is seen
     _slide(page, "#sightEye", 50)
@@ -610,7 +629,8 @@ def test_line_of_sight(page: Any) -> None:
                let clear = true;
                for (let k = 0; k <= d; k += 2) {
                  const w = new C.Cartesian2(x + dx * k / d, y + dy * k / d);
-                 if (c.buildings.idOf(s.pick(w))) { clear = false; break; }
+                 // no building of any tileset (L3 models too) on the way
+                 if (s.pick(w) instanceof C.Cesium3DTileFeature) { clear = false; break; }
                }
                const end = new C.Cartesian2(x + dx, y + dy);
                if (clear && s.pickPosition(end)) return [end.x, end.y];
@@ -711,8 +731,10 @@ def test_viewshed_depth_render(page: Any) -> None:
     _deactivate(page)
     assert (
         page.evaluate(
-            "() => window.cim.viewer.scene.postProcessStages._stages"
-            ".filter((s) => s.name === 'cim_viewshed').length"
+            # the public API; a removed stage can leave a hole until the next render
+            "() => { const c = window.cim.viewer.scene.postProcessStages; let n = 0;"
+            " for (let i = 0; i < c.length; i++) { const s = c.get(i);"
+            " if (s && s.name === 'cim_viewshed') n++; } return n; }"
         )
         == 0
     )

@@ -9,11 +9,7 @@ from typing import ClassVar
 
 from cim.config import CityProject
 from cim.stages import BuildContext
-from tiling.addresses.build import build_index
 from tiling.addresses.config import AddressesConfig
-from tiling.addresses.reader import read_addresses
-from tiling.buildings.partitions import FOLDER as PARTITIONS
-from tiling.buildings.partitions import read_partitions
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +58,12 @@ class AddressStage:
 
     def run(self, ctx: BuildContext) -> None:
         """Read, normalise, join, index; report what was skipped or unmatched."""
+        # imported here, not at discovery: a build imports only the stages it runs
+        from tiling.addresses.build import build_index
+        from tiling.addresses.reader import read_addresses
+        from tiling.buildings.partitions import FOLDER as PARTITIONS
+        from tiling.buildings.partitions import read_partitions
+
         t0 = time.perf_counter()
         cfg = self._config(ctx.project)
         rep = ctx.stage_report(self.name)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 
@@ -26,12 +27,24 @@ log = logging.getLogger(__name__)
 
 __all__ = ["write_buildings_table"]
 
+#: The table's columns, in order.
+COLUMNS = ("id", "name", "use", "roof_type", "base", "height", "floors", "geometry")
+
 
 def _strings(values: np.ndarray) -> pa.Array:
-    return pa.array(["" if v is None else str(v) for v in values], pa.string())
+    try:  # the usual case: every value is already a str
+        return pc.fill_null(pa.array(values, pa.string()), "")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(["" if v is None else str(v) for v in values.tolist()], pa.string())
 
 
-def write_buildings_table(buildings: Buildings, folder: Path) -> Path:
+def write_buildings_table(
+    buildings: Buildings,
+    folder: Path,
+    *,
+    wkb: np.ndarray | None = None,
+    columns: pa.Table | None = None,
+) -> Path:
     """Write ``buildings.parquet`` into ``folder``.
 
     Parameters
@@ -40,6 +53,12 @@ def write_buildings_table(buildings: Buildings, folder: Path) -> Path:
         The prepared, grounded buildings.
     folder : Path
         The build's output (work) folder.
+    wkb : ndarray, optional
+        The footprints as 2D WKB when the caller has them (not encoded twice).
+    columns : pyarrow.Table, optional
+        A table of ``buildings`` that already holds the columns of this one under the
+        same names (the building partitions'): they are taken from it, not converted
+        again.
 
     Returns
     -------
@@ -53,7 +72,7 @@ def write_buildings_table(buildings: Buildings, folder: Path) -> Path:
     """
     path = Path(folder) / BUILDINGS_FILE
     geoms = np.asarray(buildings.footprints, dtype=object)
-    kinds = sorted({str(k) for k in shapely.get_type_id(geoms).tolist()})
+    kinds = [str(k) for k in np.unique(shapely.get_type_id(geoms)).tolist()]
     names = {"3": "Polygon", "6": "MultiPolygon"}
     bbox = [float(b) for b in shapely.total_bounds(geoms)] if len(geoms) else []
     geo = {
@@ -67,18 +86,24 @@ def write_buildings_table(buildings: Buildings, folder: Path) -> Path:
             }
         },
     }
-    table = pa.table(
-        {
-            "id": _strings(buildings.ids),
-            "name": _strings(buildings.name),
-            "use": _strings(buildings.use),
-            "roof_type": _strings(buildings.roof_type),
-            "base": pa.array(np.asarray(buildings.base, dtype=np.float64)),
-            "height": pa.array(np.asarray(buildings.height, dtype=np.float64)),
-            "floors": pa.array(np.asarray(buildings.floors, dtype=np.float64)),
-            "geometry": pa.array(shapely.to_wkb(geoms, output_dimension=2).tolist(), pa.binary()),
-        }
-    )
+    if columns is not None:
+        table = columns.select(list(COLUMNS))
+    else:
+        table = pa.table(
+            {
+                "id": _strings(buildings.ids),
+                "name": _strings(buildings.name),
+                "use": _strings(buildings.use),
+                "roof_type": _strings(buildings.roof_type),
+                "base": pa.array(np.asarray(buildings.base, dtype=np.float64)),
+                "height": pa.array(np.asarray(buildings.height, dtype=np.float64)),
+                "floors": pa.array(np.asarray(buildings.floors, dtype=np.float64)),
+                "geometry": pa.array(
+                    shapely.to_wkb(geoms, output_dimension=2) if wkb is None else wkb,
+                    pa.binary(),
+                ),
+            }
+        )
     meta = {
         b"geo": json.dumps(geo).encode(),
         b"cim:buildings": json.dumps({"version": BUILDINGS_TABLE_VERSION}).encode(),

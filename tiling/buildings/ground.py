@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
 
 from cim.config import BuildingsConfig, CityProject, TerrainConfig
-from cim.datum import Datum
 from cim.model import Buildings
-from cim.raster import DemMosaic, check_files_overlap
 from cim.report import StageReport
 from tiling.buildings.prepare import read_buildings
-from tiling.terrain import scheme
-from tiling.terrain.build import finest_level
-from tiling.terrain.check import GroundGaps, ground_gaps
-from tiling.terrain.extend import EdgeExtendedDem
+
+if TYPE_CHECKING:  # the terrain modules (rasterio, scipy) load only with a DEM
+    from cim.raster import DemMosaic
+    from tiling.terrain.check import GroundGaps
+    from tiling.terrain.extend import EdgeExtendedDem
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,10 @@ def set_base_elevation(buildings: Buildings, project: CityProject, report: Stage
                 "stand on the ellipsoid, as CesiumJS's globe does"
             )
         return 0.0
+    from cim.datum import Datum
+    from cim.raster import DemMosaic, check_files_overlap
+    from tiling.terrain.extend import EdgeExtendedDem
+
     # same surface as the terrain stage (voids filled, edges continued)
     mosaic = DemMosaic(terrain.paths, crs=terrain.crs, default_crs=project.crs, fill_nodata=True)
     # a DEM in the wrong CRS lands away from the buildings: fail now, not after L2
@@ -128,6 +132,8 @@ def check_ground(
     (GroundGaps, StageReport)
         The gaps, and the report of grounding them (sources, outside-dem repairs).
     """
+    from tiling.terrain.check import ground_gaps
+
     report = StageReport("buildings")
     buildings = read_buildings(project, report)
     skirt = set_base_elevation(buildings, project, report)
@@ -144,6 +150,9 @@ def wall_skirt(dem: DemMosaic | EdgeExtendedDem, terrain: TerrainConfig) -> floa
     covers the DEM between its samples. A wall bottom this far below the lowest
     ground under the footprint is therefore under the rendered mesh.
     """
+    from tiling.terrain import scheme
+    from tiling.terrain.build import finest_level
+
     return scheme.geometric_error(finest_level(dem, terrain.max_zoom))
 
 

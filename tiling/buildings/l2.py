@@ -133,6 +133,8 @@ def write_l2(
     executor: Executor | None = None,
     separate: np.ndarray | None = None,
     previous: Path | None = None,
+    wkb: np.ndarray | None = None,
+    centres: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Write the L2 tileset of ``buildings`` into ``out_dir``.
 
@@ -159,6 +161,9 @@ def write_l2(
         The last build's ``tiles/l2`` (read-only): a tile whose content hash (its
         buildings, the frame, the options) is in its ``tiles-index.json`` is
         hard-linked from there instead of encoded again (figure ``tiles_reused``).
+    wkb, centres : ndarray, optional
+        The footprints' 2D WKB and (n, 2) centroids when the caller has them
+        (:func:`tiling.buildings.partitions.footprint_centres`): not computed again.
 
     Returns
     -------
@@ -170,11 +175,12 @@ def write_l2(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "content").mkdir(exist_ok=True)
     clock = _Clock()
-    buildings = _fit_footprints(buildings, report)
+    buildings, fitted = _fit_footprints(buildings, report)
+    wkb, centres = _footprint_arrays(buildings, wkb, centres, fitted)
     props, columns, chars = _property_columns(buildings, report)
     clock.lap("budget")
     frame, centre = _frame(buildings)
-    centre_xy, size, vertices = _ranking(buildings, frame)
+    centre_xy, size, vertices = _ranking(buildings, frame, centres)
     row_bytes = _row_bytes(columns, props, chars, vertices, options)
     nodes = build_hierarchy(
         centre_xy,
@@ -194,7 +200,8 @@ def write_l2(
     clock.lap("order")
     ranges = [(int(starts[i]), int(starts[i + 1])) for i in range(len(nodes))]
     jobs_list = [_TileJob(n.key, *ranges[i]) for i, n in enumerate(nodes)]
-    tasks = _Tasks(_TileFrame(frame, props, options, str(out_dir)), buildings, columns, order)
+    shared = _TileFrame(frame, props, options, str(out_dir))
+    tasks = _Tasks(shared, buildings, columns, order, wkb[order])
     reuse = _Reuse(previous, out_dir, options.suffix) if previous is not None else None
     own = executor is None
     executor = executor or make_executor(jobs=jobs)
@@ -227,12 +234,32 @@ def write_l2(
 # --- the tile budget -----------------------------------------------------------------
 
 
-def _fit_footprints(buildings: Buildings, report: StageReport) -> Buildings:
-    """Simplify footprints over ``MAX_FOOTPRINT_VERTICES`` (a copy; reported)."""
+def _footprint_arrays(
+    buildings: Buildings, wkb: np.ndarray | None, centres: np.ndarray | None, fitted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The footprints' WKB and centroids: the caller's, with the simplified rows redone."""
+    if wkb is None:
+        wkb = shapely.to_wkb(buildings.footprints, output_dimension=2)
+    elif len(fitted):
+        wkb = wkb.copy()
+        wkb[fitted] = shapely.to_wkb(buildings.footprints[fitted], output_dimension=2)
+    if centres is None:
+        centres = shapely.get_coordinates(shapely.centroid(buildings.footprints))
+    elif len(fitted):
+        centres = centres.copy()
+        centres[fitted] = shapely.get_coordinates(shapely.centroid(buildings.footprints[fitted]))
+    return wkb, centres
+
+
+def _fit_footprints(buildings: Buildings, report: StageReport) -> tuple[Buildings, np.ndarray]:
+    """Simplify footprints over ``MAX_FOOTPRINT_VERTICES`` (a copy; reported).
+
+    Returns the table and the rows simplified.
+    """
     counts = shapely.get_num_coordinates(buildings.footprints)
     over = np.flatnonzero(counts > MAX_FOOTPRINT_VERTICES)
     if not len(over):
-        return buildings
+        return buildings, over
     simplified, tolerance = simplify_footprints(buildings.footprints[over])
     before = _vertex_counts(buildings.footprints[over])
     after = _vertex_counts(simplified)
@@ -246,7 +273,7 @@ def _fit_footprints(buildings: Buildings, report: StageReport) -> Buildings:
         report.repair(buildings.ids[i], "simplified", f"{m:,} → {n:,} vertices ({how})")
     footprints = buildings.footprints.copy()
     footprints[over] = simplified
-    return replace(buildings, footprints=footprints)
+    return replace(buildings, footprints=footprints), over
 
 
 def simplify_footprints(
@@ -511,9 +538,10 @@ def _geometry(
     }
 
 
-def _ranking(buildings: Buildings, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ranking(
+    buildings: Buildings, frame: np.ndarray, centres: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per building: centre in the frame (m), size (m) and mesh vertex estimate."""
-    centres = shapely.get_coordinates(shapely.centroid(buildings.footprints))
     centre_xy = lonlat_to_enu(centres[:, 0], centres[:, 1], buildings.base, frame)[:, :2]
     area = shapely.area(buildings.footprints) * (111_320.0**2) * np.cos(np.radians(centres[:, 1]))
     size = np.maximum(buildings.height, np.sqrt(np.maximum(area, 0.0)))
@@ -531,11 +559,12 @@ class _Tasks:
         buildings: Buildings,
         columns: dict[str, np.ndarray],
         order: np.ndarray,
+        wkb: np.ndarray,
     ) -> None:
         self.shared, self.buildings = shared, buildings
         self.columns = columns  # in input order: a tile takes its rows through ``order``
         self.order = order
-        self.wkb = shapely.to_wkb(buildings.footprints)
+        self.wkb = wkb  # in tile order, like ``buildings``
 
     def make(self, job: _TileJob) -> _TileTask:
         sl = slice(job.start, job.stop)
@@ -595,11 +624,20 @@ def tile_hash(task: _TileTask) -> str:
     for values in (task.base, task.height, *task.table.values()):
         values = np.asarray(values)
         if values.dtype == object:
-            h.update("\x1f".join(map(str, values.tolist())).encode("utf-8", "surrogatepass"))
+            h.update(_joined(values).encode("utf-8", "surrogatepass"))
         else:
             h.update(np.ascontiguousarray(values).tobytes())
         h.update(b"\x1e")
     return h.hexdigest()
+
+
+def _joined(values: np.ndarray) -> str:
+    """The values as text joined by U+001F (``str`` only where one is not text)."""
+    items = values.tolist()
+    try:  # text columns: no str() call per value (the same string when it is one)
+        return "\x1f".join(items)
+    except TypeError:
+        return "\x1f".join(map(str, items))
 
 
 class _Reuse:

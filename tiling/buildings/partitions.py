@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ ROWS_PER_PARTITION = 250_000
 #: Hilbert curve order: a 65,536 × 65,536 grid over the city's extent.
 HILBERT_ORDER = 16
 _EXTRA, _L3 = "extra:", "l3:"
+#: Parquet codec of the partitions: an intermediate read back by the next stages, where
+#: writing fast matters more than size (zstd costs twice the CPU for 1.4× smaller files)
+COMPRESSION = "snappy"
 
 
 @dataclass(frozen=True)
@@ -92,22 +96,45 @@ def hilbert_keys(
     return d
 
 
-def _keys(buildings: Buildings) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    centres = shapely.get_coordinates(shapely.centroid(buildings.footprints))
-    bounds = tuple(float(v) for v in buildings.bounds())
-    return hilbert_keys(centres[:, 0], centres[:, 1], bounds, HILBERT_ORDER), bounds
+def footprint_centres(footprints: np.ndarray) -> np.ndarray:
+    """(n, 2) lon/lat centroids: the Hilbert key's point, and the L2 tile placement's.
+
+    Computed once per build (a GEOS call per footprint) and handed on with the table.
+    """
+    return shapely.get_coordinates(shapely.centroid(footprints))
 
 
-def hilbert_sorted(buildings: Buildings) -> tuple[Buildings, np.ndarray]:
-    """``buildings`` in partition order (along the Hilbert curve, ties in input order).
+def hilbert_order(
+    buildings: Buildings, centres: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Partition order of ``buildings`` (along the Hilbert curve, ties in input order).
 
     The buildings stage keeps this order in memory too, so a later stage sees the same
     rows in the same order whether it got them in memory or from the partitions.
-    Returns the sorted table and its Hilbert keys (for :func:`write_partitions`).
+
+    Parameters
+    ----------
+    buildings : Buildings
+    centres : (n, 2) ndarray, optional
+        :func:`footprint_centres` of ``buildings`` (computed when not given).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The row order and the Hilbert keys in that order (for :func:`write_partitions`).
     """
-    keys, _ = _keys(buildings)
+    if centres is None:
+        centres = footprint_centres(buildings.footprints)
+    bounds = tuple(float(v) for v in buildings.bounds())
+    keys = hilbert_keys(centres[:, 0], centres[:, 1], bounds, HILBERT_ORDER)
     order = np.argsort(keys, kind="stable")
-    return buildings.take(order), keys[order]
+    return order, keys[order]
+
+
+def hilbert_sorted(buildings: Buildings) -> tuple[Buildings, np.ndarray]:
+    """``buildings`` in partition order and its Hilbert keys (see :func:`hilbert_order`)."""
+    order, keys = hilbert_order(buildings)
+    return buildings.take(order), keys
 
 
 def write_partitions(
@@ -117,6 +144,9 @@ def write_partitions(
     wall_skirt: float = 0.0,
     rows_per_partition: int = ROWS_PER_PARTITION,
     keys: np.ndarray | None = None,
+    wkb: np.ndarray | None = None,
+    centres: np.ndarray | None = None,
+    table: pa.Table | None = None,
 ) -> list[Partition]:
     """Write ``buildings`` as Hilbert-ordered GeoParquet partitions under ``output``.
 
@@ -130,8 +160,15 @@ def write_partitions(
         How far walls reach below the base (m), for the L2 stage.
     rows_per_partition : int
     keys : ndarray, optional
-        The Hilbert keys of ``buildings`` when it is already sorted
-        (:func:`hilbert_sorted`).
+        The Hilbert keys of ``buildings`` when it is already in partition order
+        (:func:`hilbert_order`).
+    wkb : ndarray, optional
+        The footprints as 2D WKB, when the caller has them (they are not encoded twice).
+    centres : (n, 2) ndarray, optional
+        :func:`footprint_centres` of ``buildings``; stored with the rows so a stage
+        that reads the partitions does not compute them again.
+    table : pyarrow.Table, optional
+        :func:`partition_table` of ``buildings`` (with ``keys``), when the caller made it.
 
     Returns
     -------
@@ -146,24 +183,29 @@ def write_partitions(
     folder.mkdir(parents=True, exist_ok=True)
     bounds = tuple(float(v) for v in buildings.bounds())
     if keys is None:
-        keys, bounds = _keys(buildings)
-        order = np.argsort(keys, kind="stable")
-    else:
-        order = np.arange(len(buildings))
+        centres = footprint_centres(buildings.footprints) if centres is None else centres
+        order, keys = hilbert_order(buildings, centres)
+        buildings, centres = buildings.take(order), centres[order]
+        wkb = None if wkb is None else wkb[order]
+    if table is None:
+        table = partition_table(buildings, keys, wkb=wkb, centres=centres)
+    table = table.replace_schema_metadata({b"geo": _geo_metadata(buildings, bounds)})
     parts: list[Partition] = []
-    geo = _geo_metadata(buildings, bounds)
-    for k, start in enumerate(range(0, max(len(order), 1), rows_per_partition)):
-        rows = order[start : start + rows_per_partition]
-        part = buildings.take(rows)
-        table = _table(part, keys[rows]).replace_schema_metadata({b"geo": geo})
+    for k, start in enumerate(range(0, max(len(buildings), 1), rows_per_partition)):
+        stop = min(start + rows_per_partition, len(buildings))
         name = f"part-{k:05d}.parquet"
         try:
-            pq.write_table(table, folder / name, compression="zstd", row_group_size=50_000)
+            pq.write_table(
+                table.slice(start, stop - start),
+                folder / name,
+                compression=COMPRESSION,
+                row_group_size=50_000,
+            )
         except OSError as exc:
             raise DatasetIOError(f"cannot write a building partition ({exc})", path=folder) from exc
-        b = part.bounds() if len(part) else bounds
-        lo, hi = (int(keys[rows[0]]), int(keys[rows[-1]])) if len(rows) else (0, 0)
-        parts.append(Partition(name, len(part), tuple(float(v) for v in b), (lo, hi)))
+        b = shapely.total_bounds(buildings.footprints[start:stop]) if stop > start else bounds
+        lo, hi = (int(keys[start]), int(keys[stop - 1])) if stop > start else (0, 0)
+        parts.append(Partition(name, stop - start, tuple(float(v) for v in b), (lo, hi)))
     index = {
         "version": 1,
         "rows": len(buildings),
@@ -175,7 +217,7 @@ def write_partitions(
         "hilbert_order": HILBERT_ORDER,
         "partitions": [p.__dict__ for p in parts],
     }
-    tmp = folder / f".{INDEX}.tmp-{os.getpid()}"
+    tmp = folder / f".{INDEX}.tmp-{os.getpid()}-{threading.get_ident()}"
     tmp.write_text(json.dumps(index, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, folder / INDEX)
     log.debug("%s: %d buildings in %d partitions", folder, len(buildings), len(parts))
@@ -234,7 +276,7 @@ def read_partitions(
         if (files is None or p["file"] in files) and (bbox is None or _meets(p["bounds"], bbox))
     ]
     tables = [pq.read_table(folder / p["file"]) for p in chosen]
-    buildings = _buildings(tables, index)
+    buildings = _buildings(_concat(tables), index)
     if bbox is not None and len(buildings):
         b = shapely.bounds(buildings.footprints)
         inside = (
@@ -247,12 +289,43 @@ def read_partitions(
     return buildings
 
 
+def read_partitions_for_tiles(output: Path) -> tuple[Buildings, np.ndarray, np.ndarray]:
+    """The whole city from its partitions, with its footprints' WKB and centres.
+
+    What the L2 stage needs besides :func:`read_partitions`: the footprints' 2D WKB as
+    stored (no second encoding) and their :func:`footprint_centres`.
+
+    Returns
+    -------
+    (Buildings, ndarray, ndarray)
+        The buildings (Hilbert order), their WKB (object array of bytes) and their
+        centres ((n, 2) lon/lat).
+    """
+    index = partition_index(output)
+    folder = Path(output) / FOLDER
+    table = _concat([pq.read_table(folder / p["file"]) for p in index["partitions"]])
+    buildings = _buildings(table, index)
+    wkb = table.column("geometry").to_numpy(zero_copy_only=False)
+    if "cx" in table.column_names:
+        centres = np.column_stack([_numpy(table.column("cx")), _numpy(table.column("cy"))])
+    else:  # partitions of an older build
+        centres = footprint_centres(buildings.footprints)
+    return buildings, wkb, centres
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    if tables:
+        return pa.concat_tables(tables)
+    # an empty selection: the schema of an empty table
+    return pa.table({"id": pa.array([], pa.string()), "geometry": pa.array([], pa.binary())})
+
+
 def _meets(a: list[float], b: tuple[float, float, float, float]) -> bool:
     return a[0] <= b[2] and a[2] >= b[0] and a[1] <= b[3] and a[3] >= b[1]
 
 
 def _geo_metadata(buildings: Buildings, bounds: tuple[float, ...]) -> bytes:
-    kinds = sorted({int(k) for k in shapely.get_type_id(buildings.footprints).tolist()})
+    kinds = np.unique(shapely.get_type_id(buildings.footprints)).tolist()
     names = {3: "Polygon", 6: "MultiPolygon"}
     return json.dumps(
         {
@@ -284,19 +357,56 @@ def _column(values: np.ndarray) -> pa.Array:
     return _text(values)
 
 
-def _table(b: Buildings, keys: np.ndarray) -> pa.Table:
-    addresses = [list(a) if a else None for a in b.addresses.tolist()]
+def _addresses(addresses: np.ndarray) -> pa.Array:
+    """A list<string> column: a building's own addresses, null for most (none)."""
+    counts = np.fromiter(map(len, addresses.tolist()), np.int32, len(addresses))
+    listed = np.flatnonzero(counts)
+    values = [a for row in addresses[listed].tolist() for a in row]
+    offsets = np.zeros(len(addresses) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.ListArray.from_arrays(
+        pa.array(offsets),
+        pa.array(values, pa.string()),
+        mask=pa.array(counts == 0),
+    )
+
+
+def partition_table(
+    b: Buildings,
+    keys: np.ndarray,
+    *,
+    wkb: np.ndarray | None = None,
+    centres: np.ndarray | None = None,
+) -> pa.Table:
+    """The Arrow table of ``b`` as the partitions store it (one row per building).
+
+    Parameters
+    ----------
+    b : Buildings
+    keys : ndarray
+        Hilbert keys.
+    wkb : ndarray, optional
+        The footprints' 2D WKB (encoded here when not given).
+    centres : (n, 2) ndarray, optional
+        Footprint centres, stored as ``cx``/``cy`` (computed when not given).
+    """
+    if wkb is None:
+        wkb = shapely.to_wkb(b.footprints, output_dimension=2)
+    if centres is None:
+        centres = footprint_centres(b.footprints)
     cols: dict[str, pa.Array] = {
         "id": _text(b.ids),
-        "geometry": pa.array(shapely.to_wkb(b.footprints, output_dimension=2), pa.binary()),
+        "geometry": pa.array(wkb, pa.binary()),
         "height": pa.array(np.asarray(b.height, dtype=np.float64)),
         "floors": pa.array(np.asarray(b.floors, dtype=np.float64)),
         "base": pa.array(np.asarray(b.base, dtype=np.float64)),
         "name": _text(b.name),
         "use": _text(b.use),
         "roof_type": _text(b.roof_type),
-        "addresses": pa.array(addresses, pa.list_(pa.string())),
+        "addresses": _addresses(b.addresses),
         "hilbert": pa.array(keys, pa.uint64()),
+        "cx": pa.array(np.ascontiguousarray(centres[:, 0], dtype=np.float64)),
+        "cy": pa.array(np.ascontiguousarray(centres[:, 1], dtype=np.float64)),
     }
     cols.update({_EXTRA + k: _column(v) for k, v in b.extra.items()})
     cols.update({_L3 + k: _column(v) for k, v in b.l3.items()})
@@ -309,11 +419,7 @@ def _numpy(col: pa.ChunkedArray) -> np.ndarray:
     return col.to_numpy()
 
 
-def _buildings(tables: list[pa.Table], index: dict[str, Any]) -> Buildings:
-    if tables:
-        t = pa.concat_tables(tables)
-    else:  # an empty selection: the schema of an empty table
-        t = pa.table({"id": pa.array([], pa.string()), "geometry": pa.array([], pa.binary())})
+def _buildings(t: pa.Table, index: dict[str, Any]) -> Buildings:
     n = t.num_rows
 
     def get(name: str, kind: str = "f") -> np.ndarray:

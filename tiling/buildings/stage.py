@@ -7,6 +7,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+import shapely
+
 from cim.config import CityProject, TerrainConfig
 from cim.errors import ConfigError
 from cim.model import Buildings
@@ -17,9 +20,11 @@ from tiling.buildings.l2 import L2Options, write_l2
 from tiling.buildings.partitions import FOLDER as PARTITIONS
 from tiling.buildings.partitions import (
     building_addresses,
-    hilbert_sorted,
+    footprint_centres,
+    hilbert_order,
     partition_index,
-    read_partitions,
+    partition_table,
+    read_partitions_for_tiles,
     write_partitions,
 )
 from tiling.buildings.prepare import read_buildings
@@ -83,20 +88,49 @@ class BuildingsStage:
 
     def run(self, ctx: BuildContext) -> None:
         """Read and repair footprints, set base elevations."""
+        # the L2 tile workers start (and import their modules) while this stage reads
+        ctx.executor.warm(("tiling.buildings.l2",))
         report = ctx.stage_report(self.name)
         buildings = read_buildings(ctx.project, report)
         # walls reach below the base by the terrain's error: passed on to the l2 stage
-        ctx.artifacts["wall_skirt"] = set_base_elevation(buildings, ctx.project, report)
+        skirt = ctx.artifacts["wall_skirt"] = set_base_elevation(buildings, ctx.project, report)
         report.written = len(buildings)
-        buildings, keys = hilbert_sorted(buildings)  # the partitions' order, here too
-        write_buildings_table(buildings, ctx.workdir)
-        skirt = ctx.artifacts["wall_skirt"]
-        write_partitions(buildings, ctx.workdir, wall_skirt=skirt, keys=keys)
+        centres = footprint_centres(buildings.footprints)
+        order, keys = hilbert_order(buildings, centres)  # the partitions' order, here too
+        buildings, centres = buildings.take(order), centres[order]
+        wkb = shapely.to_wkb(buildings.footprints, output_dimension=2)
         # the footprints' own addresses, before the address stage adds its joins
-        ctx.artifacts["own_addresses"] = buildings.addresses.copy()
+        own = buildings.addresses.copy()
+        # the files are written while the next stages run (they get the table in memory);
+        # the writer gets its own addresses array: the address stage extends this one
+        ctx.in_background(
+            _write_tables,
+            replace(buildings, addresses=own.copy()),
+            ctx.workdir,
+            skirt,
+            keys,
+            (wkb, centres),
+        )
+        ctx.artifacts["own_addresses"] = own
         ctx.artifacts["buildings"] = buildings
+        # computed once: the L2 stage needs both and would otherwise compute them again
+        ctx.artifacts["footprints"] = (wkb, centres)
         west, south, east, north = buildings.bounds()
         ctx.manifest.setdefault("extent", [west, south, east, north])
+
+
+def _write_tables(
+    buildings: Buildings,
+    workdir: Path,
+    skirt: float,
+    keys: np.ndarray,
+    footprints: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """``buildings.parquet`` and the partitions, from one Arrow table."""
+    wkb, centres = footprints
+    table = partition_table(buildings, keys, wkb=wkb, centres=centres)
+    write_buildings_table(buildings, workdir, columns=table)
+    write_partitions(buildings, workdir, wall_skirt=skirt, keys=keys, table=table)
 
 
 class L2Stage:
@@ -130,7 +164,7 @@ class L2Stage:
     def run(self, ctx: BuildContext) -> None:
         """Write the L2 tileset."""
         cfg = ctx.project.section("l2", L2Config) or L2Config()
-        buildings = _buildings(ctx)
+        buildings, wkb, centres = _buildings(ctx)
         building_addresses(buildings, ctx.workdir / "addresses.sqlite")
         report = ctx.stage_report(self.name)
         report.read = len(buildings)
@@ -142,7 +176,7 @@ class L2Stage:
                 cfg.max_vertices_per_tile,
                 cfg.compression,
                 cfg.format,
-                skirt=partition_index(ctx.workdir)["wall_skirt"],
+                skirt=_wall_skirt(ctx),
             ),
             jobs=ctx.jobs,
             track=ctx.track,
@@ -150,6 +184,8 @@ class L2Stage:
             executor=ctx.executor,
             separate=district_mask(ctx.project, buildings),  # L3 replaces those tiles
             previous=ctx.previous / "tiles" / "l2" if ctx.previous else None,
+            wkb=wkb,
+            centres=centres,
         )
         properties = figures.pop("properties")
         report.written = figures["buildings"]
@@ -169,13 +205,21 @@ class L2Stage:
         )
 
 
-def _buildings(ctx: BuildContext) -> Buildings:
+def _buildings(ctx: BuildContext) -> tuple[Buildings, np.ndarray, np.ndarray]:
     """The buildings from memory when their stage ran in this build, else its partitions.
 
-    Either way the same rows in the same order with the footprints' own addresses:
-    the joined ones come from addresses.sqlite (:func:`building_addresses`).
+    Either way the same rows in the same order with the footprints' own addresses
+    (the joined ones come from addresses.sqlite: :func:`building_addresses`), and
+    the footprints' WKB and centres.
     """
     buildings = ctx.artifacts.get("buildings")
     if buildings is None:
-        return read_partitions(ctx.workdir)
-    return replace(buildings, addresses=ctx.artifacts["own_addresses"].copy())
+        return read_partitions_for_tiles(ctx.workdir)
+    wkb, centres = ctx.artifacts["footprints"]
+    return replace(buildings, addresses=ctx.artifacts["own_addresses"].copy()), wkb, centres
+
+
+def _wall_skirt(ctx: BuildContext) -> float:
+    if "wall_skirt" in ctx.artifacts:  # the partitions may still be being written
+        return float(ctx.artifacts["wall_skirt"])
+    return float(partition_index(ctx.workdir)["wall_skirt"])

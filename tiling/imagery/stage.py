@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from cim.config import CityProject, ImageryConfig
-from cim.raster import check_rasters_overlap
 from cim.stages import BuildContext
-from tiling.imagery.build import EXTENSIONS, build_imagery
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +42,10 @@ class ImageryStage:
 
     def run(self, ctx: BuildContext) -> None:
         """Build the imagery pyramid into ``ctx.workdir / "imagery"``."""
+        # imported here, not at discovery: a build imports only the stages it runs
+        from cim.raster import check_rasters_overlap
+        from tiling.imagery.build import EXTENSIONS, build_imagery
+
         cfg = ctx.project.section("imagery", ImageryConfig)
         if cfg is None:
             return

@@ -97,6 +97,62 @@ def corners(
     return Corners(p, np.repeat(n, 3, axis=0), np.repeat(surface.astype(np.uint8), 3))
 
 
+def corners_many(
+    meshes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], owner: np.ndarray, n: int, skirt: float
+) -> list[Corners | None]:
+    """:func:`corners` of many meshes at once, joined per building.
+
+    Parameters
+    ----------
+    meshes : list of (positions, triangles, surface)
+        Building meshes (a building of several footprint parts has several).
+    owner : ndarray of int
+        The building of each mesh (non-decreasing).
+    n : int
+        Number of buildings; one without a mesh gets None.
+    skirt : float
+        As in :func:`corners`.
+
+    Returns
+    -------
+    list of Corners or None
+        Per building, the corners of its meshes in their order (views of shared arrays).
+    """
+    out: list[Corners | None] = [None] * n
+    if not meshes:
+        return out
+    sizes = np.array([len(m[0]) for m in meshes])
+    base = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    pos = np.concatenate([m[0] for m in meshes]).astype(np.float64)
+    tri = np.concatenate([m[1].astype(np.int64) + b for m, b in zip(meshes, base, strict=True)])
+    surface = np.concatenate([m[2] for m in meshes]).astype(np.uint8)
+    tri_owner = np.repeat(owner, [len(m[1]) for m in meshes])
+    seen = surface != SURFACE_GROUND
+    tri, surface, tri_owner = tri[seen], surface[seen], tri_owner[seen]
+    p = pos[tri.reshape(-1)]
+    if skirt > 0:
+        p[p[:, 2] <= 1e-3, 2] -= skirt
+    t = p.reshape(-1, 3, 3)
+    e1, e2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    nrm = np.column_stack(
+        [
+            e1[:, 1] * e2[:, 2] - e1[:, 2] * e2[:, 1],
+            e1[:, 2] * e2[:, 0] - e1[:, 0] * e2[:, 2],
+            e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0],
+        ]
+    )
+    length = np.sqrt((nrm * nrm).sum(axis=1))[:, None]
+    nrm = np.divide(nrm, length, out=np.zeros_like(nrm), where=length > 0)
+    normal = np.repeat(nrm, 3, axis=0)
+    surf = np.repeat(surface, 3)
+    counts = np.bincount(tri_owner, minlength=n) * 3
+    ends = np.cumsum(counts)
+    for i in np.unique(owner).tolist():
+        a, b = ends[i] - counts[i], ends[i]
+        out[i] = Corners(p[a:b], normal[a:b], surf[a:b])
+    return out
+
+
 def planar_uv(p: np.ndarray, n: np.ndarray, su: np.ndarray, sv: np.ndarray) -> np.ndarray:
     """Texture coordinates along the face (u: horizontal, v: up the face from z = 0).
 

@@ -45,8 +45,10 @@ L3_PROPERTIES = [
     PropertySpec("ridge_height", "SCALAR", "FLOAT32", description="ridge above the base, m"),
 ]
 TEXTURE_FORMATS = ("webp", "jpeg", "png")
-#: Buildings per task: an L2 tile's buildings are shared among several workers.
-TASK_BUILDINGS = 300
+#: Buildings per task: an L2 tile's buildings are shared among several workers. Large
+#: enough that the batched roofs (:mod:`tiling.l3.roofs.batch`) meet many buildings of
+#: each form at once; small enough that 2 workers share a district of a few thousand.
+TASK_BUILDINGS = 800
 
 
 @dataclass(frozen=True)

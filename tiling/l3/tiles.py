@@ -34,10 +34,12 @@ from tiling.l3.mesh import (
     Look,
     TileMesher,
     corners,
+    corners_many,
     eave_material,
     surface_mask,
 )
 from tiling.l3.roofs import SURFACE_PODIUM, RoofForm, RoofSpec, build_building
+from tiling.l3.roofs.batch import build_batch
 from tiling.l3.textures import (
     FACADES,
     MAX_ATLAS_PX,
@@ -158,31 +160,62 @@ def run_group(task: GroupTask) -> dict[str, Any]:
 
 
 def build_meshes(task: GroupTask) -> Built:
-    """Every building's mesh, in building-local metres, unwelded for dressing."""
+    """Every building's mesh, in building-local metres, unwelded for dressing.
+
+    Directional roofs on rectangles and central ones on convex footprints are built
+    together (:func:`tiling.l3.roofs.batch.build_batch`, the same meshes); the others one
+    by one through the fallback chain. Corners and deviations are computed for all at once.
+    """
     footprints = shapely.from_wkb(task.footprints)
     local, offset = local_footprints(footprints, task.base, task.frame)
     n = len(footprints)
     out = Built([None] * n, local, offset, *(np.full(n, np.nan) for _ in range(3)))
+    generated = np.array([i not in task.models for i in range(n)], dtype=bool)
+    batched = [None] * n
+    rows = np.flatnonzero(generated)
+    made = build_batch(local[rows], [task.specs[i] for i in rows.tolist()])
+    for i, m in zip(rows.tolist(), made, strict=True):
+        batched[i] = m
+    meshes, owner = [], []
     for i in range(n):
-        bid = str(task.ids[i])
-        if i in task.models:
-            _imported(out, i, task.models[i], task.options.skirt, task.specs[i].eave_height)
+        if not generated[i]:
             continue
-        parts = _build(bid, local[i], task.specs[i], out)
+        bid = str(task.ids[i])
+        parts = (
+            [batched[i]] if batched[i] is not None else _build(bid, local[i], task.specs[i], out)
+        )
         if parts is None:
             continue
         for m in parts:
             out.fallbacks += [(bid, f) for f in m.fallbacks]
-        meshes = [corners(m.positions, m.triangles, m.surface, task.options.skirt) for m in parts]
-        out.corners[i] = Corners(
-            np.concatenate([c.local for c in meshes]),
-            np.concatenate([c.normal for c in meshes]),
-            np.concatenate([c.surface for c in meshes]),
-        )
+            meshes.append((m.positions, m.triangles, m.surface))
+            owner.append(i)
         out.eave[i] = max(m.eave_z for m in parts)
         out.ridge[i] = max(m.ridge_z for m in parts)
-        out.deviation[i] = _deviation(local[i], out.corners[i], task.specs[i].eave_height)
+    dressed = corners_many(meshes, np.array(owner, dtype=np.int64), n, task.options.skirt)
+    for i in sorted(set(owner)):
+        out.corners[i] = dressed[i]
+    done = np.array(sorted(set(owner)), dtype=np.int64)
+    out.deviation[done] = _deviations(local[done], [out.corners[i] for i in done], task, done)
+    for i, model in task.models.items():
+        _imported(out, i, model, task.options.skirt, task.specs[i].eave_height)
     return out
+
+
+def _deviations(
+    footprints: np.ndarray, cs: list[Corners], task: GroupTask, rows: np.ndarray
+) -> np.ndarray:
+    """:func:`_deviation` of many buildings at once."""
+    if not len(cs):
+        return np.zeros(0)
+    bounds = shapely.bounds(footprints)
+    starts = np.concatenate([[0], np.cumsum([len(c.local) for c in cs])[:-1]])
+    allp = np.concatenate([c.local for c in cs])
+    lo, hi = np.minimum.reduceat(allp, starts), np.maximum.reduceat(allp, starts)
+    eave = np.array([task.specs[i].eave_height for i in rows.tolist()])
+    margins = np.column_stack([bounds[:, :2] - lo[:, :2], hi[:, :2] - bounds[:, 2:]])
+    overhang = np.maximum(margins.max(axis=1), 0.0)
+    return np.maximum.reduce([hi[:, 2] - eave, overhang, np.abs(hi[:, 2] - eave)])
 
 
 def _build(bid: str, footprint: shapely.Geometry, spec: RoofSpec, out: Built) -> list | None:

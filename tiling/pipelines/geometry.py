@@ -15,6 +15,8 @@ Triangles are counter-clockwise seen from outside.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from tiling.gltf import FeatureMesh
@@ -33,11 +35,18 @@ def pipe_frames(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     A vertical pipe takes east as u.
     """
     d = _unit(b - a)
-    u = np.cross(d, _UP)
-    flat = np.linalg.norm(u, axis=1) < 1e-6
+    # d × up = (dy, -dx, 0), and d × u written out: np.cross costs more than the maths
+    u = np.column_stack([d[:, 1], -d[:, 0], np.zeros(len(d))])
+    flat = np.hypot(u[:, 0], u[:, 1]) < 1e-6
     u[flat] = [1.0, 0.0, 0.0]
     u = _unit(u)
-    v = np.cross(d, u)
+    v = np.column_stack(
+        [
+            d[:, 1] * u[:, 2] - d[:, 2] * u[:, 1],
+            d[:, 2] * u[:, 0] - d[:, 0] * u[:, 2],
+            d[:, 0] * u[:, 1] - d[:, 1] * u[:, 0],
+        ]
+    )
     return u, v, d
 
 
@@ -181,8 +190,9 @@ def _outward(mesh: FeatureMesh) -> FeatureMesh:
     return mesh
 
 
+@functools.lru_cache(maxsize=8)
 def _sphere_template(sides: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unit UV sphere: vertices (with the poles) and triangles."""
+    """Unit UV sphere: vertices (with the poles) and triangles (cached: read-only)."""
     stacks = max(3, sides // 2)
     phi = np.pi * np.arange(1, stacks) / stacks  # rings between the poles
     theta = 2.0 * np.pi * np.arange(sides) / sides
@@ -212,7 +222,9 @@ def _sphere_template(sides: int) -> tuple[np.ndarray, np.ndarray]:
     face = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
     flip = np.einsum("ij,ij->i", face, p.mean(axis=1)) < 0
     tri[flip] = tri[flip][:, [0, 2, 1]]
-    return verts, tri.ravel()
+    tri = tri.ravel()
+    verts.flags.writeable = tri.flags.writeable = False
+    return verts, tri
 
 
 def spheres(
@@ -254,14 +266,9 @@ def cylinders(
     cap_n = np.concatenate(
         [np.broadcast_to(-_UP, (n, sides, 3)), np.broadcast_to(_UP, (n, sides, 3))], axis=1
     )
-    k = np.arange(1, sides - 1)
-    fan_lo = np.stack([np.zeros_like(k), k + 1, k], axis=1).ravel()
-    fan_hi = np.stack([np.zeros_like(k), k, k + 1], axis=1).ravel() + sides
     per = 4 * sides
     base = (np.arange(n) * per)[:, None]
-    tri = _cylinder_winding(
-        sides, np.concatenate([_quad_strip(1, sides), 2 * sides + fan_lo, 2 * sides + fan_hi])
-    )
+    tri = _cylinder_triangles(sides)
     return FeatureMesh(
         positions=np.concatenate([wall, caps], axis=1).reshape(-1, 3),
         normals=np.concatenate([wall_n, cap_n], axis=1).reshape(-1, 3).astype(np.float32),
@@ -269,6 +276,19 @@ def cylinders(
         indices=(base + tri[None, :]).ravel(),
         colors=np.repeat(colors, per, axis=0),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _cylinder_triangles(sides: int) -> np.ndarray:
+    """Wall and cap triangles of a unit cylinder, wound outward (cached: read-only)."""
+    k = np.arange(1, sides - 1)
+    fan_lo = np.stack([np.zeros_like(k), k + 1, k], axis=1).ravel()
+    fan_hi = np.stack([np.zeros_like(k), k, k + 1], axis=1).ravel() + sides
+    tri = _cylinder_winding(
+        sides, np.concatenate([_quad_strip(1, sides), 2 * sides + fan_lo, 2 * sides + fan_hi])
+    )
+    tri.flags.writeable = False
+    return tri
 
 
 def _cylinder_winding(sides: int, tri: np.ndarray) -> np.ndarray:

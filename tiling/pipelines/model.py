@@ -131,16 +131,20 @@ def _rename_duplicates(ids: np.ndarray, issues: list[Issue]) -> np.ndarray:
     return ids
 
 
-def _lookup(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Row of each key in ``ids`` (unique), -1 where absent."""
+def _lookup(ids: np.ndarray, *keys: np.ndarray) -> list[np.ndarray]:
+    """Row of each key in ``ids`` (unique), -1 where absent; ``ids`` sorted once."""
     ids = ids.astype(str)
-    keys = keys.astype(str)
     order = np.argsort(ids)
-    pos = np.searchsorted(ids, keys, sorter=order)
-    pos = np.minimum(pos, len(ids) - 1)
-    rows = order[pos] if len(ids) else np.zeros(len(keys), dtype=np.int64)
-    found = len(ids) > 0
-    return np.where(found & (ids[rows] == keys) if found else False, rows, -1)
+    out = []
+    for k in keys:
+        k = k.astype(str)
+        if not len(ids):
+            out.append(np.full(len(k), -1, dtype=np.int64))
+            continue
+        pos = np.minimum(np.searchsorted(ids, k, sorter=order), len(ids) - 1)
+        rows = order[pos]
+        out.append(np.where(ids[rows] == k, rows, -1))
+    return out
 
 
 def _ends_depth(
@@ -203,13 +207,14 @@ def build_model(
     issues = list(survey.issues)
     seg, pts = survey.segments, survey.points
     keep_pts = _index_points(survey, issues)
+    if not len(keep_pts):
+        raise InputDataError("no pipe point has usable coordinates (see the skipped items)")
     seg_ids = _rename_duplicates(seg.ids, issues)
     seg.ids = seg_ids
-    si = keep_pts[np.maximum(_lookup(seg.start, pts.ids[keep_pts]), 0)]
-    ei = keep_pts[np.maximum(_lookup(seg.end, pts.ids[keep_pts]), 0)]
-    dangling = (_lookup(seg.start, pts.ids[keep_pts]) < 0) | (
-        _lookup(seg.end, pts.ids[keep_pts]) < 0
-    )
+    start_row, end_row = _lookup(pts.ids[keep_pts], seg.start, seg.end)
+    si = keep_pts[np.maximum(start_row, 0)]
+    ei = keep_pts[np.maximum(end_row, 0)]
+    dangling = (start_row < 0) | (end_row < 0)
     ok = ~dangling
     for i in np.flatnonzero(dangling).tolist():
         issues.append(

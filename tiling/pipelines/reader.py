@@ -41,6 +41,8 @@ from cim.pipelines import utilities_of, utility_of
 # the core's CSV parser and column conversion, for tables without geometry
 from cim.readers import (
     CSV_SUFFIXES,
+    WKT_NAMES,
+    XY_NAMES,
     FeatureTable,
     _arrow_columns,
     _parse_csv,
@@ -197,7 +199,15 @@ def _attributes_only(path: Path, layer: str | None, encoding: str | None) -> Fea
     if path.suffix.lower() in CSV_SUFFIXES:
         enc = check_text_encoding(path, encoding) if encoding else detect_text_encoding(path)
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        table, _bad = _parse_csv(path, enc, delimiter)
+        table, bad = _parse_csv(path, enc, delimiter)
+        for row in bad:
+            log.warning(
+                "%s: line %s skipped: %s cells, the header has %s",
+                path,
+                row.number,
+                row.actual_columns,
+                row.expected_columns,
+            )
     else:
         enc = encoding or (
             detect_shapefile_encoding(path) if path.suffix.lower() == ".shp" else None
@@ -226,6 +236,12 @@ def _csv_header(path: Path, encoding: str | None) -> list[str]:
     return [h.strip().strip('"') for h in text.rstrip("\r\n").split(delimiter)]
 
 
+def _csv_geometry(path: Path, encoding: str | None) -> bool:
+    """Whether a CSV file has a WKT column or a coordinate pair the core reader finds."""
+    names = {h.lower() for h in _csv_header(path, encoding)}
+    return any(n in names for n in WKT_NAMES) or any(x in names and y in names for x, y in XY_NAMES)
+
+
 def _read(path: Path, layer: str | None, cfg: PipelinesConfig, *, points: bool) -> FeatureTable:
     """A point or segment table; segment tables may have no geometry at all."""
     x = y = None
@@ -237,6 +253,9 @@ def _read(path: Path, layer: str | None, cfg: PipelinesConfig, *, points: bool) 
             y = next((lower[n] for n in _Y_NAMES if n in lower), None)
             if x is None or y is None:
                 x = y = None  # lon/lat or WKT columns: the core reader finds them
+    elif path.suffix.lower() in CSV_SUFFIXES and not _csv_geometry(path, cfg.encoding):
+        # a segment table linked by point ids: parse it once, not once to fail first
+        return _attributes_only(path, layer, cfg.encoding)
     try:
         return read_features(path, layer=layer, encoding=cfg.encoding, x=x, y=y)
     except InputDataError as exc:
@@ -327,7 +346,9 @@ def _points(
     geoms = table.geometry
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     pts = geoms.copy()
-    pts[~missing] = shapely.centroid(geoms[~missing])
+    # points are their own centroids; other shapes (a well drawn as a polygon) are not
+    shaped = ~missing & (shapely.get_type_id(geoms) != 0)
+    pts[shaped] = shapely.centroid(geoms[shaped])
     xs = np.full(n, np.nan)
     ys = np.full(n, np.nan)
     xs[~missing] = shapely.get_x(pts[~missing])

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -65,20 +70,29 @@ class PipelinesStage:
         return ["tiles/pipelines", NETWORK_FILE]
 
     def run(self, ctx: BuildContext) -> None:
-        """Read, place, tile and index the survey; report every repair and skip."""
+        """Read, place, tile and index the survey; report every repair and skip.
+
+        The network file is written on a thread while the tiles are encoded (in the
+        workers, or in between on this thread): its SQLite inserts overlap the tiles'
+        work instead of following it. ``counts.timings`` holds each step's wall and
+        CPU seconds (CPU: this process's; the workers' is not seen here).
+        """
         project = ctx.project
         cfg = self._config(project)
         report = ctx.stage_report(self.name)
+        timer = _Timer()
         tables = clearance_tables(cfg.clearance, cfg.vertical_clearance)
         terrain = project.section("terrain", TerrainConfig)
         ground_at = None
         if terrain:
             dem = DemMosaic(terrain.paths, crs=terrain.crs, default_crs=project.crs)
             ground_at = dem.sample
-        survey = read_survey(cfg, project.crs, ground_at)
+        with timer("read"):
+            survey = read_survey(cfg, project.crs, ground_at)
         report.read = survey.read_segments
         datum = Datum.from_config(project.datum)
-        model, issues = build_model(survey, cfg, datum)
+        with timer("model"):
+            model, issues = build_model(survey, cfg, datum)
         for item_id, reason, detail, repaired in issues:
             if reason == "crs-note":
                 report.warn(detail)
@@ -86,14 +100,6 @@ class PipelinesStage:
                 report.repair(item_id, reason, detail)
             else:
                 report.skip(item_id, reason, detail)
-        figures = write_tiles(
-            model,
-            cfg,
-            ctx.workdir / "tiles" / "pipelines",
-            jobs=ctx.jobs,
-            executor=getattr(ctx, "executor", None),
-            track=ctx.track,
-        )
         meta = {
             "origin": list(model.origin),
             "frame": [float(v) for v in model.frame.ravel()],
@@ -102,7 +108,21 @@ class PipelinesStage:
             "clearance": tables,
             "sources": [str(s) for s in cfg.sources],
         }
-        write_network(model, ctx.workdir / NETWORK_FILE, meta)
+        with ThreadPoolExecutor(1, thread_name_prefix="pipe-network") as side:
+            network = side.submit(
+                timer.wrap("network", write_network), model, ctx.workdir / NETWORK_FILE, meta
+            )
+            with timer("tiles"):
+                figures = write_tiles(
+                    model,
+                    cfg,
+                    ctx.workdir / "tiles" / "pipelines",
+                    jobs=ctx.jobs,
+                    executor=getattr(ctx, "executor", None),
+                    track=ctx.track,
+                )
+            network.result()
+        report.counts["timings"] = timer.figures()
         report.written = len(model.ids)
         utilities = {
             k: int((model.utility == k).sum()) for k in UTILITIES if (model.utility == k).any()
@@ -134,3 +154,39 @@ class PipelinesStage:
         ctx.manifest.setdefault(
             "extent", [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())]
         )
+
+
+class _Timer:
+    """Wall and CPU seconds of the stage's steps (thread-safe: one step runs aside)."""
+
+    def __init__(self) -> None:
+        self._steps: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            figures = {
+                "wall": round(time.perf_counter() - wall, 3),
+                "cpu": round(time.thread_time() - cpu, 3),
+            }
+            with self._lock:
+                self._steps[step] = figures
+            log.debug("pipelines %s: %.2f s wall, %.2f s CPU", step, *figures.values())
+
+    def wrap(self, step: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` timed as ``step`` (for a call on another thread)."""
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self(step):
+                return fn(*args, **kwargs)
+
+        return timed
+
+    def figures(self) -> dict[str, dict[str, float]]:
+        """``{step: {"wall": s, "cpu": s}}`` in the order the steps ended."""
+        with self._lock:
+            return dict(self._steps)

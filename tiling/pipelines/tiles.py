@@ -25,53 +25,13 @@ import numpy as np
 from cim.config import PipelinesConfig
 from cim.errors import DatasetIOError
 from cim.pipelines import NETWORK_VERSION, UTILITIES
-from tiling.gltf import PropertySpec, write_glb
-from tiling.pipelines import geometry as geo
+from tiling.pipelines.encode import NO_DATA, encode_tile
 from tiling.pipelines.model import PipeModel
 from tiling.pool import run_tasks
 from tiling.tileset import Box, Tile, Tileset
 
 log = logging.getLogger(__name__)
 
-NO_DATA = -9999.0
-#: the class of every pipe, joint and well feature
-PIPE_PROPERTIES = [
-    PropertySpec("id", "STRING", description="segment or point id"),
-    PropertySpec("kind", "STRING", description="pipe, joint, valve or well"),
-    PropertySpec("utility", "STRING", description="water, drainage, gas, heat, power, telecom..."),
-    PropertySpec("utility_name", "STRING", description="给水, 排水, 燃气..."),
-    PropertySpec("start", "STRING", description="start point id"),
-    PropertySpec("end", "STRING", description="end point id"),
-    PropertySpec("size", "STRING", description="diameter or B×H section as surveyed"),
-    PropertySpec("width", "SCALAR", "FLOAT32", NO_DATA, "outer width (diameter), mm"),
-    PropertySpec("height", "SCALAR", "FLOAT32", NO_DATA, "outer height (diameter), mm"),
-    PropertySpec("start_depth", "SCALAR", "FLOAT32", NO_DATA, "burial depth at the start, m"),
-    PropertySpec("end_depth", "SCALAR", "FLOAT32", NO_DATA, "burial depth at the end, m"),
-    PropertySpec(
-        "start_axis",
-        "SCALAR",
-        "FLOAT32",
-        NO_DATA,
-        "axis elevation at the start (surveyed datum), m",
-    ),
-    PropertySpec(
-        "end_axis", "SCALAR", "FLOAT32", NO_DATA, "axis elevation at the end (surveyed datum), m"
-    ),
-    PropertySpec("length", "SCALAR", "FLOAT32", NO_DATA, "3D length, m"),
-    PropertySpec(
-        "ground", "SCALAR", "FLOAT32", NO_DATA, "ground elevation at a point (surveyed datum), m"
-    ),
-    PropertySpec("depth", "SCALAR", "FLOAT32", NO_DATA, "depth at a point, m"),
-    PropertySpec("feature", "STRING", description="point feature (阀门, 检查井...)"),
-    PropertySpec("material", "STRING"),
-    PropertySpec("laying", "STRING"),
-    PropertySpec("pressure", "STRING"),
-    PropertySpec("voltage", "STRING"),
-    PropertySpec("holes", "STRING"),
-    PropertySpec("cables", "STRING"),
-    PropertySpec("owner", "STRING"),
-    PropertySpec("road", "STRING"),
-]
 #: inner tiles load within about this distance of the camera (CesiumJS, SSE 16)
 LOAD_DISTANCE_M = 1500.0
 _SSE_FACTOR = 43.0  # distance / geometric error at which CesiumJS refines (SSE 16, 60°, 800 px)
@@ -89,14 +49,12 @@ _KEYS = list(_COLOURS)
 _TABLE = np.array([_COLOURS[k] for k in _KEYS], dtype=np.uint8)
 
 
-def colours(utility: np.ndarray, shade: float = 1.0) -> np.ndarray:
-    """RGBA per feature from its utility (national colour convention), optionally darker."""
+def colours(utility: np.ndarray) -> np.ndarray:
+    """RGBA per feature from its utility (national colour convention; unknown: other)."""
     uniq, inverse = np.unique(np.asarray(utility).astype(str), return_inverse=True)
     other = _KEYS.index("other")
     rows = np.array([_KEYS.index(u) if u in _COLOURS else other for u in uniq], dtype=np.int64)
     out = _TABLE[rows[inverse.ravel()]] if len(utility) else np.zeros((0, 4), np.uint8)
-    if shade != 1.0:
-        out[:, :3] = np.clip(out[:, :3].astype(np.float64) * shade, 0, 255).astype(np.uint8)
     return out
 
 
@@ -307,7 +265,7 @@ def tile_task(
         "rect": model.rectangular[seg],
         "mitre_a": j["mitre_a"][seg],
         "mitre_b": j["mitre_b"][seg],
-        "seg_utility": model.utility[seg],
+        "seg_colour": j["seg_colour"][seg],
         "ball": j["ball"][pt],
         "well": j["well"][pt],
         "centre": j["centre"][pt],
@@ -315,7 +273,7 @@ def tile_task(
         "well_bottom": j["well_bottom"][pt],
         "well_top": j["well_top"][pt],
         "well_radius": j["well_radius"][pt],
-        "pt_utility": model.pt_utility[pt],
+        "pt_colour": j["pt_colour"][pt],
         "valve": model.pt_valve[pt],
         "table": _table(model, seg, pt),
     }
@@ -360,70 +318,6 @@ def _table(model: PipeModel, seg: np.ndarray, pt: np.ndarray) -> dict[str, np.nd
     }
 
 
-def encode_tile(task: dict[str, Any]) -> dict[str, Any]:
-    """Build, encode and write one tile's glb; return its size and content box."""
-    ns = len(task["a"])
-    fid_seg = np.arange(ns)
-    fid_pt = ns + np.arange(len(task["ball"]))
-    round_ = ~task["rect"]
-    parts = [
-        geo.tubes(
-            task["a"][round_],
-            task["b"][round_],
-            task["width"][round_] / 2.0,
-            fid_seg[round_],
-            colours(task["seg_utility"][round_]),
-            task["sides"],
-            task["mitre_a"][round_],
-            task["mitre_b"][round_],
-        ),
-        geo.boxes(
-            task["a"][~round_],
-            task["b"][~round_],
-            task["width"][~round_],
-            task["height"][~round_],
-            fid_seg[~round_],
-            colours(task["seg_utility"][~round_]),
-        ),
-    ]
-    ball = task["ball"]
-    if ball.any():
-        col = colours(task["pt_utility"][ball])
-        col[task["valve"][ball]] = colours(task["pt_utility"][ball & task["valve"]], 0.55)
-        parts.append(geo.spheres(task["centre"][ball], task["radius"][ball], fid_pt[ball], col, 8))
-    well = task["well"]
-    if well.any():
-        bottom = task["centre"][well].copy()
-        bottom[:, 2] = task["well_bottom"][well]
-        parts.append(
-            geo.cylinders(
-                bottom,
-                task["well_top"][well],
-                task["well_radius"][well],
-                fid_pt[well],
-                colours(task["pt_utility"][well], 0.7),
-                12,
-            )
-        )
-    mesh = geo.merge(parts)
-    props = PIPE_PROPERTIES
-    data = write_glb(mesh, props, task["table"], class_name="pipe", compression=task["compression"])
-    path = Path(task["path"])
-    path.write_bytes(data)
-    pos = mesh.positions
-    lo = np.array([pos[:, k].min() for k in range(3)])
-    hi = np.array([pos[:, k].max() for k in range(3)])
-    pad = float((hi - lo).max()) / 65535.0 + 0.01
-    return {
-        "key": task["key"],
-        "bytes": len(data),
-        "triangles": len(mesh.indices) // 3,
-        "lo": lo - pad,
-        "hi": hi + pad,
-        "features": len(next(iter(task["table"].values()))),
-    }
-
-
 def write_tiles(
     model: PipeModel,
     cfg: PipelinesConfig,
@@ -437,6 +331,9 @@ def write_tiles(
     out.mkdir(parents=True, exist_ok=True)
     (out / "content").mkdir(exist_ok=True)
     j = joints(model, cfg)
+    # colours once for the whole network: tasks carry RGBA, not utility names
+    j["seg_colour"] = colours(model.utility)
+    j["pt_colour"] = colours(model.pt_utility)  # "" (no utility): other
     feats = features(model, j)
     root = plan(feats, cfg.max_features_per_tile, cfg.max_tile_size)
     leaves = list(_leaves(root))

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from cim.config import CityProject, TerrainConfig
-from cim.raster import check_rasters_overlap
 from cim.stages import BuildContext
-from tiling.terrain.build import build_terrain
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +45,10 @@ class TerrainStage:
 
     def run(self, ctx: BuildContext) -> None:
         """Build the terrain pyramid into ``ctx.workdir / "terrain"``."""
+        # imported here, not at discovery: a build imports only the stages it runs
+        from cim.raster import check_rasters_overlap
+        from tiling.terrain.build import build_terrain
+
         cfg = ctx.project.section("terrain", TerrainConfig)
         if cfg is None:
             return

@@ -99,14 +99,17 @@ def test_write_after_a_concurrent_change_writes_nothing(
 ) -> None:
     """Another transition lands between this one's read and its write: on PostgreSQL
     the write finds another version and changes nothing (409); on SQLite the other one
-    waits for the write lock, then is refused by the lifecycle, as the case moved on."""
+    waits for the write lock, then is refused by the lifecycle, as the case moved on.
+    The other comes from another server process (its own EventStore: in one, it would
+    queue behind this one's group commit)."""
     eid = _new(events)
+    rival = EventStore(events.store, events.config, migrate=False)
     real = events_store.apply_action
     errors: list[Exception] = []
 
     def racing(*args: Any, **kw: Any) -> Any:
         monkeypatch.setattr(events_store, "apply_action", real)  # once
-        other = threading.Thread(target=lambda: _try(events, eid, errors))
+        other = threading.Thread(target=lambda: _try(rival, eid, errors))
         other.start()
         other.join(1.0 if events.store.dialect == "sqlite" else 30)
         racing.other = other  # type: ignore[attr-defined]

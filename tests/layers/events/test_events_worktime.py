@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 
 import pytest
 
@@ -143,3 +144,19 @@ def test_clock_extension() -> None:
     assert clock.deadline(S) == t(2026, 11, 26, 14, 0)
     with pytest.raises(ValueError, match="positive"):
         clock.extend(dt.timedelta(0))
+
+
+def test_elapsed_equals_the_walk_over_working_periods() -> None:
+    """``elapsed`` (working days counted per year) equals summing the working periods
+    one by one, across National Day, Spring Festival, a new year and make-up days."""
+    rng = random.Random(11)
+    base = dt.datetime(2025, 12, 1, tzinfo=CST)
+    for _ in range(300):
+        a = base + dt.timedelta(minutes=rng.randrange(0, 400 * 24 * 60))
+        b = a + dt.timedelta(minutes=rng.randrange(0, 40 * 24 * 60))
+        walked = dt.timedelta(0)
+        for x, y in S.segments(a):
+            if x >= b:
+                break
+            walked += min(y, b) - x
+        assert S.elapsed(a, b) == walked and S.elapsed(b, a) == -walked, (a, b)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import shapely
@@ -184,14 +185,23 @@ def prism_sides(poly: shapely.Polygon, z0: float, z1: float, code: int) -> list[
         if (k == 0) != ring.is_ccw:  # walls face out of the exterior and into courtyards
             xy = xy[::-1]
         n = len(xy)
-        pos = np.concatenate(
-            [np.column_stack([xy, np.full(n, z0)]), np.column_stack([xy, np.full(n, z1)])]
-        )
-        i = np.arange(n)
-        j = (i + 1) % n
-        tris = np.concatenate([np.column_stack([i, j, n + j]), np.column_stack([i, n + j, n + i])])
-        parts.append((pos, tris, code))
+        pos = np.empty((2 * n, 3))
+        pos[:n, :2] = xy
+        pos[n:, :2] = xy
+        pos[:n, 2] = z0
+        pos[n:, 2] = z1
+        parts.append((pos, _wall_triangles(n), code))
     return parts
+
+
+@lru_cache(maxsize=256)
+def _wall_triangles(n: int) -> np.ndarray:
+    """Two outward triangles per edge between a ring of n points and its copy above."""
+    i = np.arange(n)
+    j = (i + 1) % n
+    tris = np.concatenate([np.column_stack([i, j, n + j]), np.column_stack([i, n + j, n + i])])
+    tris.flags.writeable = False
+    return tris
 
 
 def cap(poly: shapely.Polygon, z: float, down: bool, code: int) -> tuple:

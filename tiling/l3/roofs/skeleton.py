@@ -8,17 +8,21 @@ gable. Heights are then mapped through the form's profile (pitch, 举架, mansar
 
 from __future__ import annotations
 
+import itertools
 import logging
 from functools import lru_cache
 
 import mapbox_earcut as earcut
 import numpy as np
 import shapely
-from scipy.spatial import cKDTree
 
 from .mesh import cross
 
 log = logging.getLogger(__name__)
+
+
+#: faces of up to this many corners are tried as fans (larger ones go to earcut)
+FAN_MAX = 12
 
 
 class SkeletonError(RuntimeError):
@@ -65,27 +69,64 @@ def _cgal(outer: np.ndarray, holes: list[np.ndarray], angles: list[np.ndarray], 
 
 
 def _triangulate_faces(v: np.ndarray, faces: list[list[int]]) -> np.ndarray:
-    """Triangles of CGAL's planar polygon faces, bottom faces (all z = 0) left out."""
-    out = []
-    zs = np.abs(v[:, 2]).tolist()  # plain floats: faces have a handful of vertices
-    for f in faces:
-        if max(zs[i] for i in f) < 1e-9:
-            continue
-        if len(f) == 3:
-            out.append(np.array([f], dtype=np.int64))
-            continue
-        idx = np.asarray(f)
-        p = v[idx]
-        nrm = cross(p, p[_next(len(p))]).sum(axis=0)  # Newell normal
-        keep = [a for a in range(3) if a != int(np.argmax(np.abs(nrm)))]
-        tri = earcut.triangulate_float64(p[:, keep], np.array([len(p)], dtype=np.uint32))
-        t = idx[np.asarray(tri).reshape(-1, 3)]
-        # earcut does not keep the winding: turn every triangle to the face's normal
-        a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
-        flip = cross(b - a, c - a) @ nrm < 0
-        t[flip] = t[flip][:, ::-1]
-        out.append(t)
-    return np.concatenate(out) if out else np.zeros((0, 3), dtype=np.int64)
+    """Triangles of CGAL's planar polygon faces, bottom faces (all z = 0) left out.
+
+    Triangles, and faces a fan from their first corner splits (most faces), are done
+    for all faces of a size at once; the other faces go through earcut one by one.
+    """
+    if not faces:
+        return np.zeros((0, 3), dtype=np.int64)
+    sizes = np.fromiter(map(len, faces), dtype=np.int64, count=len(faces))
+    flat = np.fromiter(itertools.chain.from_iterable(faces), dtype=np.int64, count=sizes.sum())
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    up = np.maximum.reduceat(np.abs(v[flat, 2]), starts) >= 1e-9
+    out = [flat[starts[up & (sizes == 3), None] + np.arange(3)]]
+    rest = up & (sizes > 3)
+    for k in np.unique(sizes[rest]).tolist():
+        if k > FAN_MAX:
+            break
+        rows = np.flatnonzero(rest & (sizes == k))
+        f = flat[starts[rows, None] + np.arange(k)]  # (faces, k)
+        e = v[f[:, 1:]] - v[f[:, :1]]
+        a, b = e[:, :-1], e[:, 1:]
+        # a fan from the first corner: valid when every fan triangle turns the face's way
+        # (the face is star-shaped from that corner), so no triangle is a sliver either
+        fan = np.stack(
+            [
+                a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+                a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+                a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+            ],
+            axis=-1,
+        )  # (faces, k - 2, 3)
+        newell = fan.sum(axis=1)
+        ok = ((fan * newell[:, None, :]).sum(axis=2) > 1e-12).all(axis=1)
+        out.append(f[ok][:, _fan(k)].reshape(-1, 3))
+        rest[rows[ok]] = False
+    for k in np.flatnonzero(rest).tolist():
+        out.append(_earcut_face(v, np.asarray(faces[k])))
+    return np.concatenate(out)
+
+
+def _earcut_face(v: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """One planar face through earcut, turned to the face's (Newell) normal."""
+    p = v[idx]
+    nrm = cross(p, p[_next(len(p))]).sum(axis=0)  # Newell normal
+    keep = [a for a in range(3) if a != int(np.argmax(np.abs(nrm)))]
+    tri = earcut.triangulate_float64(p[:, keep], np.array([len(p)], dtype=np.uint32))
+    t = idx[np.asarray(tri).reshape(-1, 3)]
+    # earcut does not keep the winding: turn every triangle to the face's normal
+    a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
+    flip = cross(b - a, c - a) @ nrm < 0
+    t[flip] = t[flip][:, ::-1]
+    return t
+
+
+@lru_cache(maxsize=64)
+def _fan(k: int) -> np.ndarray:
+    """The fan of a face of k corners from its first: (k - 2, 3) corner numbers."""
+    j = np.arange(1, k - 1)
+    return np.stack([np.zeros_like(j), j, j + 1], axis=1)
 
 
 @lru_cache(maxsize=64)
@@ -137,7 +178,7 @@ def _collapse(v: np.ndarray, tris: np.ndarray, tol: float = 1e-3) -> tuple[np.nd
     Nearly simultaneous events (the junction of a T, a cross) leave nodes a fraction of
     a millimetre apart and needle triangles between them.
     """
-    pairs = cKDTree(v).query_pairs(tol, output_type="ndarray")
+    pairs = close_pairs(v, tol)
     if len(pairs) == 0:
         return v, tris
     label = _components(len(v), pairs)
@@ -147,6 +188,29 @@ def _collapse(v: np.ndarray, tris: np.ndarray, tol: float = 1e-3) -> tuple[np.nd
     t = order[at][label][tris]
     keep = (t[:, 0] != t[:, 1]) & (t[:, 1] != t[:, 2]) & (t[:, 0] != t[:, 2])
     return v, t[keep]
+
+
+def close_pairs(v: np.ndarray, tol: float) -> np.ndarray:
+    """(k, 2) index pairs i < j of points at most ``tol`` apart (``cKDTree.query_pairs``).
+
+    A sweep along x: each point is compared with the next ones within ``tol`` in x only.
+    A skeleton has a few hundred nodes, where building a k-d tree (and importing scipy
+    in every worker) costs more than the search.
+    """
+    order = np.argsort(v[:, 0], kind="stable")
+    xs = v[order, 0]
+    hi = np.searchsorted(xs, xs + tol, side="right")
+    span = hi - np.arange(len(v)) - 1
+    if span.sum() > 5_000_000:  # a pathological column of nodes: let a k-d tree do it
+        from scipy.spatial import cKDTree
+
+        return cKDTree(v).query_pairs(tol, output_type="ndarray")
+    a = np.repeat(np.arange(len(v)), span)
+    b = a + 1 + (np.arange(len(a)) - np.repeat(np.cumsum(span) - span, span))
+    d = v[order[a]] - v[order[b]]
+    near = (d * d).sum(axis=1) <= tol * tol
+    i, j = order[a[near]], order[b[near]]
+    return np.column_stack([np.minimum(i, j), np.maximum(i, j)]).astype(np.int64)
 
 
 def _components(n: int, pairs: np.ndarray) -> np.ndarray:

@@ -1,10 +1,12 @@
 // @ts-check
 // 通视 / 视域: line of sight between two picks, and a viewshed from a point.
 //
-// Line of sight: a ray from the observer (eye height above the first pick) to the
-// second pick is cast against the terrain and the building tiles loaded (CPU picking:
-// globe.pick, Cesium3DTileset.pick); the part up to the first surface it meets is
-// green, the rest red.
+// Line of sight: the segment from the observer (eye height above the first pick) to the
+// second pick is cast against the terrain and the building tiles loaded, on the CPU
+// (raycast.js): the terrain by its clearance sampled coarse to fine (globe.getHeight),
+// the buildings against their triangles, read back once per tile and kept; the part up
+// to the first surface it meets is green, the rest red. The picks themselves are CPU
+// ray casts too (camera ray → terrain and buildings): no GPU pick pass on a click.
 //
 // Viewshed: a depth render from the observer on the GPU (viewshed.js: a point-light
 // shadow map, six 90° frusta, compared with the scene's depth in a post-process
@@ -16,6 +18,7 @@ import { t } from '../i18n.js';
 import { el } from '../util.js';
 import { sightSegments, viewshedGrid } from './geo.js';
 import { Viewshed } from './viewshed.js';
+import { BuildingRaycaster, firstCrossing } from './raycast.js';
 import { Sketch, cart, formatLength, pickPoint, raise, row, select, slider, toolPanel, vec } from './common.js';
 
 const GREEN = '#2ecc71';
@@ -55,6 +58,8 @@ export function create(ctx) {
     completeMs: /** @type {number | null} */ (null),
     /** @type {{by: string, distance: number, length: number} | null} the last ray's first hit */
     hit: null,
+    /** @type {{observer: number[], target: number[]} | null} the last sight line (ECEF) */
+    line: null,
     text: '',
   };
   const green = () => Cesium.Color.fromCssColorString(GREEN);
@@ -63,32 +68,74 @@ export function create(ctx) {
   /** The building tilesets shown (their loaded tiles are what a ray can meet). */
   const tilesets = () => [...tree.layers.values()].filter((l) => l.kind === 'buildings' && l.object?.show).map((l) => l.object);
 
+  const raycaster = new BuildingRaycaster();
+
   /**
-   * The first surface a ray from a towards b meets, or null: the nearest of the terrain
-   * (globe.pick) and the building tiles (Cesium3DTileset.pick), both on the CPU against
-   * the tiles loaded now (a GPU pick pass, scene.pickFromRay, costs ~135 ms a ray under
-   * software WebGL; these cost ~25 ms).
+   * The sight line's height above the terrain loaded at t along a→b (undefined where
+   * no terrain tile is loaded).
+   * @param {any} a @param {any} b
+   */
+  const clearance = (a, b) => {
+    const p = new Cesium.Cartesian3();
+    const carto = new Cesium.Cartographic();
+    return (/** @type {number} */ t) => {
+      Cesium.Cartesian3.lerp(a, b, t, p);
+      if (!Cesium.Cartographic.fromCartesian(p, Cesium.Ellipsoid.WGS84, carto)) return undefined;
+      const ground = viewer.scene.globe.getHeight(carto);
+      return ground === undefined ? undefined : carto.height - ground;
+    };
+  };
+
+  /**
+   * The first surface the segment a→b meets, or null: the nearer of the terrain (its
+   * clearance sampled coarse to fine) and the building tiles drawn (their triangles),
+   * both on the CPU against the tiles loaded now.
    * @param {any} a
    * @param {any} b
    */
   const firstHit = (a, b) => {
-    const dir = Cesium.Cartesian3.normalize(Cesium.Cartesian3.subtract(b, a, new Cesium.Cartesian3()), new Cesium.Cartesian3());
-    const ray = new Cesium.Ray(a, dir);
-    const scene = viewer.scene;
-    const hits = [
-      { by: 'terrain', at: scene.globe.pick(ray, scene) },
-      ...tilesets().map((ts) => ({ by: 'buildings', at: ts.pick(ray, scene.frameState) })),
-    ].filter((h) => h.at);
-    /** @type {{by: string, at: any} | null} */
-    let best = null;
-    let bestD = Infinity;
-    for (const h of hits) {
-      const d = Cesium.Cartesian3.distance(a, h.at);
-      if (d < bestD) [best, bestD] = [h, d];
-    }
-    state.hit = best ? { by: best.by, distance: bestD, length: Cesium.Cartesian3.distance(a, b) } : null;
-    return best?.at ?? null;
+    const length = Cesium.Cartesian3.distance(a, b);
+    const ground = firstCrossing(clearance(a, b), length);
+    const building = raycaster.firstHit(tilesets(), a, b, viewer.scene.frameState);
+    /** @type {{by: string, t: number} | null} */
+    let best = ground.t === null ? null : { by: 'terrain', t: ground.t };
+    if (building && (!best || building.t < best.t)) best = { by: 'buildings', t: building.t };
+    state.hit = best ? { by: best.by, distance: best.t * length, length } : null;
+    return best ? Cesium.Cartesian3.lerp(a, b, best.t, new Cesium.Cartesian3()) : null;
   };
+
+  /**
+   * The surface under a canvas position: the camera's ray cast on the CPU against the
+   * terrain (globe.pick) and the building tiles drawn; the GPU pick (pickPosition) only
+   * when neither is met.
+   * @param {any} position a Cesium.Cartesian2 (CSS pixels)
+   */
+  const surfaceAt = (position) => {
+    const scene = viewer.scene;
+    const ray = viewer.camera.getPickRay(position);
+    if (!ray) return pickPoint(viewer, position);
+    const ground = scene.globe.pick(ray, scene);
+    const far = ground ?? Cesium.Ray.getPoint(ray, 50000);
+    const hit = raycaster.firstHit(tilesets(), ray.origin, far, scene.frameState);
+    return hit?.point ?? ground ?? pickPoint(viewer, position);
+  };
+
+  /** Read the drawn building tiles' triangles now, not on the next click. */
+  const warm = () => {
+    if (!sketch) return;
+    raycaster.warm(tilesets());
+    // and compile the ray casts' code (the first call of a function is interpreted), and
+    // have CesiumJS build the pick structures of the terrain tiles on screen (each
+    // tile's first pick tests all its triangles): rays over a grid of the canvas
+    const canvas = viewer.scene.canvas;
+    const [w, h] = [canvas.clientWidth, canvas.clientHeight];
+    for (let i = 1; i < 6; i++) for (let j = 1; j < 5; j++) surfaceAt(new Cesium.Cartesian2((i * w) / 6, (j * h) / 5));
+    const centre = surfaceAt(new Cesium.Cartesian2(w / 2, h / 2));
+    const eye = viewer.camera.positionWC;
+    if (centre) firstCrossing(clearance(eye, centre), Cesium.Cartesian3.distance(eye, centre));
+  };
+  /** @type {(() => void)[]} */
+  let unwarm = [];
 
   /**
    * How far short of the target a hit may be and still count as the target: the
@@ -121,6 +168,7 @@ export function create(ctx) {
   const lineOfSight = (picked) => {
     const target = raise(onSurface(picked), TARGET_RAISE);
     const hit = firstHit(observer, target);
+    state.line = { observer: vec(observer), target: vec(target) };
     const seg = sightSegments(vec(observer), vec(target), hit ? vec(hit) : null, tolerance(observer, target));
     state.visible = seg.visible;
     state.clear = Cesium.Cartesian3.distance(cart(seg.clear[0]), cart(seg.clear[1]));
@@ -230,7 +278,7 @@ export function create(ctx) {
   };
 
   const onClick = (/** @type {any} */ e) => {
-    const picked = pickPoint(viewer, e.position);
+    const picked = surfaceAt(e.position);
     if (!picked || !sketch) return;
     const p = onSurface(picked);
     if (state.mode === 'viewshed') {
@@ -286,18 +334,19 @@ export function create(ctx) {
     capturesClicks: true,
     activate() {
       sketch = new Sketch(viewer);
-      // the first CPU pick of a tile reads its vertices back from the GPU (~200 ms):
-      // do it now, after the panel has been drawn, not on the first click
-      setTimeout(() => {
-        const cam = viewer.camera;
-        if (sketch) firstHit(cam.positionWC, Cesium.Cartesian3.add(cam.positionWC, cam.directionWC, new Cesium.Cartesian3()));
-      }, 50);
+      // the first CPU ray cast on a tile reads its triangles back from the GPU (a few ms
+      // a tile): do it now, after the panel has been drawn, and again when new tiles
+      // have loaded, not on a click
+      setTimeout(warm, 50);
+      unwarm = tilesets().map((ts) => ts.allTilesLoaded.addEventListener(() => setTimeout(warm, 0)));
       handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
       handler.setInputAction(registry.timed('sight', 'click', onClick), Cesium.ScreenSpaceEventType.LEFT_CLICK);
       prewarm();
     },
     deactivate() {
       run += 1;
+      for (const off of unwarm) off();
+      unwarm = [];
       shedGround = null;
       dropViewshed();
       handler?.destroy();
