@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,15 @@ from cim.errors import CimError, ConfigError
 from cim.executor import Executor, make_executor
 from cim.manifest import FILENAME as MANIFEST
 from cim.manifest import GENERATOR, Layer, Manifest, StageInfo, input_name, read_manifest
-from cim.output import check_output, discard, output_lock, recover, swap, temp_folder
+from cim.output import (
+    check_output,
+    discard,
+    output_lock,
+    recover,
+    remove_in_background,
+    swap,
+    temp_folder,
+)
 from cim.report import BuildReport
 from cim.stages import BuildContext, Stage, discover_stages
 
@@ -128,9 +137,22 @@ def build_project(
     check_output(project.output, project.path, _all_inputs(project, stages))
     with output_lock(project.output, wait=wait):
         recovered = recover(project.output)
-        result = _build_locked(
-            project, stages, force=force, jobs=jobs, progress=progress, scheduler=scheduler
-        )
+        finish: list[Callable[[], None]] = []
+        try:
+            result = _build_locked(
+                project,
+                stages,
+                force=force,
+                jobs=jobs,
+                progress=progress,
+                scheduler=scheduler,
+                finish=finish,
+            )
+        finally:
+            # the build's memory is freed by now (its context went with _build_locked)
+            # while the previous output was being removed; the lock waits for the removal
+            for join in finish:
+                join()
     result.recovered = recovered
     result.seconds = time.perf_counter() - started
     if not result.up_to_date:
@@ -146,8 +168,14 @@ def _build_locked(
     jobs: int,
     progress: bool,
     scheduler: str | None = None,
+    finish: list[Callable[[], None]] | None = None,
 ) -> BuildResult:
-    """The build proper, run while holding the output folder's lock."""
+    """The build proper, run while holding the output folder's lock.
+
+    What must end before the lock is released (removing the previous output, started
+    on a thread after the swap) is appended to ``finish`` for the caller to call; with
+    ``finish=None`` it ends here.
+    """
     fingerprints = _fingerprints(project, stages)
     previous = read_manifest(project.output)
     reusable = set() if force else _reusable(stages, fingerprints, previous, project.output)
@@ -188,13 +216,18 @@ def _build_locked(
         manifest = _manifest(project, ctx, stages, fingerprints, result, previous)
         (workdir / MANIFEST).write_text(manifest.dumps(), encoding="utf-8")
         _write_json(workdir / REPORT, report.to_json())
-        swap(workdir, project.output)
+        previous_output = swap(workdir, project.output, remove=False)
     except BaseException:
         # the last good output stays in place; only this build's folder goes
         ctx.executor.abort()
         ctx.wait_background(raise_errors=False)
         discard(workdir)
         raise
+    removing = remove_in_background(previous_output)
+    if finish is None:
+        removing()
+    else:
+        finish.append(removing)
     ctx.executor.close()
     result.manifest = manifest.to_json()
     result.warnings = {n: list(r.warnings) for n, r in report.stages.items() if r.warnings}

@@ -25,7 +25,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -252,23 +253,72 @@ def readable_output(output: Path) -> Path:
     return ours[0] if ours else output
 
 
-def swap(work: Path, output: Path) -> None:
+def swap(work: Path, output: Path, *, remove: bool = True) -> Path | None:
     """Put the finished build ``work`` in place of ``output``.
 
     On Linux both names are exchanged in one atomic ``renameat2(RENAME_EXCHANGE)``, so
     the output folder never disappears, not even for a moment; elsewhere the old output
     is renamed to ``.<name>.old-<pid>`` and the new one renamed in (a crash between the
     two is repaired by :func:`recover`). The previous output is removed last.
+
+    Parameters
+    ----------
+    work, output : Path
+    remove : bool
+        Remove the previous output here (True), or leave it to the caller, who may
+        remove it while doing other work (:func:`remove_in_background`).
+
+    Returns
+    -------
+    Path or None
+        With ``remove=False``, the folder now holding the previous output: a leftover
+        of this build (``.tmp-<pid>`` or ``.old-<pid>``) that :func:`recover` removes
+        should this process die first. None when there was none, or it was removed.
     """
     if output.exists() and _exchange(work, output):
-        _remove_ours(work)  # now holds the previous output
-        return
-    old = output.parent / f".{output.name}.old-{os.getpid()}"
-    if output.exists():
-        output.rename(old)
-    work.rename(output)
-    if old.exists():
-        _remove_ours(old)
+        previous: Path | None = work  # now holds the previous output
+    else:
+        previous = output.parent / f".{output.name}.old-{os.getpid()}"
+        if output.exists():
+            output.rename(previous)
+        else:
+            previous = None
+        work.rename(output)
+    if previous is not None and remove:
+        _remove_ours(previous)
+        return None
+    return previous
+
+
+def remove_in_background(folder: Path | None) -> Callable[[], None]:
+    """Start removing a previous output (from :func:`swap`) on a thread; return a join.
+
+    Removing a large tileset is mostly the kernel freeing its blocks: on a thread it
+    overlaps what the build does after the swap (closing the worker pool, freeing its
+    memory) instead of following it. Call the returned function before the output
+    lock is released; it re-raises the removal's error. Should the process die first,
+    the folder is a leftover the next build removes (:func:`recover`): the marker
+    files go last, so a half-removed folder is still recognisably cim's.
+    """
+    if folder is None:
+        return lambda: None
+    errors: list[BaseException] = []
+
+    def remove() -> None:
+        try:
+            _remove_ours(folder)
+        except BaseException as exc:  # re-raised by join(), in the build's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=remove, name="cim-remove-previous")
+    thread.start()
+
+    def join() -> None:
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    return join
 
 
 def discard(folder: Path) -> None:
@@ -287,7 +337,20 @@ def _remove_ours(folder: Path) -> None:
     """Remove a folder the toolkit wrote (its marker or manifest checked once more)."""
     if any(folder.iterdir()) and not written_by_cim(folder):
         raise CimError("refusing to remove a folder cim did not write", path=folder)
-    shutil.rmtree(folder)
+    # the files that prove the folder is cim's go last: a removal cut short leaves a
+    # folder that recover() still recognises and removes, instead of one it must keep
+    proofs = (MARKER, MANIFEST)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name in proofs:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+    for name in proofs:
+        (folder / name).unlink(missing_ok=True)
+    folder.rmdir()
 
 
 _RENAME_EXCHANGE = 2

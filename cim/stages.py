@@ -26,8 +26,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from tqdm import tqdm
-
 from cim.config import CityProject
 from cim.executor import Executor, InProcessExecutor
 from cim.manifest import Layer
@@ -107,13 +105,16 @@ class BuildContext:
         self, iterable: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it"
     ) -> Iterator[T]:
         """Wrap a long loop with a progress bar (on stderr, off when not wanted)."""
+        if not self.progress:
+            return iter(iterable)  # no bar: tqdm is not even imported
+        from tqdm import tqdm
+
         return iter(
             tqdm(
                 iterable,
                 total=total,
                 desc=desc,
                 unit=unit,
-                disable=not self.progress,
                 leave=False,
                 dynamic_ncols=True,
             )

@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import logging
 import math
+import unicodedata
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -40,7 +41,15 @@ from layers.events.lifecycle import (
     State,
 )
 from layers.events.model import Actor, Event, apply_action, report
-from layers.events.schema import CELLS_PER_DEGREE, DAILY_FILL, DAY_US, EVENTS, cell_sql
+from layers.events.schema import (
+    BIGRAMS,
+    CELLS_PER_DEGREE,
+    DAILY_FILL,
+    DAY_US,
+    EVENTS,
+    TEXT_COLUMNS,
+    cell_sql,
+)
 from layers.events.sensors import NOTE_ACTION, StateChange, check_close
 from layers.events.worktime import StageClock
 from layers.store.base import Store, Tx
@@ -173,6 +182,8 @@ class EventStore:
         )
         if migrate:
             migrate_events(store)
+        #: whether the store has the search index (None: not looked yet)
+        self._fts: bool | None = None
 
     # --- conversions -------------------------------------------------------------------
 
@@ -631,12 +642,13 @@ class EventStore:
         total is their sum over ``f.states`` (all of them without a state filter).
         """
         now = now or _now()
-        where, params = self._where(f, now)
+        source, params, key = self._source(f, now)
         order = "DESC" if f.newest_first else "ASC"
         with self.store.transaction() as tx:
+            self._serial_search(tx, f)
             # the page's ids first (an index often holds them), then only its rows
             rows = tx.execute(
-                f"{_SELECT} WHERE id IN (SELECT id FROM events{where} ORDER BY id {order} "
+                f"{_SELECT} WHERE id IN (SELECT id FROM {source} ORDER BY {key} {order} "
                 f"LIMIT ? OFFSET ?) ORDER BY id {order}",
                 [*params, max(0, f.limit), max(0, f.offset)],
             )
@@ -651,15 +663,16 @@ class EventStore:
         the ``overdue`` filter reads them), with the total and counts of
         :meth:`list_page`. Thousands of cases in one read, no case built."""
         now = now or _now()
-        where, params = self._where(f, now)
+        source, params, key = self._source(f, now)
         order = "DESC" if f.newest_first else "ASC"
         n = to_us(now)
         with self.store.transaction() as tx:
+            self._serial_search(tx, f)
             rows = tx.execute(
                 "SELECT id, state, department, subcategory, lon, lat, height, version, "
                 "CASE WHEN deadline < ? THEN 1 ELSE 0 END, "
                 "CASE WHEN approach_at <= ? AND deadline >= ? THEN 1 ELSE 0 END "
-                f"FROM events{where} ORDER BY id {order} LIMIT ? OFFSET ?",
+                f"FROM {source} ORDER BY {key} {order} LIMIT ? OFFSET ?",
                 [n, n, n, *params, max(0, f.limit), max(0, f.offset)],
             )
             counts = self._state_counts(tx, f, now)
@@ -678,14 +691,15 @@ class EventStore:
         """How many cases match ``f`` in each state, ignoring ``f.states`` (the list
         panel's counts: what each state filter would give)."""
         with self.store.transaction() as tx:
+            self._serial_search(tx, f)
             return self._state_counts(tx, f, now or _now())
 
     def _state_counts(self, tx: Tx, f: EventFilter, now: dt.datetime) -> dict[str, int]:
         if _counted(f):
             return self._counts(tx, f, keep_states=False)
         g = replace(f, states=())
-        where, params = self._where(g, now)
         if self.store.dialect == "sqlite" and _ranged(g):
+            where, params = self._where(g, now)
             # one index range count per state (events_state_*): SQLite has no hash
             # aggregate, and grouping ~20,000 matches by state sorts them all
             states = [s.value for s in State if f.open is None or (s not in FINAL_STATES) == f.open]
@@ -696,10 +710,21 @@ class EventStore:
         elif self.store.dialect == "sqlite":
             # grouping by an expression keeps SQLite on the filter's index (grouping by
             # the column would walk the state index over every case)
-            rows = tx.execute(
-                f"SELECT state || '', count(*) FROM events{where} GROUP BY state || ''", params
-            )
+            if self._searched_only(g):
+                # each match's state from events_id_state, the match ids in order
+                where, params = self._where(g, now)
+                rows = tx.execute(
+                    f"SELECT state, count(*) FROM events INDEXED BY events_id_state{where} "
+                    "GROUP BY state",
+                    params,
+                )
+            else:
+                source, params, _ = self._source(g, now)
+                rows = tx.execute(
+                    f"SELECT state || '', count(*) FROM {source} GROUP BY state || ''", params
+                )
         else:
+            where, params = self._where(g, now)
             rows = tx.execute(f"SELECT state, count(*) FROM events{where} GROUP BY state", params)
         return {str(k): int(v) for k, v in rows if v}
 
@@ -734,6 +759,96 @@ class EventStore:
                 "FROM events GROUP BY 1, 2, 3, 4"
             )
 
+    def _source(self, f: EventFilter, now: dt.datetime) -> tuple[str, list[Any], str]:
+        """What a page or a count reads: ``FROM`` and ``WHERE`` (without the words), their
+        parameters, and the column giving the cases' id order.
+
+        A search the SQLite index answers reads the index's matches joined to the
+        cases, newest first, straight from the index: a page of a common word stops
+        after its rows instead of collecting every match first."""
+        match = self._match(f.text) if f.text else None
+        if match is None:
+            where, params = self._where(f, now)
+            return f"events{where}", params, "id"
+        sql, args, recheck = match
+        where, params = self._where(replace(f, text=None), now)
+        conds = [where[len(" WHERE ") :]] if where else []
+        conds.append(f"events_fts MATCH {sql}")
+        params = [*params, *args]
+        if recheck:
+            like, like_args = _like(f.text)  # type: ignore[arg-type]
+            conds.append(like)
+            params.extend(like_args)
+        join = "events_fts JOIN events ON events.id = events_fts.rowid"
+        return f"{join} WHERE {' AND '.join(conds)}", params, "events_fts.rowid"
+
+    def _searched_only(self, f: EventFilter) -> bool:
+        """Whether ``f`` is a search the SQLite index answers exactly and, besides, at
+        most states: its matches' states are all its counts need."""
+        if not f.text:
+            return False
+        match = self._match(f.text)
+        rest = replace(f, text=None, states=(), open=None)
+        return (
+            match is not None
+            and not match[2]
+            and _counted(rest)
+            and not (rest.departments or rest.categories or rest.subcategories)
+        )
+
+    def _serial_search(self, tx: Tx, f: EventFilter) -> None:
+        """PostgreSQL: no parallel workers for a search's page and counts in ``tx``.
+
+        A search's matches (a few thousand to a hundred thousand) are read in tens of
+        ms; starting two workers took 200–500 ms on a busy machine (``EXPLAIN
+        ANALYZE``: the workers' own part 14 ms of a 235 ms count), and the planner
+        picks them for the bitmap scans of the text indexes."""
+        if f.text and self.store.dialect == "postgresql":
+            tx.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+
+    def _has_index(self) -> bool:
+        """Whether the store has migration 5's search index (SQLite: unless its library
+        lacks the trigram tokenizer), looked up once."""
+        if self._fts is None:
+            sql = (
+                "SELECT count(*) FROM sqlite_master WHERE name = 'events_fts'"
+                if self.store.dialect == "sqlite"
+                else "SELECT to_regclass('events_text') IS NOT NULL"
+            )
+            with self.store.transaction() as tx:
+                self._fts = bool(tx.scalar(sql))
+        return self._fts
+
+    def _match(self, text: str) -> tuple[str, list[Any], bool] | None:
+        """The SQLite search index's ``MATCH`` operand for a substring search, its
+        parameters, and whether the cases must be rechecked with ``LIKE``; None where
+        the index cannot answer (no index, one character, control characters).
+
+        The index folds case as Unicode does; ``LIKE`` folds ASCII only. A search of
+        characters without case (Chinese, digits, punctuation) matches exactly what
+        ``LIKE`` matches; one with letters is rechecked (the index's matches are a
+        superset: ``k`` finds the Kelvin sign too). Three characters or more are one
+        FTS5 phrase (the text quoted, so any text is safe); two are every indexed
+        trigram starting with them (``events_fts_terms``, whose terms are folded)."""
+        if self.store.dialect != "sqlite" or len(text) < 2 or any(ord(c) < 32 for c in text):
+            return None
+        if not self._has_index():
+            return None
+        exact = all(_caseless(c) for c in text)
+        if len(text) >= 3:
+            return "?", ['"' + text.replace('"', '""') + '"'], not exact
+        if not all(c.isascii() or _caseless(c) for c in text):
+            return None  # how the index folds that letter is its business
+        low = text.lower()  # the index's fold, for ASCII letters
+        upper = _successor(low)
+        if upper is None:
+            return None
+        terms = (
+            "(SELECT coalesce(group_concat('\"' || replace(term, '\"', '\"\"') || '\"', ' OR '), "
+            "'\"\"') FROM events_fts_terms WHERE term >= ? AND term < ?)"
+        )  # no term: the empty phrase, which matches nothing
+        return terms, [low, upper], not exact
+
     def _where(self, f: EventFilter, now: dt.datetime) -> tuple[str, list[Any]]:
         conds: list[str] = []
         params: list[Any] = []
@@ -762,12 +877,19 @@ class EventStore:
             conds.append(near if f.approaching else f"NOT coalesce({near}, FALSE)")
             params.extend([to_us(now), to_us(now)])
         if f.text:
-            like = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            conds.append(
-                "(description LIKE ? ESCAPE '\\' OR address LIKE ? ESCAPE '\\' "
-                "OR building LIKE ? ESCAPE '\\')"
-            )
-            params.extend([like, like, like])
+            match, recheck = self._match(f.text), True
+            if match is not None:  # the search index's rowids (rechecked where it folds more)
+                sql, args, recheck = match
+                conds.append(f"id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {sql})")
+                params.extend(args)
+            elif self.store.dialect == "postgresql" and self._has_index():
+                conds.append(f"id IN (SELECT id FROM events_text WHERE {_pg_text(f.text)})")
+                params.extend(_pg_text_args(f.text))
+                recheck = False
+            if recheck:
+                like, like_args = _like(f.text)
+                conds.append(like)
+                params.extend(like_args)
         if f.datastream_id is not None:
             conds.append("datastream_id = ?")
             params.append(f.datastream_id)
@@ -884,6 +1006,56 @@ def _cells(west: float, east: float, dialect: str) -> list[int]:
     band = math.floor if dialect == "postgresql" else int  # SQLite's CAST truncates
     lo, hi = band(west * CELLS_PER_DEGREE), band(east * CELLS_PER_DEGREE)
     return list(range(lo, hi + 1)) if hi - lo < _MAX_CELLS else []
+
+
+#: Unicode categories of characters without case (Chinese, digits, punctuation, symbols)
+_CASELESS = frozenset({"Lo", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm",
+                       "Sc", "Sk", "So", "Zs"})  # fmt: skip
+
+
+def _caseless(c: str) -> bool:
+    """Whether the search index and ``LIKE`` agree on ``c``: ASCII other than letters,
+    or a character of a category without case."""
+    if c.isascii():
+        return not c.isalpha()
+    # the category alone is not enough: Ⅰ (Nl) and Ⓐ (So) have a lower case
+    return unicodedata.category(c) in _CASELESS and c.lower() == c == c.upper()
+
+
+def _successor(text: str) -> str | None:
+    """The least string greater than every string starting with ``text`` (UTF-8 order
+    is code point order), or None past the last code point."""
+    code = ord(text[-1]) + 1
+    if 0xD800 <= code <= 0xDFFF:  # surrogates are no text
+        code = 0xE000
+    return None if code > 0x10FFFF else text[:-1] + chr(code)
+
+
+def _like(text: str, table: str = "events") -> tuple[str, list[Any]]:
+    """The plain substring condition (the search's meaning): ``LIKE`` on each column."""
+    like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    cond = " OR ".join(f"{table}.{c} LIKE ? ESCAPE '\\'" for c in TEXT_COLUMNS)
+    return f"({cond})", [like] * len(TEXT_COLUMNS)
+
+
+def _pg_text(text: str) -> str:
+    """PostgreSQL: the search's condition on ``events_text`` (migration 5).
+
+    pg_trgm's indexes serve the ``LIKE`` from 3 characters on. Two characters: the GIN
+    indexes of each text's two-character substrings (the set holds q exactly when q
+    is a substring); the ``LIKE`` stays, so a plan that filters rows tries it first and
+    computes the sets (a SQL function, ~20 µs) only for its matches."""
+    like, _ = _like(text, "events_text")
+    if len(text) != 2:
+        return like
+    sets = " OR ".join(f"{BIGRAMS}(events_text.{c}) @> ARRAY[?]" for c in TEXT_COLUMNS)
+    return f"({sets}) AND {like}"
+
+
+def _pg_text_args(text: str) -> list[Any]:
+    """The parameters of :func:`_pg_text`'s condition."""
+    _, args = _like(text, "events_text")
+    return ([text] * len(TEXT_COLUMNS) if len(text) == 2 else []) + args
 
 
 def _unique_violation(exc: BaseException) -> bool:

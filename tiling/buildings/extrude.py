@@ -165,14 +165,20 @@ def _earcut_parts(
     xy = np.ascontiguousarray(positions[:, :2])
     ring_end = np.cumsum(ring_len)  # roof vertex index where each ring ends
     ring_start = ring_end - ring_len
-    out = []
+    r0, r1 = part_ring_offsets[parts], part_ring_offsets[parts + 1]
+    first, last = ring_start[r0], ring_end[r1 - 1]
+    # every part's ring ends relative to its first vertex, in one go: the loop only
+    # slices and calls earcut (one polygon a call)
+    rings = r1 - r0
+    cut = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(rings, out=cut[1:])
+    ring = np.arange(cut[-1]) + np.repeat(r0 - cut[:-1], rings)
+    ends = (ring_end[ring] - np.repeat(first, rings)).astype(np.uint32)
     triangulate = mapbox_earcut.triangulate_float64
-    for p in parts.tolist():
-        r0, r1 = part_ring_offsets[p], part_ring_offsets[p + 1]
-        first = ring_start[r0]
-        ends = (ring_end[r0:r1] - first).astype(np.uint32)
-        out.append(triangulate(xy[first : first + ends[-1]], ends).astype(np.int64) + first)
-    return out
+    spans = (first.tolist(), last.tolist(), cut[:-1].tolist(), cut[1:].tolist())
+    out = [triangulate(xy[a:b], ends[c:d]) for a, b, c, d in zip(*spans, strict=True)]
+    counts = np.fromiter(map(len, out), dtype=np.int64, count=len(out))
+    return [np.concatenate(out).astype(np.int64) + np.repeat(first, counts)]
 
 
 def _face_up(positions: np.ndarray, tris: np.ndarray, normals: np.ndarray) -> np.ndarray:

@@ -546,16 +546,52 @@ def _heights(
     height_ok = np.isfinite(height) & (height > 0) & (height <= cfg.max_height)
     from_floors = keep & ~height_ok & floors_ok
     fallback = keep & ~height_ok & ~floors_ok
-    for i in np.flatnonzero(from_floors | fallback):
-        why = _height_problem(height[i], cfg.max_height)
-        if from_floors[i]:
-            report.repair(ids[i], "height-from-floors", f"{why}; {floors[i]:g} floors")
-        else:
-            report.repair(ids[i], "default-height", f"{why}; no usable floors")
+    _report_heights(report, ids, height, floors, from_floors, fallback, cfg.max_height)
     height = np.where(
         height_ok, height, np.where(floors_ok, floors * cfg.floor_height, cfg.default_height)
     )
     return height, floors
+
+
+def _report_heights(
+    report: StageReport,
+    ids: np.ndarray,
+    height: np.ndarray,
+    floors: np.ndarray,
+    from_floors: np.ndarray,
+    fallback: np.ndarray,
+    max_height: float,
+) -> None:
+    """One repair per building whose height came from its floors or the default.
+
+    A third of a city may have floors only: one loop appends the entries (no
+    ``report.repair`` call per building), in row order, and each distinct detail text
+    is formatted once.
+    """
+    rows = np.flatnonzero(from_floors | fallback)
+    if not len(rows):
+        return
+    values = height[rows]
+    # NaN is never equal to itself, so never a dict key twice: "missing" keys them all
+    missing = (~np.isfinite(values)).tolist()
+    texts: dict[tuple[bool, float, float, bool], str] = {}
+    entries = []
+    for i, h, m, f, r in zip(
+        ids[rows].tolist(),
+        values.tolist(),
+        missing,
+        floors[rows].tolist(),
+        from_floors[rows].tolist(),
+        strict=True,
+    ):
+        key = (m, 0.0 if m else h, f if r else 0.0, r)
+        detail = texts.get(key)
+        if detail is None:
+            why = "height missing" if m else _height_problem(h, max_height)
+            detail = texts[key] = f"{why}; {f:g} floors" if r else f"{why}; no usable floors"
+        reason = "height-from-floors" if r else "default-height"
+        entries.append({"id": str(i), "reason": reason, "detail": detail})
+    report.repaired.extend(entries)
 
 
 def _height_problem(value: float, max_height: float) -> str:

@@ -11,16 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from cim.config import CityProject, PipelinesConfig, TerrainConfig
-from cim.datum import Datum
-from cim.pipelines import NETWORK_FILE, UTILITIES, clearance_tables
-from cim.raster import DemMosaic
 from cim.stages import BuildContext
-from tiling.pipelines.model import build_model
-from tiling.pipelines.reader import read_survey
-from tiling.pipelines.tiles import write_network, write_tiles
+
+# numpy, networkx, rasterio and the pipeline modules are imported in ``run``: every
+# build discovers this stage, only projects with ``[pipelines]`` run it
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +62,8 @@ class PipelinesStage:
 
     def outputs(self) -> list[str]:
         """The tileset folder and the network file."""
+        from cim.pipelines import NETWORK_FILE
+
         return ["tiles/pipelines", NETWORK_FILE]
 
     def run(self, ctx: BuildContext) -> None:
@@ -77,6 +74,15 @@ class PipelinesStage:
         work instead of following it. ``counts.timings`` holds each step's wall and
         CPU seconds (CPU: this process's; the workers' is not seen here).
         """
+        import numpy as np
+
+        from cim.datum import Datum
+        from cim.pipelines import NETWORK_FILE, UTILITIES, clearance_tables
+        from cim.raster import DemMosaic
+        from tiling.pipelines.model import build_model
+        from tiling.pipelines.reader import read_survey
+        from tiling.pipelines.tiles import write_network, write_tiles
+
         project = ctx.project
         cfg = self._config(project)
         report = ctx.stage_report(self.name)

@@ -26,6 +26,7 @@ import { Bookmarks, applyView, currentView, flyHome, formatHash, parseHash } fro
 import { candidateLabel, reverseLookup, setupSearch } from './search.js';
 import { fetchJson, toast } from './util.js';
 import { setupTools } from './tools/index.js';
+import { InteractiveFrames } from './interactive.js';
 
 const Cesium = window.Cesium;
 
@@ -334,7 +335,10 @@ async function main() {
     [...tree.layers.values()]
       .filter((l) => l.kind === 'buildings')
       .map((l) => ({ tileset: l.object, sse: baseSse(l.id) }));
-  cim.setPerformanceMode = mountDisplay(viewer, buildingTilesets);
+  // the frame answering a tool's input is drawn at a quality that fits 200 ms (interactive.js)
+  const interactive = new InteractiveFrames(viewer, buildingTilesets);
+  cim.interactive = interactive;
+  cim.setPerformanceMode = mountDisplay(viewer, buildingTilesets, () => interactive.reset());
 
   const buildings = new Buildings(viewer, l2, [l3], bus);
   cim.buildings = buildings;
@@ -349,7 +353,7 @@ async function main() {
   setupPicking(viewer, buildings, info, searchEnabled);
   const hash = setupHash(viewer, buildings);
   new Bookmarks(viewer, manifest.name);
-  const tools = setupTools({ viewer, bus, panels, tree, manifest, dataBase });
+  const tools = setupTools({ viewer, bus, panels, tree, manifest, dataBase, interactive });
   cim.tools = tools.registry;
   cim.compass = tools.compass;
 

@@ -48,12 +48,15 @@ export function savedPerformance() {
  * Wire the performance-mode checkbox.
  * @param {any} viewer
  * @param {() => {tileset: any, sse: number}[]} tilesets
+ * @param {() => void} [before] called before the mode is applied (puts back the full
+ *   quality an interactive frame lowered, so it is not restored over the new mode)
  * @returns {(on: boolean) => void} set the mode
  */
-export function mountDisplay(viewer, tilesets) {
+export function mountDisplay(viewer, tilesets, before = () => {}) {
   const box = /** @type {HTMLInputElement} */ (document.getElementById('perfMode'));
   const set = (/** @type {boolean} */ on) => {
     box.checked = on;
+    before();
     applyResolution(viewer, on, tilesets());
     try {
       globalThis.localStorage?.setItem(KEY, on ? 'on' : 'off');

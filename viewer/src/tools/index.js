@@ -23,15 +23,19 @@ export const TOOLS = [measure, clip, swipe, dualview, massing, routes, shadows, 
 /**
  * Create the registry, every tool, the toolbar and the compass.
  * @param {{viewer: any, bus: import('../core/bus.js').Bus, panels: import('../core/panels.js').PanelManager,
- *   tree: import('../core/layertree.js').LayerTree, manifest: any, dataBase: string}} options
+ *   tree: import('../core/layertree.js').LayerTree, manifest: any, dataBase: string,
+ *   interactive?: {interact: () => void, restore: () => void}}} options `interactive`: draws the frame that
+ *   answers an input at the quality that fits the response budget (interactive.js)
  */
-export function setupTools({ viewer, bus, panels, tree, manifest, dataBase }) {
+export function setupTools({ viewer, bus, panels, tree, manifest, dataBase, interactive }) {
   const registry = new ToolRegistry(bus, panels, {
     nextFrame: (cb) => {
       const off = viewer.scene.postRender.addEventListener(() => {
         off();
         cb();
       });
+      if (registry.exactFrames()) interactive?.restore();
+      else interactive?.interact();
       viewer.scene.requestRender();
     },
   });

@@ -251,7 +251,7 @@ function narrow(at, t0, t1, dt) {
 
 /**
  * The first building surface a segment meets, on the CPU, against the building tiles
- * drawn now (each tileset's selected tiles). Each glTF primitive's triangles are read
+ * drawn now (each tileset's selected tiles, at full quality). Each glTF primitive's triangles are read
  * back once and kept while the primitive lives (a WeakMap: tiles unloaded are freed).
  */
 export class BuildingRaycaster {
@@ -292,7 +292,7 @@ export class BuildingRaycaster {
    */
   warm(tilesets) {
     for (const ts of tilesets) {
-      for (const tile of ts._selectedTiles ?? []) {
+      for (const tile of selectedTiles(ts)) {
         for (const model of tileModels(tile)) {
           for (const node of model.sceneGraph?._runtimeNodes ?? []) {
             for (const rp of node.runtimePrimitives ?? []) this.primitiveGeometry(rp.primitive);
@@ -361,13 +361,24 @@ export class BuildingRaycaster {
 function* drawnModels(tileset, a, b) {
   const pa = [a.x, a.y, a.z];
   const pb = [b.x, b.y, b.z];
-  for (const tile of tileset._selectedTiles ?? []) {
+  for (const tile of selectedTiles(tileset)) {
     const sphere = tile.contentBoundingVolume?.boundingSphere;
     if (!sphere) continue;
     const c = sphere.center;
     if (!segmentNearPoint(pa, pb, [c.x, c.y, c.z], sphere.radius)) continue;
     yield* tileModels(tile);
   }
+}
+
+/**
+ * The tiles a tileset draws at full quality: while an interactive frame draws fewer
+ * (interactive.js), the full selection it saved (`cimFullSelection`), so rays still meet
+ * every building on the screen.
+ * @param {any} tileset
+ * @returns {any[]}
+ */
+function selectedTiles(tileset) {
+  return tileset.cimFullSelection ?? tileset._selectedTiles ?? [];
 }
 
 /**

@@ -16,6 +16,8 @@
  * @property {boolean} [capturesClicks] while active, map clicks are its input (no
  *   building selection)
  * @property {Record<string, any>} [api] hooks for scripts and the tests
+ * @property {() => boolean} [exactFrames] true while its inputs must be answered by a
+ *   full-quality frame (what it reads back from the frame would be wrong on a reduced one)
  */
 
 /**
@@ -101,6 +103,11 @@ export class ToolRegistry {
   /** Whether map clicks belong to the active tool (not to building selection). */
   capturesClicks() {
     return Boolean(this.active && this.tools.get(this.active)?.capturesClicks);
+  }
+
+  /** Whether the active tool needs full-quality frames now (see Tool.exactFrames). */
+  exactFrames() {
+    return Boolean(this.active && this.tools.get(this.active)?.exactFrames?.());
   }
 
   /** @param {string} id */

@@ -332,6 +332,8 @@ export function create(ctx) {
     labelKey: 'toolSight',
     element,
     capturesClicks: true,
+    // the viewshed's depth render and its counts are read from the frame: a full one
+    exactFrames: () => state.mode === 'viewshed',
     activate() {
       sketch = new Sketch(viewer);
       // the first CPU ray cast on a tile reads its triangles back from the GPU (a few ms

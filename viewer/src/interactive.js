@@ -1,0 +1,291 @@
+// @ts-check
+// Interactive frames: the frame that answers a tool's input is drawn at the level of
+// quality the controller (core/quality.js) has learnt fits its budget, and the full
+// quality frame is drawn once the inputs pause (controller.idleMs()). Each frame's time is measured
+// up to the GPU having drawn it (a WebGL2 fence polled without blocking: software WebGL
+// draws long after postRender), for the controller.
+//
+// A reduced frame leaves out building tiles and pixels, so picks made while one is on the
+// screen would fall through missing buildings or hit a neighbour: scene.pickPosition is
+// answered exactly on the CPU (terrain and the full building detail; while something is
+// clipped, which the CPU does not see, the full frame is drawn first), scene.pick draws
+// the full frame first (wrapPicks), and CPU ray casts (raycast.js) use the tiles of the
+// last full frame.
+
+import { QualityController } from './core/quality.js';
+import { BuildingRaycaster } from './tools/raycast.js';
+
+/** ms between polls of a frame's fence. */
+const POLL_MS = 4;
+
+/** The reduced frame's depth is taken when nearer than this share of the exact pick. */
+const NEARER = 0.98;
+
+/** How far a pick ray that meets no terrain looks for buildings (m). */
+const FAR_M = 50000;
+
+/** A frame whose fence has not signalled after this long is given up. */
+const GIVE_UP_MS = 20000;
+
+export class InteractiveFrames {
+  /**
+   * @param {any} viewer the Cesium viewer
+   * @param {() => {tileset: any}[]} tilesets the building tilesets (their full-quality
+   *   error is the one set on them when an interaction starts)
+   * @param {{controller?: QualityController}} [options]
+   */
+  constructor(viewer, tilesets, { controller = new QualityController() } = {}) {
+    this.viewer = viewer;
+    this.tilesets = tilesets;
+    this.controller = controller;
+    /** @type {{scale: number, sse: Map<any, number>} | null} the full quality while reduced */
+    this.saved = null;
+    /** the level the current settings draw at (0: full) */
+    this.level = 0;
+    /** the level of the last frame drawn (picks read its depth) */
+    this.onScreen = 0;
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this.timer = null;
+    /** @type {{level: number, ms: number}[]} the latest frames measured, for the tests */
+    this.frames = [];
+    /** reduced levels set, full quality restored, picks answered exactly, full frames drawn for a pick */
+    this.stats = { interactive: 0, restored: 0, exactPicks: 0, fullForPick: 0 };
+    this.raycaster = new BuildingRaycaster();
+    /** the camera is moving (an input's flight or rotation): a reduced level is held */
+    this.moving = false;
+    viewer.camera.moveStart.addEventListener(() => {
+      this.moving = true;
+    });
+    viewer.camera.moveEnd.addEventListener(() => {
+      this.moving = false;
+      if (this.saved) this.schedule();
+    });
+    this.measure();
+    this.wrapPicks();
+  }
+
+  /** An input: draw the next frame at the controller's level, the full quality after a pause. */
+  interact() {
+    const level = this.controller.level;
+    if (level > 0) this.apply(level);
+    else if (this.saved) this.restore(); // the full level fits again
+    this.schedule();
+  }
+
+  /**
+   * Restore the full quality after a pause; not while the camera moves (each frame of a
+   * flight the input started would be a full one: moveEnd schedules it again).
+   */
+  schedule() {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (!this.moving) this.restore();
+    }, this.controller.idleMs());
+  }
+
+  /**
+   * Draw at a level (the full quality is saved first, and put back by restore()).
+   * @param {number} level
+   */
+  apply(level) {
+    const { viewer } = this;
+    const { scale, sse } = this.controller.levels[level];
+    if (!this.saved) {
+      const saved = new Map();
+      for (const { tileset } of this.tilesets()) {
+        if (!tileset) continue;
+        saved.set(tileset, tileset.maximumScreenSpaceError);
+        // the tiles the last full frame drew: what rays are cast against meanwhile
+        // (kept from before when no full frame was drawn since: the last one was reduced)
+        tileset.cimFullSelection ??= [...(tileset._selectedTiles ?? [])];
+        wrapTilesetPick(tileset);
+      }
+      this.saved = { scale: viewer.resolutionScale, sse: saved };
+    }
+    viewer.resolutionScale = this.saved.scale * scale;
+    for (const [tileset, full] of this.saved.sse) tileset.maximumScreenSpaceError = full * sse;
+    if (this.level !== level) this.stats.interactive += 1;
+    this.level = level;
+  }
+
+  /** Put back the full quality and draw it. */
+  restore() {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.saved) return;
+    this.setFull();
+    // the full selection stays for the rays until a full frame has been drawn
+    this.saved = null;
+    this.level = 0;
+    this.stats.restored += 1;
+    this.viewer.scene.requestRender();
+  }
+
+  /** Put back the full quality and draw it now (synchronously). */
+  drawFull() {
+    this.restore();
+    this.viewer.resize();
+    this.viewer.render();
+    this.stats.fullForPick += 1;
+  }
+
+  /** The saved full-quality settings on the viewer and tilesets (still saved). */
+  setFull() {
+    if (!this.saved) return;
+    this.viewer.resolutionScale = this.saved.scale;
+    for (const [tileset, full] of this.saved.sse) tileset.maximumScreenSpaceError = full;
+  }
+
+  /**
+   * Forget the saved settings: the display mode changed them (call before it does).
+   */
+  reset() {
+    this.restore();
+  }
+
+  /**
+   * Time every frame to the GPU having drawn it and feed the controller: a frame's own
+   * time runs from its start, or from the end of the frame before when the GPU was
+   * still drawing that one (software WebGL queues frames: the wait is not this level's).
+   */
+  measure() {
+    const { scene } = this.viewer;
+    const gl = scene.context?._gl;
+    const fences = typeof WebGL2RenderingContext !== 'undefined' && gl instanceof WebGL2RenderingContext;
+    let start = 0;
+    let lastDone = 0;
+    /** @type {{start: number, level: number, sync: any}[]} frames not drawn yet, in order */
+    const pending = [];
+    const poll = () => {
+      while (pending.length) {
+        const frame = pending[0];
+        const now = performance.now();
+        const status = gl.getSyncParameter(frame.sync, gl.SYNC_STATUS);
+        if (status !== gl.SIGNALED && now - frame.start < GIVE_UP_MS) break;
+        pending.shift();
+        gl.deleteSync(frame.sync);
+        if (status !== gl.SIGNALED) continue;
+        const ms = now - Math.max(frame.start, lastDone);
+        lastDone = now;
+        this.controller.record(frame.level, ms);
+        this.frames.push({ level: frame.level, ms: Math.round(ms) });
+        if (this.frames.length > 50) this.frames.shift();
+      }
+      if (pending.length) setTimeout(poll, POLL_MS);
+    };
+    scene.preRender.addEventListener(() => {
+      start = performance.now();
+    });
+    scene.postRender.addEventListener(() => {
+      this.onScreen = this.level;
+      if (this.level === 0) {
+        for (const { tileset } of this.tilesets()) if (tileset) delete tileset.cimFullSelection;
+      }
+      if (!fences) return;
+      const sync = gl.fenceSync(gl.SYNC_GPU_COMMANDS_COMPLETE, 0);
+      if (!sync) return;
+      gl.flush();
+      pending.push({ start, level: this.level, sync });
+      if (pending.length === 1) setTimeout(poll, 0);
+    });
+  }
+
+  /**
+   * While reduced, pick with the full building detail: scene.pick draws its own pass
+   * (with the full screen-space errors put back for it); scene.pickPosition would read
+   * the reduced frame's depth (missing buildings, coarse pixels), so the point is found
+   * exactly instead: the nearest of the terrain along the camera ray (globe.pick) and the
+   * building triangles of the full selection (BuildingRaycaster); the reduced depth only
+   * when something else (another layer, a drawing) stands clearly in front of both.
+   */
+  wrapPicks() {
+    const { scene } = this.viewer;
+    const Cesium = window.Cesium;
+    const pick = scene.pick.bind(scene);
+    const pickPosition = scene.pickPosition.bind(scene);
+    scene.pick = (/** @type {any[]} */ ...args) => {
+      // a pick pass has the drawing buffer's pixels: at a reduced resolution one is several
+      // of the screen's, too coarse to tell a roof from the street next to it; the full
+      // frame is drawn first then (a pick while a reduced frame is shown is rare: the map
+      // tools pick positions, below)
+      if (this.saved && this.saved.scale !== this.viewer.resolutionScale) this.drawFull();
+      if (!this.saved) return pick(...args);
+      const reduced = new Map([...this.saved.sse.keys()].map((t) => [t, t.maximumScreenSpaceError]));
+      for (const [tileset, sse] of this.saved.sse) tileset.maximumScreenSpaceError = sse;
+      try {
+        return pick(...args);
+      } finally {
+        for (const [tileset, sse] of reduced) tileset.maximumScreenSpaceError = sse;
+      }
+    };
+    scene.pickPosition = (/** @type {any} */ windowPosition, /** @type {any} */ result) => {
+      if ((this.saved || this.onScreen > 0) && this.clipped()) {
+        // the CPU does not see clipping (a cut building, an excavation pit): the full
+        // frame is drawn and its depth read
+        this.drawFull();
+        return pickPosition(windowPosition, result);
+      }
+      const depth = pickPosition(windowPosition, result);
+      if (!this.saved && this.onScreen === 0) return depth;
+      const exact = this.exactPick(windowPosition);
+      const { Cartesian3 } = Cesium;
+      if (!exact) return depth;
+      const origin = scene.camera.positionWC;
+      if (depth && Cartesian3.distance(origin, depth) < NEARER * Cartesian3.distance(origin, exact)) return depth;
+      this.stats.exactPicks += 1;
+      return result ? Cartesian3.clone(exact, result) : exact;
+    };
+  }
+
+  /** Whether clipping planes or polygons cut the terrain or a building tileset now. */
+  clipped() {
+    const on = (/** @type {any} */ c) => Boolean(c && c.enabled !== false && c.length > 0);
+    const { globe } = this.viewer.scene;
+    if (on(globe.clippingPlanes) || on(globe.clippingPolygons)) return true;
+    return this.tilesets().some(({ tileset }) => tileset && (on(tileset.clippingPlanes) || on(tileset.clippingPolygons)));
+  }
+
+  /**
+   * The point under a window position on the terrain or the full-detail buildings.
+   * @param {any} windowPosition
+   * @returns {any} a Cesium.Cartesian3, or undefined
+   */
+  exactPick(windowPosition) {
+    const { scene } = this.viewer;
+    const { Cartesian3 } = window.Cesium;
+    const ray = scene.camera.getPickRay(windowPosition);
+    if (!ray) return undefined;
+    const ground = scene.globe.show ? scene.globe.pick(ray, scene) : undefined;
+    const reach = ground ? Cartesian3.distance(ray.origin, ground) * 1.001 : FAR_M;
+    const end = Cartesian3.add(ray.origin, Cartesian3.multiplyByScalar(ray.direction, reach, new Cartesian3()), new Cartesian3());
+    const tilesets = this.tilesets().map((t) => t.tileset).filter(Boolean);
+    const hit = this.raycaster.firstHit(tilesets, ray.origin, end, scene.frameState);
+    return hit ? hit.point : ground;
+  }
+}
+
+/** @type {WeakSet<object>} tilesets whose pick is wrapped */
+const wrapped = new WeakSet();
+
+/**
+ * CesiumJS's CPU pick of a tileset (tileset.pick(ray)) tests the tiles selected for the
+ * last frame: while that was a reduced one, it tests the full selection instead.
+ * @param {any} tileset
+ */
+function wrapTilesetPick(tileset) {
+  if (wrapped.has(tileset) || typeof tileset.pick !== 'function') return;
+  wrapped.add(tileset);
+  const pick = tileset.pick.bind(tileset);
+  tileset.pick = (/** @type {any[]} */ ...args) => {
+    const full = tileset.cimFullSelection;
+    if (!full) return pick(...args);
+    const drawn = tileset._selectedTiles;
+    tileset._selectedTiles = full;
+    try {
+      return pick(...args);
+    } finally {
+      tileset._selectedTiles = drawn;
+    }
+  };
+}
