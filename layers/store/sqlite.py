@@ -246,10 +246,14 @@ def _geo_function(fn: str, geojson: str | None, wkt: str) -> Any:
     """``geo.*`` of the SensorThings filter on SQLite, in shapely (lon/lat degrees)."""
     if geojson is None or wkt is None:
         return None
+    from shapely.errors import ShapelyError
+
     try:
         a = _json_geometry(geojson)
         b = _wkt_geometry(wkt)
-    except Exception:
+    except (ValueError, TypeError, AttributeError, ShapelyError):
+        # a stored location that is not a geometry matches no geo.* filter (NULL);
+        # anything else is a bug and surfaces
         return None
     if fn == "distance":
         return float(a.distance(b))
