@@ -529,7 +529,9 @@ def placed(location: Any) -> dict[str, Any]:
 @bp.get("")
 @bp.get("/")
 def list_events() -> Response:
-    """The cases matching the query, newest first, with counts by state."""
+    """The cases matching the query, newest first, with counts by state (``capped``: a
+    search with more matches than the store counts; ``total`` and ``counts`` are then
+    those of its newest ``count_cap`` matches)."""
     rt = events_runtime()
     _reader(rt)
     f = _filter()
@@ -541,6 +543,7 @@ def list_events() -> Response:
             "offset": f.offset,
             "limit": f.limit,
             "counts": page.counts,
+            "capped": page.capped,
             "items": [event_json(e, rt.config, now) for e in page.items],
         }
     )
@@ -564,6 +567,7 @@ def list_markers() -> Response:
             "offset": f.offset,
             "limit": f.limit,
             "counts": page.counts,
+            "capped": page.capped,
             "columns": list(MARKER_COLUMNS),
             "items": [[*r[:8], bool(r[8]), bool(r[9])] for r in page.items],
         }

@@ -459,6 +459,17 @@ def test_list_filters_paging_and_counts(api: EventsApp) -> None:
     assert ids(f"to={yesterday.replace('+00:00', 'Z')}") == []
     for bad in ("state=nope", "overdue=maybe", "limit=100000", "bbox=1,2,3", "from=yesterday"):
         assert api.client.get(f"/api/events?{bad}").status_code == 400, bad
+    # a search with more matches than the store counts says so (the viewer: "1+")
+    assert api.client.get("/api/events?q=东门").get_json()["capped"] is False
+    d = api.create(description="东门垃圾")["id"]
+    from server.blueprints.events import events_runtime
+
+    events_runtime(api.app).events.count_cap = 1
+    for url in ("/api/events?q=东门", "/api/events/markers?q=东门"):
+        body = api.client.get(url).get_json()
+        assert body["capped"] is True and body["total"] == 1, url
+        assert body["counts"] == {"reported": 1} and len(body["items"]) == 2, url
+    assert ids("q=东门") == [d, a]
 
 
 def test_overdue_and_approaching_flags(api: EventsApp) -> None:

@@ -190,6 +190,19 @@ def test_report_by_click_dispatch_handle_close(opened: tuple[Any, PageLog], worl
     page.wait_for_function(
         "([id, c]) => window.cim.events.markerColor(id) === c", arg=[eid, COLORS["closed"]]
     )
+    # the search box: the list and the map hold the cases whose texts match
+    page.fill("#evFilterText", "无此事件")
+    page.wait_for_function(
+        "(id) => !document.querySelector(`#evList button[data-event=\"${id}\"]`)"
+        " && window.cim.events.markerColor(id) === null",
+        arg=eid, timeout=15_000,
+    )  # fmt: skip
+    assert page.locator("#evTotal").inner_text().startswith("共 0")
+    page.fill("#evFilterText", "路边")
+    page.wait_for_selector(f'#evList button[data-event="{eid}"]', timeout=15_000)
+    page.wait_for_function("(id) => window.cim.events.markerColor(id) !== null", arg=eid)
+    page.fill("#evFilterText", "")
+    page.wait_for_function("() => !window.cim.events.filter.text")
 
     # the statistics view
     page.click("#evStatsBtn")

@@ -8,6 +8,7 @@ import {
   applyDeltas,
   defaultFilter,
   filterQuery,
+  formatCount,
   formatHours,
   formatTime,
   isResync,
@@ -46,6 +47,8 @@ test('the filter as the query of /api/events', () => {
     filterQuery({ state: 'handling', department: 'water', category: 'SJ01', overdue: true }, { limit: 10, offset: 20 }),
     'state=handling&department=water&category=SJ01&overdue=1&limit=10&offset=20',
   );
+  assert.equal(filterQuery({ ...f, text: ' 井盖 & 柳巷 ' }), 'open=1&q=%E4%BA%95%E7%9B%96+%26+%E6%9F%B3%E5%B7%B7');
+  assert.equal(filterQuery({ ...f, text: '   ' }), 'open=1');
 });
 
 test('the filter as a test agrees with the query (for deltas)', () => {
@@ -80,7 +83,25 @@ test('deltas update, add and drop cases; a late older delta changes nothing', ()
   assert.ok(!cases.has(1));
 });
 
+test('with a text filter a delta keeps a held case and cannot place a new one', () => {
+  const held = markerOf({ id: 1, state: 'filed', subcategory: 'SJ0102', location: { lon: 113, lat: 40 }, version: 2 });
+  const cases = new Map([[1, held]]);
+  const f = { ...defaultFilter(), text: '井盖' };
+  let r = applyDeltas(cases, [{ kind: 'event', id: 1, state: 'dispatched', subcategory: 'SJ0102', lon: 113, lat: 40, version: 3 }], f);
+  assert.deepEqual([...r.changed], [1], 'a transition keeps the texts: still a match');
+  r = applyDeltas(cases, [{ kind: 'event', id: 2, state: 'reported', subcategory: 'SJ0102', lon: 113, lat: 40, version: 1 }], f);
+  assert.deepEqual([...r.unknown], [2], 'only the server knows whether its texts match');
+  assert.ok(!cases.has(2) && r.changed.size === 0);
+  r = applyDeltas(cases, [{ kind: 'event', id: 3, state: 'closed', subcategory: 'SJ0102', lon: 113, lat: 40, version: 4 }], f);
+  assert.equal(r.unknown.size, 0, 'a closed case is not an open one, whatever its texts');
+  r = applyDeltas(cases, [{ kind: 'event', id: 4, state: 'reported', subcategory: 'SJ0102', lon: 113, lat: 40, version: 1 }], defaultFilter());
+  assert.deepEqual([...r.changed], [4], 'without a text the filter places it');
+});
+
 test('times and hours as text', () => {
+  assert.equal(formatCount(5000, true), '5,000+');
+  assert.equal(formatCount(24801, false), '24,801');
+  assert.equal(formatCount(0, undefined), '0');
   assert.equal(formatHours(3.456), '3.5 h');
   assert.equal(formatHours(null), '—');
   assert.equal(formatTime(null), '—');

@@ -16,9 +16,10 @@ import unicodedata
 
 import pytest
 
+from layers.events import store as store_module
 from layers.events.config import events_config
 from layers.events.model import Actor
-from layers.events.schema import EVENTS_MIGRATIONS, FTS_END
+from layers.events.schema import EVENTS_MIGRATIONS, EVENTS_SCHEMA_VERSION, FTS_END
 from layers.events.store import EventFilter, EventStore, _caseless, migrate_events
 from layers.events.worktime import CST
 from layers.store.schema import Component
@@ -112,6 +113,72 @@ def test_search_finds_exactly_what_a_like_scan_finds(events: EventStore) -> None
     assert [e.id for e in page.items] == _scan(events, "井盖")[0][2:5]
 
 
+@pytest.mark.parametrize("window", [50_000, 7])
+def test_a_common_search_counts_its_newest_matches_only(
+    events: EventStore, window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``count_cap`` matches the total and counts are those of the newest matches
+    (flagged ``capped``); the page itself is exact, and so is ``count_by_state``.
+    PostgreSQL reads the matches in id windows: one, or many narrow ones."""
+    monkeypatch.setattr(store_module, "PG_FIRST_WINDOW", window)
+    for i in _scan(events, "")[0][::3]:  # two states, mixed along the ids
+        events.transition(i, "file", BOSS)  # type: ignore[arg-type]
+    for q in ("井盖", "井", "k", "井盖破"):  # two characters, one, a recheck's, three
+        ids, counts = _scan(events, q)
+        assert len(ids) > 12, q
+        events.count_cap = 12
+        page = events.list_page(EventFilter(text=q, limit=5))
+        newest = _states(events, ids[:12])
+        assert len(newest) == 2 and newest != counts, q
+        assert page.capped and page.total == 12 and page.counts == newest, q
+        assert [e.id for e in page.items] == ids[:5], q
+        marks = events.markers(EventFilter(text=q, limit=5))
+        assert marks.capped and marks.counts == newest, q
+        state = next(iter(newest))
+        page = events.list_page(EventFilter(text=q, states=[state], limit=5))
+        assert page.capped and page.total == newest[state], q
+        assert events.count_by_state(EventFilter(text=q)) == counts, q
+        events.count_cap = len(ids)  # as many as it has: exact
+        page = events.list_page(EventFilter(text=q, limit=5))
+        assert not page.capped and page.total == len(ids) and page.counts == counts, q
+
+
+def test_one_character_reads_the_index_unless_most_cases_hold_it(events: EventStore) -> None:
+    rare = events.report(subcategory="SJ0102", source="hotline", description="龘", reporter=OP,
+                         at=AT, lon=112.5, lat=37.8)  # fmt: skip
+    if events.store.dialect == "postgresql":  # the characters' GIN index (migration 6)
+        where, params = events._where(EventFilter(text="龘"), AT)
+        with events.store.transaction() as tx:
+            tx.execute("SET LOCAL enable_seqscan = off")
+            plan = " ".join(r[0] for r in tx.execute(f"EXPLAIN SELECT id FROM events{where}",
+                                                     params))  # fmt: skip
+        assert "events_text_description_chars" in plan, plan
+        assert [e.id for e in events.list_page(EventFilter(text="龘")).items] == [rare.id]
+        return
+    assert events._match("龘") is not None  # the index's terms: no scan for a rare one
+    assert [e.id for e in events.list_page(EventFilter(text="龘")).items] == [rare.id]
+    for _ in range(8):  # 柳: in a few cases
+        events.report(subcategory="SJ0102", source="hotline", description="柳巷口", reporter=OP,
+                      at=AT, lon=112.5, lat=37.8)  # fmt: skip
+    n = len(_scan(events, "")[0])
+    shares = {c: len(_scan(events, c)[0]) / n for c in "井盖破损路灯中山号巡查12柳"}
+    dense = [c for c, share in shares.items() if share >= 0.3]
+    sparse = [c for c, share in shares.items() if 0 < share < 0.2]
+    assert dense and sparse, shares
+    for c in dense + sparse:
+        assert (events._match(c) is None) == (c in dense), (c, shares[c])
+        page = events.list_page(EventFilter(text=c, limit=1000))
+        assert [e.id for e in page.items] == _scan(events, c)[0], c
+
+
+def _states(es: EventStore, ids: list[int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in ids:
+        state = es.get(i).state.value
+        out[state] = out.get(state, 0) + 1
+    return out
+
+
 def test_index_follows_updates_deletes_and_transitions(events: EventStore) -> None:
     def found(q: str) -> list[int]:
         got = [e.id for e in events.list_page(EventFilter(text=q, limit=1000)).items]
@@ -151,7 +218,7 @@ def test_a_store_migrated_from_v4_finds_its_cases(store) -> None:
     for q in ["井盖", "井盖板断裂"]:  # at v4, without the index: the scan
         page = es.list_page(EventFilter(text=q, limit=1000))
         assert [e.id for e in page.items] == _scan(es, q)[0]
-    assert migrate_events(store) == 5
+    assert migrate_events(store) == EVENTS_SCHEMA_VERSION
     es = EventStore(store, events_config(None))
     for q in ["井盖板断裂", "井盖", "中山路12号", "12", "Straße", "%", "K"]:
         page = es.list_page(EventFilter(text=q, limit=1000))

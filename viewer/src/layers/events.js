@@ -12,7 +12,7 @@
 // and no DOM: the unit tests import them under node.
 
 import { onLangChange, t } from '../i18n.js';
-import { fetchJson, toast } from '../util.js';
+import { debounce, fetchJson, toast } from '../util.js';
 import { authHeaders, liveStoreAvailable } from './deptlayers.js';
 import { formatReading } from './sensors.js';
 
@@ -74,11 +74,12 @@ export function stateColor(state) {
  * @property {string} department '' for all
  * @property {string} category '' for all; a 大类 (SJ01) or 小类 (SJ0102) code
  * @property {boolean} overdue only overdue cases
+ * @property {string} [text] '' for all; cases whose description, address or building holds it
  */
 
 /** @returns {EventFilter} open cases of every department and category */
 export function defaultFilter() {
-  return { state: '', department: '', category: '', overdue: false };
+  return { state: '', department: '', category: '', overdue: false, text: '' };
 }
 
 /**
@@ -93,13 +94,16 @@ export function filterQuery(f, page = {}) {
   if (f.department) q.set('department', f.department);
   if (f.category) q.set('category', f.category);
   if (f.overdue) q.set('overdue', '1');
+  if (f.text?.trim()) q.set('q', f.text.trim());
   if (page.limit !== undefined) q.set('limit', String(page.limit));
   if (page.offset) q.set('offset', String(page.offset));
   return q.toString();
 }
 
 /**
- * Whether a case passes the filter (what the server's query would say, for deltas).
+ * Whether a case passes the filter (what the server's query would say, for deltas). The
+ * text is not tested: a delta does not carry the texts, and a transition never changes
+ * them (a case the list holds still matches; see applyDeltas for one it does not).
  * @param {{state: string, department?: string | null, subcategory?: string, overdue?: boolean}} e
  * @param {EventFilter} f
  */
@@ -159,8 +163,9 @@ export function markerOfRow(row, columns) {
 }
 
 /**
- * Apply the stream's deltas to the cases by id; returns the ids that changed and those
- * that left the filter (removed).
+ * Apply the stream's deltas to the cases by id; returns the ids that changed, those
+ * that left the filter (removed), and those that may have entered a text filter
+ * (unknown: the delta has no texts; the markers are read again for them).
  * @param {Map<number, any>} cases
  * @param {any[]} deltas
  * @param {EventFilter} filter
@@ -168,11 +173,17 @@ export function markerOfRow(row, columns) {
 export function applyDeltas(cases, deltas, filter) {
   const changed = new Set();
   const removed = new Set();
+  /** cases the filter's text may select that are not held: only the server can say */
+  const unknown = new Set();
   for (const d of deltas) {
     if (d?.kind !== 'event') continue;
     const id = Number(d.id);
     const old = cases.get(id);
     if (old && Number(d.version) <= old.version) continue; // not newer than the case held (late, or already in the list)
+    if (!old && filter.text?.trim()) {
+      if (passesFilter({ ...markerOf(d) }, filter)) unknown.add(id);
+      continue;
+    }
     const merged = { ...(old || {}), ...markerOf(d), name: old?.name ?? d.subcategory };
     if (passesFilter(merged, filter)) {
       cases.set(id, merged);
@@ -183,7 +194,7 @@ export function applyDeltas(cases, deltas, filter) {
       changed.delete(id);
     }
   }
-  return { changed, removed };
+  return { changed, removed, unknown };
 }
 
 /**
@@ -231,6 +242,17 @@ export function formatHours(hours) {
   if (hours === null || hours === undefined || !Number.isFinite(Number(hours))) return '—';
   const h = Number(hours);
   return `${Math.round(h * 10) / 10} h`;
+}
+
+/**
+ * A count of the list as text: '5,000+' where the server stopped counting a search
+ * (`capped`: the figure is that of its newest matches, a lower bound).
+ * @param {number} n
+ * @param {boolean | undefined} capped
+ */
+export function formatCount(n, capped) {
+  const text = Number(n).toLocaleString('en-US');
+  return capped ? `${text}+` : text;
 }
 
 /**
@@ -371,6 +393,8 @@ export class EventsLayer {
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.refreshTimer = undefined;
     this.loadSeq = 0;
+    /** read the markers again a second after deltas a text filter cannot place */
+    this.reloadSoon = debounce(() => this.reload(), 1000);
     /** @type {any[] | null} event deltas received while a list load runs */
     this.duringLoad = null;
     this.received = { deltas: 0 };
@@ -462,7 +486,8 @@ export class EventsLayer {
   applyDeltas(deltas) {
     this.received.deltas += deltas.length;
     this.duringLoad?.push(...deltas); // re-applied over the list being loaded
-    const { changed, removed } = applyDeltas(this.cases, deltas, this.filter);
+    const { changed, removed, unknown } = applyDeltas(this.cases, deltas, this.filter);
+    if (unknown.size) this.reloadSoon();
     for (const id of removed) this.drop(id);
     for (const id of changed) this.draw(id);
     this.viewer.scene.requestRender();

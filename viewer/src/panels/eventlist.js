@@ -6,9 +6,10 @@
 
 import { t } from '../i18n.js';
 import { el, debounce } from '../util.js';
-import { STATES, api, stateColor } from '../layers/events.js';
+import { STATES, api, formatCount, stateColor } from '../layers/events.js';
 import { TOKEN_KEY, sessionToken } from '../layers/deptlayers.js';
 import { stateName } from './event.js';
+import { isComposing } from '../search.js';
 
 /** Cases listed at most (the map shows all the filter selects). */
 export const LIST_LIMIT = 200;
@@ -53,6 +54,9 @@ export class EventList {
     this.category = /** @type {HTMLSelectElement} */ (el('select', { attrs: { id: 'evFilterCat' } }));
     this.overdue = /** @type {HTMLInputElement} */ (el('input', { attrs: { id: 'evFilterOverdue', type: 'checkbox' } }));
     this.overdueLabel = el('label', { text: t('evOnlyOverdue'), attrs: { for: 'evFilterOverdue' } });
+    this.text = /** @type {HTMLInputElement} */ (
+      el('input', { attrs: { id: 'evFilterText', type: 'search', autocomplete: 'off', maxlength: '100', placeholder: t('evSearchPlaceholder') } })
+    );
     this.counts = el('ul', { attrs: { id: 'evCounts' } });
     this.total = el('p', { cls: 'note', attrs: { id: 'evTotal' } });
     this.items = el('ul', { attrs: { id: 'evList' } });
@@ -62,6 +66,7 @@ export class EventList {
       this.who,
       el('div', { cls: 'ev-row' }, [this.createBtn, this.statsBtn]),
       el('div', { cls: 'ev-filters' }, [this.state, this.department, this.category, el('span', { cls: 'check' }, [this.overdue, this.overdueLabel])]),
+      el('div', { cls: 'ev-row' }, [this.text]),
       this.counts,
       this.total,
       this.items,
@@ -83,8 +88,25 @@ export class EventList {
         department: this.department.value,
         category: this.category.value,
         overdue: this.overdue.checked,
+        text: this.text.value.trim(),
       });
     for (const c of [this.state, this.department, this.category, this.overdue]) c.addEventListener('change', change);
+    // the text: once typing pauses, and never in the middle of a pinyin composition
+    const typed = debounce(() => {
+      if (this.text.value.trim() !== (this.layer.filter.text || '')) change();
+    }, 400);
+    let composing = false;
+    this.text.addEventListener('compositionstart', () => {
+      composing = true;
+      typed.cancel();
+    });
+    this.text.addEventListener('compositionend', () => {
+      composing = false;
+      typed();
+    });
+    this.text.addEventListener('input', (event) => {
+      if (!isComposing(/** @type {InputEvent} */ (event), composing)) typed();
+    });
     this.fillFilters();
     this.whoAmI();
   }
@@ -137,6 +159,8 @@ export class EventList {
     );
     this.category.value = f.category;
     this.overdue.checked = f.overdue;
+    if (document.activeElement !== this.text) this.text.value = f.text || '';
+    this.text.placeholder = t('evSearchPlaceholder');
   }
 
   /** Read the counts and the first cases of the filter. */
@@ -170,10 +194,11 @@ export class EventList {
       ...counts.map(([state, n]) => {
         const swatch = el('span', { cls: 'swatch' });
         swatch.style.background = stateColor(state);
-        return el('li', { attrs: { 'data-state': state } }, [swatch, el('span', { text: `${stateName(state)} ${n}` })]);
+        return el('li', { attrs: { 'data-state': state } }, [swatch, el('span', { text: `${stateName(state)} ${formatCount(Number(n), body.capped)}` })]);
       }),
     );
-    this.total.textContent = `${t('evTotal')} ${body.total}${body.total > (body.items || []).length ? `（${t('evListed')} ${(body.items || []).length}）` : ''}`;
+    this.total.textContent = `${t('evTotal')} ${formatCount(body.total, body.capped)}${body.total > (body.items || []).length ? `（${t('evListed')} ${(body.items || []).length}）` : ''}`;
+    this.total.title = body.capped ? t('evCapped') : '';
     this.items.replaceChildren(
       ...(body.items || []).map((/** @type {any} */ e) => {
         const button = el('button', {
