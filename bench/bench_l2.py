@@ -62,6 +62,7 @@ def run(n: int, jobs: int) -> dict:
     figures["cpu_s"] = monitor.cpu_s
     figures["peak_pss_mb"] = monitor.peak_pss_mb
     figures["peak_process_mb"] = monitor.peak_process_mb
+    figures["sampler_cpu_s"] = monitor.own_cpu_s
     from tiling.validate import check_tileset
 
     t = time.perf_counter()
@@ -79,7 +80,7 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
     print(
         f"{'N':>9} {'wall s':>7} {'CPU s':>7} {'bldg/s':>8} {'B/bldg':>7} {'tiles':>6} "
-        f"{'max tile':>9} {'PSS MB':>7} {'max proc':>8}  stages (s)  rules"
+        f"{'max tile':>9} {'PSS MB':>7} {'max proc':>8} {'sampler':>7}  stages (s)  rules"
     )
     for n in args.sizes:
         f = run(n, args.jobs)
@@ -93,7 +94,8 @@ def main() -> None:
         print(
             f"{n:>9,} {f['wall']:>7.1f} {f['cpu_s']:>7.1f} {n / f['wall']:>8,.0f} "
             f"{l2['bytes'] / n:>7.0f} {l2['tiles']:>6} {max_tile / 1e3:>7.0f}kB "
-            f"{f['peak_pss_mb']:>7.0f} {f['peak_process_mb']:>8.0f}  {stages}  {rules}",
+            f"{f['peak_pss_mb']:>7.0f} {f['peak_process_mb']:>8.0f} {f['sampler_cpu_s']:>6.1f}s"
+            f"  {stages}  {rules}",
             flush=True,
         )
     print(f"load average after: {os.getloadavg()[0]:.1f}")

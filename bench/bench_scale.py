@@ -3,7 +3,8 @@
 Prints, for N synthetic footprints (bench/synthetic.py, GeoParquet in EPSG:4547):
 
 - the full build (``--force``): wall time and peak memory (PSS of the build process and
-  all its workers, sampled every 0.2 s from /proc) and CPU seconds (user + system of
+  all its workers, from /proc whenever their RSS grew: ``bench/proctree.py``; the
+  sampler's own CPU seconds are printed too) and CPU seconds (user + system of
   that tree: the figure to compare on a shared machine) on a local pool of ``--jobs``
   processes or on a Dask cluster (``--scheduler local:2`` or ``tcp://...``);
 - the rebuild after ``--changed`` footprints got another height: wall, peak PSS, and
@@ -63,6 +64,7 @@ def build(toml: Path, jobs: int, scheduler: str, force: bool) -> dict:
         monitor.peak_process_mb,
     )
     figures["cpu_s"] = monitor.cpu_s
+    figures["sampler_cpu_s"] = monitor.own_cpu_s
     return figures
 
 
@@ -114,7 +116,8 @@ def main() -> None:
 def _print(what: str, f: dict) -> None:
     stages = " ".join(f"{k}={v:.1f}" for k, v in f["stages"].items())
     print(
-        f"{what}: wall {f['wall']:.1f} s, CPU {f['cpu_s']:.1f} s, "
+        f"{what}: wall {f['wall']:.1f} s, CPU {f['cpu_s']:.1f} s "
+        f"(sampler {f['sampler_cpu_s']:.1f} s), "
         f"peak PSS {f['peak_pss_mb']:,.0f} MB "
         f"(largest process {f['peak_process_mb']:,.0f} MB); ran {', '.join(f['ran'])}; "
         f"stages (s) {stages}; {f['l2']['tiles']} tiles"

@@ -105,7 +105,9 @@ def footprint_centres(footprints: np.ndarray) -> np.ndarray:
 
 
 def hilbert_order(
-    buildings: Buildings, centres: np.ndarray | None = None
+    buildings: Buildings,
+    centres: np.ndarray | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Partition order of ``buildings`` (along the Hilbert curve, ties in input order).
 
@@ -117,6 +119,8 @@ def hilbert_order(
     buildings : Buildings
     centres : (n, 2) ndarray, optional
         :func:`footprint_centres` of ``buildings`` (computed when not given).
+    bounds : (west, south, east, north), optional
+        ``buildings.bounds()`` when the caller has it (computed when not given).
 
     Returns
     -------
@@ -125,7 +129,7 @@ def hilbert_order(
     """
     if centres is None:
         centres = footprint_centres(buildings.footprints)
-    bounds = tuple(float(v) for v in buildings.bounds())
+    bounds = tuple(float(v) for v in (buildings.bounds() if bounds is None else bounds))
     keys = hilbert_keys(centres[:, 0], centres[:, 1], bounds, HILBERT_ORDER)
     order = np.argsort(keys, kind="stable")
     return order, keys[order]

@@ -32,6 +32,9 @@ Reason codes (``build-report.json``):
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,26 +44,53 @@ import shapely
 from cim.config import BuildingsConfig, CityProject
 from cim.crs import ResolvedCRS, crs_label, looks_like_lonlat, resolve_crs
 from cim.errors import InputDataError
+from cim.executor import Executor, InProcessExecutor, Tracker
 from cim.model import Buildings
 from cim.readers import (
     FEATURE_ERRORS,
     FeatureTable,
-    apply_per_feature,
     read_features,
     to_float,
     to_text,
 )
 from cim.report import StageReport
+from tiling.buildings import repair
 
 log = logging.getLogger(__name__)
 
 POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 COLLECTION = shapely.GeometryType.GEOMETRYCOLLECTION
-METRES_PER_DEGREE = 111_320.0
 MAX_FLOORS = 200
 
 
-def read_buildings(project: CityProject, report: StageReport) -> Buildings:
+@dataclass(frozen=True)
+class Runner:
+    """Where the per-row repair runs: the build's executor, in chunks of ``chunk`` rows.
+
+    The chunking, not the executor, decides the chunks, so the result is the same
+    wherever they ran.
+    """
+
+    executor: Executor | None = None
+    track: Tracker | None = None
+    chunk: int = repair.CHUNK
+
+    def __call__(self, tasks: Iterable[repair.RepairTask], total: int) -> Iterable[Any]:
+        """:func:`tiling.buildings.repair.repair_chunk` of every task."""
+        executor = self.executor or InProcessExecutor()
+        return executor.map(
+            repair.repair_chunk,
+            tasks,
+            track=self.track,
+            desc="repairing footprints",
+            unit="chunk",
+            total=total,
+        )
+
+
+def read_buildings(
+    project: CityProject, report: StageReport, *, run: Runner | None = None
+) -> Buildings:
     """Read, repair and normalise the project's footprints.
 
     Parameters
@@ -68,6 +98,8 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
     project : CityProject
     report : StageReport
         Receives read count, repairs and skips.
+    run : Runner, optional
+        Where the per-row repair runs (default: in this process).
 
     Returns
     -------
@@ -80,6 +112,17 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
     ------
     CRSError, InputDataError, DatasetIOError
     """
+    return read_footprints(project, report, run=run)[0]
+
+
+def read_footprints(
+    project: CityProject, report: StageReport, *, run: Runner | None = None
+) -> tuple[Buildings, np.ndarray, np.ndarray]:
+    """:func:`read_buildings`, with the footprints' 2D WKB and (n, 2) lon/lat centroids.
+
+    The repair computes both on the workers; the partitions store them, so the build
+    process does not encode them again.
+    """
     cfg = project.buildings
     assert cfg is not None
     table = read_features(
@@ -88,7 +131,9 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
     report.read = len(table) + len(table.bad_rows)
     _skip_bad_rows(table, cfg, report)
     ids = _ids(table, cfg, report)
-    geoms, keep, resolved = _clean_geometry(table, ids, cfg, project, report)
+    geoms, keep, resolved, (wkb, centres) = _clean_geometry(
+        table, ids, cfg, project, report, run or Runner()
+    )
     crs = resolved.crs
     ids, geoms, keep = _dedupe_ids(ids, geoms, keep, report)
     keep = _drop_duplicate_footprints(ids, geoms, keep, report)
@@ -131,7 +176,7 @@ def read_buildings(project: CityProject, report: StageReport) -> Buildings:
             ),
         }
     )
-    return buildings
+    return buildings, wkb[idx], centres[idx]
 
 
 def _l3_columns(
@@ -209,9 +254,13 @@ def _clean_geometry(
     cfg: BuildingsConfig,
     project: CityProject,
     report: StageReport,
-) -> tuple[np.ndarray, np.ndarray, ResolvedCRS]:
-    """Valid 2D lon/lat polygons, the mask of features kept, and the CRS used."""
+    run: Runner,
+) -> tuple[np.ndarray, np.ndarray, ResolvedCRS, tuple[np.ndarray, np.ndarray]]:
+    """Valid 2D lon/lat polygons, the mask of features kept, the CRS used, and the
+    kept rows' WKB and centroids (:func:`_repair_rows`)."""
     geoms = table.geometry.copy()
+    if table.geometry.flags.writeable:  # ``geoms`` the one reference: the repair releases it
+        table.geometry[:] = None
     keep = np.ones(len(geoms), dtype=bool)
     for issue in table.issues:  # what GEOS could not even read
         if not issue.repaired:
@@ -233,7 +282,6 @@ def _clean_geometry(
     # a one-part MultiPolygon is a plain Polygon: nothing to report
     single = keep & (types == int(POLYGONAL[1])) & (shapely.get_num_geometries(geoms) == 1)
     geoms[single] = shapely.get_geometry(geoms[single], 0)
-    types[single] = int(POLYGONAL[0])
     keep = _drop_bad_coordinates(geoms, keep, ids, report)
     if not keep.any():
         raise InputDataError(
@@ -243,36 +291,47 @@ def _clean_geometry(
     if resolved.note:
         report.warn(f"{table.path.name}: {resolved.note}")
     keep = _drop_unfitting(geoms, keep, ids, resolved, report)
-    kept = np.flatnonzero(keep)
-    coords, owner = shapely.get_coordinates(geoms[kept], return_index=True)
-    lon, lat = resolved.to_lonlat(coords[:, 0], coords[:, 1])
-    lonlat = np.column_stack([lon, lat])
-    simple = (types[kept] == int(POLYGONAL[0])) & (shapely.get_num_interior_rings(geoms[kept]) == 0)
-    # one pass sets the lon/lat coordinates and turns clockwise simple rings around;
-    # polygons with holes and multipolygons are oriented by GEOS later
-    lonlat = lonlat[_ccw_order(lonlat, owner, simple)]
-    geoms[kept] = shapely.set_coordinates(geoms[kept].copy(), lonlat)
-    off_earth = ~np.isfinite(lonlat).all(axis=1) | (np.abs(lonlat[:, 1]) > 90.0)
-    bad = np.zeros(len(geoms), dtype=bool)
-    bad[kept[np.unique(owner[off_earth])]] = True
-    for i in np.flatnonzero(bad):
-        report.skip(ids[i], "bad-coordinates", "coordinates are not on the Earth in WGS84")
-    keep &= ~bad
-    repeated = _has_repeated_points(lonlat, owner, len(kept))
-    complex_ = np.zeros(len(geoms), dtype=bool)
-    complex_[kept[~simple]] = True
-    geoms, keep = _repair_validity(geoms, keep, kept[repeated], complex_, ids, report)
-    mean_lat = np.bincount(owner, weights=np.nan_to_num(lat), minlength=len(kept)) / np.maximum(
-        np.bincount(owner, minlength=len(kept)), 1
-    )
-    lat_of = np.zeros(len(geoms))
-    lat_of[kept] = mean_lat
-    keep = _drop_slivers(geoms, keep, ids, report, cfg.min_area, lat_of)
+    geoms, keep, encoded = _repair_rows(geoms, keep, ids, resolved.crs, cfg.min_area, report, run)
     # a ring closed while reading is a repair only if the feature survived the rest
     for issue in table.issues:
         if issue.repaired and keep[issue.row]:
             report.repair(ids[issue.row], issue.reason, f"{issue.detail}; ring closed")
-    return geoms, keep, resolved
+    return geoms, keep, resolved, encoded
+
+
+def _repair_rows(
+    geoms: np.ndarray,
+    keep: np.ndarray,
+    ids: np.ndarray,
+    crs: str,
+    min_area: float,
+    report: StageReport,
+    run: Runner,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The per-row repair (:mod:`tiling.buildings.repair`), chunk by chunk through ``run``.
+
+    Returns the repaired geometries, the mask of rows kept, and the kept rows' WKB and
+    centroids (object array and (n, 2) array over all rows; None/NaN where dropped).
+    """
+    kept = np.flatnonzero(keep)
+    chunk = run.chunk
+    source = geoms[kept]
+    geoms[kept] = None  # ``tasks`` releases ``source`` chunk by chunk
+    chunks = repair.tasks(ids[kept], source, crs, min_area, chunk)
+    wkb = np.full(len(geoms), None, dtype=object)
+    centres = np.full((len(geoms), 2), np.nan)
+    entries = []
+    # each chunk is decoded as it comes back, while the workers repair the next ones
+    for result in run(chunks, -(-len(kept) // chunk)):
+        rows = kept[result.index * chunk : (result.index + 1) * chunk]
+        keep[rows] = result.keep
+        rows = rows[result.keep]
+        wkb[rows] = result.wkb
+        centres[rows] = result.centres
+        geoms[rows] = shapely.from_wkb(result.wkb)
+        entries.append(result.entries)
+    repair.merge_reports(sorted(entries, key=lambda e: e.index), report)
+    return geoms, keep, (wkb, centres)
 
 
 def _drop_bad_coordinates(
@@ -314,145 +373,6 @@ def _drop_unfitting(
     keep[bad] = False
     if len(bad) > len(kept) // 2:
         report.warn(f"{len(bad)} of {len(kept)} features do not fit the CRS {label}")
-    return keep
-
-
-def _ccw_order(lonlat: np.ndarray, owner: np.ndarray, simple: np.ndarray) -> np.ndarray:
-    """Coordinate order that makes every simple ring counter-clockwise.
-
-    ``owner`` maps coordinates to geometries (contiguous runs); ``simple`` marks the
-    single-ring polygons, whose whole run is one closed ring that may be reversed.
-    """
-    n = len(simple)
-    if len(owner) == 0:
-        return np.arange(0)
-    x, y = np.nan_to_num(lonlat[:, 0]), np.nan_to_num(lonlat[:, 1])
-    same = owner[1:] == owner[:-1]
-    x0, y0 = x - x[0], y - y[0]  # shift for precision of the cross products
-    cross = x0[:-1] * y0[1:] - x0[1:] * y0[:-1]
-    area2 = np.bincount(owner[:-1][same], weights=cross[same], minlength=n)
-    flip = simple & (area2 < 0)
-    order = np.arange(len(owner))
-    if not flip.any():
-        return order
-    start = np.searchsorted(owner, np.arange(n))
-    end = np.searchsorted(owner, np.arange(n), side="right")
-    rev = flip[owner]
-    order[rev] = (start + end - 1)[owner[rev]] - order[rev]
-    return order
-
-
-def _has_repeated_points(
-    lonlat: np.ndarray, owner: np.ndarray, n: int, tol: float = 1e-8
-) -> np.ndarray:
-    """Indices of the ``n`` geometries (``owner`` order) with two coinciding vertices.
-
-    ``tol`` is ~1 mm in degrees: closer vertices are the same surveyed point.
-    """
-    same = np.all(np.abs(np.diff(lonlat, axis=0)) <= tol, axis=1) & (owner[1:] == owner[:-1])
-    out = np.zeros(n, dtype=bool)
-    out[owner[1:][same]] = True
-    return np.flatnonzero(out)
-
-
-def _repair_validity(
-    geoms: np.ndarray,
-    keep: np.ndarray,
-    repeated: np.ndarray,
-    complex_: np.ndarray,
-    ids: np.ndarray,
-    report: StageReport,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Remove repeated vertices, make invalid polygons valid, orient what needs it.
-
-    ``complex_`` marks polygons with holes and multipolygons (not yet oriented).
-    """
-    orient = complex_.copy()
-    repeated = repeated[keep[repeated]]
-    fixed, errors = apply_per_feature(shapely.remove_repeated_points, geoms[repeated], 1e-8)
-    ok = np.ones(len(repeated), dtype=bool)
-    for k, message in errors.items():  # every vertex within 1 mm: nothing of a building left
-        report.skip(ids[repeated[k]], "sliver", f"collapses when 1 mm duplicates go ({message})")
-        keep[repeated[k]] = False
-        ok[k] = False
-    geoms[repeated[ok]] = fixed[ok]
-    for i in repeated[ok]:
-        report.repair(ids[i], "duplicate-vertices")
-    idx = np.flatnonzero(keep)
-    valid, _ = apply_per_feature(shapely.is_valid, geoms[idx], fill=False)
-    for i in idx[~valid.astype(bool)]:
-        reason = _valid_reason(geoms[i])
-        fixed_one = _make_valid(geoms[i])
-        if fixed_one is None:
-            report.skip(ids[i], "invalid-geometry", f"{reason}; nothing polygonal left")
-            keep[i] = False
-        else:
-            geoms[i] = fixed_one
-            orient[i] = True
-            report.repair(ids[i], "invalid-geometry", reason)
-    # collections that were valid but mixed (polygon + line) keep their polygons
-    coll = np.flatnonzero(keep & (shapely.get_type_id(geoms) == int(COLLECTION)))
-    for i in coll:
-        part = _polygonal_part(geoms[i])
-        if part is None:
-            report.skip(ids[i], "not-a-polygon", "collection without polygons")
-            keep[i] = False
-        else:
-            geoms[i] = part
-            orient[i] = True
-            report.repair(ids[i], "invalid-geometry", "polygons kept from a GeometryCollection")
-    orient = np.flatnonzero(orient & keep)
-    oriented, errors = apply_per_feature(shapely.orient_polygons, geoms[orient], exterior_cw=False)
-    ok = np.ones(len(orient), dtype=bool)
-    for k, message in errors.items():  # only the few GEOS refused: the rest in one go
-        report.skip(ids[orient[k]], "invalid-geometry", message)
-        keep[orient[k]] = False
-        ok[k] = False
-    geoms[orient[ok]] = oriented[ok]
-    return geoms, keep
-
-
-def _valid_reason(geom: shapely.Geometry) -> str:
-    try:
-        return str(shapely.is_valid_reason(geom))
-    except FEATURE_ERRORS as exc:
-        return " ".join(str(exc).split())
-
-
-def _make_valid(geom: shapely.Geometry) -> shapely.Geometry | None:
-    """GEOS make_valid (structure method) reduced to its polygons; None if none."""
-    try:
-        return _polygonal_part(shapely.make_valid(geom, method="structure", keep_collapsed=False))
-    except FEATURE_ERRORS:
-        return None
-
-
-def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
-    parts = shapely.get_parts(geom)
-    polys = [p for p in parts if shapely.get_type_id(p) in (3, 6) and not p.is_empty]
-    flat = [q for p in polys for q in shapely.get_parts(p)]
-    if not flat:
-        return None
-    return flat[0] if len(flat) == 1 else shapely.MultiPolygon(flat)
-
-
-def _drop_slivers(
-    geoms: np.ndarray,
-    keep: np.ndarray,
-    ids: np.ndarray,
-    report: StageReport,
-    min_area: float,
-    lat: np.ndarray,
-) -> np.ndarray:
-    idx = np.flatnonzero(keep)
-    cos_lat = np.cos(np.radians(lat[idx]))
-    area = shapely.area(geoms[idx]) * METRES_PER_DEGREE * METRES_PER_DEGREE * cos_lat
-    perimeter = shapely.length(geoms[idx]) * METRES_PER_DEGREE * np.sqrt(cos_lat)
-    width = np.where(perimeter > 0, 2.0 * area / np.maximum(perimeter, 1e-9), 0.0)
-    sliver = (area < min_area) | (width < 0.5)
-    for j in np.flatnonzero(sliver):
-        report.skip(ids[idx[j]], "sliver", f"area {area[j]:.2f} m², mean width {width[j]:.2f} m")
-    keep[idx[sliver]] = False
     return keep
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import shapely
 
 from cim.config import CityProject, TerrainConfig
 from cim.errors import ConfigError
@@ -20,14 +19,13 @@ from tiling.buildings.l2 import L2Options, write_l2
 from tiling.buildings.partitions import FOLDER as PARTITIONS
 from tiling.buildings.partitions import (
     building_addresses,
-    footprint_centres,
     hilbert_order,
     partition_index,
     partition_table,
     read_partitions_for_tiles,
     write_partitions,
 )
-from tiling.buildings.prepare import read_buildings
+from tiling.buildings.prepare import Runner, read_footprints
 from tiling.l3.district import district_mask, district_path
 
 log = logging.getLogger(__name__)
@@ -89,16 +87,19 @@ class BuildingsStage:
     def run(self, ctx: BuildContext) -> None:
         """Read and repair footprints, set base elevations."""
         # the L2 tile workers start (and import their modules) while this stage reads
-        ctx.executor.warm(("tiling.buildings.l2",))
+        ctx.executor.warm(("tiling.buildings.l2", "tiling.buildings.repair"))
         report = ctx.stage_report(self.name)
-        buildings = read_buildings(ctx.project, report)
+        # the per-row repair runs on the workers, which also encode the WKB and
+        # centroids the partitions and the L2 stage need
+        buildings, wkb, centres = read_footprints(
+            ctx.project, report, run=Runner(ctx.executor, ctx.track)
+        )
         # walls reach below the base by the terrain's error: passed on to the l2 stage
         skirt = ctx.artifacts["wall_skirt"] = set_base_elevation(buildings, ctx.project, report)
         report.written = len(buildings)
-        centres = footprint_centres(buildings.footprints)
-        order, keys = hilbert_order(buildings, centres)  # the partitions' order, here too
-        buildings, centres = buildings.take(order), centres[order]
-        wkb = shapely.to_wkb(buildings.footprints, output_dimension=2)
+        bounds = buildings.bounds()  # one pass over the footprints: the order and the extent
+        order, keys = hilbert_order(buildings, centres, bounds)  # the partitions' order too
+        buildings, centres, wkb = buildings.take(order), centres[order], wkb[order]
         # the footprints' own addresses, before the address stage adds its joins
         own = buildings.addresses.copy()
         # the files are written while the next stages run (they get the table in memory);
@@ -115,7 +116,7 @@ class BuildingsStage:
         ctx.artifacts["buildings"] = buildings
         # computed once: the L2 stage needs both and would otherwise compute them again
         ctx.artifacts["footprints"] = (wkb, centres)
-        west, south, east, north = buildings.bounds()
+        west, south, east, north = bounds
         ctx.manifest.setdefault("extent", [west, south, east, north])
 
 

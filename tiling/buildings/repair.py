@@ -1,0 +1,317 @@
+"""Geometry repair of the footprints, chunk by chunk, on the build's executor.
+
+The per-row part of :mod:`tiling.buildings.prepare` (to lon/lat, ring orientation,
+repeated vertices, validity, slivers, then the centroid and the WKB the partitions
+keep) is the bulk of the buildings stage's CPU, and every row's outcome depends on
+that row alone. So the build process cuts the rows that survived the whole-city
+checks (CRS, ids) into row ranges of :data:`CHUNK` and runs :func:`repair_chunk` on
+each through the executor: small picklable :class:`RepairTask` s (the footprints as
+WKB), results as WKB and centroids.
+
+The report stays the same wherever the chunks ran, and the same as one pass over the
+city: each chunk's entries are kept per *phase* (off-Earth coordinates, repeated
+vertices, validity, collections, orientation, slivers) and merged phase by phase in
+row order (:func:`merge_reports`), which is the order one pass writes them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from cim.crs import safe_to_lonlat
+from cim.readers import FEATURE_ERRORS, apply_per_feature
+from cim.report import StageReport
+
+POLYGON = int(shapely.GeometryType.POLYGON)
+MULTIPOLYGON = int(shapely.GeometryType.MULTIPOLYGON)
+COLLECTION = int(shapely.GeometryType.GEOMETRYCOLLECTION)
+METRES_PER_DEGREE = 111_320.0
+#: rows per task: big enough that a task's overhead (WKB both ways, a pickle) is
+#: small, small enough that two workers get several each at 1,000,000 buildings
+CHUNK = 50_000
+#: the phases of one pass, in the order their report entries are written
+PHASES = ("off-earth", "repeated", "validity", "collections", "orient", "slivers")
+
+
+@dataclass(frozen=True)
+class RepairTask:
+    """One row range of footprints to repair (all of them passed the city-wide checks).
+
+    Attributes
+    ----------
+    index : int
+        The chunk's position (results are put back in this order).
+    ids : ndarray of str
+        Feature ids, for the report.
+    wkb : ndarray of bytes
+        Footprints in the source CRS (2D) as WKB.
+    crs : str
+        The resolved source CRS (:attr:`cim.crs.ResolvedCRS.crs`).
+    min_area : float
+        ``[buildings] min_area`` in m².
+    """
+
+    index: int
+    ids: np.ndarray
+    wkb: np.ndarray
+    crs: str
+    min_area: float
+
+
+@dataclass(frozen=True)
+class Entries:
+    """One chunk's report entries per phase (:data:`PHASES`), each in row order."""
+
+    index: int
+    skipped: list[list[dict[str, str]]]
+    repaired: list[list[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    """What :func:`repair_chunk` returns for one :class:`RepairTask`.
+
+    Attributes
+    ----------
+    index : int
+    keep : ndarray of bool
+        The rows that are still a building.
+    wkb : ndarray of bytes
+        The repaired lon/lat footprints of the kept rows (2D WKB, as the partitions
+        store them).
+    centres : (k, 2) ndarray
+        Their centroids (:func:`tiling.buildings.partitions.footprint_centres`).
+    entries : Entries
+        The report entries.
+    """
+
+    index: int
+    keep: np.ndarray
+    wkb: np.ndarray
+    centres: np.ndarray
+    entries: Entries
+
+
+def tasks(
+    ids: np.ndarray, geoms: np.ndarray, crs: str, min_area: float, chunk: int = CHUNK
+) -> Iterator[RepairTask]:
+    """The rows cut into :class:`RepairTask` s, encoded lazily (one window in memory).
+
+    Consumes ``geoms``: each chunk's geometries are released (set to None) once they
+    travel as WKB, so the source and the repaired city are not both held whole.
+    """
+    for index, start in enumerate(range(0, len(geoms), chunk)):
+        part = slice(start, start + chunk)
+        wkb = shapely.to_wkb(geoms[part])
+        geoms[part] = None
+        yield RepairTask(index, ids[part], wkb, crs, min_area)
+
+
+def repair_chunk(task: RepairTask) -> RepairResult:
+    """Repair one chunk: lon/lat, orientation, repeated vertices, validity, slivers.
+
+    A pure function of the task (no worker state), so the result is the same in the
+    build process, a pool worker or on Dask.
+    """
+    reports = [StageReport(phase) for phase in PHASES]
+    geoms = shapely.from_wkb(task.wkb)
+    ids = task.ids
+    n = len(geoms)
+    keep = np.ones(n, dtype=bool)
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    lon, lat = safe_to_lonlat(coords[:, 0], coords[:, 1], task.crs)
+    lonlat = np.column_stack([lon, lat])
+    simple = (shapely.get_type_id(geoms) == POLYGON) & (shapely.get_num_interior_rings(geoms) == 0)
+    # one pass sets the lon/lat coordinates and turns clockwise simple rings around;
+    # polygons with holes and multipolygons are oriented by GEOS later
+    lonlat = lonlat[ccw_order(lonlat, owner, simple)]
+    geoms = shapely.set_coordinates(geoms, lonlat)
+    off_earth = ~np.isfinite(lonlat).all(axis=1) | (np.abs(lonlat[:, 1]) > 90.0)
+    bad = np.zeros(n, dtype=bool)
+    bad[np.unique(owner[off_earth])] = True
+    for i in np.flatnonzero(bad):
+        reports[0].skip(ids[i], "bad-coordinates", "coordinates are not on the Earth in WGS84")
+    keep &= ~bad
+    orient = ~simple
+    _remove_repeated(geoms, keep, _has_repeated_points(lonlat, owner, n), ids, reports[1])
+    _make_all_valid(geoms, keep, orient, ids, reports[2])
+    _keep_collection_polygons(geoms, keep, orient, ids, reports[3])
+    _orient(geoms, keep, orient, ids, reports[4])
+    mean_lat = np.bincount(owner, weights=np.nan_to_num(lat), minlength=n) / np.maximum(
+        np.bincount(owner, minlength=n), 1
+    )
+    _drop_slivers(geoms, keep, ids, reports[5], task.min_area, mean_lat)
+    kept = geoms[keep]
+    return RepairResult(
+        task.index,
+        keep,
+        shapely.to_wkb(kept, output_dimension=2),
+        shapely.get_coordinates(shapely.centroid(kept)),
+        Entries(task.index, [r.skipped for r in reports], [r.repaired for r in reports]),
+    )
+
+
+def merge_reports(entries: list[Entries], report: StageReport) -> None:
+    """Add the chunks' entries to ``report`` phase by phase, chunks in row order.
+
+    ``entries`` must be sorted by :attr:`Entries.index`.
+    """
+    for phase in range(len(PHASES)):
+        for chunk in entries:
+            report.skipped.extend(chunk.skipped[phase])
+            report.repaired.extend(chunk.repaired[phase])
+
+
+def ccw_order(lonlat: np.ndarray, owner: np.ndarray, simple: np.ndarray) -> np.ndarray:
+    """Coordinate order that makes every simple ring counter-clockwise.
+
+    ``owner`` maps coordinates to geometries (contiguous runs); ``simple`` marks the
+    single-ring polygons, whose whole run is one closed ring that may be reversed.
+    """
+    n = len(simple)
+    if len(owner) == 0:
+        return np.arange(0)
+    start = np.searchsorted(owner, np.arange(n))
+    end = np.searchsorted(owner, np.arange(n), side="right")
+    x, y = np.nan_to_num(lonlat[:, 0]), np.nan_to_num(lonlat[:, 1])
+    first = start[owner]
+    # shifted to each ring's first vertex for precision of the cross products (and
+    # so a ring's orientation does not depend on which rows share its chunk)
+    x0, y0 = x - x[first], y - y[first]
+    same = owner[1:] == owner[:-1]
+    cross = x0[:-1] * y0[1:] - x0[1:] * y0[:-1]
+    area2 = np.bincount(owner[:-1][same], weights=cross[same], minlength=n)
+    flip = simple & (area2 < 0)
+    order = np.arange(len(owner))
+    if not flip.any():
+        return order
+    rev = flip[owner]
+    order[rev] = (start + end - 1)[owner[rev]] - order[rev]
+    return order
+
+
+def _has_repeated_points(
+    lonlat: np.ndarray, owner: np.ndarray, n: int, tol: float = 1e-8
+) -> np.ndarray:
+    """Indices of the ``n`` geometries (``owner`` order) with two coinciding vertices.
+
+    ``tol`` is ~1 mm in degrees: closer vertices are the same surveyed point.
+    """
+    same = np.all(np.abs(np.diff(lonlat, axis=0)) <= tol, axis=1) & (owner[1:] == owner[:-1])
+    out = np.zeros(n, dtype=bool)
+    out[owner[1:][same]] = True
+    return np.flatnonzero(out)
+
+
+def _remove_repeated(
+    geoms: np.ndarray, keep: np.ndarray, repeated: np.ndarray, ids: np.ndarray, report: StageReport
+) -> None:
+    """Remove vertices within 1 mm of the previous one (in place)."""
+    repeated = repeated[keep[repeated]]
+    fixed, errors = apply_per_feature(shapely.remove_repeated_points, geoms[repeated], 1e-8)
+    ok = np.ones(len(repeated), dtype=bool)
+    for k, message in errors.items():  # every vertex within 1 mm: nothing of a building left
+        report.skip(ids[repeated[k]], "sliver", f"collapses when 1 mm duplicates go ({message})")
+        keep[repeated[k]] = False
+        ok[k] = False
+    geoms[repeated[ok]] = fixed[ok]
+    for i in repeated[ok]:
+        report.repair(ids[i], "duplicate-vertices")
+
+
+def _make_all_valid(
+    geoms: np.ndarray, keep: np.ndarray, orient: np.ndarray, ids: np.ndarray, report: StageReport
+) -> None:
+    """GEOS make_valid for the invalid ones (in place); ``orient`` marks what changed."""
+    idx = np.flatnonzero(keep)
+    valid, _ = apply_per_feature(shapely.is_valid, geoms[idx], fill=False)
+    for i in idx[~valid.astype(bool)]:
+        reason = _valid_reason(geoms[i])
+        fixed_one = _make_valid(geoms[i])
+        if fixed_one is None:
+            report.skip(ids[i], "invalid-geometry", f"{reason}; nothing polygonal left")
+            keep[i] = False
+        else:
+            geoms[i] = fixed_one
+            orient[i] = True
+            report.repair(ids[i], "invalid-geometry", reason)
+
+
+def _keep_collection_polygons(
+    geoms: np.ndarray, keep: np.ndarray, orient: np.ndarray, ids: np.ndarray, report: StageReport
+) -> None:
+    """Collections that were valid but mixed (polygon + line) keep their polygons."""
+    coll = np.flatnonzero(keep & (shapely.get_type_id(geoms) == COLLECTION))
+    for i in coll:
+        part = _polygonal_part(geoms[i])
+        if part is None:
+            report.skip(ids[i], "not-a-polygon", "collection without polygons")
+            keep[i] = False
+        else:
+            geoms[i] = part
+            orient[i] = True
+            report.repair(ids[i], "invalid-geometry", "polygons kept from a GeometryCollection")
+
+
+def _orient(
+    geoms: np.ndarray, keep: np.ndarray, orient: np.ndarray, ids: np.ndarray, report: StageReport
+) -> None:
+    """Counter-clockwise shells for what the coordinate pass did not orient."""
+    rows = np.flatnonzero(orient & keep)
+    oriented, errors = apply_per_feature(shapely.orient_polygons, geoms[rows], exterior_cw=False)
+    ok = np.ones(len(rows), dtype=bool)
+    for k, message in errors.items():  # only the few GEOS refused: the rest in one go
+        report.skip(ids[rows[k]], "invalid-geometry", message)
+        keep[rows[k]] = False
+        ok[k] = False
+    geoms[rows[ok]] = oriented[ok]
+
+
+def _valid_reason(geom: shapely.Geometry) -> str:
+    try:
+        return str(shapely.is_valid_reason(geom))
+    except FEATURE_ERRORS as exc:
+        return " ".join(str(exc).split())
+
+
+def _make_valid(geom: shapely.Geometry) -> shapely.Geometry | None:
+    """GEOS make_valid (structure method) reduced to its polygons; None if none."""
+    try:
+        return _polygonal_part(shapely.make_valid(geom, method="structure", keep_collapsed=False))
+    except FEATURE_ERRORS:
+        return None
+
+
+def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
+    parts = shapely.get_parts(geom)
+    polys = [
+        p for p in parts if shapely.get_type_id(p) in (POLYGON, MULTIPOLYGON) and not p.is_empty
+    ]
+    flat = [q for p in polys for q in shapely.get_parts(p)]
+    if not flat:
+        return None
+    return flat[0] if len(flat) == 1 else shapely.MultiPolygon(flat)
+
+
+def _drop_slivers(
+    geoms: np.ndarray,
+    keep: np.ndarray,
+    ids: np.ndarray,
+    report: StageReport,
+    min_area: float,
+    lat: np.ndarray,
+) -> None:
+    """Skip what is thinner than 0.5 m or smaller than ``min_area`` (in place)."""
+    idx = np.flatnonzero(keep)
+    cos_lat = np.cos(np.radians(lat[idx]))
+    area = shapely.area(geoms[idx]) * METRES_PER_DEGREE * METRES_PER_DEGREE * cos_lat
+    perimeter = shapely.length(geoms[idx]) * METRES_PER_DEGREE * np.sqrt(cos_lat)
+    width = np.where(perimeter > 0, 2.0 * area / np.maximum(perimeter, 1e-9), 0.0)
+    sliver = (area < min_area) | (width < 0.5)
+    for j in np.flatnonzero(sliver):
+        report.skip(ids[idx[j]], "sliver", f"area {area[j]:.2f} m², mean width {width[j]:.2f} m")
+    keep[idx[sliver]] = False
