@@ -322,30 +322,56 @@ class _Writer:
 
 def quantize_positions(positions_enu: np.ndarray) -> tuple[np.ndarray, list[float], float]:
     """ENU float positions → (uint16 glTF y-up positions padded to 4, translation, scale)."""
-    gl = np.column_stack([positions_enu[:, 0], positions_enu[:, 2], -positions_enu[:, 1]])
-    # per-column reductions: numpy reduces a strided axis 0 several times slower
-    lo = np.array([gl[:, k].min() for k in range(3)])
-    extent = float(max(gl[:, k].max() - lo[k] for k in range(3)))
+    # one glTF column at a time (x, z, -y): no (n, 3) temporaries, contiguous reductions;
+    # the arithmetic stays in the positions' own precision, as the (n, 3) version's did
+    cols = [positions_enu[:, 0], positions_enu[:, 2], positions_enu[:, 1]]
+    if len(positions_enu):
+        lo = np.array([cols[0].min(), cols[1].min(), -cols[2].max()])
+        hi = np.array([cols[0].max(), cols[1].max(), -cols[2].min()])
+        extent = float(max(hi[k] - lo[k] for k in range(3)))
+    else:
+        lo, extent = np.zeros(3, dtype=positions_enu.dtype), 0.0
     scale = extent / 65535.0 if extent > 0 else 1.0
-    q = np.zeros((len(gl), 4), dtype=np.uint16)
-    q[:, :3] = np.clip(np.rint((gl - lo) / scale), 0, 65535)
+    q = np.zeros((len(positions_enu), 4), dtype=np.uint16)
+    work = np.empty(len(positions_enu), dtype=np.result_type(lo.dtype, np.float16))
+    for k, col in enumerate(cols):
+        if k == 2:
+            np.negative(col, out=work)
+            np.subtract(work, lo[k], out=work)
+        else:
+            np.subtract(col, lo[k], out=work)
+        np.divide(work, scale, out=work)
+        np.rint(work, out=work)
+        np.clip(work, 0, 65535, out=work)
+        q[:, k] = work
     return q, [float(v) for v in lo], scale
 
 
 def encode_normals(normals_enu: np.ndarray) -> np.ndarray:
     """Unit ENU normals → int8 glTF y-up normals padded to 4 bytes."""
-    gl = np.column_stack([normals_enu[:, 0], normals_enu[:, 2], -normals_enu[:, 1]])
-    out = np.zeros((len(gl), 4), dtype=np.int8)
-    out[:, :3] = np.clip(np.rint(gl * 127.0), -127, 127)
+    out = np.zeros((len(normals_enu), 4), dtype=np.int8)
+    # in the normals' own precision, as the (n, 3) arithmetic was (rounding ties)
+    work = np.empty(len(normals_enu), dtype=np.result_type(normals_enu.dtype, np.float16))
+    # glTF y-up: (x, z, -y), one column at a time (no (n, 3) float64 temporaries)
+    for k, (col, sign) in enumerate(((0, 1.0), (2, 1.0), (1, -1.0))):
+        np.multiply(normals_enu[:, col], sign * 127.0, out=work)
+        np.rint(work, out=work)
+        np.clip(work, -127, 127, out=work)
+        out[:, k] = work
     return out
 
 
 def optimise_mesh(mesh: FeatureMesh) -> FeatureMesh:
     """Reorder triangles for the vertex cache and vertices for fetch (better compression)."""
-    n = len(mesh.positions)
-    if n == 0:
+    if len(mesh.positions) == 0:
         return mesh
-    idx = np.ascontiguousarray(mesh.indices, dtype=np.uint32)
+    order, indices = _optimised_order(mesh.indices, len(mesh.positions))
+    return _reordered(mesh, order, indices)
+
+
+def _optimised_order(indices: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """meshoptimizer's vertex-cache and vertex-fetch order: (new → old vertex, indices)."""
+    idx = np.ascontiguousarray(indices, dtype=np.uint32)
     cache = np.empty_like(idx)
     meshoptimizer.optimize_vertex_cache(cache, idx, len(idx), n)
     remap = np.empty(n, dtype=np.uint32)
@@ -353,13 +379,49 @@ def optimise_mesh(mesh: FeatureMesh) -> FeatureMesh:
     order = np.empty(unique, dtype=np.int64)
     used = remap < unique  # unreferenced vertices get ~0 and are dropped
     order[remap[used]] = np.flatnonzero(used)
+    return order, remap[cache]
+
+
+def _rows(a: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``a[order]`` of a C-contiguous (n, k) array of 4- or 8-byte rows, gathered as words."""
+    word = np.uint64 if a.strides[0] == 8 else np.uint32
+    return a.view(word).ravel()[order].view(a.dtype).reshape(len(order), a.shape[1])
+
+
+def _reordered(mesh: FeatureMesh, order: np.ndarray, indices: np.ndarray) -> FeatureMesh:
     return FeatureMesh(
         positions=mesh.positions[order],
         normals=mesh.normals[order],
         feature_ids=mesh.feature_ids[order],
-        indices=remap[cache],
+        indices=indices,
         colors=mesh.colors[order] if mesh.colors is not None else None,
     )
+
+
+def _encoded_attributes(
+    mesh: FeatureMesh,
+) -> tuple[FeatureMesh, np.ndarray, list[float], float, np.ndarray]:
+    """The optimised mesh with its quantized positions and encoded normals.
+
+    When every vertex is referenced (the usual case) the float attributes are encoded
+    before the reorder and only the compact encodings are gathered: the same bytes, a
+    fraction of the memory traffic. ``positions`` and ``normals`` of the returned mesh
+    are then those of the input order and must not be used.
+    """
+    n = len(mesh.positions)
+    if n:
+        order, indices = _optimised_order(mesh.indices, n)
+        if len(order) == n:
+            qpos, translation, scale = quantize_positions(mesh.positions)
+            normals = encode_normals(mesh.normals)
+            colors = mesh.colors[order] if mesh.colors is not None else None
+            out = FeatureMesh(
+                mesh.positions, mesh.normals, mesh.feature_ids[order], indices, colors
+            )
+            return out, _rows(qpos, order), translation, scale, _rows(normals, order)
+        mesh = _reordered(mesh, order, indices)
+    qpos, translation, scale = quantize_positions(mesh.positions)
+    return mesh, qpos, translation, scale, encode_normals(mesh.normals)
 
 
 def write_glb(
@@ -398,7 +460,7 @@ def write_glb(
     bad = [i for i in (schema_id, class_name, *(p.id for p in properties)) if not is_valid_id(i)]
     if bad:  # a caller's bug: ids are made valid by metadata_ids()
         raise ValueError(f"metadata ids must match {ID_PATTERN.pattern}: {bad}")
-    mesh = optimise_mesh(mesh)
+    mesh, qpos, translation, scale, normals = _encoded_attributes(mesh)
     n_features = len(next(iter(table.values()))) if table else 0
     w = _Writer(compress=compression == "meshopt")
     used = ["KHR_mesh_quantization"]
@@ -406,8 +468,6 @@ def write_glb(
         used += ["EXT_mesh_features", "EXT_structural_metadata"]
     if w.compress:
         used.append("EXT_meshopt_compression")
-    qpos, translation, scale = quantize_positions(mesh.positions)
-    normals = encode_normals(mesh.normals)
     fid_dtype = np.uint8 if n_features <= 256 else np.uint16 if n_features <= 65536 else np.uint32
     fids = np.zeros((len(qpos), 4 // np.dtype(fid_dtype).itemsize), dtype=fid_dtype)
     fids[:, 0] = mesh.feature_ids
@@ -422,8 +482,9 @@ def write_glb(
         UNSIGNED_SHORT,
         "VEC3",
         len(qpos),
-        min=[int(v) for v in qpos[:, :3].min(axis=0)],
-        max=[int(v) for v in qpos[:, :3].max(axis=0)],
+        # per column: numpy reduces a strided axis 0 several times slower
+        min=[int(qpos[:, k].min()) for k in range(3)],
+        max=[int(qpos[:, k].max()) for k in range(3)],
     )
     nrm_acc = w.accessor(nrm_view, BYTE, "VEC3", len(qpos), normalized=True)
     fid_component = {np.uint8: UNSIGNED_BYTE, np.uint16: UNSIGNED_SHORT, np.uint32: UNSIGNED_INT}

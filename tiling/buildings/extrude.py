@@ -3,7 +3,8 @@
 Input is a contiguous run of footprint rings whose vertices are already in the
 tileset's local east-north-up frame, once at the base and once at the roof height.
 Walls are one quad per ring edge (flat normals); roofs are fans for convex rings
-without holes and earcut triangulations for everything else (holes stay holes).
+without holes, fans from the reflex vertex for rings with exactly one (L-shapes,
+notches), and earcut triangulations for everything else (holes stay holes).
 Walls may reach below the base by a *skirt*: the terrain mesh is simplified within
 a vertical error of the DEM, so a wall bottom exactly at the DEM's ground could show
 a gap above a mesh triangle that lies lower; the skirt hides it in the ground.
@@ -15,6 +16,9 @@ import mapbox_earcut
 import numpy as np
 
 from tiling.gltf import FeatureMesh
+
+#: The two triangles (0, 1, 2) and (0, 2, 3) of a wall quad (base a, base b, top b, top a).
+_QUAD_TRIANGLES = np.array([0, 1, 2, 0, 2, 3])
 
 
 def extrude(
@@ -54,44 +58,51 @@ def extrude(
         up = top - base
         length = np.sqrt(np.einsum("ij,ij->i", up, up))[:, None]
         bottom = base - np.divide(up, length, out=np.zeros_like(up), where=length > 0) * skirt
-    walls = _walls(bottom, top, ring_offsets, ring_feature)
     roofs = _roofs(base, top, ring_offsets, part_ring_offsets, part_feature)
-    offset = len(walls.positions)
-    return FeatureMesh(
-        positions=np.concatenate([walls.positions, roofs.positions]),
-        normals=np.concatenate([walls.normals, roofs.normals]),
-        feature_ids=np.concatenate([walls.feature_ids, roofs.feature_ids]),
-        indices=np.concatenate([walls.indices, roofs.indices + offset]),
-    )
+    return _walls(bottom, top, ring_offsets, ring_feature, roofs)
 
 
 def _walls(
-    base: np.ndarray, top: np.ndarray, ring_offsets: np.ndarray, ring_feature: np.ndarray
+    base: np.ndarray,
+    top: np.ndarray,
+    ring_offsets: np.ndarray,
+    ring_feature: np.ndarray,
+    tail: FeatureMesh | None = None,
 ) -> FeatureMesh:
+    """Wall quads, followed by ``tail`` (the roofs) when given.
+
+    The walls are written straight into arrays sized for both: no concatenation
+    copies of the tile's largest arrays.
+    """
     m = len(base)
     is_start = np.ones(m, dtype=bool)
     is_start[ring_offsets[1:] - 1] = False  # the closing vertex starts no edge
     a = np.flatnonzero(is_start)
     b = a + 1
     e = len(a)
-    quad = np.empty((e, 4, 3))
-    quad[:, 0], quad[:, 1], quad[:, 2], quad[:, 3] = base[a], base[b], top[b], top[a]
-    direction = base[b] - base[a]
-    up = top[a] - base[a]
-    normal = np.cross(direction, up)
+    ba, bb, ta = base[a], base[b], top[a]
+    normal = _cross(bb - ba, ta - ba)
     length = np.sqrt(np.einsum("ij,ij->i", normal, normal))[:, None]
     normal = np.divide(normal, length, out=np.zeros_like(normal), where=length > 0)
-    coord_ring = np.repeat(np.arange(len(ring_offsets) - 1), np.diff(ring_offsets))
-    quad_feature = ring_feature[coord_ring[a]]
-    corners = np.arange(e)[:, None] * 4
-    first, second = np.array([0, 1, 2]), np.array([0, 2, 3])
-    tris = np.concatenate([corners + first, corners + second], axis=1).reshape(-1)
-    return FeatureMesh(
-        positions=quad.reshape(-1, 3),
-        normals=np.repeat(normal, 4, axis=0).astype(np.float32),
-        feature_ids=np.repeat(quad_feature, 4),
-        indices=tris,
+    quad_feature = np.repeat(ring_feature, np.diff(ring_offsets) - 1)  # one quad per edge
+    tail = tail or FeatureMesh(
+        np.zeros((0, 3)), np.zeros((0, 3), np.float32), quad_feature[:0], np.zeros(0, np.int64)
     )
+    n = 4 * e + len(tail.positions)
+    positions = np.empty((n, 3), dtype=np.result_type(base.dtype, tail.positions.dtype))
+    quad = positions[: 4 * e].reshape(e, 4, 3)
+    quad[:, 0], quad[:, 1], quad[:, 2], quad[:, 3] = ba, bb, top[b], ta
+    positions[4 * e :] = tail.positions
+    normals = np.empty((n, 3), dtype=np.float32)
+    normals[: 4 * e].reshape(e, 4, 3)[:] = normal.astype(np.float32)[:, None, :]
+    normals[4 * e :] = tail.normals
+    feature_ids = np.empty(n, dtype=np.result_type(quad_feature, tail.feature_ids))
+    feature_ids[: 4 * e].reshape(e, 4)[:] = quad_feature[:, None]
+    feature_ids[4 * e :] = tail.feature_ids
+    indices = np.empty(6 * e + len(tail.indices), dtype=np.int64)
+    indices[: 6 * e] = (np.arange(4 * e).reshape(e, 4)[:, _QUAD_TRIANGLES]).reshape(-1)
+    np.add(tail.indices, 4 * e, out=indices[6 * e :])
+    return FeatureMesh(positions, normals, feature_ids, indices)
 
 
 def _roofs(
@@ -101,50 +112,103 @@ def _roofs(
     part_ring_offsets: np.ndarray,
     part_feature: np.ndarray,
 ) -> FeatureMesh:
-    n_rings = len(ring_offsets) - 1
     ring_len = np.diff(ring_offsets) - 1  # unique vertices per ring
     keep = np.ones(len(base), dtype=bool)
     keep[ring_offsets[1:] - 1] = False
     vert_index = np.cumsum(keep) - 1  # coordinate → roof vertex index
     positions = top[keep]
-    up = top - base
+    up = positions - base[keep]
     up /= np.maximum(np.sqrt(np.einsum("ij,ij->i", up, up)), 1e-12)[:, None]
-    normals = up[keep].astype(np.float32)
-    coord_ring = np.repeat(np.arange(n_rings), np.diff(ring_offsets))
+    normals = up.astype(np.float32)
     ring_part = np.repeat(np.arange(len(part_feature)), np.diff(part_ring_offsets))
-    feature_ids = part_feature[ring_part[coord_ring[keep]]]
+    feature_ids = np.repeat(part_feature[ring_part], ring_len)
 
     rings_per_part = np.diff(part_ring_offsets)
     exterior = part_ring_offsets[:-1]
-    convex = _convex_rings(top, ring_offsets)
-    simple = (rings_per_part == 1) & convex[exterior] & (ring_len[exterior] >= 3)
+    left = _left_turns(top, ring_offsets)
+    starts = ring_offsets[:-1]
+    convex = np.logical_and.reduceat(left, starts) if len(left) else np.zeros(0, dtype=bool)
+    single = (rings_per_part == 1) & (ring_len[exterior] >= 3)
+    simple = single & convex[exterior]
     fan = _fans(vert_index[ring_offsets[exterior[simple]]], ring_len[exterior[simple]])
-    cut = _earcut_parts(positions, ring_len, part_ring_offsets, np.flatnonzero(~simple))
-    tris = np.concatenate([fan, *cut]) if cut else fan
+    dented, dent_fan = _reflex_fans(positions, left, keep, ring_offsets, ring_len, vert_index)
+    by_dent = single & dented[exterior]
+    cut = _earcut_parts(positions, ring_len, part_ring_offsets, np.flatnonzero(~simple & ~by_dent))
+    tris = np.concatenate([fan, dent_fan, *cut])
     tris = _face_up(positions, tris.reshape(-1, 3), normals)
     return FeatureMesh(positions, normals, feature_ids, tris.reshape(-1))
 
 
-def _convex_rings(xyz: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
-    """Per ring: True when every turn is to the left (convex, counter-clockwise)."""
+def _left_turns(xyz: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
+    """Per coordinate i: True when the ring turns left (or goes straight on) at the next
+    vertex, between the edges (i, i + 1) and (i + 1, i + 2)."""
     m = len(xyz)
     nxt = np.arange(1, m + 1)
     last = ring_offsets[1:] - 1
     # the vertex after a ring's closing vertex is the ring's second vertex
     nxt[last] = ring_offsets[:-1] + 1
-    d1 = xyz[nxt, :2] - xyz[:, :2]
-    nxt2 = nxt[nxt]
-    d2 = xyz[nxt2, :2] - xyz[nxt, :2]
-    cross = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
-    scale = np.linalg.norm(d1, axis=1) * np.linalg.norm(d2, axis=1)
-    left = cross >= -1e-9 * np.maximum(scale, 1e-12)
+    x, y = xyz[:, 0], xyz[:, 1]
+    dx, dy = x[nxt] - x, y[nxt] - y
+    # the next edge of a vertex is the edge of its next vertex
+    cross = dx * dy[nxt] - dy * dx[nxt]
+    length = np.sqrt(dx * dx + dy * dy)
+    scale = length * length[nxt]
+    return cross >= -1e-9 * np.maximum(scale, 1e-12)
+
+
+def _reflex_fans(
+    positions: np.ndarray,
+    left: np.ndarray,
+    keep: np.ndarray,
+    ring_offsets: np.ndarray,
+    ring_len: np.ndarray,
+    vert_index: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fans of rings with exactly one reflex vertex, from that vertex, vectorised.
+
+    Such a ring (an L-shaped block, a notch) is star-shaped from its reflex vertex:
+    the lines of its two edges there cut it into convex pieces that both contain the
+    vertex, so the fan from it triangulates the ring, as earcut would (with other
+    triangles). Each fan is checked anyway: a ring whose fan has a triangle that is
+    not strictly counter-clockwise goes to earcut.
+
+    Returns
+    -------
+    (ndarray of bool, ndarray)
+        Per ring: triangulated here; and the triangles (flat roof vertex indices).
+    """
+    n_rings = len(ring_len)
+    dented = np.zeros(n_rings, dtype=bool)
+    if not len(left):
+        return dented, np.zeros(0, dtype=np.int64)
     starts = ring_offsets[:-1]
-    ok = np.logical_and.reduceat(left, starts) if m else np.zeros(0, dtype=bool)
-    return ok
+    right = ~left & keep  # the closing vertex repeats the first: counted once
+    n_right = np.add.reduceat(right.astype(np.int64), starts)
+    rings = np.flatnonzero((n_right == 1) & (ring_len >= 4))
+    if not len(rings):
+        return dented, np.zeros(0, dtype=np.int64)
+    where = np.maximum.reduceat(np.where(right, np.arange(len(left)), -1), starts)[rings]
+    count = ring_len[rings]
+    # the turn found at coordinate i is the one at vertex i + 1
+    pivot = (where - starts[rings] + 1) % count
+    tris = _fans(vert_index[starts[rings]], count, pivot).reshape(-1, 3)
+    a, b, c = positions[tris[:, 0]], positions[tris[:, 1]], positions[tris[:, 2]]
+    ux, uy, vx, vy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1], c[:, 0] - a[:, 0], c[:, 1] - a[:, 1]
+    area = ux * vy - uy * vx
+    good = area > 1e-9 * np.sqrt((ux * ux + uy * uy) * (vx * vx + vy * vy))
+    tri_start = np.zeros(len(rings), dtype=np.int64)
+    np.cumsum(count[:-1] - 2, out=tri_start[1:])
+    ok = np.logical_and.reduceat(good, tri_start)
+    dented[rings[ok]] = True
+    return dented, tris[np.repeat(ok, count - 2)].reshape(-1)
 
 
-def _fans(first: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Fan triangles (v0, vi, vi+1) of convex rings, vectorised."""
+def _fans(first: np.ndarray, count: np.ndarray, pivot: np.ndarray | None = None) -> np.ndarray:
+    """Fan triangles (v0, vi, vi+1) of rings, vectorised.
+
+    ``first`` is each ring's first vertex and ``count`` its vertices; the fan starts at
+    the ring's vertex ``pivot`` (0 when not given) and goes round the ring.
+    """
     n_tris = count - 2
     total = int(n_tris.sum())
     if total == 0:
@@ -153,7 +217,10 @@ def _fans(first: np.ndarray, count: np.ndarray) -> np.ndarray:
     starts = np.cumsum(n_tris) - n_tris
     i = np.arange(total) - np.repeat(starts, n_tris) + 1
     v0 = first[ring_of_tri]
-    return np.stack([v0, v0 + i, v0 + i + 1], axis=1).reshape(-1)
+    if pivot is None:
+        return np.stack([v0, v0 + i, v0 + i + 1], axis=1).reshape(-1)
+    n, p = count[ring_of_tri], pivot[ring_of_tri]
+    return np.stack([v0 + p, v0 + (p + i) % n, v0 + (p + i + 1) % n], axis=1).reshape(-1)
 
 
 def _earcut_parts(
@@ -186,7 +253,18 @@ def _face_up(positions: np.ndarray, tris: np.ndarray, normals: np.ndarray) -> np
     if len(tris) == 0:
         return tris
     a, b, c = positions[tris[:, 0]], positions[tris[:, 1]], positions[tris[:, 2]]
-    facing = np.einsum("ij,ij->i", np.cross(b - a, c - a), normals[tris[:, 0]])
+    facing = np.einsum("ij,ij->i", _cross(b - a, c - a), normals[tris[:, 0]])
     flip = facing < 0
     tris[flip] = tris[flip][:, [0, 2, 1]]
     return tris
+
+
+def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (n, 3) arrays: ``np.cross``'s arithmetic, less overhead."""
+    out = np.empty_like(u)
+    ux, uy, uz = u[:, 0], u[:, 1], u[:, 2]
+    vx, vy, vz = v[:, 0], v[:, 1], v[:, 2]
+    out[:, 0] = uy * vz - uz * vy
+    out[:, 1] = uz * vx - ux * vz
+    out[:, 2] = ux * vy - uy * vx
+    return out

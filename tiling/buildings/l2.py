@@ -40,6 +40,7 @@ from cim.report import StageReport
 from tiling.b3dm import write_b3dm
 from tiling.buildings.extrude import extrude
 from tiling.buildings.hierarchy import Node, build_hierarchy
+from tiling.buildings.ragged import wkb_to_ragged
 from tiling.gltf import PropertySpec, metadata_ids, typed_column, write_glb
 from tiling.tileset import Box, Tile, Tileset
 
@@ -516,13 +517,23 @@ def _frame(buildings: Buildings) -> tuple[np.ndarray, list[float]]:
 def _geometry(
     footprints: np.ndarray, base_h: np.ndarray, height: np.ndarray, frame: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Ragged footprint arrays of buildings in the local frame, base and roof."""
-    if np.all(shapely.get_type_id(footprints) == int(shapely.GeometryType.POLYGON)):
-        parts, part_building = footprints, np.arange(len(footprints))
+    """Ragged footprint arrays of buildings in the local frame, base and roof.
+
+    ``footprints`` are 2D WKB (read with numpy, :mod:`.ragged`) or shapely geometries.
+    """
+    is_wkb = len(footprints) > 0 and isinstance(footprints[0], bytes)
+    ragged = wkb_to_ragged(footprints) if is_wkb else None
+    if ragged is None and is_wkb:  # not little-endian 2D polygons: shapely reads it
+        footprints = shapely.from_wkb(footprints)
+    if ragged is not None:
+        coords, ring_offsets, part_ring_offsets, part_building = ragged
     else:
-        parts, part_building = shapely.get_parts(footprints, return_index=True)
-    _, coords, (ring_offsets, part_ring_offsets) = shapely.to_ragged_array(parts)
-    ring_part = np.repeat(np.arange(len(parts)), np.diff(part_ring_offsets))
+        if np.all(shapely.get_type_id(footprints) == int(shapely.GeometryType.POLYGON)):
+            parts, part_building = footprints, np.arange(len(footprints))
+        else:
+            parts, part_building = shapely.get_parts(footprints, return_index=True)
+        _, coords, (ring_offsets, part_ring_offsets) = shapely.to_ragged_array(parts)
+    ring_part = np.repeat(np.arange(len(part_building)), np.diff(part_ring_offsets))
     coord_ring = np.repeat(np.arange(len(ring_offsets) - 1), np.diff(ring_offsets))
     coord_building = part_building[ring_part[coord_ring]]
     base = lonlat_to_enu(coords[:, 0], coords[:, 1], base_h[coord_building], frame)
@@ -684,8 +695,7 @@ def _encode_tile(task: _TileTask) -> tuple[str, dict[str, Any]]:
     """Extrude, encode and write one tile; return its size and content box."""
     shared = task.shared
     options = shared.options
-    footprints = shapely.from_wkb(task.footprints)
-    geo = _geometry(footprints, task.base, task.height, shared.frame)
+    geo = _geometry(task.footprints, task.base, task.height, shared.frame)
     mesh = extrude(
         geo["base"],
         geo["top"],
