@@ -21,7 +21,9 @@ interactive.js): drawn at the level of quality its controller has learnt fits 12
 (fewer building tiles, a lower resolution, on a machine where a full frame is slow); the
 full-quality frame follows when the inputs pause and is not what is timed here. With
 --verbose each tool's row also lists the frames timed in the page (level:ms, to the GPU
-having drawn them) and the counts of reduced frames, restores and exact picks.
+having drawn them), the counts of reduced frames, restores and exact picks, and what the
+shader warm-up after load (viewer/src/warm.js) has compiled so far: a tool whose shaders
+were not warmed yet compiles them in the frame that answers its first input.
 
 The test's next step waits until that frame has been drawn (the page handed to the test
 settles after every input), so the test's own scripted searches do not delay the frame.
@@ -149,6 +151,11 @@ def _output(args: argparse.Namespace, tmp: Path) -> Path:
 INTERACTIVE_JS = """() => { const i = window.cim.interactive; if (!i) return null;
   const frames = i.frames.splice(0).map((f) => `${f.level}:${f.ms}`).join(' ');
   return { level: i.controller.level, frames, stats: i.stats }; }"""
+
+#: JS: the shader warm-up after load (viewer/src/warm.js): what was warmed (name:ms), and
+#: how many variants are still queued, for --verbose
+WARM_JS = """() => { const w = window.cim.warmer; if (!w) return null;
+  return { done: w.done.map((d) => `${d.name}:${d.ms}`).join(' '), queued: w.queue.length }; }"""
 
 #: JS: every timed input's frame has been drawn
 SETTLED_JS = "() => window.__toolBench.rows.every((r) => r.drawn !== null)"
@@ -344,6 +351,7 @@ def main() -> None:
                         print(f"    frames over 250 ms (start, ms): {slow}", flush=True)
                         frames = page.evaluate(INTERACTIVE_JS)
                         print(f"    interactive frames (level:ms): {frames}", flush=True)
+                        print(f"    shader warm-up: {page.evaluate(WARM_JS)}", flush=True)
             context.close()
             browser.close()
     _table(list(merged.values()))

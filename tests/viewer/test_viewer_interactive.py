@@ -1,11 +1,14 @@
 """Interactive frames (viewer/src/interactive.js) in headless chromium on the sample city:
 the frame answering a tool's input is drawn at a reduced level (fewer building tiles, a
-lower resolution), picks made while it is on the screen still see every building, and
-the full-quality frame follows once the inputs stop.
+lower resolution), picks made while it is on the screen still see every building, the
+full-quality frame follows once the inputs stop, and the dual view's right side follows
+the level. The shader warm-up after load (viewer/src/warm.js) compiles what the tools
+switch on, offscreen.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,6 +51,54 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
     wait_loaded(pg, timeout_s=120)
     yield pg
     context.close()
+
+
+#: JS: the view drawn and what the last frame selected (the L2 tiles, the terrain tiles)
+SELECTION_JS = """() => { const s = window.cim.viewer.scene, t = window.cim.tilesets.l2;
+  return { view: s._defaultView === s._view && (!window.__view || s._defaultView === window.__view),
+           tiles: t._selectedTiles.map((x) => x._header?.content?.uri ?? ''),
+           terrain: s.globe._surface._tilesRenderedThisFrame.size }; }"""
+
+#: JS: the dual view's right side: its resolution scale and its L2 copy's error
+DUAL_JS = """() => { const d = window.cim.tools.get('dualview').api;
+  return { scale: d.second().resolutionScale, sse: d.copies().l2.maximumScreenSpaceError }; }"""
+
+#: JS: the shader cache's keys (each names a program's defines and sources)
+SHADER_KEYS_JS = "() => Object.keys(window.cim.viewer.scene.context.shaderCache._shaders)"
+
+
+def test_warm_up_compiles_the_tools_shaders_offscreen(page: Any) -> None:
+    page.wait_for_function(
+        "() => window.cim.warmer.queue.length === 0 && window.cim.warmer.done.length > 0",
+        timeout=240000,
+        polling=500,
+    )
+    done = {d["name"]: d for d in page.evaluate("window.cim.warmer.done")}
+    expected = {"sketch", "clip plane", "clip box kept", "clip box cut out", "massing"}
+    assert expected | {"shadows", "viewshed", "excavation"} <= set(done), done
+    for name in expected:
+        assert done[name]["programs"] > 0, done  # each compiled programs of its own
+    # a warm-up frame leaves the view, the tiles selected (what CPU picks test) and the
+    # picture's framebuffer as they were
+    before = page.evaluate(SELECTION_JS)
+    page.evaluate(
+        "() => { window.__view = window.cim.viewer.scene._defaultView;"
+        " window.cim.warmer.render(); }"
+    )
+    after = page.evaluate(SELECTION_JS)
+    assert after == before and after["view"] is True
+    # what it compiled stays in the shader cache after frames drawn without it (the
+    # clipping box's programs, of the coarse tiles it drew: tiles of other materials, and
+    # the old town's L3 models, compile theirs at the first use)
+    for _ in range(2):
+        page.evaluate(RENDER_JS)
+    assert page.evaluate("window.cim.tilesets.l2.clippingPlanes.enabled") is False
+    keys = page.evaluate(SHADER_KEYS_JS)
+    box = [k for k in keys if "CLIPPING_PLANES_LENGTH 6," in k]
+    union = re.compile(r"[,:]UNION_CLIPPING_REGIONS[,:]")  # the define, not the source's #ifdef
+    assert [k for k in box if union.search(k)]  # the box kept: outside any plane is cut
+    assert [k for k in box if not union.search(k)]  # the box cut out
+    assert [k for k in keys if "CLIPPING_PLANES_LENGTH 1," in k]  # the plane
 
 
 def test_reduced_frame_then_full_quality(page: Any) -> None:
@@ -94,3 +145,27 @@ def test_reduced_frame_then_full_quality(page: Any) -> None:
     assert after["scale"] == full["scale"] and after["sse"] == full["sse"]
     assert after["stats"]["restored"] >= 1
     page.click("#toolbtn-swipe")
+
+
+def test_dual_view_follows_the_level(page: Any) -> None:
+    page.click("#toolbtn-dualview")
+    page.wait_for_function("() => document.getElementById('dual-l2')", timeout=120000)
+    page.evaluate("() => window.cim.interactive.restore()")  # opening it was an input
+    full = page.evaluate(DUAL_JS)
+    # an input on the tool (a layer of the right view switched off) with the controller
+    # at its lowest level: the right view is drawn at that level too
+    page.evaluate(
+        """() => { const i = window.cim.interactive, c = i.controller;
+             c.choose = () => c.levels.length - 1; c.level = c.choose();
+             c.idleMs = () => 600000; }"""
+    )
+    page.uncheck("#dual-l2")
+    level = page.evaluate("() => window.cim.interactive.controller.levels.at(-1)")
+    reduced = page.evaluate(DUAL_JS)
+    assert reduced["scale"] == pytest.approx(full["scale"] * level["scale"])
+    assert reduced["sse"] == pytest.approx(full["sse"] * level["sse"])
+    page.evaluate("() => window.cim.interactive.restore()")
+    back = page.evaluate(DUAL_JS)
+    assert back == full
+    page.click("#toolbtn-dualview")
+    assert page.evaluate("window.cim.tools.active") is None

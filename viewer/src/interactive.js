@@ -12,7 +12,7 @@
 // the full frame first (wrapPicks), and CPU ray casts (raycast.js) use the tiles of the
 // last full frame.
 
-import { QualityController } from './core/quality.js';
+import { QualityController, frameBounds, usableMs } from './core/quality.js';
 import { BuildingRaycaster } from './tools/raycast.js';
 
 /** ms between polls of a frame's fence. */
@@ -38,8 +38,18 @@ export class InteractiveFrames {
     this.viewer = viewer;
     this.tilesets = tilesets;
     this.controller = controller;
-    /** @type {{scale: number, sse: Map<any, number>} | null} the full quality while reduced */
+    /**
+     * @type {{scale: number, sse: Map<any, number>, views: Map<any, number>, globe?: number, shadowSize?: number} | null}
+     *   the full quality while reduced (the resolution scale of this view and of the other
+     *   views, the building tilesets' and the terrain's errors)
+     */
     this.saved = null;
+    /** @type {Map<any, () => any[]>} other views drawn beside this one (the dual view's) */
+    this.views = new Map();
+    /** the frames being drawn are not timed (a warm-up, see warm.js) */
+    this.untimed = false;
+    /** @type {(() => void) | null} called at each input (the warm-up waits for a pause) */
+    this.onInput = null;
     /** the level the current settings draw at (0: full) */
     this.level = 0;
     /** the level of the last frame drawn (picks read its depth) */
@@ -66,6 +76,7 @@ export class InteractiveFrames {
 
   /** An input: draw the next frame at the controller's level, the full quality after a pause. */
   interact() {
+    this.onInput?.();
     const level = this.controller.level;
     if (level > 0) this.apply(level);
     else if (this.saved) this.restore(); // the full level fits again
@@ -90,7 +101,7 @@ export class InteractiveFrames {
    */
   apply(level) {
     const { viewer } = this;
-    const { scale, sse } = this.controller.levels[level];
+    const { scale, sse, globe = 1, shadows = 1 } = this.controller.levels[level];
     if (!this.saved) {
       const saved = new Map();
       for (const { tileset } of this.tilesets()) {
@@ -101,12 +112,56 @@ export class InteractiveFrames {
         tileset.cimFullSelection ??= [...(tileset._selectedTiles ?? [])];
         wrapTilesetPick(tileset);
       }
-      this.saved = { scale: viewer.resolutionScale, sse: saved };
+      this.saved = { scale: viewer.resolutionScale, sse: saved, views: new Map(), globe: viewer.scene.globe?.maximumScreenSpaceError };
+      // likewise the terrain tiles of the last full frame, for globe.pick
+      const surface = viewer.scene.globe?._surface;
+      if (surface?._tilesRenderedThisFrame) {
+        surface.cimFullTiles ??= new Set(surface._tilesRenderedThisFrame);
+        wrapGlobePick(viewer.scene.globe);
+      }
+    }
+    // the other views follow the level (their frames share the GPU with this one's: a
+    // full frame of the dual view's right side would hold the left one's back); their
+    // tilesets may have loaded since the level was first set
+    for (const [other, tilesets] of this.views) {
+      if (!this.saved.views.has(other)) this.saved.views.set(other, other.resolutionScale);
+      other.resolutionScale = /** @type {number} */ (this.saved.views.get(other)) * scale;
+      for (const tileset of tilesets()) {
+        if (tileset && !this.saved.sse.has(tileset)) this.saved.sse.set(tileset, tileset.maximumScreenSpaceError);
+      }
+      other.scene.requestRender();
     }
     viewer.resolutionScale = this.saved.scale * scale;
     for (const [tileset, full] of this.saved.sse) tileset.maximumScreenSpaceError = full * sse;
+    if (this.saved.globe !== undefined) viewer.scene.globe.maximumScreenSpaceError = this.saved.globe * globe;
+    // the sun's shadow map, while shadows are on (its size is kept from when they were)
+    const map = viewer.scene.shadowMap;
+    if (map?.enabled) {
+      this.saved.shadowSize ??= map.size;
+      const size = Math.max(256, Math.round(/** @type {number} */ (this.saved.shadowSize) * shadows));
+      if (map.size !== size) map.size = size;
+    }
     if (this.level !== level) this.stats.interactive += 1;
     this.level = level;
+  }
+
+  /** Set the current level again (a view or tileset was added while reduced). */
+  refresh() {
+    if (this.saved && this.level > 0) this.apply(this.level);
+  }
+
+  /** The resolution scale of the full quality (the viewer's unless reduced now). */
+  fullScale() {
+    return this.saved ? this.saved.scale : this.viewer.resolutionScale;
+  }
+
+  /**
+   * A building tileset's maximum screen-space error at the full quality.
+   * @param {any} tileset
+   * @returns {number | undefined}
+   */
+  fullSse(tileset) {
+    return this.saved?.sse.get(tileset) ?? tileset?.maximumScreenSpaceError;
   }
 
   /** Put back the full quality and draw it. */
@@ -116,10 +171,36 @@ export class InteractiveFrames {
     if (!this.saved) return;
     this.setFull();
     // the full selection stays for the rays until a full frame has been drawn
+    const views = this.saved.views;
     this.saved = null;
     this.level = 0;
     this.stats.restored += 1;
     this.viewer.scene.requestRender();
+    for (const other of views.keys()) if (!other.isDestroyed?.()) other.scene.requestRender();
+  }
+
+  /**
+   * Another view drawn beside this one (the dual view's right side): its resolution and
+   * building tilesets follow this view's level.
+   * @param {any} other a Cesium viewer
+   * @param {() => any[]} tilesets its building tilesets
+   * @returns {() => void} removes it (before it is destroyed), its settings put back
+   */
+  addView(other, tilesets) {
+    this.views.set(other, tilesets);
+    return () => {
+      if (this.saved?.views.has(other)) {
+        other.resolutionScale = this.saved.views.get(other);
+        this.saved.views.delete(other);
+      }
+      for (const tileset of tilesets()) {
+        if (tileset && this.saved?.sse.has(tileset)) {
+          tileset.maximumScreenSpaceError = this.saved.sse.get(tileset);
+          this.saved.sse.delete(tileset);
+        }
+      }
+      this.views.delete(other);
+    };
   }
 
   /** Put back the full quality and draw it now (synchronously). */
@@ -135,6 +216,10 @@ export class InteractiveFrames {
     if (!this.saved) return;
     this.viewer.resolutionScale = this.saved.scale;
     for (const [tileset, full] of this.saved.sse) tileset.maximumScreenSpaceError = full;
+    if (this.saved.globe !== undefined) this.viewer.scene.globe.maximumScreenSpaceError = this.saved.globe;
+    const map = this.viewer.scene.shadowMap;
+    if (map && this.saved.shadowSize !== undefined && map.size !== this.saved.shadowSize) map.size = this.saved.shadowSize;
+    for (const [other, scale] of this.saved.views) if (!other.isDestroyed?.()) other.resolutionScale = scale;
   }
 
   /**
@@ -145,29 +230,40 @@ export class InteractiveFrames {
   }
 
   /**
-   * Time every frame to the GPU having drawn it and feed the controller: a frame's own
-   * time runs from its start, or from the end of the frame before when the GPU was
-   * still drawing that one (software WebGL queues frames: the wait is not this level's).
+   * Time every frame from its start to the GPU having drawn it and feed the controller.
+   * The fences are polled from timers, which run late while the page is busy (a
+   * synchronous pick waits for the GPU): a frame is then only known to have been drawn
+   * between two polls; and a frame queued behind another one tells only that it took at
+   * most its whole wait. It is recorded only when those bounds tell whether it fits
+   * (core/quality.js frameBounds, usableMs). Warm-up frames (untimed) are not recorded.
    */
   measure() {
     const { scene } = this.viewer;
     const gl = scene.context?._gl;
     const fences = typeof WebGL2RenderingContext !== 'undefined' && gl instanceof WebGL2RenderingContext;
     let start = 0;
-    let lastDone = 0;
-    /** @type {{start: number, level: number, sync: any}[]} frames not drawn yet, in order */
+    /** when the last frame drawn was known to be done */
+    let prevHi = 0;
+    /** the last poll that found the oldest frame not drawn yet */
+    let checked = 0;
+    /** @type {{start: number, level: number, timed: boolean, sync: any}[]} frames not drawn yet, in order */
     const pending = [];
     const poll = () => {
       while (pending.length) {
         const frame = pending[0];
         const now = performance.now();
         const status = gl.getSyncParameter(frame.sync, gl.SYNC_STATUS);
-        if (status !== gl.SIGNALED && now - frame.start < GIVE_UP_MS) break;
+        if (status !== gl.SIGNALED && now - frame.start < GIVE_UP_MS) {
+          checked = now;
+          break;
+        }
         pending.shift();
         gl.deleteSync(frame.sync);
         if (status !== gl.SIGNALED) continue;
-        const ms = now - Math.max(frame.start, lastDone);
-        lastDone = now;
+        const bounds = frameBounds({ start: frame.start, checked, now, prevHi });
+        prevHi = now;
+        const ms = frame.timed ? usableMs(bounds, this.controller.budgetMs) : null;
+        if (ms === null) continue;
         this.controller.record(frame.level, ms);
         this.frames.push({ level: frame.level, ms: Math.round(ms) });
         if (this.frames.length > 50) this.frames.shift();
@@ -181,13 +277,17 @@ export class InteractiveFrames {
       this.onScreen = this.level;
       if (this.level === 0) {
         for (const { tileset } of this.tilesets()) if (tileset) delete tileset.cimFullSelection;
+        if (scene.globe?._surface) delete scene.globe._surface.cimFullTiles;
       }
       if (!fences) return;
       const sync = gl.fenceSync(gl.SYNC_GPU_COMMANDS_COMPLETE, 0);
       if (!sync) return;
       gl.flush();
-      pending.push({ start, level: this.level, sync });
-      if (pending.length === 1) setTimeout(poll, 0);
+      pending.push({ start, level: this.level, timed: !this.untimed, sync });
+      if (pending.length === 1) {
+        checked = performance.now();
+        setTimeout(poll, 0);
+      }
     });
   }
 
@@ -286,6 +386,29 @@ function wrapTilesetPick(tileset) {
       return pick(...args);
     } finally {
       tileset._selectedTiles = drawn;
+    }
+  };
+}
+
+/**
+ * CesiumJS's CPU pick of the terrain (globe.pick) tests the tiles rendered in the last
+ * frame: while that was a reduced one (coarser terrain), it tests the last full frame's.
+ * @param {any} globe
+ */
+function wrapGlobePick(globe) {
+  if (wrapped.has(globe) || typeof globe.pickWorldCoordinates !== 'function') return;
+  wrapped.add(globe);
+  const pick = globe.pickWorldCoordinates.bind(globe);
+  globe.pickWorldCoordinates = (/** @type {any[]} */ ...args) => {
+    const surface = globe._surface;
+    const full = surface?.cimFullTiles;
+    if (!full) return pick(...args);
+    const drawn = surface._tilesRenderedThisFrame;
+    surface._tilesRenderedThisFrame = full;
+    try {
+      return pick(...args);
+    } finally {
+      surface._tilesRenderedThisFrame = drawn;
     }
   };
 }

@@ -27,6 +27,7 @@ import { candidateLabel, reverseLookup, setupSearch } from './search.js';
 import { fetchJson, toast } from './util.js';
 import { setupTools } from './tools/index.js';
 import { InteractiveFrames } from './interactive.js';
+import { Warmer } from './warm.js';
 
 const Cesium = window.Cesium;
 
@@ -356,6 +357,10 @@ async function main() {
   const tools = setupTools({ viewer, bus, panels, tree, manifest, dataBase, interactive });
   cim.tools = tools.registry;
   cim.compass = tools.compass;
+  // the tools' shaders compiled while the page is idle after load (warm.js)
+  const warmer = new Warmer(viewer, tools.registry, interactive);
+  interactive.onInput = () => warmer.input();
+  cim.warmer = warmer;
 
   document.getElementById('homeBtn')?.addEventListener('click', () => flyHome(viewer, manifest));
   cim.flyHome = (duration = 1.5) => flyHome(viewer, manifest, duration);
@@ -368,6 +373,7 @@ async function main() {
   performance.mark('cim:ready');
   document.documentElement.dataset.ready = 'true';
   viewer.scene.requestRender();
+  warmer.add(tools.warmUps);
 }
 
 /**

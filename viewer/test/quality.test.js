@@ -1,16 +1,21 @@
 // The interactive quality controller (src/core/quality.js): the level the frame that
-// answers an input is drawn at, learnt from the measured frame times.
+// answers an input is drawn at, learnt from the measured frame times, and the bounds of a
+// frame's time from its fence.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LEVELS, QualityController, BUDGET_MS, IDLE_MS, MAX_IDLE_MS } from '../src/core/quality.js';
+import { LEVELS, PRIOR, QualityController, BUDGET_MS, IDLE_MS, MAX_IDLE_MS, REST_FACTOR, frameBounds, usableMs } from '../src/core/quality.js';
 
 test('levels go from the full quality down, in resolution then building detail', () => {
-  assert.deepEqual(LEVELS[0], { scale: 1, sse: 1 });
+  assert.deepEqual(LEVELS[0], { scale: 1, sse: 1, globe: 1, shadows: 1 });
   for (let i = 1; i < LEVELS.length; i++) {
     assert.ok(LEVELS[i].scale <= LEVELS[i - 1].scale);
     assert.ok(LEVELS[i].sse >= LEVELS[i - 1].sse);
+    assert.ok((LEVELS[i].globe ?? 1) >= (LEVELS[i - 1].globe ?? 1));
+    assert.ok((LEVELS[i].shadows ?? 1) <= (LEVELS[i - 1].shadows ?? 1));
     assert.ok(LEVELS[i].scale < LEVELS[i - 1].scale || LEVELS[i].sse > LEVELS[i - 1].sse);
+    assert.ok(PRIOR[i] < PRIOR[i - 1]);
   }
+  assert.equal(PRIOR.length, LEVELS.length);
   assert.ok(BUDGET_MS < 200);
 });
 
@@ -21,59 +26,52 @@ test('a fast full-quality frame keeps the full quality (a GPU)', () => {
   assert.equal(c.level, 0);
 });
 
-test('a slow full-quality frame lowers the level before the first input', () => {
+test('the full frames of the load seed every level: the first input is drawn at one that fits', () => {
   const c = new QualityController({ budgetMs: 100 });
-  c.record(0, 250); // 2.5× over: the next level is tried
-  assert.equal(c.level, 1);
+  c.record(0, 250); // ½ resolution ~200 ms, ½ and coarser tiles ~100 ms
+  assert.equal(c.level, 2);
+  assert.equal(c.estimate(2), 100);
   const d = new QualityController({ budgetMs: 100 });
-  d.record(0, 1800); // 18× over: the next level is skipped as well
-  assert.equal(d.level, 2);
+  d.record(0, 600);
+  assert.equal(d.level, 3);
   const e = new QualityController({ budgetMs: 100 });
-  e.record(0, 7000); // 70× over: two are skipped
-  assert.equal(e.level, 3);
+  e.record(0, 2000); // the sample city under SwiftShader: the coarse tiles only
+  assert.equal(e.level, 4);
+  assert.equal(new QualityController().estimate(2), null); // nothing measured: full quality
 });
 
-test('the level steps down until a frame fits, and stays there', () => {
+test('a level measured over the budget is left for a worse one, and one that fits kept', () => {
   const c = new QualityController({ budgetMs: 100 });
-  c.record(0, 1600);
-  assert.equal(c.level, 2);
-  c.record(2, 700);
-  assert.equal(c.level, 3); // 7× over: the next one is tried
-  c.record(3, 1700);
+  c.record(0, 600);
+  assert.equal(c.level, 3);
+  c.record(3, 400); // the prior was wrong for this level
   assert.equal(c.level, 4);
   c.record(4, 90);
   assert.equal(c.level, 4);
   c.record(4, 95);
   assert.equal(c.level, 4);
-});
-
-test('a level that fits is chosen over worse ones; the last level when none fits', () => {
-  const c = new QualityController({ budgetMs: 100 });
-  c.record(0, 300);
-  assert.equal(c.level, 1);
-  c.record(1, 80);
-  assert.equal(c.level, 1);
   const d = new QualityController({ budgetMs: 100 });
   for (let i = 0; i < LEVELS.length; i++) d.record(i, 900);
   assert.equal(d.level, LEVELS.length - 1);
 });
 
-test('a level far under the budget lets the better one be tried again, not one far over', () => {
+test('a frame far under the budget lets the better level be tried again, not one far over', () => {
   const c = new QualityController({ budgetMs: 100 });
-  c.record(0, 220); // a little over: level 1
-  c.record(1, 30); // far under: level 0 may fit now
-  assert.equal(c.level, 0);
-  c.record(0, 400); // it does not: back down
-  assert.equal(c.level, 1);
+  c.record(0, 2000);
+  assert.equal(c.level, 4);
+  c.record(4, 30); // the level above is estimated from this one: 90 ms
+  assert.equal(c.level, 3);
+  c.record(3, 400); // it does not fit
+  assert.equal(c.level, 4);
+  c.record(4, 30); // measured far over: not tried again
+  assert.equal(c.level, 4);
   const d = new QualityController({ budgetMs: 100 });
   d.record(0, 2000);
-  assert.equal(d.level, 2); // level 1 skipped untried
-  d.record(2, 20); // far under: the skipped level is tried
-  assert.equal(d.level, 1);
-  d.record(1, 900);
-  assert.equal(d.level, 2);
-  d.record(2, 20); // level 1 was measured far over: not tried again
-  assert.equal(d.level, 2);
+  d.record(3, 150); // a little over
+  assert.equal(d.level, 4);
+  d.record(4, 20); // the load dropped: the measurement above is forgotten, 60 ms estimated
+  assert.equal(d.estimates[3], null);
+  assert.equal(d.level, 3);
 });
 
 test('estimates follow the measurements; bad figures are ignored', () => {
@@ -89,13 +87,48 @@ test('estimates follow the measurements; bad figures are ignored', () => {
   assert.deepEqual(c.estimates.filter((x) => x !== null), [150]);
 });
 
-test('the full-quality frame waits for a pause as long as it takes itself', () => {
+test('the full-quality frame waits for a pause of a few full frames', () => {
   const c = new QualityController({ budgetMs: 100 });
   assert.equal(c.idleMs(), IDLE_MS);
   c.record(0, 20);
-  assert.equal(c.idleMs(), IDLE_MS);
+  assert.equal(c.idleMs(), IDLE_MS); // a GPU: at once
   c.record(0, 900);
-  assert.equal(c.idleMs(), 460); // the running estimate: (20 + 900) / 2
+  assert.equal(c.idleMs(), REST_FACTOR * 460); // the running estimate: (20 + 900) / 2
   for (let i = 0; i < 8; i++) c.record(0, 5000);
   assert.equal(c.idleMs(), MAX_IDLE_MS);
+});
+
+test('a fence polled on time gives the frame its time', () => {
+  // polled every few ms: drawn between 96 and 100 ms after its start
+  const b = frameBounds({ start: 1000, checked: 1096, now: 1100, prevHi: 900 });
+  assert.deepEqual([b.lo, b.hi, b.queued], [96, 100, false]);
+  assert.equal(usableMs(b, 120), 100);
+});
+
+test('a frame queued behind another tells its whole wait, or the time after the one ahead', () => {
+  // started while the frame before was still being drawn (done at 1500): the GPU may
+  // have drawn both as one batch, so its own time is unknown; only a whole wait that
+  // fits says it fits
+  const q = frameBounds({ start: 1000, checked: 1596, now: 1600, prevHi: 1500 });
+  assert.deepEqual([q.lo, q.hi, q.queued], [96, 600, true]);
+  assert.equal(usableMs(q, 120), null);
+  // but drawn 1.8 s after the frame ahead: over the budget by at least that much (the
+  // full frames of a view loading, one after the other)
+  const slow = frameBounds({ start: 1000, checked: 2996, now: 3000, prevHi: 1200 });
+  assert.equal(usableMs(slow, 120), 1796);
+  const short = frameBounds({ start: 1000, checked: 1076, now: 1080, prevHi: 1050 });
+  assert.equal(usableMs(short, 120), 80);
+});
+
+test('a fence polled late (the page was busy) is recorded only when the bounds tell', () => {
+  // the poll ran 3 s late (a synchronous pick waited for a full frame): the frame may
+  // have taken 4 ms or 3 s, nothing is recorded
+  const late = frameBounds({ start: 1000, checked: 1004, now: 4000, prevHi: 0 });
+  assert.equal(usableMs(late, 120), null);
+  // late, but even the upper bound fits: it fits
+  const fits = frameBounds({ start: 1000, checked: 1004, now: 1090, prevHi: 0 });
+  assert.equal(usableMs(fits, 120), 90);
+  // late, but not drawn after 2 s: over the budget by at least that much
+  const over = frameBounds({ start: 1000, checked: 3000, now: 6000, prevHi: 0 });
+  assert.equal(usableMs(over, 120), 2000);
 });

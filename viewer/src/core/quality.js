@@ -1,12 +1,12 @@
 // @ts-check
 // Interactive quality: while the user works a tool, the frame that answers each input is
 // drawn at a level of quality sized so it takes at most a budget of time, and the full
-// quality frame follows once the input stops. Pure logic (no Cesium): the levels, and a
+// quality frame follows once the input stops. Pure logic (no Cesium): the levels, a
 // controller that learns what a frame costs at each level and picks the best one that
-// fits the budget.
+// fits the budget, and the bounds of a frame's time from what the GPU fences tell.
 //
 // Measured on the sample city under software WebGL (SwiftShader, 2 shared cores): a frame
-// costs 1.5–3 s and is bound by the building triangles (about 740 k), not by pixels —
+// costs 0.8–3 s and is bound by the building triangles (about 740 k), not by pixels —
 // a quarter of the resolution saves little, drawing only the coarse building tiles
 // saves nearly all. So the levels lower the resolution first (what a GPU on a 1920
 // wall needs) and then the building detail.
@@ -16,16 +16,34 @@
  * @typedef {object} Level
  * @property {number} scale multiplies the resolution scale
  * @property {number} sse multiplies the building tilesets' maximum screen-space error
+ * @property {number} [globe] multiplies the terrain's maximum screen-space error (1)
+ * @property {number} [shadows] multiplies the sun's shadow map size, while shadows are on (1)
  */
 
-/** @type {readonly Level[]} best first; level 0 is the full quality */
+/**
+ * Best first; level 0 is the full quality. The two lowest also coarsen the terrain (a
+ * frame whose camera turned, the compass or a flight, draws the globe tiles of a new
+ * view: 0.1–0.3 s of a frame under SwiftShader without any building) and the sun's
+ * shadow map (its four cascades are filled on the CPU too: 0.4–0.6 s of a frame at 2048²).
+ * @type {readonly Level[]}
+ */
 export const LEVELS = Object.freeze([
-  { scale: 1, sse: 1 },
-  { scale: 0.5, sse: 1 },
-  { scale: 0.5, sse: 8 },
-  { scale: 0.25, sse: 64 },
-  { scale: 0.25, sse: 1024 },
+  { scale: 1, sse: 1, globe: 1, shadows: 1 },
+  { scale: 0.5, sse: 1, globe: 1, shadows: 1 },
+  { scale: 0.5, sse: 8, globe: 1, shadows: 0.5 },
+  { scale: 0.25, sse: 64, globe: 2, shadows: 0.25 },
+  { scale: 0.25, sse: 1024, globe: 4, shadows: 0.25 },
 ]);
+
+/**
+ * A level's frame time as a share of the full one's, for a level not measured yet: it is
+ * estimated from the nearest level measured (the full frames drawn while the home view
+ * loads seed them all, so the first input is drawn at a level that fits instead of
+ * stepping down over the first inputs). Cautious figures from the sample city under
+ * SwiftShader, where ½ resolution saved ~20 % and the root tiles at ¼ ~95 %.
+ * @type {readonly number[]}
+ */
+export const PRIOR = Object.freeze([1, 0.8, 0.4, 0.15, 0.05]);
 
 /** Frame time (ms) an interactive frame should fit in: 200 ms response, less the wait. */
 export const BUDGET_MS = 120;
@@ -33,20 +51,28 @@ export const BUDGET_MS = 120;
 /** ms without input before the full-quality frame is drawn (fast full frames). */
 export const IDLE_MS = 300;
 
-/** The longest wait for the full-quality frame (slow full frames). */
-export const MAX_IDLE_MS = 1500;
+/**
+ * The longest wait for the full-quality frame (slow full frames). An input that comes
+ * while the GPU draws a full frame waits for it (software WebGL cannot stop a frame), so
+ * the full frame waits for a real pause: REST_FACTOR times its own time, up to this.
+ */
+export const MAX_IDLE_MS = 4000;
+
+/** The pause before the full frame, in full frames' times (see MAX_IDLE_MS). */
+export const REST_FACTOR = 2;
 
 /** Weight of a new measurement in a level's running estimate. */
 const WEIGHT = 0.5;
 
 export class QualityController {
   /**
-   * @param {{budgetMs?: number, levels?: readonly Level[]}} [options]
+   * @param {{budgetMs?: number, levels?: readonly Level[], prior?: readonly number[]}} [options]
    */
-  constructor({ budgetMs = BUDGET_MS, levels = LEVELS } = {}) {
+  constructor({ budgetMs = BUDGET_MS, levels = LEVELS, prior = PRIOR } = {}) {
     this.budgetMs = budgetMs;
     this.levels = levels;
-    /** @type {(number | null)[]} running estimate of a frame's ms at each level */
+    this.prior = levels.map((_, i) => prior[i] ?? prior[prior.length - 1]);
+    /** @type {(number | null)[]} running estimate of a frame's ms at each level (measured) */
     this.estimates = levels.map(() => null);
     /** the level the next interactive frame is drawn at */
     this.level = 0;
@@ -61,39 +87,87 @@ export class QualityController {
     if (!(level >= 0 && level < this.levels.length) || !Number.isFinite(ms) || ms < 0) return;
     const old = this.estimates[level];
     this.estimates[level] = old === null ? ms : old + WEIGHT * (ms - old);
-    // far under the budget: the better level may fit now (the load or the view changed,
-    // or it was skipped untried), unless it was measured far over; it is tried at the
-    // next input and measured again
-    const better = level > 0 ? this.estimates[level - 1] : undefined;
-    if (level > 0 && ms < 0.4 * this.budgetMs && (better === null || (better ?? Infinity) <= 2.5 * this.budgetMs)) {
-      this.estimates[level - 1] = Math.min(better ?? this.budgetMs, this.budgetMs);
+    // far under the budget: the better level may fit now (the load or the view changed);
+    // unless it was measured far over, its measurement is dropped so that it is
+    // estimated from this one again (and tried at the next input if that fits)
+    const better = level > 0 ? this.estimates[level - 1] : null;
+    if (better !== null && ms < 0.4 * this.budgetMs && better <= 2.5 * this.budgetMs) {
+      this.estimates[level - 1] = null;
     }
     this.level = this.choose();
   }
 
   /**
-   * The best level whose estimate fits the budget. A level not measured yet is tried,
-   * except right after one far over the budget: a frame 4^k times the budget skips the
-   * k − 1 untried levels after it (each level costs a few times less).
+   * A level's estimated frame time: its measurement, else the nearest measured level's
+   * scaled by their prior shares; null when nothing was measured.
+   * @param {number} level
+   * @returns {number | null}
    */
+  estimate(level) {
+    const own = this.estimates[level];
+    if (own !== null) return own;
+    for (let d = 1; d < this.levels.length; d++) {
+      for (const j of [level + d, level - d]) {
+        const ms = this.estimates[j];
+        if (ms !== null && ms !== undefined) return (ms * this.prior[level]) / this.prior[j];
+      }
+    }
+    return null;
+  }
+
+  /** The best level whose estimate fits the budget (level 0 before any is measured). */
   choose() {
     const last = this.levels.length - 1;
     for (let i = 0; i < last; i++) {
-      const ms = this.estimates[i];
+      const ms = this.estimate(i);
       if (ms === null || ms <= this.budgetMs) return i;
-      const skip = Math.floor(Math.log2(ms / this.budgetMs) / 2) - 1;
-      for (let k = 0; k < skip && i + 1 < last && this.estimates[i + 1] === null; k++) i += 1;
     }
     return last;
   }
 
   /**
    * How long the inputs must stop before the full-quality frame is drawn: IDLE_MS, or
-   * the full frame's own time when it is longer (up to MAX_IDLE_MS). An input that comes
-   * while the GPU draws a full frame waits for it, so on a machine where one takes
-   * seconds the full frame waits for a real pause.
+   * REST_FACTOR full frames when that is longer (up to MAX_IDLE_MS).
    */
   idleMs() {
-    return Math.min(MAX_IDLE_MS, Math.max(IDLE_MS, this.estimates[0] ?? 0));
+    return Math.min(MAX_IDLE_MS, Math.max(IDLE_MS, REST_FACTOR * (this.estimate(0) ?? 0)));
   }
+}
+
+/**
+ * What a frame's fence tells of its own time. The fence is polled from timers, which
+ * run late while the page is busy (a synchronous pick waits for the GPU, a tile is
+ * decoded): it is only known to have signalled between the last poll that found it
+ * unsignalled and now. A frame that started before the frame ahead of it was known to
+ * be drawn was queued behind it: the GPU may then have drawn both as one batch (software
+ * WebGL does), so its own time is only known to be at most its whole wait, and at least
+ * the time the GPU spent after the frame ahead was drawn (frames are drawn in order).
+ * @param {{start: number, checked: number, now: number, prevHi: number}} t
+ *   start: the frame's start; checked: the last poll that found it unsignalled (or its
+ *   start); now: the poll that found it signalled; prevHi: when the frame before was
+ *   known to be drawn (0 when none is known)
+ * @returns {{lo: number, hi: number, queued: boolean}} the bounds of its own time
+ */
+export function frameBounds({ start, checked, now, prevHi }) {
+  const hi = now - start;
+  const queued = prevHi > start;
+  const lo = Math.max(0, Math.min(hi, checked - Math.max(start, prevHi)));
+  return { lo, hi, queued };
+}
+
+/**
+ * The figure to record from a frame's bounds, or null when they say too little: the
+ * upper bound when it fits the budget anyway (a frame that fits is known to) or is close to
+ * the lower one (not for a queued frame: its wait), the lower bound when even that is over
+ * the budget (a frame known to be over it), else nothing.
+ * @param {{lo: number, hi: number, queued?: boolean}} bounds
+ * @param {number} budgetMs
+ * @returns {number | null}
+ */
+export function usableMs({ lo, hi, queued = false }, budgetMs) {
+  if (hi <= budgetMs) return hi;
+  // a queued frame's upper bound is its whole wait: only the lower bound is its own
+  if (!queued && hi - lo <= Math.max(20, 0.25 * hi)) return hi;
+  if (lo > budgetMs) return lo;
+  return null;
 }

@@ -106,7 +106,16 @@ export function create(ctx) {
   };
 
   const applyPlanes = () => {
-    const spec = planeSpecs();
+    setPlanes(planeSpecs());
+    drawOutline();
+    viewer.scene.requestRender();
+  };
+
+  /**
+   * Put clipping planes (in the city frame) on every building tileset; null disables them.
+   * @param {{planes: {normal: number[], distance: number}[], union: boolean} | null} spec
+   */
+  const setPlanes = (spec) => {
     for (const ts of tilesets()) {
       if (!spec) {
         if (ts.clippingPlanes) ts.clippingPlanes.enabled = false;
@@ -129,8 +138,49 @@ export function create(ctx) {
       // at once) would otherwise find none and fail
       ts.clippingPlanes.update(viewer.scene.frameState);
     }
-    drawOutline();
-    viewer.scene.requestRender();
+  };
+
+  /**
+   * The shader variants this tool switches on, for the warm-up after load (warm.js): a
+   * plane (one, union), the box kept and cut out (six, intersection and union), through
+   * the city centre (CesiumJS draws a tile that no plane crosses without clipping, so
+   * they must cut; the warm-up's frames are not shown), and an excavation of a square
+   * metre at the city centre.
+   * @returns {import('../warm.js').WarmUp[]}
+   */
+  const warmUps = () => {
+    const planes = (/** @type {string} */ name, /** @type {any} */ spec) => ({
+      name: `clip ${name}`,
+      on: () => setPlanes(spec),
+      off: () => setPlanes(null),
+    });
+    const globe = viewer.scene.globe;
+    const pit = {
+      name: 'excavation',
+      last: true,
+      frames: 3, // the pit's signed-distance texture is computed over a few frames
+      on: () => {
+        if (!Cesium.ClippingPolygonCollection.isSupported(viewer.scene)) return;
+        const [lon, lat] = manifest?.centre || [0, 0];
+        const d = 0.00001;
+        const positions = Cesium.Cartesian3.fromDegreesArray([lon, lat, lon + d, lat, lon + d, lat + d, lon, lat + d]);
+        // the collection the tool digs with (kept, emptied, as clearDig leaves it: one
+        // destroyed while its texture is still being computed breaks the next frames)
+        if (!globe.clippingPolygons) globe.clippingPolygons = new Cesium.ClippingPolygonCollection();
+        globe.clippingPolygons.removeAll();
+        globe.clippingPolygons.add(new Cesium.ClippingPolygon({ positions }));
+      },
+      ready: () => !globe.clippingPolygons?.length || Boolean(globe.clippingPolygons.clippingTexture),
+      off: () => {
+        globe.clippingPolygons?.removeAll();
+      },
+    };
+    return [
+      planes('plane', { planes: [verticalPlane(90, 0)], union: true }),
+      planes('box kept', boxPlanes([100, 100, 60], true)),
+      planes('box cut out', boxPlanes([100, 100, 60], false)),
+      pit,
+    ];
   };
 
   const local = (/** @type {number} */ e, /** @type {number} */ n, /** @type {number} */ u) =>
@@ -324,5 +374,6 @@ export function create(ctx) {
       viewer.scene.requestRender();
     },
     api: { state, apply: applyPlanes, dig, clearDig, radius },
+    warmUps,
   };
 }

@@ -16,6 +16,8 @@ import { areaParts, lengthParts } from './geo.js';
  * @property {any} manifest
  * @property {string} dataBase the data URL the layers are read from
  * @property {import('./registry.js').ToolRegistry} registry
+ * @property {import('../interactive.js').InteractiveFrames} [interactive] the interactive
+ *   frames (the level the frame answering an input is drawn at), when the page has them
  */
 
 /**

@@ -12,7 +12,7 @@ import { toolPanel } from './common.js';
 /** @param {import('./common.js').ToolContext} ctx */
 export function create(ctx) {
   const Cesium = window.Cesium;
-  const { viewer, registry, tree, manifest, dataBase } = ctx;
+  const { viewer, registry, tree, manifest, dataBase, interactive } = ctx;
   const container = el('div', { attrs: { id: 'compareContainer' } });
   container.hidden = true;
   document.body.append(container);
@@ -23,6 +23,8 @@ export function create(ctx) {
   let copies = {};
   /** @type {(() => void) | null} */
   let unsync = null;
+  /** @type {(() => void) | null} ends the right view's following of the interactive level */
+  let unreduce = null;
   const state = { open: false, follows: 0 };
 
   /** @type {number[]} the camera last copied (position, direction) */
@@ -69,7 +71,9 @@ export function create(ctx) {
     if (layer.kind === 'buildings') {
       const url = manifest?.layers?.[layer.id]?.url;
       if (!url) return null;
-      const ts = await Cesium.Cesium3DTileset.fromUrl(new URL(url, dataBase).href, { maximumScreenSpaceError: layer.object?.maximumScreenSpaceError ?? 16 });
+      // the left view's full-quality error (it may be drawing a reduced frame now)
+      const sse = (interactive ? interactive.fullSse(layer.object) : layer.object?.maximumScreenSpaceError) ?? 16;
+      const ts = await Cesium.Cesium3DTileset.fromUrl(new URL(url, dataBase).href, { maximumScreenSpaceError: sse });
       ts.modelMatrix = layer.object?.modelMatrix ?? ts.modelMatrix;
       return second?.scene.primitives.add(ts);
     }
@@ -123,7 +127,11 @@ export function create(ctx) {
       skyBox: false,
       skyAtmosphere: false,
     });
-    second.resolutionScale = viewer.resolutionScale;
+    second.resolutionScale = interactive ? interactive.fullScale() : viewer.resolutionScale;
+    // the right view is drawn at the left one's interactive level: its frames share the
+    // GPU (software WebGL draws both on the CPU), a full one would hold the left one back
+    const copied = () => Object.values(copies).filter((c) => c instanceof Cesium.Cesium3DTileset);
+    unreduce = interactive ? interactive.addView(second, copied) : null;
     const scene = second.scene;
     scene.globe.baseColor = viewer.scene.globe.baseColor;
     scene.globe.depthTestAgainstTerrain = true;
@@ -144,6 +152,8 @@ export function create(ctx) {
   const close = () => {
     unsync?.();
     unsync = null;
+    unreduce?.();
+    unreduce = null;
     if (second) second.destroy();
     second = null;
     copies = {};
@@ -172,6 +182,7 @@ export function create(ctx) {
           const copy = await copyLayer(layer);
           if (second !== own) return; // closed meanwhile
           if (copy) copies[layer.id] = copy;
+          interactive?.refresh(); // a tileset copied while reduced is reduced too
         } catch (err) {
           console.warn(`dual view: layer ${layer.id}`, err);
           toast(`${t('loadFailed')}: ${layer.labelKey ? t(layer.labelKey) : layer.id}`);

@@ -69,6 +69,52 @@ export function create(ctx) {
     viewer.scene.requestRender();
   };
 
+  /**
+   * The scheme's blocks as one primitive (translucent, one colour per block).
+   * @param {any[]} instances
+   */
+  const blocksPrimitive = (instances) =>
+    new Cesium.Primitive({
+      geometryInstances: instances,
+      appearance: new Cesium.PerInstanceColorAppearance({ translucent: true, closed: true }),
+      asynchronous: false,
+      releaseGeometryInstances: false,
+    });
+
+  /**
+   * The blocks' shaders, compiled after load (warm.js): a block of a square metre at the
+   * city centre, drawn the way a scheme is.
+   * @returns {import('../warm.js').WarmUp[]}
+   */
+  const warmUps = () => {
+    /** @type {any} */
+    let block = null;
+    const on = () => {
+      const [lon, lat] = manifest?.centre || [0, 0];
+      const d = 0.00001;
+      const base = groundAt([lon, lat]);
+      const color = Cesium.Color.fromCssColorString(SCHEME_COLOR).withAlpha(0.6);
+      block = viewer.scene.primitives.add(
+        blocksPrimitive([
+          new Cesium.GeometryInstance({
+            id: 'scheme-warm',
+            geometry: new Cesium.PolygonGeometry({
+              polygonHierarchy: new Cesium.PolygonHierarchy(Cesium.Cartesian3.fromDegreesArray([lon, lat, lon + d, lat, lon + d, lat + d, lon, lat + d])),
+              height: base,
+              extrudedHeight: base + 1,
+            }),
+            attributes: { color: Cesium.ColorGeometryInstanceAttribute.fromColor(color) },
+          }),
+        ]),
+      );
+    };
+    const off = () => {
+      if (block) viewer.scene.primitives.remove(block);
+      block = null;
+    };
+    return [{ name: 'massing', on, off }];
+  };
+
   const draw = () => {
     if (!sketch) return;
     sketch.clear();
@@ -87,12 +133,7 @@ export function create(ctx) {
         attributes: { color: Cesium.ColorGeometryInstanceAttribute.fromColor(color) },
       });
     });
-    primitive = new Cesium.Primitive({
-      geometryInstances: instances,
-      appearance: new Cesium.PerInstanceColorAppearance({ translucent: true, closed: true }),
-      asynchronous: false,
-      releaseGeometryInstances: false,
-    });
+    primitive = blocksPrimitive(instances);
     sketch.collection.add(primitive);
     // per-instance colours can be changed once the primitive has been drawn
     const off = viewer.scene.postRender.addEventListener(() => {
@@ -194,5 +235,6 @@ export function create(ctx) {
       },
       primitive: () => primitive,
     },
+    warmUps,
   };
 }

@@ -18,6 +18,8 @@
  * @property {Record<string, any>} [api] hooks for scripts and the tests
  * @property {() => boolean} [exactFrames] true while its inputs must be answered by a
  *   full-quality frame (what it reads back from the frame would be wrong on a reduced one)
+ * @property {() => import('../warm.js').WarmUp[]} [warmUps] the shader variants it switches
+ *   on, to compile while the page is idle after load (warm.js)
  */
 
 /**

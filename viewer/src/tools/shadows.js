@@ -96,5 +96,8 @@ export function create(ctx) {
     },
     relabel: describe,
     api: { state, apply },
+    // the shadow map's passes and every layer's shadowed shaders, compiled after load
+    // (warm.js): at the view's own time, so the sun is up as the page shows it
+    warmUps: () => [{ name: 'shadows', on: () => setShadows(true), off: () => setShadows(false) }],
   };
 }

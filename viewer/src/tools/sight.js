@@ -29,7 +29,7 @@ const TARGET_RAISE = 1;
 /** @param {import('./common.js').ToolContext} ctx */
 export function create(ctx) {
   const Cesium = window.Cesium;
-  const { viewer, registry, tree } = ctx;
+  const { viewer, registry, tree, manifest } = ctx;
   const modeSel = select('sightMode', [
     ['line', 'sightLine'],
     ['viewshed', 'sightViewshed'],
@@ -225,7 +225,11 @@ export function create(ctx) {
     return shed;
   };
 
-  /** In viewshed mode, compile the depth render's shaders now (not on the first click). */
+  /**
+   * In viewshed mode, compile the depth render's shaders now (not on the first click).
+   * Still needed after the warm-up after load (warm.js): that draws the coarse tiles only,
+   * the depth render of the tiles in view compiles more.
+   */
   const prewarm = () => {
     if (state.mode !== 'viewshed' || shed?.map) return;
     setTimeout(() => {
@@ -372,6 +376,23 @@ export function create(ctx) {
         modeSel.value = mode;
         modeSel.dispatchEvent(new Event('change'));
       },
+    },
+    // the viewshed's depth render (a point light's shadow map) and its tint, compiled
+    // after load (warm.js) from 2 m above the city centre, for the coarse tiles (the
+    // tool's own prewarm compiles the rest)
+    warmUps: () => {
+      /** @type {Viewshed | null} */
+      let warmShed = null;
+      const on = () => {
+        const [lon, lat, h = 0] = manifest?.centre || [0, 0, 0];
+        warmShed = new Viewshed(viewer, { size: cubeSize(), visible: GREEN, hidden: RED });
+        warmShed.setObserver(Cesium.Cartesian3.fromDegrees(lon, lat, h + 2), 400);
+      };
+      const off = () => {
+        warmShed?.destroy();
+        warmShed = null;
+      };
+      return [{ name: 'viewshed', on, off, frames: 2, last: true }];
     },
   };
 }
