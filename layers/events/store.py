@@ -1156,8 +1156,8 @@ def _pg_text(text: str, sets: bool = True) -> str:
     if len(text) > 2 or not sets:
         return like
     grams = BIGRAMS if len(text) == 2 else CHARS
-    sets = " OR ".join(f"{grams}(events_text.{c}) @> ARRAY[?]" for c in TEXT_COLUMNS)
-    return f"({sets}) AND {like}"
+    held = " OR ".join(f"{grams}(events_text.{c}) @> ARRAY[?]" for c in TEXT_COLUMNS)
+    return f"({held}) AND {like}"
 
 
 def _pg_text_args(text: str, sets: bool = True) -> list[Any]:
