@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.proctree import Monitor  # noqa: E402
-from bench.synthetic import write_geoparquet  # noqa: E402
+from bench.synthetic import l2_city  # noqa: E402
 
 CHILD = """
 import json, sys, time
@@ -40,16 +40,7 @@ print(json.dumps({"wall": wall, "l2": r.manifest["layers"]["l2"],
 
 
 def run(n: int, jobs: int) -> dict:
-    work = HERE / "out" / f"l2_{n}"
-    work.mkdir(parents=True, exist_ok=True)
-    data = work / "buildings.parquet"
-    if not data.exists():
-        write_geoparquet(data, n)
-    toml = work / "city.toml"
-    toml.write_text(
-        '[city]\nname = "bench"\n[buildings]\npath = "buildings.parquet"\nid = "id"\n',
-        encoding="utf-8",
-    )
+    toml = l2_city(n)
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(toml), str(jobs)], stdout=subprocess.PIPE, text=True
     )
@@ -66,7 +57,8 @@ def run(n: int, jobs: int) -> dict:
     from tiling.validate import check_tileset
 
     t = time.perf_counter()
-    problems = check_tileset(work / "output" / "tiles" / "l2" / "tileset.json", max_contents=50)
+    tileset = toml.parent / "output" / "tiles" / "l2" / "tileset.json"
+    problems = check_tileset(tileset, max_contents=50)
     figures["check_s"] = time.perf_counter() - t
     figures["problems"] = problems
     return figures

@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.synthetic import write_geoparquet  # noqa: E402
+from bench.synthetic import l2_city  # noqa: E402
 
 
 def capture(n: int) -> list:
@@ -39,16 +39,7 @@ def capture(n: int) -> list:
     import tiling.buildings.l2 as l2
     from cim.build import build_project
 
-    work = HERE / "out" / f"l2_{n}"
-    work.mkdir(parents=True, exist_ok=True)
-    data = work / "buildings.parquet"
-    if not data.exists():
-        write_geoparquet(data, n)
-    toml = work / "city.toml"
-    toml.write_text(
-        '[city]\nname = "bench"\n[buildings]\npath = "buildings.parquet"\nid = "id"\n',
-        encoding="utf-8",
-    )
+    toml = l2_city(n)
     tasks = []
     encode = l2._encode_tile
 
@@ -92,10 +83,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker, args.repeat)
-    import tiling.buildings.l2 as l2
-
     tasks = capture(args.n)
     out = Path(tempfile.mkdtemp(prefix="bench_l2_encode_"))
+    try:
+        measure(tasks, out, args.repeat, args.profile)
+    finally:
+        shutil.rmtree(out)  # the bench's own temporary folder
+
+
+def measure(tasks: list, out: Path, repeat: int, profiled: bool) -> None:
+    """Encode ``tasks`` into ``out`` (best of ``repeat``, here and in a fresh process)."""
+    import tiling.buildings.l2 as l2
+
     (out / "content").mkdir()
     tasks = [
         dataclasses.replace(t, shared=dataclasses.replace(t.shared, out_dir=str(out)))
@@ -105,28 +104,27 @@ def main() -> None:
     tasks = pickle.loads((out / "tasks.pickle").read_bytes())  # what a worker gets
     buildings = sum(len(t.base) for t in tasks)
     print(f"load average before: {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
-    best, results = encode(tasks, args.repeat)
+    best, results = encode(tasks, repeat)
     digest = hashlib.blake2b(digest_size=16)
     for key, _ in sorted(results):
         digest.update((out / "content" / f"{l2._content_name(key)}.glb").read_bytes())
     fresh = subprocess.run(
         [sys.executable, __file__, "--worker", str(out / "tasks.pickle"), "--repeat",
-         str(args.repeat)],
+         str(repeat)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     alone = float(fresh.stdout.split()[-1])
     print(
-        f"{len(tasks)} tiles, {buildings:,} buildings, best of {args.repeat}: encoding "
+        f"{len(tasks)} tiles, {buildings:,} buildings, best of {repeat}: encoding "
         f"{best:.2f} CPU-s in the build process ({best / buildings * 1e5:.2f} per 100,000), "
         f"{alone:.2f} CPU-s in a fresh process like a pool worker "
         f"({alone / buildings * 1e5:.2f} per 100,000); tiles digest {digest.hexdigest()}"
     )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
-    if args.profile:
+    if profiled:
         profile = cProfile.Profile(time.process_time)
         profile.runcall(lambda: [l2._encode_tile(t) for t in tasks])
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
-    shutil.rmtree(out)
 
 
 if __name__ == "__main__":

@@ -94,3 +94,19 @@ def write_geoparquet(path: Path, n: int, seed: int = 1) -> Path:
     table = table.replace_schema_metadata({b"geo": json.dumps(geo).encode()})
     pq.write_table(table, path)
     return path
+
+
+def l2_city(n: int) -> Path:
+    """The project file of the synthetic city of ``n`` footprints under ``bench/out/l2_N``
+    (the footprints written once), which ``bench_l2`` and ``bench_l2_encode`` build."""
+    work = Path(__file__).resolve().parent / "out" / f"l2_{n}"
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "buildings.parquet"
+    if not data.exists():
+        write_geoparquet(data, n)
+    toml = work / "city.toml"
+    toml.write_text(
+        '[city]\nname = "bench"\n[buildings]\npath = "buildings.parquet"\nid = "id"\n',
+        encoding="utf-8",
+    )
+    return toml
