@@ -181,13 +181,21 @@ def geodetic_to_ecef(
     lon: np.ndarray, lat: np.ndarray, h: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """WGS84 geodetic (degrees, metres) → ECEF (EPSG:4978) metres, vectorised."""
-    lam = np.radians(lon)
-    phi = np.radians(lat)
-    sin_phi = np.sin(phi)
+    return _ecef(_trig(lon, lat), h)
+
+
+def _trig(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(cos λ, sin λ, cos φ, sin φ) of lon/lat degrees: computed once, shared by the ECEF
+    position and the ellipsoid normal of the same points."""
+    lam, phi = np.radians(lon), np.radians(lat)
+    return np.cos(lam), np.sin(lam), np.cos(phi), np.sin(phi)
+
+
+def _ecef(trig: tuple[np.ndarray, ...], h: np.ndarray) -> tuple[np.ndarray, ...]:
+    cos_lam, sin_lam, cos_phi, sin_phi = trig
     n = WGS84_A / np.sqrt(1.0 - WGS84_E2 * sin_phi * sin_phi)
-    cos_phi = np.cos(phi)
-    x = (n + h) * cos_phi * np.cos(lam)
-    y = (n + h) * cos_phi * np.sin(lam)
+    x = (n + h) * cos_phi * cos_lam
+    y = (n + h) * cos_phi * sin_lam
     z = (n * (1.0 - WGS84_E2) + h) * sin_phi
     return x, y, z
 
@@ -221,16 +229,40 @@ def lonlat_to_enu(lon: np.ndarray, lat: np.ndarray, h: np.ndarray, frame: np.nda
     -------
     ndarray of shape (n, 3), float64
     """
-    x, y, z = geodetic_to_ecef(lon, lat, h)
-    d = np.stack([x - frame[0, 3], y - frame[1, 3], z - frame[2, 3]], axis=1)
-    return d @ frame[:3, :3]
+    return _enu(_ecef(_trig(lon, lat), h), frame)
 
 
 def up_vectors(lon: np.ndarray, lat: np.ndarray, frame: np.ndarray) -> np.ndarray:
     """Ellipsoid normals ("up") at lon/lat, expressed in the ENU ``frame``; (n, 3)."""
-    lam, phi = np.radians(lon), np.radians(lat)
-    cos_phi = np.cos(phi)
-    normal = np.stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)], axis=1)
+    return _up(_trig(lon, lat), frame)
+
+
+def lonlat_to_enu_up(
+    lon: np.ndarray, lat: np.ndarray, h: np.ndarray, frame: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`lonlat_to_enu` and :func:`up_vectors` of the same points, in one pass.
+
+    The sines and cosines of lon/lat are computed once for both; the results are
+    exactly those of the two functions.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ENU positions and unit up vectors, both (n, 3) float64.
+    """
+    trig = _trig(lon, lat)
+    return _enu(_ecef(trig, h), frame), _up(trig, frame)
+
+
+def _enu(ecef: tuple[np.ndarray, ...], frame: np.ndarray) -> np.ndarray:
+    x, y, z = ecef
+    d = np.stack([x - frame[0, 3], y - frame[1, 3], z - frame[2, 3]], axis=1)
+    return d @ frame[:3, :3]
+
+
+def _up(trig: tuple[np.ndarray, ...], frame: np.ndarray) -> np.ndarray:
+    cos_lam, sin_lam, cos_phi, sin_phi = trig
+    normal = np.stack([cos_phi * cos_lam, cos_phi * sin_lam, sin_phi], axis=1)
     return normal @ frame[:3, :3]
 
 

@@ -39,7 +39,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from cim.errors import ConfigError
+from cim.errors import CimError, ConfigError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -334,7 +334,13 @@ class PoolExecutor(Executor):
         self._settled()
         pool = self._started()
         window = _Window(lambda t: pool.submit(_call, fn, packed, t), tasks, 4 * self.workers)
-        yield from wrap(window.results(), total=n, desc=desc, unit=unit)
+        try:
+            yield from wrap(window.results(), total=n, desc=desc, unit=unit)
+        except BrokenProcessPool as exc:
+            raise CimError(
+                "a worker process died: out of memory or killed, or it failed to start "
+                "(its own message is above)"
+            ) from exc
 
     def close(self) -> None:
         """Stop the workers."""

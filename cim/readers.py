@@ -125,6 +125,13 @@ class FeatureTable:
         Features repaired or dropped while reading.
     bad_rows : list of BadRow
         CSV rows that are not in the table at all (wrong number of cells).
+    source_wkb : ndarray of bytes or None
+        The geometry column as stored, when the source stores WKB (GeoParquet, GDAL
+        formats, PostGIS): what a row's fingerprint is taken of (a consumer may
+        release it, setting None, once it has what it needs).
+    parsed : bool
+        False when read with ``parse_geometry=False``: ``geometry`` holds None until
+        :meth:`parse` reads the rows a consumer needs from ``source_wkb``.
     """
 
     path: Path
@@ -135,9 +142,23 @@ class FeatureTable:
     implied_crs: str | None = None
     issues: list[FeatureIssue] = field(default_factory=list)
     bad_rows: list[BadRow] = field(default_factory=list)
+    source_wkb: np.ndarray | None = None
+    parsed: bool = True
 
     def __len__(self) -> int:
         return len(self.geometry)
+
+    def parse(self, rows: np.ndarray) -> None:
+        """Read the geometries of ``rows`` (sorted) from ``source_wkb``, as the reader
+        does (:func:`geometry_from_wkb`); their issues join :attr:`issues`."""
+        if self.source_wkb is None:
+            raise ValueError("no stored WKB to parse")
+        geoms, issues = geometry_from_wkb(self.source_wkb[rows])
+        self.geometry[rows] = geoms
+        self.issues.extend(
+            FeatureIssue(int(rows[i.row]), i.reason, i.detail, i.repaired) for i in issues
+        )
+        self.issues.sort(key=lambda i: i.row)  # row order, as one parse gives them
 
     def column(self, name: str | None) -> np.ndarray | None:
         """Column ``name`` (case-insensitive fallback), None when absent or not asked."""
@@ -158,6 +179,7 @@ def read_features(
     wkt: str | None = None,
     x: str | None = None,
     y: str | None = None,
+    parse_geometry: bool = True,
 ) -> FeatureTable:
     """Read a vector file into a :class:`FeatureTable`.
 
@@ -172,6 +194,9 @@ def read_features(
     wkt, x, y : str, optional
         CSV geometry columns (a WKT column, or x/y point columns). Detected from
         common names when not given.
+    parse_geometry : bool
+        False: a source that stores WKB is not parsed; the caller parses the rows it
+        needs (:meth:`FeatureTable.parse`). Other sources are parsed anyway.
 
     Raises
     ------
@@ -181,7 +206,7 @@ def read_features(
         The file is empty (0 bytes, a header only, no features).
     """
     if isinstance(path, DatabaseSource):
-        return read_postgis(path)
+        return read_postgis(path, parse_geometry=parse_geometry)
     path = Path(path)
     if not path.exists():
         raise DatasetIOError("file not found", path=path)
@@ -191,11 +216,11 @@ def read_features(
         raise InputDataError("empty file (only blanks and line breaks)", path=path)
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
-        table = _read_geoparquet(path)
+        table = _read_geoparquet(path, parse_geometry)
     elif suffix in CSV_SUFFIXES:
         table = _read_csv(path, encoding=encoding, wkt=wkt, x=x, y=y)
     elif suffix in GDAL_SUFFIXES or path.is_dir():
-        table = _read_gdal(path, layer=layer, encoding=encoding)
+        table = _read_gdal(path, layer=layer, encoding=encoding, parse_geometry=parse_geometry)
     else:
         raise DatasetIOError(
             f"unknown vector format {suffix!r} (use GeoJSON, Shapefile, GeoPackage, "
@@ -208,7 +233,9 @@ def read_features(
     return table
 
 
-def _read_gdal(path: Path, *, layer: str | None, encoding: str | None) -> FeatureTable:
+def _read_gdal(
+    path: Path, *, layer: str | None, encoding: str | None, parse_geometry: bool = True
+) -> FeatureTable:
     if encoding is None and path.suffix.lower() == ".shp":
         encoding = detect_shapefile_encoding(path)
     if encoding is not None:
@@ -231,13 +258,16 @@ def _read_gdal(path: Path, *, layer: str | None, encoding: str | None) -> Featur
     geom_name = meta.get("geometry_name") or "wkb_geometry"
     if geom_name not in table.column_names:
         raise InputDataError("the layer has no geometry column", path=path)
-    geometry, issues = geometry_from_wkb(table.column(geom_name).to_numpy(zero_copy_only=False))
+    wkb = table.column(geom_name).to_numpy(zero_copy_only=False)
+    geometry, issues = _stored_geometry(wkb, parse_geometry)
     columns = _arrow_columns(table, exclude={geom_name}, encoding=encoding, path=path)
     crs, implied = meta.get("crs"), None
     if path.suffix.lower() in GEOJSON_SUFFIXES and not _geojson_has_crs(path):
         # GDAL reports EPSG:4326 for every GeoJSON: only a crs member is the file's own
         crs, implied = None, "EPSG:4326"
-    return FeatureTable(path, geometry, columns, crs, encoding, implied, issues)
+    return FeatureTable(
+        path, geometry, columns, crs, encoding, implied, issues, [], wkb, parse_geometry
+    )
 
 
 def _blank(path: Path, block: int = 1 << 16) -> bool:
@@ -279,6 +309,13 @@ def geometry_from_wkb(values: np.ndarray) -> tuple[np.ndarray, list[FeatureIssue
     None otherwise; both are listed as issues (reason ``invalid-geometry``).
     """
     return _parse_geometry(values, shapely.from_wkb)
+
+
+def _stored_geometry(wkb: np.ndarray, parse: bool) -> tuple[np.ndarray, list[FeatureIssue]]:
+    """:func:`geometry_from_wkb`, or Nones for a caller that parses later."""
+    if parse:
+        return geometry_from_wkb(wkb)
+    return np.full(len(wkb), None, dtype=object), []
 
 
 def geometry_from_wkt(values: np.ndarray) -> tuple[np.ndarray, list[FeatureIssue]]:
@@ -363,7 +400,7 @@ def apply_per_feature(
     return result, errors
 
 
-def _read_geoparquet(path: Path) -> FeatureTable:
+def _read_geoparquet(path: Path, parse_geometry: bool = True) -> FeatureTable:
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
@@ -386,9 +423,12 @@ def _read_geoparquet(path: Path) -> FeatureTable:
     implied = "OGC:CRS84" if geo and "crs" not in col_meta else None
     if isinstance(crs, dict):
         crs = json.dumps(crs)
-    geometry, issues = geometry_from_wkb(table.column(geom_name).to_numpy(zero_copy_only=False))
+    wkb = table.column(geom_name).to_numpy(zero_copy_only=False)
+    geometry, issues = _stored_geometry(wkb, parse_geometry)
     columns = _arrow_columns(table, exclude={geom_name}, encoding=None, path=path)
-    return FeatureTable(path, geometry, columns, crs, None, implied, issues)
+    return FeatureTable(
+        path, geometry, columns, crs, None, implied, issues, [], wkb, parse_geometry
+    )
 
 
 def _read_csv(
@@ -679,7 +719,9 @@ def _masked(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
-def read_postgis(source: DatabaseSource, *, partitions: int = 16) -> FeatureTable:
+def read_postgis(
+    source: DatabaseSource, *, partitions: int = 16, parse_geometry: bool = True
+) -> FeatureTable:
     """Read a PostGIS table or query into a :class:`FeatureTable`.
 
     The source's extent is cut into a grid of about ``partitions`` cells; each cell is
@@ -715,13 +757,15 @@ def read_postgis(source: DatabaseSource, *, partitions: int = 16) -> FeatureTabl
         raise InputDataError("empty table: no features", path=where)
     values = np.empty(len(wkb), dtype=object)
     values[:] = wkb
-    geometry, issues = geometry_from_wkb(values)
+    geometry, issues = _stored_geometry(values, parse_geometry)
     columns = {
         name: _db_column([v for c in chunks for v in c[1][k]]) for k, name in enumerate(names)
     }
     log.info("read %d features from %s (%d cells)", len(wkb), source, len(chunks))
     # the table stands in for the file path (name, stem) in messages and generated ids
-    return FeatureTable(source, geometry, columns, crs, None, None, issues)  # type: ignore[arg-type]
+    return FeatureTable(  # type: ignore[arg-type]
+        source, geometry, columns, crs, None, None, issues, [], values, parse_geometry
+    )
 
 
 def _db_columns(conn: Any, source: DatabaseSource) -> tuple[str, list[str]]:

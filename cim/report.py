@@ -14,6 +14,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def entry(item_id: Any, reason: str, detail: str = "") -> dict[str, str]:
+    """One repaired, skipped or flagged item as the report lists it."""
+    return {"id": str(item_id), "reason": reason, "detail": detail}
+
+
 @dataclass
 class StageReport:
     """What one stage did with its input.
@@ -51,16 +56,16 @@ class StageReport:
 
     def repair(self, item_id: Any, reason: str, detail: str = "") -> None:
         """Record that item ``item_id`` was repaired for ``reason``."""
-        self.repaired.append({"id": str(item_id), "reason": reason, "detail": detail})
+        self.repaired.append(entry(item_id, reason, detail))
 
     def skip(self, item_id: Any, reason: str, detail: str = "") -> None:
         """Record that item ``item_id`` was left out for ``reason``."""
-        self.skipped.append({"id": str(item_id), "reason": reason, "detail": detail})
+        self.skipped.append(entry(item_id, reason, detail))
         log.debug("%s: skipped %s (%s: %s)", self.name, item_id, reason, detail)
 
     def flag(self, item_id: Any, reason: str, detail: str = "") -> None:
         """Record that item ``item_id`` was kept but needs attention for ``reason``."""
-        self.flagged.append({"id": str(item_id), "reason": reason, "detail": detail})
+        self.flagged.append(entry(item_id, reason, detail))
 
     def warn(self, message: str) -> None:
         """Record (and log) a stage-wide warning."""

@@ -240,6 +240,11 @@ class FeatureMesh:
     colors : (n, 4) uint8 or None
         Per-vertex RGBA (``COLOR_0``; the material is then white), e.g. pipes coloured
         by utility.
+    position_index, normal_index : (n,) integer or None
+        When given, vertex i's position is ``positions[position_index[i]]`` (its normal
+        ``normals[normal_index[i]]``): vertices that share a row (the corners of
+        extruded walls) are quantized and encoded once per row (the extent is that
+        of the rows used). :meth:`expanded` gives the one-row-per-vertex mesh.
     """
 
     positions: np.ndarray
@@ -247,6 +252,21 @@ class FeatureMesh:
     feature_ids: np.ndarray
     indices: np.ndarray
     colors: np.ndarray | None = None
+    position_index: np.ndarray | None = None
+    normal_index: np.ndarray | None = None
+
+    def expanded(self) -> FeatureMesh:
+        """The mesh with one position and one normal row per vertex (indexes applied)."""
+        if self.position_index is None and self.normal_index is None:
+            return self
+        pos, nrm = self.position_index, self.normal_index
+        return FeatureMesh(
+            self.positions if pos is None else np.take(self.positions, pos, axis=0),
+            self.normals if nrm is None else np.take(self.normals, nrm, axis=0),
+            self.feature_ids,
+            self.indices,
+            self.colors,
+        )
 
 
 @dataclass
@@ -277,8 +297,14 @@ class _Writer:
         )
         return len(self.gltf["bufferViews"]) - 1
 
-    def vertex_view(self, array: np.ndarray, target: int, mode: str) -> int:
-        """A buffer view of vertex/index data, meshopt-compressed when enabled."""
+    def vertex_view(
+        self, array: np.ndarray, target: int, mode: str, vertex_count: int | None = None
+    ) -> int:
+        """A buffer view of vertex/index data, meshopt-compressed when enabled.
+
+        ``vertex_count`` (indices only) bounds the indices when the caller knows it: it
+        sizes the encoder's buffer, and saves a pass over the indices.
+        """
         array = np.ascontiguousarray(array)
         stride = array.dtype.itemsize * (array.shape[1] if array.ndim == 2 else 1)
         count = array.shape[0]
@@ -290,8 +316,10 @@ class _Writer:
             view["byteOffset"] = self._append(array.tobytes())
         else:
             if mode == "TRIANGLES":
+                if vertex_count is None:
+                    vertex_count = int(array.max()) + 1 if count else 0
                 encoded = meshoptimizer.encode_index_buffer(
-                    array.ravel(), len(array.ravel()), int(array.max()) + 1 if count else 0
+                    array.ravel(), len(array.ravel()), vertex_count
                 )
             else:
                 encoded = meshoptimizer.encode_vertex_buffer(array, count, stride)
@@ -322,16 +350,52 @@ class _Writer:
 
 def quantize_positions(positions_enu: np.ndarray) -> tuple[np.ndarray, list[float], float]:
     """ENU float positions → (uint16 glTF y-up positions padded to 4, translation, scale)."""
-    # one glTF column at a time (x, z, -y): no (n, 3) temporaries, contiguous reductions;
-    # the arithmetic stays in the positions' own precision, as the (n, 3) version's did
-    cols = [positions_enu[:, 0], positions_enu[:, 2], positions_enu[:, 1]]
+    lo, _, scale = _quantization(positions_enu)
+    return _quantized(positions_enu, lo, scale), [float(v) for v in lo], scale
+
+
+def _quantization(
+    positions_enu: np.ndarray, enu_bounds: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The glTF y-up minimum (the translation) and maximum corners, and the uniform
+    scale of ``positions_enu`` (whose per-column ENU minima and maxima are
+    ``enu_bounds`` when given: :func:`enu_bounds_of`)."""
+    # glTF columns (x, z, -y); the arithmetic stays in the positions' own precision
     if len(positions_enu):
-        lo = np.array([cols[0].min(), cols[1].min(), -cols[2].max()])
-        hi = np.array([cols[0].max(), cols[1].max(), -cols[2].min()])
+        low, high = enu_bounds or enu_bounds_of(positions_enu)
+        lo = np.array([low[0], low[2], -high[1]])
+        hi = np.array([high[0], high[2], -low[1]])
         extent = float(max(hi[k] - lo[k] for k in range(3)))
     else:
         lo, extent = np.zeros(3, dtype=positions_enu.dtype), 0.0
-    scale = extent / 65535.0 if extent > 0 else 1.0
+        hi = lo
+    return lo, hi, extent / 65535.0 if extent > 0 else 1.0
+
+
+def enu_bounds_of(positions_enu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column (x, y, z) minima and maxima of (n, 3) positions, n > 0."""
+    # per column: numpy reduces a strided axis 0 several times slower
+    cols = [positions_enu[:, k] for k in range(3)]
+    return np.array([c.min() for c in cols]), np.array([c.max() for c in cols])
+
+
+def _quantized_bounds(
+    lo: np.ndarray, hi: np.ndarray, scale: float, dtype: np.dtype
+) -> tuple[list[int], list[int]]:
+    """Per-column min and max of the quantized positions whose corners are ``lo``, ``hi``.
+
+    Quantization is monotonic in each glTF column, so the extremes are those of the
+    corners, quantized by the same arithmetic (no reduction over the vertices).
+    """
+    corners = np.empty((2, 3), dtype=dtype)  # back to ENU (x, y, z) = (x, -z, y) of glTF
+    corners[:, 0], corners[:, 1], corners[:, 2] = (lo[0], hi[0]), (-lo[2], -hi[2]), (lo[1], hi[1])
+    q = _quantized(corners, lo, scale)[:, :3].tolist()
+    return q[0], q[1]
+
+
+def _quantized(positions_enu: np.ndarray, lo: np.ndarray, scale: float) -> np.ndarray:
+    """uint16 glTF y-up positions padded to 4, in the frame of :func:`_quantization`."""
+    cols = [positions_enu[:, 0], positions_enu[:, 2], positions_enu[:, 1]]
     q = np.zeros((len(positions_enu), 4), dtype=np.uint16)
     work = np.empty(len(positions_enu), dtype=np.result_type(lo.dtype, np.float16))
     for k, col in enumerate(cols):
@@ -344,7 +408,7 @@ def quantize_positions(positions_enu: np.ndarray) -> tuple[np.ndarray, list[floa
         np.rint(work, out=work)
         np.clip(work, 0, 65535, out=work)
         q[:, k] = work
-    return q, [float(v) for v in lo], scale
+    return q
 
 
 def encode_normals(normals_enu: np.ndarray) -> np.ndarray:
@@ -363,6 +427,7 @@ def encode_normals(normals_enu: np.ndarray) -> np.ndarray:
 
 def optimise_mesh(mesh: FeatureMesh) -> FeatureMesh:
     """Reorder triangles for the vertex cache and vertices for fetch (better compression)."""
+    mesh = mesh.expanded()
     if len(mesh.positions) == 0:
         return mesh
     order, indices = _optimised_order(mesh.indices, len(mesh.positions))
@@ -377,8 +442,11 @@ def _optimised_order(indices: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarra
     remap = np.empty(n, dtype=np.uint32)
     unique = meshoptimizer.optimize_vertex_fetch_remap(remap, cache, len(cache), n)
     order = np.empty(unique, dtype=np.int64)
-    used = remap < unique  # unreferenced vertices get ~0 and are dropped
-    order[remap[used]] = np.flatnonzero(used)
+    if unique == n:  # every vertex referenced: remap is a permutation
+        order[remap] = np.arange(n)
+    else:
+        used = remap < unique  # unreferenced vertices get ~0 and are dropped
+        order[remap[used]] = np.flatnonzero(used)
     return order, remap[cache]
 
 
@@ -399,29 +467,42 @@ def _reordered(mesh: FeatureMesh, order: np.ndarray, indices: np.ndarray) -> Fea
 
 
 def _encoded_attributes(
-    mesh: FeatureMesh,
-) -> tuple[FeatureMesh, np.ndarray, list[float], float, np.ndarray]:
-    """The optimised mesh with its quantized positions and encoded normals.
+    mesh: FeatureMesh, enu_bounds: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[
+    FeatureMesh, np.ndarray, list[float], float, np.ndarray, tuple[list[int], list[int]] | None
+]:
+    """The optimised mesh with its quantized positions (and their per-column min and
+    max, ``None`` when there are none) and encoded normals.
 
-    When every vertex is referenced (the usual case) the float attributes are encoded
-    before the reorder and only the compact encodings are gathered: the same bytes, a
-    fraction of the memory traffic. ``positions`` and ``normals`` of the returned mesh
-    are then those of the input order and must not be used.
+    The float rows are encoded in place (every row once, however many vertices share
+    it) and only the compact encodings are gathered into the optimised vertex order:
+    the bytes of reorder-then-encode, a fraction of the memory traffic. The extent is
+    that of the rows of referenced vertices, as after the reorder. ``positions`` and
+    ``normals`` of the returned mesh are the input's rows and must not be used.
+    ``enu_bounds`` are those of ``mesh.positions`` when at hand (:func:`enu_bounds_of`).
     """
-    n = len(mesh.positions)
-    if n:
-        order, indices = _optimised_order(mesh.indices, n)
-        if len(order) == n:
-            qpos, translation, scale = quantize_positions(mesh.positions)
-            normals = encode_normals(mesh.normals)
-            colors = mesh.colors[order] if mesh.colors is not None else None
-            out = FeatureMesh(
-                mesh.positions, mesh.normals, mesh.feature_ids[order], indices, colors
-            )
-            return out, _rows(qpos, order), translation, scale, _rows(normals, order)
-        mesh = _reordered(mesh, order, indices)
-    qpos, translation, scale = quantize_positions(mesh.positions)
-    return mesh, qpos, translation, scale, encode_normals(mesh.normals)
+    pos_index, nrm_index = mesh.position_index, mesh.normal_index
+    n = len(mesh.positions) if pos_index is None else len(pos_index)
+    if not n:
+        qpos, translation, scale = quantize_positions(mesh.positions[:0])
+        normals = encode_normals(mesh.normals[:0])
+        return mesh.expanded(), qpos, translation, scale, normals, None
+    order, indices = _optimised_order(mesh.indices, n)
+    pos_rows = order if pos_index is None else pos_index[order]
+    nrm_rows = order if nrm_index is None else nrm_index[order]
+    written = mesh.positions
+    if pos_index is not None or len(order) < n:  # quantize to the rows written only
+        used = np.zeros(len(written), dtype=bool)
+        used[pos_rows] = True
+        if not used.all():
+            written = written[used]
+    lo, hi, scale = _quantization(written, enu_bounds if written is mesh.positions else None)
+    qpos = _rows(_quantized(mesh.positions, lo, scale), pos_rows)
+    normals = _rows(encode_normals(mesh.normals), nrm_rows)
+    colors = mesh.colors[order] if mesh.colors is not None else None
+    out = FeatureMesh(mesh.positions, mesh.normals, mesh.feature_ids[order], indices, colors)
+    bounds = _quantized_bounds(lo, hi, scale, written.dtype) if len(written) else None
+    return out, qpos, [float(v) for v in lo], scale, normals, bounds
 
 
 def write_glb(
@@ -433,6 +514,7 @@ def write_glb(
     compression: str = "meshopt",
     schema_id: str = "cim",
     batch_ids: bool = False,
+    enu_bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> bytes:
     """Encode ``mesh`` and its features' ``table`` as a glb.
 
@@ -449,6 +531,8 @@ def write_glb(
     batch_ids : bool
         3D Tiles 1.0 style: a ``_BATCHID`` attribute and no metadata extensions (the
         properties then go into the b3dm batch table, see :mod:`tiling.b3dm`).
+    enu_bounds : (ndarray, ndarray), optional
+        ``enu_bounds_of(mesh.positions)`` when the caller has them (saves that pass).
 
     Returns
     -------
@@ -460,7 +544,12 @@ def write_glb(
     bad = [i for i in (schema_id, class_name, *(p.id for p in properties)) if not is_valid_id(i)]
     if bad:  # a caller's bug: ids are made valid by metadata_ids()
         raise ValueError(f"metadata ids must match {ID_PATTERN.pattern}: {bad}")
-    mesh, qpos, translation, scale, normals = _encoded_attributes(mesh)
+    mesh, qpos, translation, scale, normals, bounds = _encoded_attributes(mesh, enu_bounds)
+    if bounds is None:  # no vertex: numpy says so, as it always did
+        bounds = (
+            [int(qpos[:, k].min()) for k in range(3)],
+            [int(qpos[:, k].max()) for k in range(3)],
+        )
     n_features = len(next(iter(table.values()))) if table else 0
     w = _Writer(compress=compression == "meshopt")
     used = ["KHR_mesh_quantization"]
@@ -476,15 +565,14 @@ def write_glb(
     pos_view = w.vertex_view(qpos, ARRAY_BUFFER, "ATTRIBUTES")
     nrm_view = w.vertex_view(normals, ARRAY_BUFFER, "ATTRIBUTES")
     fid_view = w.vertex_view(fids, ARRAY_BUFFER, "ATTRIBUTES")
-    idx_view = w.vertex_view(indices, ELEMENT_ARRAY_BUFFER, "TRIANGLES")
+    idx_view = w.vertex_view(indices, ELEMENT_ARRAY_BUFFER, "TRIANGLES", len(qpos))
     pos_acc = w.accessor(
         pos_view,
         UNSIGNED_SHORT,
         "VEC3",
         len(qpos),
-        # per column: numpy reduces a strided axis 0 several times slower
-        min=[int(qpos[:, k].min()) for k in range(3)],
-        max=[int(qpos[:, k].max()) for k in range(3)],
+        min=bounds[0],
+        max=bounds[1],
     )
     nrm_acc = w.accessor(nrm_view, BYTE, "VEC3", len(qpos), normalized=True)
     fid_component = {np.uint8: UNSIGNED_BYTE, np.uint16: UNSIGNED_SHORT, np.uint32: UNSIGNED_INT}
@@ -605,12 +693,12 @@ def encode_strings(values: np.ndarray) -> tuple[bytes, np.ndarray]:
         joined = "\0".join(items).encode("utf-8")
     if joined.count(0) != max(n - 1, 0):  # a NUL inside a value: drop it
         joined = "\0".join(v.replace("\0", "") for v in items).encode("utf-8")
-    raw = np.frombuffer(joined, dtype=np.uint8)
-    seps = np.flatnonzero(raw == 0)
-    ends = np.append(seps, len(raw)) - np.arange(n)  # end of string i without separators
+    seps = np.flatnonzero(np.frombuffer(joined, dtype=np.uint8) == 0)
     offsets = np.zeros(n + 1, dtype=np.int64)
-    offsets[1:] = ends
-    return raw[raw != 0].tobytes() if len(seps) else joined, offsets
+    if n:  # the end of string i, without the separators before it
+        np.subtract(seps, np.arange(n - 1), out=offsets[1:n])
+        offsets[n] = len(joined) - (n - 1)
+    return joined.replace(b"\0", b"") if len(seps) else joined, offsets
 
 
 def _pack_glb(gltf: dict[str, Any], binary: bytearray) -> bytes:
@@ -626,7 +714,7 @@ def _pack_glb(gltf: dict[str, Any], binary: bytearray) -> bytes:
             struct.pack("<II", len(text), CHUNK_JSON),
             text,
             struct.pack("<II", len(binary), CHUNK_BIN),
-            bytes(binary),
+            binary,
         ]
     )
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cim.errors import ConfigError
+from cim.errors import CimError, ConfigError
 from cim.executor import (
     DaskExecutor,
     InProcessExecutor,
@@ -98,6 +99,39 @@ def test_warm_starts_the_workers_ahead_with_their_modules() -> None:
 def test_a_failing_task_raises_in_the_caller() -> None:
     with PoolExecutor(2) as pool, pytest.raises(ValueError, match="task 3"):
         list(pool.map(_fail, range(8)))
+
+
+def _die(task: int) -> int:
+    os._exit(3)  # as the kernel's OOM killer would leave it
+
+
+def test_a_dead_worker_is_a_one_line_error_not_a_hang() -> None:
+    with PoolExecutor(2) as pool, pytest.raises(CimError, match="worker process died"):
+        list(pool.map(_die, range(4)))
+
+
+def test_an_unguarded_script_fails_at_once_with_pythons_advice(tmp_path: Path) -> None:
+    """Workers import the script that started the build: unguarded, each would start a
+    build of its own, and wait for the build lock the first one holds, for ever."""
+    from bench.synthetic import write_geoparquet
+
+    write_geoparquet(tmp_path / "b.parquet", 200)
+    (tmp_path / "city.toml").write_text(
+        '[buildings]\npath = "b.parquet"\nid = "id"\n[l2]\nmax_features_per_tile = 20\n',
+        encoding="utf-8",
+    )
+    script = tmp_path / "build.py"
+    script.write_text(
+        f"from cim.build import build_project\nbuild_project({str(tmp_path / 'city.toml')!r}, "
+        "jobs=2, progress=False)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode != 0
+    assert "if __name__ == '__main__':" in done.stderr
+    assert "worker process died" in done.stderr
 
 
 def test_lazy_tasks_are_consumed_a_window_at_a_time() -> None:

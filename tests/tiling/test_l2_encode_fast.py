@@ -135,9 +135,10 @@ def test_encoded_attributes_equal_optimise_then_encode(unreferenced: bool) -> No
     mesh = _mesh(5, unreferenced)
     ref = optimise_mesh(mesh)
     q_ref, t_ref, s_ref = _old_quantize(ref.positions)
-    out, q, t, s, nrm = _encoded_attributes(mesh)
+    out, q, t, s, nrm, bounds = _encoded_attributes(mesh)
     np.testing.assert_array_equal(q, q_ref)
     assert (t, s) == (t_ref, s_ref)
+    assert bounds == (q_ref[:, :3].min(axis=0).tolist(), q_ref[:, :3].max(axis=0).tolist())
     np.testing.assert_array_equal(nrm, _old_normals(ref.normals))
     np.testing.assert_array_equal(out.feature_ids, ref.feature_ids)
     np.testing.assert_array_equal(out.indices, ref.indices)
@@ -197,12 +198,12 @@ def test_walls_convexity_and_cross_equal_the_earlier_code() -> None:
     geo = _geometry(city, np.full(len(city), 45.0), np.linspace(3, 60, len(city)), frame)
     rings = geo["ring_offsets"]
     feature = np.arange(len(rings) - 1) % 17
-    new, old = (
-        _walls(geo["base"], geo["top"], rings, feature),
-        _old_walls(geo["base"], geo["top"], rings, feature),
-    )
+    shared = _walls(geo["base"], geo["top"], rings, feature)
+    new, old = shared.expanded(), _old_walls(geo["base"], geo["top"], rings, feature)
     for field in ("positions", "normals", "feature_ids", "indices"):
         np.testing.assert_array_equal(getattr(new, field), getattr(old, field))
+    # a wall corner is a row of base or top, never a copy
+    assert len(shared.positions) == 2 * len(geo["base"]) < len(old.positions)
     convex = np.logical_and.reduceat(_left_turns(geo["top"], rings), rings[:-1])
     np.testing.assert_array_equal(convex, _old_convex(geo["top"], rings))
     assert not convex.all()  # L-shapes and holes are in there

@@ -98,6 +98,8 @@ def test_one_changed_footprint_rewrites_only_its_tile(tmp_path: Path) -> None:
 
     result = build_project(_write_toml(root, 30), progress=False)
     assert "l2" in result.ran and "tiles unchanged" in result.partial["l2"]
+    # a height is no part of a footprint's repair: every repair is reused
+    assert result.partial["buildings"] == f"{N} of {N} footprints unchanged"
     after = _inodes(root / "output")
     assert sorted(after) == sorted(before)
     rewritten = [k for k in after if after[k] != before[k]]
@@ -138,3 +140,22 @@ def test_a_failed_background_write_fails_the_build(
     with pytest.raises(DatasetIOError, match="disk full"):
         build_project(_write_toml(tmp_path, 30), progress=False)
     assert not (tmp_path / "output").exists()  # nothing swapped into place
+
+
+def test_a_moved_footprint_is_repaired_again_and_the_result_is_a_full_builds(
+    tmp_path: Path,
+) -> None:
+    root = _fresh(tmp_path)
+    table = pq.read_table(root / "b.parquet")
+    wkb = table.column("geometry").to_numpy(zero_copy_only=False).copy()
+    wkb[7] = shapely.to_wkb(shapely.affinity.translate(shapely.from_wkb(wkb[7]), 3.0, 2.0))
+    i = table.schema.get_field_index("geometry")
+    table = table.set_column(i, table.schema.field(i), pa.array(wkb, pa.binary()))
+    pq.write_table(table, root / "b.parquet")
+
+    result = build_project(_write_toml(root, 30), progress=False)
+    assert result.partial["buildings"] == f"{N - 1} of {N} footprints unchanged"
+    assert (root / "output/work/buildings/repairs.parquet").is_file()
+    incremental = output_files(root / "output")
+    build_project(_write_toml(root, 30), progress=False, force=True)
+    assert output_files(root / "output") == incremental

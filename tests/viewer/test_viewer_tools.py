@@ -571,7 +571,24 @@ def test_sunlight_shadows(page: Any) -> None:
     _slide(page, "#sunTime", 2 * 60)
     assert page.text_content("#sunInfo") == "太阳在地平线以下"
     _timings(page, "shadows", expect=4)
+    # the interactive frames' two lowest levels draw the sun's shadows with one cascade (a
+    # shadow map of their own, interactive.js); the full-quality frame with all four
+    cascades = "() => window.cim.viewer.scene.shadowMap._numberOfCascades"
+    low = page.evaluate("() => window.cim.interactive.level >= 3")
+    assert page.evaluate(cascades) == (1 if low else 4)
+    page.evaluate("() => window.cim.interactive.restore()")
+    assert page.evaluate(cascades) == 4
+    assert page.evaluate("window.cim.viewer.shadows") is True
+    # the lowest level again (one cascade), then the tool closed while it is shown
+    page.evaluate(
+        "() => { const i = window.cim.interactive; i.apply(i.controller.levels.length - 1); }"
+    )
+    assert page.evaluate(cascades) == 1
     _deactivate(page)
+    assert page.evaluate("window.cim.viewer.shadows") is False
+    # closed while a reduced frame was shown: the full map comes back switched off
+    page.evaluate("() => window.cim.interactive.restore()")
+    assert page.evaluate(cascades) == 4
     assert page.evaluate("window.cim.viewer.shadows") is False
 
 

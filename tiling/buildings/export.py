@@ -22,6 +22,7 @@ import shapely
 from cim.errors import DatasetIOError
 from cim.model import Buildings
 from cim.outputs import BUILDINGS_FILE, BUILDINGS_TABLE_VERSION
+from tiling.buildings.partitions import dictionary_columns
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def write_buildings_table(
     table = table.replace_schema_metadata(meta)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=dictionary_columns(table))
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -12,6 +12,8 @@ a gap above a mesh triangle that lies lower; the skirt hides it in the ground.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import mapbox_earcut
 import numpy as np
 
@@ -19,6 +21,10 @@ from tiling.gltf import FeatureMesh
 
 #: The two triangles (0, 1, 2) and (0, 2, 3) of a wall quad (base a, base b, top b, top a).
 _QUAD_TRIANGLES = np.array([0, 1, 2, 0, 2, 3])
+#: The triangle corners of the first k quads and each of their vertices' quad, grown on
+#: demand: every tile copies a prefix instead of building them (one tuple: threads
+#: always see a matching pair).
+_QUADS: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0, np.int64))]
 
 
 def extrude(
@@ -28,6 +34,8 @@ def extrude(
     part_ring_offsets: np.ndarray,
     part_feature: np.ndarray,
     skirt: float = 0.0,
+    *,
+    shared_rows: bool = False,
 ) -> FeatureMesh:
     """Build wall and roof triangles for a set of polygons.
 
@@ -46,6 +54,11 @@ def extrude(
     skirt : float
         Metres by which walls reach below ``base`` (along the up direction of each
         vertex, ``top - base``); the roof stays at ``top``.
+    shared_rows : bool
+        Return the mesh with vertices sharing rows (``position_index``,
+        ``normal_index``: the rows of the wall bottoms then of ``top``, one normal per
+        wall then the roofs'), which :func:`tiling.gltf.write_glb` encodes without
+        expanding: a wall corner is also the next wall's and a roof's.
 
     Returns
     -------
@@ -58,8 +71,31 @@ def extrude(
         up = top - base
         length = np.sqrt(np.einsum("ij,ij->i", up, up))[:, None]
         bottom = base - np.divide(up, length, out=np.zeros_like(up), where=length > 0) * skirt
-    roofs = _roofs(base, top, ring_offsets, part_ring_offsets, part_feature)
-    return _walls(bottom, top, ring_offsets, ring_feature, roofs)
+    edges = _edges(base, top, ring_offsets)
+    roofs = _roofs(base, top, ring_offsets, part_ring_offsets, part_feature, edges)
+    mesh = _walls(bottom, top, ring_offsets, ring_feature, roofs, edges if skirt <= 0 else None)
+    # a ring of one coordinate has no wall: its rows would be nobody's
+    if shared_rows and (len(ring_offsets) < 2 or np.diff(ring_offsets).min() >= 2):
+        return mesh
+    return mesh.expanded()
+
+
+class _Edges(NamedTuple):
+    """The rows at each ring edge's first coordinate, shared by walls and roofs."""
+
+    starts: np.ndarray  # (m,) bool: the coordinate starts an edge (it is not a closing one)
+    first: np.ndarray  # (e,) its index
+    base: np.ndarray  # (e, 3) rows there
+    top: np.ndarray
+    rise: np.ndarray  # top - base
+
+
+def _edges(base: np.ndarray, top: np.ndarray, ring_offsets: np.ndarray) -> _Edges:
+    starts = np.ones(len(base), dtype=bool)
+    starts[ring_offsets[1:] - 1] = False  # the closing vertex starts no edge
+    first = np.flatnonzero(starts)
+    at_base, at_top = _take(base, first), _take(top, first)
+    return _Edges(starts, first, at_base, at_top, at_top - at_base)
 
 
 def _walls(
@@ -67,42 +103,66 @@ def _walls(
     top: np.ndarray,
     ring_offsets: np.ndarray,
     ring_feature: np.ndarray,
-    tail: FeatureMesh | None = None,
+    roofs: FeatureMesh | None = None,
+    edges: _Edges | None = None,
 ) -> FeatureMesh:
-    """Wall quads, followed by ``tail`` (the roofs) when given.
+    """Wall quads, followed by ``roofs`` when given, with shared rows.
 
-    The walls are written straight into arrays sized for both: no concatenation
-    copies of the tile's largest arrays.
+    ``roofs`` are those of :func:`_roofs`: their vertices are the rows of ``top``
+    without each ring's closing coordinate. The mesh's positions are the rows of
+    ``base`` then of ``top`` (``position_index``), its normals one per wall then the
+    roofs' (``normal_index``): a wall's four corners are not copied, and the encoder
+    quantizes each row once (:meth:`FeatureMesh.expanded` gives the copies).
+    ``edges`` are those of ``base`` and ``top`` when already at hand.
     """
     m = len(base)
-    is_start = np.ones(m, dtype=bool)
-    is_start[ring_offsets[1:] - 1] = False  # the closing vertex starts no edge
-    a = np.flatnonzero(is_start)
+    edges = edges or _edges(base, top, ring_offsets)
+    a = edges.first
     b = a + 1
     e = len(a)
-    ba, bb, ta = base[a], base[b], top[a]
-    normal = _cross(bb - ba, ta - ba)
-    length = np.sqrt(np.einsum("ij,ij->i", normal, normal))[:, None]
-    normal = np.divide(normal, length, out=np.zeros_like(normal), where=length > 0)
+    normal = _unit(_cross(_take(base, b) - edges.base, edges.rise))
     quad_feature = np.repeat(ring_feature, np.diff(ring_offsets) - 1)  # one quad per edge
-    tail = tail or FeatureMesh(
+    roofs = roofs or FeatureMesh(
         np.zeros((0, 3)), np.zeros((0, 3), np.float32), quad_feature[:0], np.zeros(0, np.int64)
     )
-    n = 4 * e + len(tail.positions)
-    positions = np.empty((n, 3), dtype=np.result_type(base.dtype, tail.positions.dtype))
-    quad = positions[: 4 * e].reshape(e, 4, 3)
-    quad[:, 0], quad[:, 1], quad[:, 2], quad[:, 3] = ba, bb, top[b], ta
-    positions[4 * e :] = tail.positions
-    normals = np.empty((n, 3), dtype=np.float32)
-    normals[: 4 * e].reshape(e, 4, 3)[:] = normal.astype(np.float32)[:, None, :]
-    normals[4 * e :] = tail.normals
-    feature_ids = np.empty(n, dtype=np.result_type(quad_feature, tail.feature_ids))
+    r = len(roofs.normals)
+    n = 4 * e + r
+    position_index = np.empty(n, dtype=np.int64)
+    # corners (base a, base b, top b, top a): top rows follow the m base rows
+    np.add(a[:, None], [0, 1, m + 1, m], out=position_index[: 4 * e].reshape(e, 4))
+    position_index[4 * e :] = a[:r] + m  # roof vertex j is the ring coordinate a[j]
+    corners, quad_of = _quads(e)
+    normal_index = np.empty(n, dtype=np.int64)
+    normal_index[: 4 * e] = quad_of
+    normal_index[4 * e :] = np.arange(e, e + r)
+    normals = np.concatenate([normal, roofs.normals], dtype=np.float32)
+    feature_ids = np.empty(n, dtype=np.result_type(quad_feature, roofs.feature_ids))
     feature_ids[: 4 * e].reshape(e, 4)[:] = quad_feature[:, None]
-    feature_ids[4 * e :] = tail.feature_ids
-    indices = np.empty(6 * e + len(tail.indices), dtype=np.int64)
-    indices[: 6 * e] = (np.arange(4 * e).reshape(e, 4)[:, _QUAD_TRIANGLES]).reshape(-1)
-    np.add(tail.indices, 4 * e, out=indices[6 * e :])
-    return FeatureMesh(positions, normals, feature_ids, indices)
+    feature_ids[4 * e :] = roofs.feature_ids
+    indices = np.empty(6 * e + len(roofs.indices), dtype=np.int64)
+    indices[: 6 * e] = corners
+    np.add(roofs.indices, 4 * e, out=indices[6 * e :])
+    positions = np.concatenate([base, top], dtype=np.result_type(base, top, roofs.positions))
+    return FeatureMesh(positions, normals, feature_ids, indices, None, position_index, normal_index)
+
+
+def _quads(e: int) -> tuple[np.ndarray, np.ndarray]:
+    """The triangle corners (6 a quad) of ``e`` quads of 4 vertices, and each vertex's quad."""
+    corners, quad_of = _QUADS[0]
+    if len(quad_of) < 4 * e:
+        k = max(e, len(quad_of) // 2, 1024)  # doubles: few rebuilds
+        corners = ((4 * np.arange(k))[:, None] + _QUAD_TRIANGLES).reshape(-1)
+        quad_of = np.repeat(np.arange(k), 4)
+        _QUADS[0] = corners, quad_of
+    return corners[: 6 * e], quad_of[: 4 * e]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """Rows of ``v`` divided by their length (zero rows stay zero)."""
+    length = np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]
+    if (length > 0).all():
+        return v / length
+    return np.divide(v, length, out=np.zeros_like(v), where=length > 0)
 
 
 def _roofs(
@@ -111,14 +171,16 @@ def _roofs(
     ring_offsets: np.ndarray,
     part_ring_offsets: np.ndarray,
     part_feature: np.ndarray,
+    edges: _Edges | None = None,
 ) -> FeatureMesh:
+    """Roof triangles; the vertices are the rows of ``top`` but the closing ones."""
     ring_len = np.diff(ring_offsets) - 1  # unique vertices per ring
-    keep = np.ones(len(base), dtype=bool)
-    keep[ring_offsets[1:] - 1] = False
+    edges = edges or _edges(base, top, ring_offsets)
+    keep = edges.starts
     vert_index = np.cumsum(keep) - 1  # coordinate → roof vertex index
-    positions = top[keep]
-    up = positions - base[keep]
-    up /= np.maximum(np.sqrt(np.einsum("ij,ij->i", up, up)), 1e-12)[:, None]
+    positions = edges.top
+    up = edges.rise
+    up = up / np.maximum(np.sqrt(np.einsum("ij,ij->i", up, up)), 1e-12)[:, None]
     normals = up.astype(np.float32)
     ring_part = np.repeat(np.arange(len(part_feature)), np.diff(part_ring_offsets))
     feature_ids = np.repeat(part_feature[ring_part], ring_len)
@@ -192,7 +254,7 @@ def _reflex_fans(
     # the turn found at coordinate i is the one at vertex i + 1
     pivot = (where - starts[rings] + 1) % count
     tris = _fans(vert_index[starts[rings]], count, pivot).reshape(-1, 3)
-    a, b, c = positions[tris[:, 0]], positions[tris[:, 1]], positions[tris[:, 2]]
+    a, b, c = (_take(positions, tris[:, k]) for k in range(3))
     ux, uy, vx, vy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1], c[:, 0] - a[:, 0], c[:, 1] - a[:, 1]
     area = ux * vy - uy * vx
     good = area > 1e-9 * np.sqrt((ux * ux + uy * uy) * (vx * vx + vy * vy))
@@ -252,8 +314,8 @@ def _face_up(positions: np.ndarray, tris: np.ndarray, normals: np.ndarray) -> np
     """Flip roof triangles whose winding faces down."""
     if len(tris) == 0:
         return tris
-    a, b, c = positions[tris[:, 0]], positions[tris[:, 1]], positions[tris[:, 2]]
-    facing = np.einsum("ij,ij->i", _cross(b - a, c - a), normals[tris[:, 0]])
+    a, b, c = (_take(positions, tris[:, k]) for k in range(3))
+    facing = np.einsum("ij,ij->i", _cross(b - a, c - a), _take(normals, tris[:, 0]))
     flip = facing < 0
     tris[flip] = tris[flip][:, [0, 2, 1]]
     return tris
@@ -268,3 +330,8 @@ def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     out[:, 1] = uz * vx - ux * vz
     out[:, 2] = ux * vy - uy * vx
     return out
+
+
+def _take(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``rows[index]`` of an (n, k) array: ``np.take`` gathers rows several times faster."""
+    return np.take(rows, index, axis=0)

@@ -120,34 +120,46 @@ def _quadtree(
     order = np.argsort(-size, kind="stable")
     lo = centre_xy.min(axis=0)
     span = float(max((centre_xy.max(axis=0) - lo).max(), 1.0)) * (1 + 1e-9)
+    # each pending node's members' centres travel with them, in the same order: read
+    # in sequence, not gathered from the whole city at every level
+    centres = {0: (centre_xy[order, 0], centre_xy[order, 1])}
     nodes = [Node(0, 0, 0, order)]
     stack = [0]
     while stack:
-        node = nodes[stack.pop()]
+        index = stack.pop()
+        node = nodes[index]
         members = node.members
-        cum = np.cumsum(vertices[members])
+        mx, my = centres.pop(index)
+        # a node keeps at most max_features buildings: only that prefix is summed
+        # (a cumulative sum's prefix is the prefix's cumulative sum, bit for bit)
+        head = members[:max_features]
+        cum = np.cumsum(vertices[head])
         take = int(min(max_features, np.searchsorted(cum, max_vertices, side="right")))
         if row_bytes is not None:
-            cum_bytes = np.cumsum(row_bytes[members])
+            cum_bytes = np.cumsum(row_bytes[head])
             take = min(take, int(np.searchsorted(cum_bytes, max_bytes, side="right")))
         take = max(take, 1)
         if node.level >= max_depth:
             take = len(members)
         rest = members[take:]
-        node.members = members[:take]
+        node.members = members[:take].copy()  # not a view that keeps ``members`` alive
         if len(rest) == 0:
             continue
         node.geometric_error = float(size[rest[0]])
         cell = span / (1 << node.level)
         ox, oy = lo[0] + node.x * cell, lo[1] + node.y * cell
-        qx = (centre_xy[rest, 0] >= ox + cell / 2).astype(np.int64)
-        qy = (centre_xy[rest, 1] >= oy + cell / 2).astype(np.int64)
-        quadrant = qx + 2 * qy
-        for q in range(4):
-            sub = rest[quadrant == q]  # boolean selection keeps the size order
-            if len(sub) == 0:
+        rx, ry = mx[take:], my[take:]
+        quadrant = (rx >= ox + cell / 2).view(np.int8)
+        quadrant += 2 * (ry >= oy + cell / 2).view(np.int8)
+        # the quadrants in turn, each in size order (a stable sort by quadrant)
+        perm = np.argsort(quadrant, kind="stable")
+        ends = np.cumsum(np.bincount(quadrant, minlength=4)).tolist()
+        rest, rx, ry = rest[perm], rx[perm], ry[perm]
+        for q, (a, b) in enumerate(zip([0, *ends[:3]], ends, strict=True)):
+            if a == b:
                 continue
-            child = Node(node.level + 1, node.x * 2 + (q & 1), node.y * 2 + (q >> 1), sub)
+            child = Node(node.level + 1, node.x * 2 + (q & 1), node.y * 2 + (q >> 1), rest[a:b])
+            centres[len(nodes)] = (rx[a:b], ry[a:b])
             node.children.append(len(nodes))
             stack.append(len(nodes))
             nodes.append(child)

@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
-from cim.crs import enu_to_ecef_matrix, lonlat_to_enu, up_vectors
+from cim.crs import enu_to_ecef_matrix, lonlat_to_enu, lonlat_to_enu_up
 from cim.executor import Executor, make_executor
 from cim.model import Buildings
 from cim.report import StageReport
@@ -41,6 +43,7 @@ from tiling.b3dm import write_b3dm
 from tiling.buildings.extrude import extrude
 from tiling.buildings.hierarchy import Node, build_hierarchy
 from tiling.buildings.ragged import wkb_to_ragged
+from tiling.buildings.rowhash import hash_rows
 from tiling.gltf import PropertySpec, metadata_ids, typed_column, write_glb
 from tiling.tileset import Box, Tile, Tileset
 
@@ -121,6 +124,9 @@ class _TileTask:
     base: np.ndarray
     height: np.ndarray
     table: dict[str, np.ndarray]
+    #: :func:`tile_hash` when the build process has it (from the city's row hashes),
+    #: so the worker does not hash the tile again
+    digest: str = ""
 
 
 def write_l2(
@@ -136,6 +142,7 @@ def write_l2(
     previous: Path | None = None,
     wkb: np.ndarray | None = None,
     centres: np.ndarray | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
 ) -> dict[str, Any]:
     """Write the L2 tileset of ``buildings`` into ``out_dir``.
 
@@ -165,6 +172,9 @@ def write_l2(
     wkb, centres : ndarray, optional
         The footprints' 2D WKB and (n, 2) centroids when the caller has them
         (:func:`tiling.buildings.partitions.footprint_centres`): not computed again.
+    bounds : (west, south, east, north), optional
+        ``buildings.bounds()`` when the caller has it (used unless a footprint had
+        to be simplified).
 
     Returns
     -------
@@ -176,12 +186,12 @@ def write_l2(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "content").mkdir(exist_ok=True)
     clock = _Clock()
-    buildings, fitted = _fit_footprints(buildings, report)
+    buildings, fitted, coords = _fit_footprints(buildings, report)
     wkb, centres = _footprint_arrays(buildings, wkb, centres, fitted)
-    props, columns, chars = _property_columns(buildings, report)
+    props, columns, chars, arrow = _property_table(buildings, report)
     clock.lap("budget")
-    frame, centre = _frame(buildings)
-    centre_xy, size, vertices = _ranking(buildings, frame, centres)
+    frame, centre = _frame(buildings, bounds if not len(fitted) else None)
+    centre_xy, size, vertices = _ranking(buildings, frame, centres, coords)
     row_bytes = _row_bytes(columns, props, chars, vertices, options)
     nodes = build_hierarchy(
         centre_xy,
@@ -197,12 +207,12 @@ def write_l2(
     counts = np.array([len(n.members) for n in nodes])
     starts = np.concatenate([[0], np.cumsum(counts)])
     clock.lap("hierarchy")
-    buildings = buildings.take(order)  # tile order: each tile's buildings are contiguous
-    clock.lap("order")
     ranges = [(int(starts[i]), int(starts[i + 1])) for i in range(len(nodes))]
     jobs_list = [_TileJob(n.key, *ranges[i]) for i, n in enumerate(nodes)]
     shared = _TileFrame(frame, props, options, str(out_dir))
-    tasks = _Tasks(shared, buildings, columns, order, wkb[order])
+    # each tile's buildings are contiguous in tile order (``order``); tasks are made
+    # only for the tiles encoded
+    tasks = _Tasks(shared, buildings, columns, order, wkb, arrow)
     reuse = _Reuse(previous, out_dir, options.suffix) if previous is not None else None
     own = executor is None
     executor = executor or make_executor(jobs=jobs)
@@ -252,15 +262,17 @@ def _footprint_arrays(
     return wkb, centres
 
 
-def _fit_footprints(buildings: Buildings, report: StageReport) -> tuple[Buildings, np.ndarray]:
+def _fit_footprints(
+    buildings: Buildings, report: StageReport
+) -> tuple[Buildings, np.ndarray, np.ndarray]:
     """Simplify footprints over ``MAX_FOOTPRINT_VERTICES`` (a copy; reported).
 
-    Returns the table and the rows simplified.
+    Returns the table, the rows simplified and every footprint's coordinate count.
     """
     counts = shapely.get_num_coordinates(buildings.footprints)
     over = np.flatnonzero(counts > MAX_FOOTPRINT_VERTICES)
     if not len(over):
-        return buildings, over
+        return buildings, over, counts
     simplified, tolerance = simplify_footprints(buildings.footprints[over])
     before = _vertex_counts(buildings.footprints[over])
     after = _vertex_counts(simplified)
@@ -274,7 +286,9 @@ def _fit_footprints(buildings: Buildings, report: StageReport) -> tuple[Building
         report.repair(buildings.ids[i], "simplified", f"{m:,} → {n:,} vertices ({how})")
     footprints = buildings.footprints.copy()
     footprints[over] = simplified
-    return replace(buildings, footprints=footprints), over
+    counts = counts.copy()
+    counts[over] = shapely.get_num_coordinates(simplified)
+    return replace(buildings, footprints=footprints), over, counts
 
 
 def simplify_footprints(
@@ -352,6 +366,14 @@ def _property_columns(
     keep their numeric type (:func:`tiling.gltf.typed_column`). The third item is the
     length in characters of every text value (for the byte estimate).
     """
+    props, columns, chars, _ = _property_table(buildings, report)
+    return props, columns, chars
+
+
+def _property_table(
+    buildings: Buildings, report: StageReport
+) -> tuple[list[PropertySpec], dict[str, np.ndarray], dict[str, np.ndarray], dict[str, pa.Array]]:
+    """:func:`_property_columns`, and the text columns Arrow read (for the row hashes)."""
     floors = np.asarray(buildings.floors, dtype=np.float64)
     address = np.full(len(buildings), "", dtype=object)
     counts = np.fromiter(map(len, buildings.addresses.tolist()), np.int64, len(buildings))
@@ -378,22 +400,30 @@ def _property_columns(
         )
         props.append(spec)
     chars: dict[str, np.ndarray] = {}
+    arrow: dict[str, pa.Array] = {}
     for spec in props:
         if spec.type == "STRING":
-            columns[spec.id], chars[spec.id] = _truncate(
+            columns[spec.id], chars[spec.id], text = _truncate(
                 columns[spec.id], spec, buildings.ids, report
             )
-    return props, columns, chars
+            if text is not None:
+                arrow[spec.id] = text
+    return props, columns, chars, arrow
 
 
 def _truncate(
     values: np.ndarray, spec: PropertySpec, ids: np.ndarray, report: StageReport
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, pa.Array | None]:
     """Cut text values over ``MAX_TEXT_BYTES`` at a character boundary, with a "…".
 
-    Returns the column and its values' lengths in characters.
+    Returns the column, its values' lengths in characters and, when every value is
+    text and none was cut, the column as an Arrow array.
     """
     values = np.asarray(values, dtype=object)
+    text = _arrow_text(values)
+    if text is not None and int(pc.max(pc.binary_length(text)).as_py()) <= MAX_TEXT_BYTES:
+        # all text, none over: the lengths in one pass, no Python call per value
+        return values, pc.utf8_length(text).to_numpy().astype(np.int64), text
     try:
         chars = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     except TypeError:  # not all text
@@ -404,7 +434,7 @@ def _truncate(
     # a character is at most 4 UTF-8 bytes: only longer strings can be over
     candidates = np.flatnonzero(chars > MAX_TEXT_BYTES // 4)
     if not len(candidates):
-        return values, chars
+        return values, chars, None
     values, chars = values.copy(), chars.copy()
     keep = MAX_TEXT_BYTES - len("…".encode())
     for i in candidates.tolist():
@@ -418,7 +448,19 @@ def _truncate(
             "truncated",
             f"{spec.name or spec.id}: {len(raw):,} → {len(values[i].encode()):,} bytes",
         )
-    return values, chars
+    return values, chars, None
+
+
+def _arrow_text(values: np.ndarray) -> pa.Array | None:
+    """The column as an Arrow string array when every value is a ``str``, else None."""
+    if not len(values):
+        return None
+    try:
+        text = pa.array(values, from_pandas=False)
+    except (pa.ArrowException, TypeError, ValueError, UnicodeError):
+        return None  # not all text, or text UTF-8 cannot hold (lone surrogates)
+    string = isinstance(text, pa.Array) and text.type in (pa.string(), pa.large_string())
+    return text if string and not text.null_count else None
 
 
 def _row_bytes(
@@ -490,7 +532,7 @@ def _split_oversized(
     for i in over:
         report.warn(
             f"tile {nodes[i].key} holds one building "
-            f"({tasks.buildings.ids[ranges[i][0]]}) and is {results[nodes[i].key]['bytes']:,}"
+            f"({tasks.building_id(ranges[i][0])}) and is {results[nodes[i].key]['bytes']:,}"
             f" bytes, over the {budget:,}-byte budget"
         )
 
@@ -507,8 +549,10 @@ class _Clock:
         self.t = now
 
 
-def _frame(buildings: Buildings) -> tuple[np.ndarray, list[float]]:
-    west, south, east, north = buildings.bounds()
+def _frame(
+    buildings: Buildings, bounds: tuple[float, float, float, float] | None = None
+) -> tuple[np.ndarray, list[float]]:
+    west, south, east, north = buildings.bounds() if bounds is None else bounds
     lon0, lat0 = (west + east) / 2.0, (south + north) / 2.0
     h0 = float(np.median(buildings.base)) if len(buildings) else 0.0
     return enu_to_ecef_matrix(lon0, lat0, h0), [lon0, lat0, h0]
@@ -534,12 +578,14 @@ def _geometry(
             parts, part_building = shapely.get_parts(footprints, return_index=True)
         _, coords, (ring_offsets, part_ring_offsets) = shapely.to_ragged_array(parts)
     ring_part = np.repeat(np.arange(len(part_building)), np.diff(part_ring_offsets))
-    coord_ring = np.repeat(np.arange(len(ring_offsets) - 1), np.diff(ring_offsets))
-    coord_building = part_building[ring_part[coord_ring]]
-    base = lonlat_to_enu(coords[:, 0], coords[:, 1], base_h[coord_building], frame)
+    ring_building = part_building[ring_part]
+    ring_len = np.diff(ring_offsets)
     # the roof is straight up along the ellipsoid normal: exact, and one conversion saved
-    up = up_vectors(coords[:, 0], coords[:, 1], frame)
-    top = base + up * height[coord_building][:, None]
+    # (the normal shares the position's sines and cosines)
+    base, up = lonlat_to_enu_up(
+        coords[:, 0], coords[:, 1], np.repeat(base_h[ring_building], ring_len), frame
+    )
+    top = base + up * np.repeat(height[ring_building], ring_len)[:, None]
     return {
         "base": base,
         "top": top,
@@ -550,19 +596,19 @@ def _geometry(
 
 
 def _ranking(
-    buildings: Buildings, frame: np.ndarray, centres: np.ndarray
+    buildings: Buildings, frame: np.ndarray, centres: np.ndarray, coords: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per building: centre in the frame (m), size (m) and mesh vertex estimate."""
     centre_xy = lonlat_to_enu(centres[:, 0], centres[:, 1], buildings.base, frame)[:, :2]
     area = shapely.area(buildings.footprints) * (111_320.0**2) * np.cos(np.radians(centres[:, 1]))
     size = np.maximum(buildings.height, np.sqrt(np.maximum(area, 0.0)))
     # walls: 4 vertices per edge; roof: one per ring vertex (closing vertices overcount a bit)
-    vertices = 5 * shapely.get_num_coordinates(buildings.footprints).astype(np.int64)
+    vertices = 5 * coords.astype(np.int64)  # coords: the footprints' coordinate counts
     return centre_xy, size, vertices
 
 
 class _Tasks:
-    """Makes each tile's self-contained task from the tile-ordered city."""
+    """Makes each tile's self-contained task, and each tile's content hash."""
 
     def __init__(
         self,
@@ -571,23 +617,43 @@ class _Tasks:
         columns: dict[str, np.ndarray],
         order: np.ndarray,
         wkb: np.ndarray,
+        arrow: dict[str, pa.Array] | None = None,
     ) -> None:
         self.shared, self.buildings = shared, buildings
-        self.columns = columns  # in input order: a tile takes its rows through ``order``
-        self.order = order
-        self.wkb = wkb  # in tile order, like ``buildings``
+        # in input order: a tile takes its rows through ``order`` (tile order)
+        self.columns, self.wkb, self.order = columns, wkb, order
+        self.arrow = arrow or {}  # text columns as Arrow arrays, for the row hashes
+        self.base, self.height = buildings.base[order], buildings.height[order]
 
-    def make(self, job: _TileJob) -> _TileTask:
+    def make(self, job: _TileJob, digest: str = "") -> _TileTask:
         sl = slice(job.start, job.stop)
         rows = self.order[sl]
         return _TileTask(
             key=job.key,
             shared=self.shared,
-            footprints=self.wkb[sl],
-            base=self.buildings.base[sl],
-            height=self.buildings.height[sl],
+            footprints=self.wkb[rows],
+            base=self.base[sl],
+            height=self.height[sl],
             table={p.id: self.columns[p.id][rows] for p in self.shared.properties},
+            digest=digest,
         )
+
+    def digests(self, jobs_list: list[_TileJob]) -> dict[str, str]:
+        """Each job's :func:`tile_hash`, from the whole city's row hashes.
+
+        Rows are hashed once in input order (sequential memory); a tile's digest is
+        taken over its slice of them in tile order.
+        """
+        table = {p.id: self.arrow.get(p.id, self.columns[p.id]) for p in self.shared.properties}
+        b = self.buildings
+        rows = _row_hashes(self.wkb, b.base, b.height, table, self.shared.properties)
+        rows = rows[self.order]
+        prefix = _hash_prefix(self.shared)
+        return {j.key: _tile_digest(prefix, j.key, rows[j.start : j.stop]) for j in jobs_list}
+
+    def building_id(self, position: int) -> str:
+        """The id of the building at ``position`` in tile order."""
+        return str(self.buildings.ids[self.order[position]])
 
 
 def _run_jobs(
@@ -599,10 +665,12 @@ def _run_jobs(
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     # big tiles first so the workers do not end on a straggler
     jobs_list = sorted(jobs_list, key=lambda j: j.start - j.stop)
+    # hashed once here from the city's row hashes: cheaper than per tile on the workers
+    digests = tasks.digests(jobs_list)
     if reuse is not None and reuse.old:
         todo = []
         for job in jobs_list:
-            hit = reuse.take(job.key, tile_hash(tasks.make(job)))
+            hit = reuse.take(job.key, digests[job.key])
             if hit is None:
                 todo.append(job)
             else:
@@ -611,7 +679,7 @@ def _run_jobs(
         jobs_list = todo
     yield from executor.map(
         _encode_tile,
-        (tasks.make(j) for j in jobs_list),
+        (tasks.make(j, digests[j.key]) for j in jobs_list),
         total=len(jobs_list),
         track=track,
         desc="L2 tiles",
@@ -625,30 +693,45 @@ def _run_jobs(
 INDEX_FILE = "tiles-index.json"
 
 
+#: What a tile hash covers and how: an index of another format reuses nothing.
+HASH_FORMAT = b"l2-rows-2"
+
+
 def tile_hash(task: _TileTask) -> str:
-    """Hash of everything a tile's content depends on (never where it is written)."""
-    h = hashlib.blake2b(digest_size=16)
-    shared = task.shared
+    """Hash of everything a tile's content depends on (never where it is written).
+
+    The frame, the options, the metadata class, the key and, in order, each of its
+    buildings' row hash (:func:`_row_hashes`): the build process hashes the whole
+    city's rows once and gets the same digest per tile (:meth:`_Tasks.digests`).
+    """
+    rows = _row_hashes(task.footprints, task.base, task.height, task.table, task.shared.properties)
+    return _tile_digest(_hash_prefix(task.shared), task.key, rows)
+
+
+def _row_hashes(
+    footprints: np.ndarray | pa.Array,
+    base: np.ndarray,
+    height: np.ndarray,
+    table: dict[str, np.ndarray | pa.Array],
+    properties: list[PropertySpec],
+) -> np.ndarray:
+    """Per building, a 64-bit hash of its footprint WKB, base, height and metadata."""
+    return hash_rows([footprints, base, height, *(table[p.id] for p in properties)])
+
+
+def _hash_prefix(shared: _TileFrame) -> Any:
+    """The blake2b state after what all tiles share (copied per tile)."""
+    h = hashlib.blake2b(HASH_FORMAT, digest_size=16)
     h.update(np.ascontiguousarray(shared.frame, dtype=np.float64).tobytes())
-    h.update(repr((shared.options, shared.properties, task.key)).encode())
-    h.update(b"".join(task.footprints.tolist()))
-    for values in (task.base, task.height, *task.table.values()):
-        values = np.asarray(values)
-        if values.dtype == object:
-            h.update(_joined(values).encode("utf-8", "surrogatepass"))
-        else:
-            h.update(np.ascontiguousarray(values).tobytes())
-        h.update(b"\x1e")
+    h.update(repr((shared.options, shared.properties)).encode())
+    return h
+
+
+def _tile_digest(prefix: Any, key: str, rows: np.ndarray) -> str:
+    h = prefix.copy()
+    h.update(key.encode() + b"\x1e")
+    h.update(np.ascontiguousarray(rows, dtype="<u8").tobytes())
     return h.hexdigest()
-
-
-def _joined(values: np.ndarray) -> str:
-    """The values as text joined by U+001F (``str`` only where one is not text)."""
-    items = values.tolist()
-    try:  # text columns: no str() call per value (the same string when it is one)
-        return "\x1f".join(items)
-    except TypeError:
-        return "\x1f".join(map(str, items))
 
 
 class _Reuse:
@@ -656,6 +739,9 @@ class _Reuse:
 
     def __init__(self, previous: Path, out_dir: Path, suffix: str) -> None:
         self.previous, self.out_dir, self.suffix = previous, out_dir, suffix
+        # strings, not Paths: a thousand tiles' paths are joined per rebuild
+        self._from = os.path.join(previous, "content", "")
+        self._to = os.path.join(out_dir, "content", "")
         self.reused = 0
         try:
             self.old = json.loads((previous / INDEX_FILE).read_text(encoding="utf-8"))
@@ -666,9 +752,9 @@ class _Reuse:
         entry = self.old.get(key)
         if entry is None or entry.get("hash") != digest:
             return None
-        name = f"content/{_content_name(key)}{self.suffix}"
+        name = f"{_content_name(key)}{self.suffix}"
         try:
-            os.link(self.previous / name, self.out_dir / name)
+            os.link(self._from + name, self._to + name)
         except FileExistsError:
             pass
         except OSError:
@@ -703,23 +789,25 @@ def _encode_tile(task: _TileTask) -> tuple[str, dict[str, Any]]:
         geo["part_ring_offsets"],
         geo["part_building"],
         skirt=options.skirt,
+        shared_rows=True,  # walls and roofs share rows: each is encoded once
     )
     props = shared.properties
     table = task.table
-    if options.format == "b3dm":
-        glb = write_glb(mesh, props, table, compression=options.compression, batch_ids=True)
-        data = write_b3dm(glb, table, props)
-    else:
-        data = write_glb(mesh, props, table, compression=options.compression)
-    path = Path(shared.out_dir) / "content" / f"{_content_name(task.key)}{options.suffix}"
-    path.write_bytes(data)
     pos = mesh.positions
     lo = np.array([pos[:, k].min() for k in range(3)])  # per column: faster than axis=0
     hi = np.array([pos[:, k].max() for k in range(3)])
+    # the encoder quantizes to the same extremes: computed once
+    encoding = {"compression": options.compression, "enu_bounds": (lo, hi)}
+    if options.format == "b3dm":
+        data = write_b3dm(write_glb(mesh, props, table, batch_ids=True, **encoding), table, props)
+    else:
+        data = write_glb(mesh, props, table, **encoding)
+    path = Path(shared.out_dir) / "content" / f"{_content_name(task.key)}{options.suffix}"
+    path.write_bytes(data)
     # content is quantized to 1/65535 of its extent: widen the box by one step
     pad = float((hi - lo).max()) / 65535.0 + 0.01
     return task.key, {
-        "hash": tile_hash(task),
+        "hash": task.digest or tile_hash(task),
         "bytes": len(data),
         "triangles": len(mesh.indices) // 3,
         "lo": lo - pad,

@@ -204,6 +204,7 @@ def write_partitions(
                 folder / name,
                 compression=COMPRESSION,
                 row_group_size=50_000,
+                use_dictionary=dictionary_columns(table),
             )
         except OSError as exc:
             raise DatasetIOError(f"cannot write a building partition ({exc})", path=folder) from exc
@@ -415,6 +416,17 @@ def partition_table(
     cols.update({_EXTRA + k: _column(v) for k, v in b.extra.items()})
     cols.update({_L3 + k: _column(v) for k, v in b.l3.items()})
     return pa.table(cols)
+
+
+def dictionary_columns(table: pa.Table) -> list[str]:
+    """The columns worth Parquet's dictionary encoding: text that repeats (use, roof
+    type, names), not ids, footprints or measures, which are nearly all distinct and
+    would cost a failed dictionary attempt each (half the write time)."""
+    return [
+        f.name
+        for f in table.schema
+        if f.name != "id" and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+    ]
 
 
 def _numpy(col: pa.ChunkedArray) -> np.ndarray:

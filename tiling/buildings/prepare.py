@@ -53,8 +53,9 @@ from cim.readers import (
     to_float,
     to_text,
 )
-from cim.report import StageReport
-from tiling.buildings import repair
+from cim.report import StageReport, entry
+from tiling.buildings import repair, repair_cache
+from tiling.buildings.repair_cache import Repairs
 
 log = logging.getLogger(__name__)
 
@@ -116,23 +117,36 @@ def read_buildings(
 
 
 def read_footprints(
-    project: CityProject, report: StageReport, *, run: Runner | None = None
+    project: CityProject,
+    report: StageReport,
+    *,
+    run: Runner | None = None,
+    repairs: Repairs | None = None,
 ) -> tuple[Buildings, np.ndarray, np.ndarray]:
     """:func:`read_buildings`, with the footprints' 2D WKB and (n, 2) lon/lat centroids.
 
     The repair computes both on the workers; the partitions store them, so the build
-    process does not encode them again.
+    process does not encode them again. With ``repairs``, rows the last build repaired
+    (same id and stored geometry, same settings) are taken from its cache instead of
+    repaired again, and this build's repairs are left in ``repairs.made``
+    (:mod:`tiling.buildings.repair_cache`).
     """
     cfg = project.buildings
     assert cfg is not None
     table = read_features(
-        cfg.path, layer=cfg.layer, encoding=cfg.encoding, wkt=cfg.wkt, x=cfg.x, y=cfg.y
+        cfg.path,
+        layer=cfg.layer,
+        encoding=cfg.encoding,
+        wkt=cfg.wkt,
+        x=cfg.x,
+        y=cfg.y,
+        parse_geometry=repairs is None,  # rows found in the last build's repairs: never
     )
     report.read = len(table) + len(table.bad_rows)
     _skip_bad_rows(table, cfg, report)
     ids = _ids(table, cfg, report)
     geoms, keep, resolved, (wkb, centres) = _clean_geometry(
-        table, ids, cfg, project, report, run or Runner()
+        table, ids, cfg, project, report, run or Runner(), repairs
     )
     crs = resolved.crs
     ids, geoms, keep = _dedupe_ids(ids, geoms, keep, report)
@@ -202,14 +216,9 @@ def _extra_column(values: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def _resolve(
-    table: FeatureTable,
-    cfg: BuildingsConfig,
-    project: CityProject,
-    geoms: np.ndarray,
-    rows: np.ndarray,
+    table: FeatureTable, cfg: BuildingsConfig, project: CityProject, b: np.ndarray
 ) -> ResolvedCRS:
-    """The CRS policy of :func:`cim.crs.resolve_crs`, one sample row per feature."""
-    b = shapely.bounds(geoms[rows]) if len(rows) else np.zeros((0, 4))
+    """The CRS policy of :func:`cim.crs.resolve_crs` over the rows' (k, 4) bounds."""
     return resolve_crs(
         table.crs,
         cfg.crs,
@@ -255,13 +264,134 @@ def _clean_geometry(
     project: CityProject,
     report: StageReport,
     run: Runner,
+    repairs: Repairs | None = None,
 ) -> tuple[np.ndarray, np.ndarray, ResolvedCRS, tuple[np.ndarray, np.ndarray]]:
     """Valid 2D lon/lat polygons, the mask of features kept, the CRS used, and the
-    kept rows' WKB and centroids (:func:`_repair_rows`)."""
-    geoms = table.geometry.copy()
-    if table.geometry.flags.writeable:  # ``geoms`` the one reference: the repair releases it
+    kept rows' WKB and centroids (:func:`_repair_rows`).
+
+    Rows found in the last build's repairs (``repairs.previous``) are neither parsed,
+    checked nor repaired: they passed the same checks then and come out the same.
+    """
+    keys = None
+    if repairs is not None and table.source_wkb is not None:
+        keys = repair_cache.fingerprints(table.source_wkb)
+    reuse = _Reuse.start(keys, ids, cfg, repairs)
+    if not table.parsed:
+        table.parse(np.flatnonzero(~reuse.hit) if reuse else np.arange(len(table)))
+    scratch = StageReport(report.name)  # discarded if the cache turns out unusable
+    checked = _check(table, ids, cfg, project, scratch, reuse)
+    if reuse is not None and checked.resolved.crs != reuse.crs:
+        log.info("the last build's repairs were made in another CRS: every row is repaired")
+        if not table.parsed:
+            table.parse(np.flatnonzero(reuse.hit))
+        reuse, scratch = None, StageReport(report.name)
+        checked = _check(table, ids, cfg, project, scratch, None)
+    stored = _stored(table, checked)
+    table.source_wkb = None
+    if table.geometry.flags.writeable:  # ``checked.geoms`` holds them; the repair frees them
         table.geometry[:] = None
-    keep = np.ones(len(geoms), dtype=bool)
+    sent = np.flatnonzero(checked.keep)  # the rows the repair gets (keep changes in place)
+    geoms, keep, (wkb, centres), records, reused = _repair_rows(
+        checked, ids, checked.resolved.crs, cfg.min_area, run, reuse, stored
+    )
+    # a ring closed while reading is a repair only if the feature survived the rest
+    closed = [i for i in table.issues if i.repaired and keep[i.row]]
+    records += [
+        (LAST, i.row, "r", entry(ids[i.row], i.reason, f"{i.detail}; ring closed")) for i in closed
+    ]
+    records += checked.records
+    report.skipped.extend(scratch.skipped)
+    report.warnings.extend(scratch.warnings)
+    repair.merge_records(records, report)
+    if repairs is not None and keys is not None:
+        repairs.made = repair_cache.RepairCache(
+            keys[sent],
+            ids[sent],
+            keep[sent],
+            wkb[sent],
+            centres[sent],
+            repair_cache.entries_json(records, sent),
+            checked.bounds[sent],
+        )
+        repairs.crs, repairs.min_area = checked.resolved.crs, float(cfg.min_area)
+        repairs.reused, repairs.rows = reused, len(sent)
+    return geoms, keep, checked.resolved, (wkb, centres)
+
+
+#: Record phases of the checks around the repair's own (:data:`repair.PHASES`): Z
+#: dropped before it, rings closed while reading reported after it
+FIRST, LAST = -1, len(repair.PHASES)
+
+
+def _stored(table: FeatureTable, checked: _Checked) -> np.ndarray | None:
+    """Per row, the source's WKB where it parses to the geometry the repair gets (no
+    Z or M dropped, no one-part collection unwrapped, no ring closed), else None: the
+    repair's tasks send it as it is instead of encoding the geometry again."""
+    if table.source_wkb is None or len(table.source_wkb) != len(checked.geoms):
+        return None
+    rows = np.flatnonzero(checked.keep)
+    read = table.geometry[rows]
+    same = (
+        ~shapely.has_z(read)
+        & ~shapely.has_m(read)
+        & (shapely.get_type_id(read) == shapely.get_type_id(checked.geoms[rows]))
+    )
+    same[np.isin(rows, [i.row for i in table.issues])] = False
+    stored = np.full(len(checked.geoms), None, dtype=object)
+    stored[rows[same]] = table.source_wkb[rows[same]]
+    return stored
+
+
+@dataclass(frozen=True)
+class _Reuse:
+    """The last build's repairs, and where each row of the table is in them."""
+
+    cache: repair_cache.RepairCache
+    crs: str  # the CRS they were repaired in
+    found: np.ndarray  # per row: its index in ``cache``, -1 when not there
+
+    @property
+    def hit(self) -> np.ndarray:
+        return self.found >= 0
+
+    @classmethod
+    def start(
+        cls, keys: np.ndarray | None, ids: np.ndarray, cfg: BuildingsConfig, repairs: Repairs | None
+    ) -> _Reuse | None:
+        if keys is None or repairs is None:
+            return None
+        loaded = repair_cache.load(repairs.previous, cfg.min_area)
+        if loaded is None:
+            return None
+        cache, crs = loaded
+        return cls(cache, crs, cache.find(keys, ids))
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What the whole-city checks before the repair leave."""
+
+    geoms: np.ndarray  # in the source CRS, 2D; None where not parsed (found rows)
+    keep: np.ndarray  # rows for the repair
+    resolved: ResolvedCRS
+    bounds: np.ndarray  # (n, 4) source-CRS bounds of the rows kept
+    records: list[repair.Record]  # Z dropped
+
+
+def _check(
+    table: FeatureTable,
+    ids: np.ndarray,
+    cfg: BuildingsConfig,
+    project: CityProject,
+    report: StageReport,
+    reuse: _Reuse | None,
+) -> _Checked:
+    """Readability, emptiness, type, Z, coordinates and the CRS of every row that is
+    not in ``reuse`` (those passed the same checks in the last build)."""
+    n = len(table)
+    hit = reuse.hit if reuse is not None else np.zeros(n, dtype=bool)
+    geoms = table.geometry.copy()
+    keep = ~hit
     for issue in table.issues:  # what GEOS could not even read
         if not issue.repaired:
             report.skip(ids[issue.row], issue.reason, issue.detail)
@@ -276,62 +406,102 @@ def _clean_geometry(
         report.skip(ids[i], "not-a-polygon", shapely.get_type_id(geoms[i]).__str__())
     keep &= ~wrong
     has_z = keep & shapely.has_z(geoms)
-    for i in np.flatnonzero(has_z):
-        report.repair(ids[i], "z-dropped")
+    records = [(FIRST, int(i), "r", entry(ids[i], "z-dropped")) for i in np.flatnonzero(has_z)]
     geoms[has_z] = shapely.force_2d(geoms[has_z])
     # a one-part MultiPolygon is a plain Polygon: nothing to report
     single = keep & (types == int(POLYGONAL[1])) & (shapely.get_num_geometries(geoms) == 1)
     geoms[single] = shapely.get_geometry(geoms[single], 0)
     keep = _drop_bad_coordinates(geoms, keep, ids, report)
+    bounds = np.full((n, 4), np.nan)
+    bounds[keep] = shapely.bounds(geoms[keep])
+    if reuse is not None:
+        bounds[hit] = reuse.cache.bounds[reuse.found[hit]]
+    keep |= hit
     if not keep.any():
         raise InputDataError(
             "no usable building footprint (see build-report.json)", path=table.path
         )
-    resolved = _resolve(table, cfg, project, geoms, np.flatnonzero(keep))
+    resolved = _resolve(table, cfg, project, bounds[keep])
     if resolved.note:
         report.warn(f"{table.path.name}: {resolved.note}")
-    keep = _drop_unfitting(geoms, keep, ids, resolved, report)
-    geoms, keep, encoded = _repair_rows(geoms, keep, ids, resolved.crs, cfg.min_area, report, run)
-    # a ring closed while reading is a repair only if the feature survived the rest
-    for issue in table.issues:
-        if issue.repaired and keep[issue.row]:
-            report.repair(ids[issue.row], issue.reason, f"{issue.detail}; ring closed")
-    return geoms, keep, resolved, encoded
+    keep = _drop_unfitting(bounds, keep, ids, resolved, report)
+    return _Checked(geoms, keep, resolved, bounds, records)
 
 
 def _repair_rows(
-    geoms: np.ndarray,
-    keep: np.ndarray,
+    checked: _Checked,
     ids: np.ndarray,
     crs: str,
     min_area: float,
-    report: StageReport,
     run: Runner,
-) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    reuse: _Reuse | None = None,
+    stored: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], list[repair.Record], int]:
     """The per-row repair (:mod:`tiling.buildings.repair`), chunk by chunk through ``run``.
 
-    Returns the repaired geometries, the mask of rows kept, and the kept rows' WKB and
-    centroids (object array and (n, 2) array over all rows; None/NaN where dropped).
+    Rows found in the last build's repairs (``reuse``) are taken from there; rows with
+    ``stored`` WKB (:func:`_stored`) travel as that.
+
+    Returns the repaired geometries, the mask of rows kept, the kept rows' WKB and
+    centroids (object array and (n, 2) array over all rows; None/NaN where dropped),
+    the report records and how many rows were reused.
     """
+    geoms, keep = checked.geoms, checked.keep
+    n = len(geoms)
     kept = np.flatnonzero(keep)
-    chunk = run.chunk
-    source = geoms[kept]
-    geoms[kept] = None  # ``tasks`` releases ``source`` chunk by chunk
-    chunks = repair.tasks(ids[kept], source, crs, min_area, chunk)
-    wkb = np.full(len(geoms), None, dtype=object)
-    centres = np.full((len(geoms), 2), np.nan)
-    entries = []
-    # each chunk is decoded as it comes back, while the workers repair the next ones
-    for result in run(chunks, -(-len(kept) // chunk)):
-        rows = kept[result.index * chunk : (result.index + 1) * chunk]
-        keep[rows] = result.keep
-        rows = rows[result.keep]
-        wkb[rows] = result.wkb
-        centres[rows] = result.centres
-        geoms[rows] = shapely.from_wkb(result.wkb)
-        entries.append(result.entries)
-    repair.merge_reports(sorted(entries, key=lambda e: e.index), report)
-    return geoms, keep, (wkb, centres)
+    out = _Repaired(geoms, keep, np.full(n, None, dtype=object), np.full((n, 2), np.nan))
+    found = reuse.found[kept] if reuse is not None else np.full(len(kept), -1)
+    hit = found >= 0
+    todo = kept[~hit]
+    source = geoms[todo]
+    geoms[kept] = None  # ``repair.tasks`` releases ``source`` chunk by chunk
+    records = out.take_cached(reuse.cache, found[hit], kept[hit]) if reuse is not None else []
+    sent = None
+    if stored is not None:  # the tasks release it chunk by chunk: no other reference
+        sent = stored[todo]
+        stored[:] = None
+    tasks = repair.tasks(ids[todo], source, crs, min_area, run.chunk, sent)
+    records += out.take_repaired(run(tasks, -(-len(todo) // run.chunk)), todo, run.chunk)
+    return geoms, keep, (out.wkb, out.centres), records, int(hit.sum())
+
+
+@dataclass(frozen=True)
+class _Repaired:
+    """The repair's results over all rows (filled in place)."""
+
+    geoms: np.ndarray
+    keep: np.ndarray
+    wkb: np.ndarray
+    centres: np.ndarray
+
+    def take_cached(
+        self, cache: repair_cache.RepairCache, found: np.ndarray, rows: np.ndarray
+    ) -> list[repair.Record]:
+        """Rows ``rows`` as the cache's rows ``found`` left them; their report records."""
+        records = cache.records(found, rows)  # dropped rows' included
+        ok = cache.keep[found]
+        self.keep[rows] = ok
+        rows, found = rows[ok], found[ok]
+        self.wkb[rows] = cache.wkb[found]
+        self.centres[rows] = cache.centres[found]
+        self.geoms[rows] = shapely.from_wkb(cache.wkb[found])
+        return records
+
+    def take_repaired(
+        self, results: Iterable[repair.RepairResult], todo: np.ndarray, chunk: int
+    ) -> list[repair.Record]:
+        """The repaired chunks of rows ``todo``; their report records."""
+        records: list[repair.Record] = []
+        # each chunk is decoded as it comes back, while the workers repair the next ones
+        for result in results:
+            rows = todo[result.index * chunk : (result.index + 1) * chunk]
+            records += repair.records(result.entries, rows)
+            self.keep[rows] = result.keep
+            rows = rows[result.keep]
+            self.wkb[rows] = result.wkb
+            self.centres[rows] = result.centres
+            self.geoms[rows] = shapely.from_wkb(result.wkb)
+        return records
 
 
 def _drop_bad_coordinates(
@@ -349,7 +519,7 @@ def _drop_bad_coordinates(
 
 
 def _drop_unfitting(
-    geoms: np.ndarray,
+    bounds: np.ndarray,
     keep: np.ndarray,
     ids: np.ndarray,
     resolved: ResolvedCRS,
@@ -360,7 +530,7 @@ def _drop_unfitting(
     bad = kept[~resolved.fits]
     if len(bad) == 0:
         return keep
-    b = shapely.bounds(geoms[bad])
+    b = bounds[bad]
     label = crs_label(resolved.crs)
     lonlat = looks_like_lonlat(b[:, 0], b[:, 1]) & looks_like_lonlat(b[:, 2], b[:, 3])
     for k, i in enumerate(bad):

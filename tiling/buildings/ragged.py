@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 _POLYGON, _MULTIPOLYGON = 3, 6
-_U32 = np.arange(4)
+_PADDING = bytes(16)
 
 
 def wkb_to_ragged(
@@ -44,14 +44,17 @@ def wkb_to_ragged(
     lengths = np.fromiter(map(len, items), dtype=np.int64, count=n)
     if lengths.min() < 9:
         return None
-    raw = np.frombuffer(b"".join(items) + bytes(16), dtype=np.uint8)
+    items.append(_PADDING)  # every 4- or 16-byte read below stays inside the buffer
+    raw = np.frombuffer(b"".join(items), dtype=np.uint8)
+    words = _every_byte(raw, "<u4")
     start = np.zeros(n, dtype=np.int64)
     np.cumsum(lengths[:-1], out=start[1:])
-    kind = _u32(raw, start + 1)
+    kind = _u32(words, start + 1)
     if np.any(raw[start] != 1) or not np.all((kind == _POLYGON) | (kind == _MULTIPOLYGON)):
         return None
     multi = kind == _MULTIPOLYGON
-    n_parts = np.where(multi, _u32(raw, start + 5), 1)
+    any_multi = bool(multi.any())
+    n_parts = np.where(multi, _u32(words, start + 5), 1)
     if np.any(n_parts * 9 > lengths):  # each part takes 9 bytes or more: not WKB we wrote
         return None
     # polygon headers: a polygon's own, or a multipolygon's parts one after another
@@ -64,10 +67,11 @@ def wkb_to_ragged(
         at = cursor[active]
         if np.any(at + 9 > end[active]):
             return None
-        if np.any((raw[at] != 1) | (_u32(raw, at + 1) != _POLYGON)):
+        # a polygon's own header was read above; a multipolygon's parts' are read here
+        if any_multi and np.any((raw[at] != 1) | (_u32(words, at + 1) != _POLYGON)):
             return None
         parts_geom.append(geoms[active])
-        stop, ring_list = _rings(raw, at, end[active])
+        stop, ring_list = _rings(words, at, end[active])
         if stop is None:
             return None
         rings.append(ring_list)
@@ -77,20 +81,32 @@ def wkb_to_ragged(
     return _assemble(raw, n_parts, parts_geom, rings)
 
 
-def _u32(raw: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Little-endian uint32 at each byte offset ``at``."""
-    return raw[at[:, None] + _U32].view("<u4").ravel().astype(np.int64)
+def _every_byte(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """A read-only view of ``raw`` whose element i is the ``dtype`` value at byte i.
+
+    WKB values sit at any byte offset: a one-byte stride reads each in one gather
+    (numpy handles the unaligned elements), without copying the buffer.
+    """
+    size = np.dtype(dtype).itemsize
+    view = np.ndarray((len(raw) - size + 1,), dtype=dtype, buffer=raw, strides=(1,))
+    view.flags.writeable = False
+    return view
+
+
+def _u32(words: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Little-endian uint32 at each byte offset ``at`` (``words``: :func:`_every_byte`)."""
+    return words[at].astype(np.int64)
 
 
 def _rings(
-    raw: np.ndarray, at: np.ndarray, end: np.ndarray
+    words: np.ndarray, at: np.ndarray, end: np.ndarray
 ) -> tuple[np.ndarray | None, list[tuple[np.ndarray, int, np.ndarray, np.ndarray]]]:
     """Rings of the polygons whose headers are at ``at``: one pass per ring index.
 
     Returns where each polygon ends and, per ring index k, (polygons having it,
     k, first coordinate byte, coordinate count).
     """
-    n_rings = _u32(raw, at + 5)
+    n_rings = _u32(words, at + 5)
     # empty polygons are left to shapely; each ring takes 4 bytes or more
     if not n_rings.min() > 0 or np.any(n_rings * 4 > end - at - 9):
         return None, []
@@ -101,7 +117,7 @@ def _rings(
         c = cursor[has]
         if np.any(c + 4 > end[has]):
             return None, out
-        count = _u32(raw, c)
+        count = _u32(words, c)
         if not count.min() > 0:
             return None, out
         out.append((has, k, c + 4, count))
@@ -152,15 +168,9 @@ def _coordinates(
 ) -> np.ndarray:
     """(m, 2) float64 of rings whose coordinates start at ``byte``.
 
-    WKB doubles sit at any byte offset: the buffer is copied as float64 words at each
-    of the 8 alignments, one after another, and every coordinate is read from the copy
-    of its own alignment in one gather (16-byte steps keep a ring on one alignment).
+    Each coordinate is 16 bytes at some byte offset: read as one 16-byte element of
+    the one-byte-stride view (:func:`_every_byte`), all in one gather.
     """
     m = int(ring_offsets[-1])
-    words = (len(raw) - 16) // 8  # raw ends in 16 bytes of padding
-    shifted = np.concatenate(
-        [np.frombuffer(raw.data, dtype="<f8", offset=s, count=words) for s in range(8)]
-    )
     at = np.repeat(byte - 16 * ring_offsets[:-1], count) + 16 * np.arange(m)
-    x = (at & 7) * words + (at >> 3)
-    return np.column_stack([shifted[x], shifted[x + 1]])
+    return _every_byte(raw, "V16")[at].view("<f8").reshape(m, 2)

@@ -10,8 +10,9 @@ WKB), results as WKB and centroids.
 
 The report stays the same wherever the chunks ran, and the same as one pass over the
 city: each chunk's entries are kept per *phase* (off-Earth coordinates, repeated
-vertices, validity, collections, orientation, slivers) and merged phase by phase in
-row order (:func:`merge_reports`), which is the order one pass writes them in.
+vertices, validity, collections, orientation, slivers) with the row it is about, and
+merged phase by phase in row order (:func:`merge_records`), which is the order one pass
+writes them in.
 """
 
 from __future__ import annotations
@@ -64,11 +65,35 @@ class RepairTask:
 
 @dataclass(frozen=True)
 class Entries:
-    """One chunk's report entries per phase (:data:`PHASES`), each in row order."""
+    """One chunk's report entries per phase (:data:`PHASES`), each in row order.
+
+    ``skipped_rows`` and ``repaired_rows`` give each entry's row in the chunk: the
+    per-row results that the next build may reuse (:mod:`.repair_cache`) keep them.
+    """
 
     index: int
     skipped: list[list[dict[str, str]]]
     repaired: list[list[dict[str, str]]]
+    skipped_rows: list[list[int]]
+    repaired_rows: list[list[int]]
+
+
+class _Phase:
+    """One phase's report entries, each with the chunk row it is about."""
+
+    def __init__(self, name: str, ids: np.ndarray) -> None:
+        self.report = StageReport(name)
+        self.ids = ids
+        self.skipped_rows: list[int] = []
+        self.repaired_rows: list[int] = []
+
+    def skip(self, row: int, reason: str, detail: str = "") -> None:
+        self.report.skip(self.ids[row], reason, detail)
+        self.skipped_rows.append(int(row))
+
+    def repair(self, row: int, reason: str, detail: str = "") -> None:
+        self.report.repair(self.ids[row], reason, detail)
+        self.repaired_rows.append(int(row))
 
 
 @dataclass(frozen=True)
@@ -97,16 +122,30 @@ class RepairResult:
 
 
 def tasks(
-    ids: np.ndarray, geoms: np.ndarray, crs: str, min_area: float, chunk: int = CHUNK
+    ids: np.ndarray,
+    geoms: np.ndarray,
+    crs: str,
+    min_area: float,
+    chunk: int = CHUNK,
+    stored: np.ndarray | None = None,
 ) -> Iterator[RepairTask]:
     """The rows cut into :class:`RepairTask` s, encoded lazily (one window in memory).
 
     Consumes ``geoms``: each chunk's geometries are released (set to None) once they
     travel as WKB, so the source and the repaired city are not both held whole.
+    ``stored`` gives, per row, WKB that parses to exactly that geometry (the source's
+    own, when reading changed nothing) or None: such rows are not encoded again
+    (consumed too).
     """
     for index, start in enumerate(range(0, len(geoms), chunk)):
         part = slice(start, start + chunk)
-        wkb = shapely.to_wkb(geoms[part])
+        if stored is None:
+            wkb = shapely.to_wkb(geoms[part])
+        else:
+            wkb = stored[part].copy()
+            stored[part] = None
+            encode = np.flatnonzero(np.equal(wkb, None))
+            wkb[encode] = shapely.to_wkb(geoms[part][encode])
         geoms[part] = None
         yield RepairTask(index, ids[part], wkb, crs, min_area)
 
@@ -117,9 +156,8 @@ def repair_chunk(task: RepairTask) -> RepairResult:
     A pure function of the task (no worker state), so the result is the same in the
     build process, a pool worker or on Dask.
     """
-    reports = [StageReport(phase) for phase in PHASES]
+    phases = [_Phase(phase, task.ids) for phase in PHASES]
     geoms = shapely.from_wkb(task.wkb)
-    ids = task.ids
     n = len(geoms)
     keep = np.ones(n, dtype=bool)
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
@@ -134,36 +172,55 @@ def repair_chunk(task: RepairTask) -> RepairResult:
     bad = np.zeros(n, dtype=bool)
     bad[np.unique(owner[off_earth])] = True
     for i in np.flatnonzero(bad):
-        reports[0].skip(ids[i], "bad-coordinates", "coordinates are not on the Earth in WGS84")
+        phases[0].skip(i, "bad-coordinates", "coordinates are not on the Earth in WGS84")
     keep &= ~bad
     orient = ~simple
-    _remove_repeated(geoms, keep, _has_repeated_points(lonlat, owner, n), ids, reports[1])
-    _make_all_valid(geoms, keep, orient, ids, reports[2])
-    _keep_collection_polygons(geoms, keep, orient, ids, reports[3])
-    _orient(geoms, keep, orient, ids, reports[4])
+    _remove_repeated(geoms, keep, _has_repeated_points(lonlat, owner, n), phases[1])
+    _make_all_valid(geoms, keep, orient, phases[2])
+    _keep_collection_polygons(geoms, keep, orient, phases[3])
+    _orient(geoms, keep, orient, phases[4])
     mean_lat = np.bincount(owner, weights=np.nan_to_num(lat), minlength=n) / np.maximum(
         np.bincount(owner, minlength=n), 1
     )
-    _drop_slivers(geoms, keep, ids, reports[5], task.min_area, mean_lat)
+    _drop_slivers(geoms, keep, phases[5], task.min_area, mean_lat)
     kept = geoms[keep]
     return RepairResult(
         task.index,
         keep,
         shapely.to_wkb(kept, output_dimension=2),
         shapely.get_coordinates(shapely.centroid(kept)),
-        Entries(task.index, [r.skipped for r in reports], [r.repaired for r in reports]),
+        Entries(
+            task.index,
+            [p.report.skipped for p in phases],
+            [p.report.repaired for p in phases],
+            [p.skipped_rows for p in phases],
+            [p.repaired_rows for p in phases],
+        ),
     )
 
 
-def merge_reports(entries: list[Entries], report: StageReport) -> None:
-    """Add the chunks' entries to ``report`` phase by phase, chunks in row order.
+#: One report entry of the repair: (phase, row in the city, "s" skipped or "r" repaired,
+#: the entry). Sorted by phase and row, records give one pass's report order.
+Record = tuple[int, int, str, dict[str, str]]
 
-    ``entries`` must be sorted by :attr:`Entries.index`.
-    """
+
+def records(entries: Entries, rows: np.ndarray) -> list[Record]:
+    """A chunk's entries as :data:`Record` s; ``rows`` maps its rows to the city's."""
+    out: list[Record] = []
     for phase in range(len(PHASES)):
-        for chunk in entries:
-            report.skipped.extend(chunk.skipped[phase])
-            report.repaired.extend(chunk.repaired[phase])
+        for kind, items, where in (
+            ("s", entries.skipped[phase], entries.skipped_rows[phase]),
+            ("r", entries.repaired[phase], entries.repaired_rows[phase]),
+        ):
+            out.extend((phase, int(rows[r]), kind, e) for r, e in zip(where, items, strict=True))
+    return out
+
+
+def merge_records(found: list[Record], report: StageReport) -> None:
+    """Add ``found`` to ``report`` in the order one pass writes them: phase by phase,
+    rows in order (entries of one row keep their order)."""
+    for _, _, kind, entry in sorted(found, key=lambda r: (r[0], r[1])):
+        (report.skipped if kind == "s" else report.repaired).append(entry)
 
 
 def ccw_order(lonlat: np.ndarray, owner: np.ndarray, simple: np.ndarray) -> np.ndarray:
@@ -208,23 +265,23 @@ def _has_repeated_points(
 
 
 def _remove_repeated(
-    geoms: np.ndarray, keep: np.ndarray, repeated: np.ndarray, ids: np.ndarray, report: StageReport
+    geoms: np.ndarray, keep: np.ndarray, repeated: np.ndarray, report: _Phase
 ) -> None:
     """Remove vertices within 1 mm of the previous one (in place)."""
     repeated = repeated[keep[repeated]]
     fixed, errors = apply_per_feature(shapely.remove_repeated_points, geoms[repeated], 1e-8)
     ok = np.ones(len(repeated), dtype=bool)
     for k, message in errors.items():  # every vertex within 1 mm: nothing of a building left
-        report.skip(ids[repeated[k]], "sliver", f"collapses when 1 mm duplicates go ({message})")
+        report.skip(repeated[k], "sliver", f"collapses when 1 mm duplicates go ({message})")
         keep[repeated[k]] = False
         ok[k] = False
     geoms[repeated[ok]] = fixed[ok]
     for i in repeated[ok]:
-        report.repair(ids[i], "duplicate-vertices")
+        report.repair(i, "duplicate-vertices")
 
 
 def _make_all_valid(
-    geoms: np.ndarray, keep: np.ndarray, orient: np.ndarray, ids: np.ndarray, report: StageReport
+    geoms: np.ndarray, keep: np.ndarray, orient: np.ndarray, report: _Phase
 ) -> None:
     """GEOS make_valid for the invalid ones (in place); ``orient`` marks what changed."""
     idx = np.flatnonzero(keep)
@@ -233,39 +290,37 @@ def _make_all_valid(
         reason = _valid_reason(geoms[i])
         fixed_one = _make_valid(geoms[i])
         if fixed_one is None:
-            report.skip(ids[i], "invalid-geometry", f"{reason}; nothing polygonal left")
+            report.skip(i, "invalid-geometry", f"{reason}; nothing polygonal left")
             keep[i] = False
         else:
             geoms[i] = fixed_one
             orient[i] = True
-            report.repair(ids[i], "invalid-geometry", reason)
+            report.repair(i, "invalid-geometry", reason)
 
 
 def _keep_collection_polygons(
-    geoms: np.ndarray, keep: np.ndarray, orient: np.ndarray, ids: np.ndarray, report: StageReport
+    geoms: np.ndarray, keep: np.ndarray, orient: np.ndarray, report: _Phase
 ) -> None:
     """Collections that were valid but mixed (polygon + line) keep their polygons."""
     coll = np.flatnonzero(keep & (shapely.get_type_id(geoms) == COLLECTION))
     for i in coll:
         part = _polygonal_part(geoms[i])
         if part is None:
-            report.skip(ids[i], "not-a-polygon", "collection without polygons")
+            report.skip(i, "not-a-polygon", "collection without polygons")
             keep[i] = False
         else:
             geoms[i] = part
             orient[i] = True
-            report.repair(ids[i], "invalid-geometry", "polygons kept from a GeometryCollection")
+            report.repair(i, "invalid-geometry", "polygons kept from a GeometryCollection")
 
 
-def _orient(
-    geoms: np.ndarray, keep: np.ndarray, orient: np.ndarray, ids: np.ndarray, report: StageReport
-) -> None:
+def _orient(geoms: np.ndarray, keep: np.ndarray, orient: np.ndarray, report: _Phase) -> None:
     """Counter-clockwise shells for what the coordinate pass did not orient."""
     rows = np.flatnonzero(orient & keep)
     oriented, errors = apply_per_feature(shapely.orient_polygons, geoms[rows], exterior_cw=False)
     ok = np.ones(len(rows), dtype=bool)
     for k, message in errors.items():  # only the few GEOS refused: the rest in one go
-        report.skip(ids[rows[k]], "invalid-geometry", message)
+        report.skip(rows[k], "invalid-geometry", message)
         keep[rows[k]] = False
         ok[k] = False
     geoms[rows[ok]] = oriented[ok]
@@ -300,8 +355,7 @@ def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
 def _drop_slivers(
     geoms: np.ndarray,
     keep: np.ndarray,
-    ids: np.ndarray,
-    report: StageReport,
+    report: _Phase,
     min_area: float,
     lat: np.ndarray,
 ) -> None:
@@ -313,5 +367,5 @@ def _drop_slivers(
     width = np.where(perimeter > 0, 2.0 * area / np.maximum(perimeter, 1e-9), 0.0)
     sliver = (area < min_area) | (width < 0.5)
     for j in np.flatnonzero(sliver):
-        report.skip(ids[idx[j]], "sliver", f"area {area[j]:.2f} m², mean width {width[j]:.2f} m")
+        report.skip(idx[j], "sliver", f"area {area[j]:.2f} m², mean width {width[j]:.2f} m")
     keep[idx[sliver]] = False

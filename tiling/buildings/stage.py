@@ -13,6 +13,7 @@ from cim.config import CityProject, TerrainConfig
 from cim.errors import ConfigError
 from cim.model import Buildings
 from cim.stages import BuildContext
+from tiling.buildings import repair_cache
 from tiling.buildings.export import write_buildings_table
 from tiling.buildings.ground import set_base_elevation
 from tiling.buildings.l2 import L2Options, write_l2
@@ -26,6 +27,7 @@ from tiling.buildings.partitions import (
     write_partitions,
 )
 from tiling.buildings.prepare import Runner, read_footprints
+from tiling.buildings.repair_cache import Repairs
 from tiling.l3.district import district_mask, district_path
 
 log = logging.getLogger(__name__)
@@ -90,10 +92,16 @@ class BuildingsStage:
         ctx.executor.warm(("tiling.buildings.l2", "tiling.buildings.repair"))
         report = ctx.stage_report(self.name)
         # the per-row repair runs on the workers, which also encode the WKB and
-        # centroids the partitions and the L2 stage need
+        # centroids the partitions and the L2 stage need; rows the last build
+        # repaired are taken from its repairs
+        repairs = Repairs(ctx.previous / PARTITIONS if ctx.previous else None)
         buildings, wkb, centres = read_footprints(
-            ctx.project, report, run=Runner(ctx.executor, ctx.track)
+            ctx.project, report, run=Runner(ctx.executor, ctx.track), repairs=repairs
         )
+        if repairs.reused:
+            report.counts.update(repairs_reused=repairs.reused, repairs_rows=repairs.rows)
+        if repairs.made is not None:  # written now, while the workers are idle
+            ctx.in_background(_write_repairs, ctx.workdir / PARTITIONS, repairs)
         # walls reach below the base by the terrain's error: passed on to the l2 stage
         skirt = ctx.artifacts["wall_skirt"] = set_base_elevation(buildings, ctx.project, report)
         report.written = len(buildings)
@@ -114,6 +122,7 @@ class BuildingsStage:
         )
         ctx.artifacts["own_addresses"] = own
         ctx.artifacts["buildings"] = buildings
+        ctx.artifacts["bounds"] = bounds  # the L2 frame's extent: not computed again
         # computed once: the L2 stage needs both and would otherwise compute them again
         ctx.artifacts["footprints"] = (wkb, centres)
         west, south, east, north = bounds
@@ -132,6 +141,13 @@ def _write_tables(
     table = partition_table(buildings, keys, wkb=wkb, centres=centres)
     write_buildings_table(buildings, workdir, columns=table)
     write_partitions(buildings, workdir, wall_skirt=skirt, keys=keys, table=table)
+
+
+def _write_repairs(folder: Path, repairs: Repairs) -> None:
+    """The footprints' repairs for the next build; then their memory is freed."""
+    assert repairs.made is not None
+    repair_cache.write(folder, repairs.made, repairs.crs, repairs.min_area)
+    repairs.made = None
 
 
 class L2Stage:
@@ -165,7 +181,7 @@ class L2Stage:
     def run(self, ctx: BuildContext) -> None:
         """Write the L2 tileset."""
         cfg = ctx.project.section("l2", L2Config) or L2Config()
-        buildings, wkb, centres = _buildings(ctx)
+        buildings, wkb, centres, bounds = _buildings(ctx)
         building_addresses(buildings, ctx.workdir / "addresses.sqlite")
         report = ctx.stage_report(self.name)
         report.read = len(buildings)
@@ -187,6 +203,7 @@ class L2Stage:
             previous=ctx.previous / "tiles" / "l2" if ctx.previous else None,
             wkb=wkb,
             centres=centres,
+            bounds=bounds,
         )
         properties = figures.pop("properties")
         report.written = figures["buildings"]
@@ -201,23 +218,30 @@ class L2Stage:
                 "bytes": figures["bytes"],
                 "properties": properties,  # metadata property ids, extras included
                 "height_range": [float(buildings.height.min()), float(buildings.height.max())],
-                "uses": sorted({u for u in buildings.use if u}),
+                "uses": sorted(u for u in set(buildings.use.tolist()) if u),  # set() in C
             },
         )
 
 
-def _buildings(ctx: BuildContext) -> tuple[Buildings, np.ndarray, np.ndarray]:
+def _buildings(
+    ctx: BuildContext,
+) -> tuple[Buildings, np.ndarray, np.ndarray, tuple[float, float, float, float] | None]:
     """The buildings from memory when their stage ran in this build, else its partitions.
 
     Either way the same rows in the same order with the footprints' own addresses
-    (the joined ones come from addresses.sqlite: :func:`building_addresses`), and
-    the footprints' WKB and centres.
+    (the joined ones come from addresses.sqlite: :func:`building_addresses`), the
+    footprints' WKB and centres, and their bounds when known (else None).
     """
     buildings = ctx.artifacts.get("buildings")
     if buildings is None:
-        return read_partitions_for_tiles(ctx.workdir)
+        buildings, wkb, centres = read_partitions_for_tiles(ctx.workdir)
+        bounds = partition_index(ctx.workdir).get("bounds")  # buildings.bounds(), exact
+        return buildings, wkb, centres, tuple(bounds) if bounds else None
     wkb, centres = ctx.artifacts["footprints"]
-    return replace(buildings, addresses=ctx.artifacts["own_addresses"].copy()), wkb, centres
+    own = ctx.artifacts["own_addresses"]
+    if (ctx.workdir / "addresses.sqlite").is_file():
+        own = own.copy()  # building_addresses extends it in place: not the artifact
+    return replace(buildings, addresses=own), wkb, centres, ctx.artifacts.get("bounds")
 
 
 def _wall_skirt(ctx: BuildContext) -> float:

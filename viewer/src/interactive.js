@@ -39,11 +39,13 @@ export class InteractiveFrames {
     this.tilesets = tilesets;
     this.controller = controller;
     /**
-     * @type {{scale: number, sse: Map<any, number>, views: Map<any, number>, globe?: number, shadowSize?: number} | null}
+     * @type {{scale: number, sse: Map<any, number>, views: Map<any, number>, globe?: number, shadowSize?: number, shadowMap?: any} | null}
      *   the full quality while reduced (the resolution scale of this view and of the other
-     *   views, the building tilesets' and the terrain's errors)
+     *   views, the building tilesets' and the terrain's errors, the sun's shadow map and its size)
      */
     this.saved = null;
+    /** @type {any} the one-cascade shadow map of the low levels (made at first use) */
+    this.previewMap = null;
     /** @type {Map<any, () => any[]>} other views drawn beside this one (the dual view's) */
     this.views = new Map();
     /** the frames being drawn are not timed (a warm-up, see warm.js) */
@@ -101,7 +103,7 @@ export class InteractiveFrames {
    */
   apply(level) {
     const { viewer } = this;
-    const { scale, sse, globe = 1, shadows = 1 } = this.controller.levels[level];
+    const { scale, sse, globe = 1, shadows = 1, cascades = 4 } = this.controller.levels[level];
     if (!this.saved) {
       const saved = new Map();
       for (const { tileset } of this.tilesets()) {
@@ -134,10 +136,18 @@ export class InteractiveFrames {
     viewer.resolutionScale = this.saved.scale * scale;
     for (const [tileset, full] of this.saved.sse) tileset.maximumScreenSpaceError = full * sse;
     if (this.saved.globe !== undefined) viewer.scene.globe.maximumScreenSpaceError = this.saved.globe * globe;
-    // the sun's shadow map, while shadows are on (its size is kept from when they were)
-    const map = viewer.scene.shadowMap;
-    if (map?.enabled) {
-      this.saved.shadowSize ??= map.size;
+    // the sun's shadow map, while shadows are on (its size is kept from when they were);
+    // one cascade at the low levels: a shadow map of its own, swapped in (CesiumJS sees the
+    // change and derives the receivers' commands again, with programs the warm-up compiled)
+    const current = viewer.scene.shadowMap;
+    if (current?.enabled) {
+      const full = (this.saved.shadowMap ??= current);
+      this.saved.shadowSize ??= full.size;
+      const map = cascades === 1 ? this.shadowPreview(full) : full;
+      if (map !== current) {
+        map.enabled = true;
+        viewer.scene.shadowMap = map;
+      }
       const size = Math.max(256, Math.round(/** @type {number} */ (this.saved.shadowSize) * shadows));
       if (map.size !== size) map.size = size;
     }
@@ -217,9 +227,38 @@ export class InteractiveFrames {
     this.viewer.resolutionScale = this.saved.scale;
     for (const [tileset, full] of this.saved.sse) tileset.maximumScreenSpaceError = full;
     if (this.saved.globe !== undefined) this.viewer.scene.globe.maximumScreenSpaceError = this.saved.globe;
-    const map = this.viewer.scene.shadowMap;
+    const { scene } = this.viewer;
+    const full = this.saved.shadowMap;
+    if (full && scene.shadowMap !== full) {
+      // the full map back, on or off as the preview was left (the tool may have closed)
+      full.enabled = scene.shadowMap.enabled;
+      scene.shadowMap = full;
+    }
+    const map = scene.shadowMap;
     if (map && this.saved.shadowSize !== undefined && map.size !== this.saved.shadowSize) map.size = this.saved.shadowSize;
     for (const [other, scale] of this.saved.views) if (!other.isDestroyed?.()) other.resolutionScale = scale;
+  }
+
+  /**
+   * The one-cascade shadow map of the low levels, with the settings of the full one.
+   * @param {any} full the sun's shadow map of the full quality
+   * @returns {any} a Cesium ShadowMap
+   */
+  shadowPreview(full) {
+    const { scene } = this.viewer;
+    // CesiumJS's ShadowMap constructor is not in its public types
+    const Cesium = /** @type {any} */ (window.Cesium);
+    this.previewMap ??= new Cesium.ShadowMap({
+      context: scene.context,
+      lightCamera: scene._shadowMapCamera,
+      numberOfCascades: 1,
+      size: Math.max(256, Math.round(full.size / 4)),
+    });
+    const map = this.previewMap;
+    map.softShadows = false;
+    map.maximumDistance = full.maximumDistance;
+    map.darkness = full.darkness;
+    return map;
   }
 
   /**

@@ -6,12 +6,14 @@ import assert from 'node:assert/strict';
 import { LEVELS, PRIOR, QualityController, BUDGET_MS, IDLE_MS, MAX_IDLE_MS, REST_FACTOR, frameBounds, usableMs } from '../src/core/quality.js';
 
 test('levels go from the full quality down, in resolution then building detail', () => {
-  assert.deepEqual(LEVELS[0], { scale: 1, sse: 1, globe: 1, shadows: 1 });
+  assert.deepEqual(LEVELS[0], { scale: 1, sse: 1, globe: 1, shadows: 1, cascades: 4 });
   for (let i = 1; i < LEVELS.length; i++) {
     assert.ok(LEVELS[i].scale <= LEVELS[i - 1].scale);
     assert.ok(LEVELS[i].sse >= LEVELS[i - 1].sse);
     assert.ok((LEVELS[i].globe ?? 1) >= (LEVELS[i - 1].globe ?? 1));
     assert.ok((LEVELS[i].shadows ?? 1) <= (LEVELS[i - 1].shadows ?? 1));
+    assert.ok((LEVELS[i].cascades ?? 4) <= (LEVELS[i - 1].cascades ?? 4));
+    assert.ok([1, 4].includes(LEVELS[i].cascades ?? 4), 'CesiumJS draws one or four cascades');
     assert.ok(LEVELS[i].scale < LEVELS[i - 1].scale || LEVELS[i].sse > LEVELS[i - 1].sse);
     assert.ok(PRIOR[i] < PRIOR[i - 1]);
   }

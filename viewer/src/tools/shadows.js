@@ -23,7 +23,7 @@ export function utcOffset(manifest) {
 /** @param {import('./common.js').ToolContext} ctx */
 export function create(ctx) {
   const Cesium = window.Cesium;
-  const { viewer, registry, tree, manifest } = ctx;
+  const { viewer, registry, tree, manifest, interactive } = ctx;
   const today = new Date();
   const dateIn = /** @type {HTMLInputElement} */ (el('input', { attrs: { id: 'sunDate', type: 'date' } }));
   dateIn.value = `${today.getFullYear()}-${String(today.getMonth() + 1).padStart(2, '0')}-${String(today.getDate()).padStart(2, '0')}`;
@@ -80,6 +80,28 @@ export function create(ctx) {
     state.on = on;
   };
 
+  // the one-cascade shadow map that the interactive frames swap in at their low levels
+  // (interactive.js), switched on for the warm-up so that its programs are compiled too
+  /** @type {any} */
+  let fullMap = null;
+  const previewOn = () => {
+    setShadows(true);
+    if (!interactive) return;
+    fullMap = viewer.scene.shadowMap;
+    const map = interactive.shadowPreview(fullMap);
+    map.size = Math.max(256, Math.round(fullMap.size / 4));
+    map.enabled = true;
+    viewer.scene.shadowMap = map;
+  };
+  const previewOff = () => {
+    if (fullMap) {
+      viewer.scene.shadowMap.enabled = false;
+      viewer.scene.shadowMap = fullMap;
+      fullMap = null;
+    }
+    setShadows(false);
+  };
+
   return {
     id: 'shadows',
     labelKey: 'toolShadows',
@@ -97,7 +119,11 @@ export function create(ctx) {
     relabel: describe,
     api: { state, apply },
     // the shadow map's passes and every layer's shadowed shaders, compiled after load
-    // (warm.js): at the view's own time, so the sun is up as the page shows it
-    warmUps: () => [{ name: 'shadows', on: () => setShadows(true), off: () => setShadows(false) }],
+    // (warm.js): at the view's own time, so the sun is up as the page shows it; and those
+    // of the interactive frames' one-cascade map
+    warmUps: () => [
+      { name: 'shadows', on: () => setShadows(true), off: () => setShadows(false) },
+      ...(interactive ? [{ name: 'shadows preview', on: previewOn, off: previewOff }] : []),
+    ],
   };
 }

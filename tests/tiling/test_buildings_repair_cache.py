@@ -1,0 +1,181 @@
+"""Repairs kept for the next build: rows found in the cache give what a repair gives."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from test_buildings_repair_chunks import bad_features, polygon, ring, same
+
+from cim.config import load_project
+from cim.report import StageReport
+from tiling.buildings import repair_cache
+from tiling.buildings.prepare import Runner, read_footprints
+from tiling.buildings.repair_cache import Repairs
+
+
+def write_city(
+    folder: Path,
+    features: list[tuple[str, dict | None, dict]],
+    min_area: float = 2.0,
+    crs: str = "",
+) -> Path:
+    collection = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"id": fid, **props}, "geometry": geometry}
+            for fid, geometry, props in features
+        ],
+    }
+    (folder / "b.geojson").write_text(json.dumps(collection), encoding="utf-8")
+    toml = f'[buildings]\npath = "b.geojson"\nid = "id"\nmin_area = {min_area}\n'
+    (folder / "city.toml").write_text(toml + (f'crs = "{crs}"\n' if crs else ""), encoding="utf-8")
+    return folder / "city.toml"
+
+
+def features() -> list[tuple[str, dict | None, dict]]:
+    """Every kind of bad row, and Z and unclosed rings (reported around the repair)."""
+    rows = [(f"{name}-{k}", g, p) for k in range(3) for name, g, p in bad_features(k)]
+    z = [[x, y, 5.0] for x, y in ring(114.3, 22.6)]
+    rows.append(("z", polygon(z), {"height": 6}))
+    rows.append(("unclosed", polygon(ring(114.31, 22.6)[:-1]), {"height": 8}))
+    one_part = {"type": "MultiPolygon", "coordinates": [[ring(114.32, 22.6)]]}
+    rows.append(("one-part", one_part, {"height": 9}))
+    return rows
+
+
+def read(toml: Path, previous: Path | None, chunk: int = 5) -> tuple[tuple, dict, Repairs]:
+    report = StageReport("buildings")
+    repairs = Repairs(previous)
+    out = read_footprints(load_project(toml), report, run=Runner(chunk=chunk), repairs=repairs)
+    entries = report.to_json() | {"repaired": report.repaired, "skipped": report.skipped}
+    return out, entries, repairs
+
+
+def kept_cache(toml: Path, folder: Path) -> Repairs:
+    """Read ``toml`` once and write its repairs to ``folder``."""
+    _, _, repairs = read(toml, None)
+    assert repairs.made is not None and repairs.reused == 0
+    repair_cache.write(folder, repairs.made, repairs.crs, repairs.min_area)
+    return repairs
+
+
+def test_every_row_found_gives_the_same_buildings_and_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repair_cache, "WRITE_ROWS", 7)  # the file written in pieces
+    toml = write_city(tmp_path, features())
+    first = kept_cache(toml, tmp_path / "cache")
+    fresh, fresh_report, _ = read(toml, None)
+    again, report, repairs = read(toml, tmp_path / "cache", chunk=2)
+    assert repairs.reused == repairs.rows == first.rows > 0
+    same(fresh, again)
+    assert report == fresh_report  # skips of dropped rows too, in one pass's order
+    reasons = {e["reason"] for e in report["skipped"] + report["repaired"]}
+    assert {"sliver", "invalid-geometry", "duplicate-vertices", "z-dropped"} <= reasons
+    assert any(e["detail"].endswith("ring closed") for e in report["repaired"])
+
+
+def test_changed_moved_new_and_renamed_rows_are_repaired_again(tmp_path: Path) -> None:
+    kept_cache(write_city(tmp_path, features()), tmp_path / "cache")
+    rows = features()
+    changed = [
+        ("new", polygon(ring(114.2, 22.6)), {"height": 4}),  # first: every row moves by one
+        *rows[:3],
+        (rows[3][0], polygon(ring(114.21, 22.6, cw=True)), rows[3][2]),  # geometry changed
+        ("renamed", rows[4][1], rows[4][2]),  # same geometry, another id
+        *rows[6:],  # rows[5] deleted
+    ]
+    toml = write_city(tmp_path, changed)
+    fresh, fresh_report, _ = read(toml, None)
+    again, report, repairs = read(toml, tmp_path / "cache")
+    assert repairs.rows - repairs.reused == 3  # new, changed, renamed
+    same(fresh, again)
+    assert report == fresh_report
+
+
+def test_other_settings_repair_every_row(tmp_path: Path) -> None:
+    kept_cache(write_city(tmp_path, features()), tmp_path / "cache")
+    toml = write_city(tmp_path, features(), min_area=50.0)  # same rows, another min_area
+    fresh, fresh_report, _ = read(toml, None)
+    again, report, repairs = read(toml, tmp_path / "cache")
+    assert repairs.reused == 0
+    same(fresh, again)
+    assert report == fresh_report
+
+
+def test_repairs_of_other_code_or_libraries_are_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = write_city(tmp_path, features())
+    kept_cache(toml, tmp_path / "cache")
+    assert read(toml, tmp_path / "cache")[2].reused > 0
+    monkeypatch.setattr(repair_cache, "code_digest", lambda: "another GEOS")
+    assert read(toml, tmp_path / "cache")[2].reused == 0
+
+
+def test_rows_repaired_in_another_crs_are_read_and_repaired_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept_cache(write_city(tmp_path, features()), tmp_path / "cache")  # WGS84 (GeoJSON's)
+    toml = write_city(tmp_path, features(), crs="EPSG:4490")  # CGCS2000 declared now
+    fresh, fresh_report, _ = read(toml, None)
+    with caplog.at_level(logging.INFO):
+        again, report, repairs = read(toml, tmp_path / "cache")
+    assert any("another CRS" in r.getMessage() for r in caplog.records)
+    assert repairs.reused == 0 and repairs.crs == fresh[0].source_crs
+    same(fresh, again)
+    assert report == fresh_report
+
+
+def test_a_damaged_cache_costs_a_repair_not_the_build(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    toml = write_city(tmp_path, features())
+    kept_cache(toml, tmp_path / "cache")
+    path = tmp_path / "cache" / repair_cache.FILE
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING):
+        _, report, repairs = read(toml, tmp_path / "cache")
+    assert repairs.reused == 0 and repairs.made is not None
+    assert any(repair_cache.FILE in r.getMessage() for r in caplog.records)
+    assert report["skipped_count"] > 0
+
+
+def test_fingerprints_tell_geometries_apart() -> None:
+    a = shapely.to_wkb(shapely.box(0, 0, 1, 1))
+    b = shapely.to_wkb(shapely.box(0, 0, 1, 1.000000001))
+    keys = repair_cache.fingerprints(np.array([a, b, a, None], dtype=object))
+    assert keys.shape == (4, 2) and keys.dtype == np.uint64
+    assert (keys[0] == keys[2]).all() and not (keys[0] == keys[1]).all()
+    assert not (keys[3] == keys[0]).all()
+
+
+def test_sending_the_sources_own_wkb_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows that reading left as stored travel as the source's WKB, not re-encoded."""
+    import tiling.buildings.prepare as prepare
+    from tiling.buildings import repair
+
+    given: list[np.ndarray] = []
+    real = repair.tasks
+
+    def spy(*args: object) -> object:
+        given.append(args[5].copy())  # before the tasks consume it
+        return real(*args)  # type: ignore[arg-type]
+
+    toml = write_city(tmp_path, features())
+    with monkeypatch.context() as m:
+        m.setattr(repair, "tasks", spy)
+        sent, report, _ = read(toml, None)
+    # all but the rows reading changed (Z, unclosed, one-part) travel as stored
+    assert sum(w is None for w in given[0]) == 3 and len(given[0]) > 20
+    monkeypatch.setattr(prepare, "_stored", lambda table, checked: None)
+    encoded, encoded_report, _ = read(toml, None)
+    same(encoded, sent)
+    assert report == encoded_report
