@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import pyarrow as pa
 
 from cim.config import CityProject, TerrainConfig
 from cim.errors import ConfigError
@@ -98,6 +99,9 @@ class BuildingsStage:
         buildings, wkb, centres = read_footprints(
             ctx.project, report, run=Runner(ctx.executor, ctx.track), repairs=repairs
         )
+        # the input's Arrow buffers are converted and freed: back to the system, so the
+        # stages after this one do not add to a pool that keeps them
+        pa.default_memory_pool().release_unused()
         if repairs.reused:
             report.counts.update(repairs_reused=repairs.reused, repairs_rows=repairs.rows)
         if repairs.made is not None:  # written now, while the workers are idle
@@ -141,6 +145,8 @@ def _write_tables(
     table = partition_table(buildings, keys, wkb=wkb, centres=centres)
     write_buildings_table(buildings, workdir, columns=table)
     write_partitions(buildings, workdir, wall_skirt=skirt, keys=keys, table=table)
+    del table
+    pa.default_memory_pool().release_unused()  # the Arrow copy of the city, freed
 
 
 def _write_repairs(folder: Path, repairs: Repairs) -> None:
