@@ -495,7 +495,7 @@ class _Repaired:
         # each chunk is decoded as it comes back, while the workers repair the next ones
         for result in results:
             rows = todo[result.index * chunk : (result.index + 1) * chunk]
-            records += repair.records(result.entries, rows)
+            records += repair.city_records(result.records, rows)
             self.keep[rows] = result.keep
             rows = rows[result.keep]
             self.wkb[rows] = result.wkb

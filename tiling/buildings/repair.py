@@ -9,9 +9,9 @@ each through the executor: small picklable :class:`RepairTask` s (the footprints
 WKB), results as WKB and centroids.
 
 The report stays the same wherever the chunks ran, and the same as one pass over the
-city: each chunk's entries are kept per *phase* (off-Earth coordinates, repeated
-vertices, validity, collections, orientation, slivers) with the row it is about, and
-merged phase by phase in row order (:func:`merge_records`), which is the order one pass
+city: each chunk's entries are records of their *phase* (off-Earth coordinates, repeated
+vertices, validity, collections, orientation, slivers) and row, merged phase by phase
+in row order (:func:`merge_records`), which is the order one pass
 writes them in.
 """
 
@@ -25,7 +25,7 @@ import shapely
 
 from cim.crs import safe_to_lonlat
 from cim.readers import FEATURE_ERRORS, apply_per_feature
-from cim.report import StageReport
+from cim.report import StageReport, entry
 
 POLYGON = int(shapely.GeometryType.POLYGON)
 MULTIPOLYGON = int(shapely.GeometryType.MULTIPOLYGON)
@@ -63,37 +63,22 @@ class RepairTask:
     min_area: float
 
 
-@dataclass(frozen=True)
-class Entries:
-    """One chunk's report entries per phase (:data:`PHASES`), each in row order.
-
-    ``skipped_rows`` and ``repaired_rows`` give each entry's row in the chunk: the
-    per-row results that the next build may reuse (:mod:`.repair_cache`) keep them.
-    """
-
-    index: int
-    skipped: list[list[dict[str, str]]]
-    repaired: list[list[dict[str, str]]]
-    skipped_rows: list[list[int]]
-    repaired_rows: list[list[int]]
+#: One report entry of the repair: (phase, row, "s" skipped or "r" repaired, the entry).
+#: Sorted by phase and row, records give one pass's report order.
+Record = tuple[int, int, str, dict[str, str]]
 
 
 class _Phase:
-    """One phase's report entries, each with the chunk row it is about."""
+    """Writes one phase's report entries as records of the chunk's rows."""
 
-    def __init__(self, name: str, ids: np.ndarray) -> None:
-        self.report = StageReport(name)
-        self.ids = ids
-        self.skipped_rows: list[int] = []
-        self.repaired_rows: list[int] = []
+    def __init__(self, phase: int, ids: np.ndarray, out: list[Record]) -> None:
+        self.phase, self.ids, self.out = phase, ids, out
 
     def skip(self, row: int, reason: str, detail: str = "") -> None:
-        self.report.skip(self.ids[row], reason, detail)
-        self.skipped_rows.append(int(row))
+        self.out.append((self.phase, int(row), "s", entry(self.ids[row], reason, detail)))
 
     def repair(self, row: int, reason: str, detail: str = "") -> None:
-        self.report.repair(self.ids[row], reason, detail)
-        self.repaired_rows.append(int(row))
+        self.out.append((self.phase, int(row), "r", entry(self.ids[row], reason, detail)))
 
 
 @dataclass(frozen=True)
@@ -110,15 +95,15 @@ class RepairResult:
         store them).
     centres : (k, 2) ndarray
         Their centroids (:func:`tiling.buildings.partitions.footprint_centres`).
-    entries : Entries
-        The report entries.
+    records : list of Record
+        The report entries, rows counted in the chunk (:func:`city_records`).
     """
 
     index: int
     keep: np.ndarray
     wkb: np.ndarray
     centres: np.ndarray
-    entries: Entries
+    records: list[Record]
 
 
 def tasks(
@@ -156,7 +141,8 @@ def repair_chunk(task: RepairTask) -> RepairResult:
     A pure function of the task (no worker state), so the result is the same in the
     build process, a pool worker or on Dask.
     """
-    phases = [_Phase(phase, task.ids) for phase in PHASES]
+    found: list[Record] = []
+    phases = [_Phase(k, task.ids, found) for k in range(len(PHASES))]
     geoms = shapely.from_wkb(task.wkb)
     n = len(geoms)
     keep = np.ones(n, dtype=bool)
@@ -189,38 +175,20 @@ def repair_chunk(task: RepairTask) -> RepairResult:
         keep,
         shapely.to_wkb(kept, output_dimension=2),
         shapely.get_coordinates(shapely.centroid(kept)),
-        Entries(
-            task.index,
-            [p.report.skipped for p in phases],
-            [p.report.repaired for p in phases],
-            [p.skipped_rows for p in phases],
-            [p.repaired_rows for p in phases],
-        ),
+        found,
     )
 
 
-#: One report entry of the repair: (phase, row in the city, "s" skipped or "r" repaired,
-#: the entry). Sorted by phase and row, records give one pass's report order.
-Record = tuple[int, int, str, dict[str, str]]
-
-
-def records(entries: Entries, rows: np.ndarray) -> list[Record]:
-    """A chunk's entries as :data:`Record` s; ``rows`` maps its rows to the city's."""
-    out: list[Record] = []
-    for phase in range(len(PHASES)):
-        for kind, items, where in (
-            ("s", entries.skipped[phase], entries.skipped_rows[phase]),
-            ("r", entries.repaired[phase], entries.repaired_rows[phase]),
-        ):
-            out.extend((phase, int(rows[r]), kind, e) for r, e in zip(where, items, strict=True))
-    return out
+def city_records(found: list[Record], rows: np.ndarray) -> list[Record]:
+    """A chunk's records with its rows mapped to the city's (``rows``)."""
+    return [(phase, int(rows[r]), kind, e) for phase, r, kind, e in found]
 
 
 def merge_records(found: list[Record], report: StageReport) -> None:
     """Add ``found`` to ``report`` in the order one pass writes them: phase by phase,
     rows in order (entries of one row keep their order)."""
-    for _, _, kind, entry in sorted(found, key=lambda r: (r[0], r[1])):
-        (report.skipped if kind == "s" else report.repaired).append(entry)
+    for _, _, kind, item in sorted(found, key=lambda r: (r[0], r[1])):
+        (report.skipped if kind == "s" else report.repaired).append(item)
 
 
 def ccw_order(lonlat: np.ndarray, owner: np.ndarray, simple: np.ndarray) -> np.ndarray:
