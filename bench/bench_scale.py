@@ -7,8 +7,10 @@ Prints, for N synthetic footprints (bench/synthetic.py, GeoParquet in EPSG:4547)
   sampler's own CPU seconds are printed too) and CPU seconds (user + system of
   that tree: the figure to compare on a shared machine) on a local pool of ``--jobs``
   processes or on a Dask cluster (``--scheduler local:2`` or ``tcp://...``);
-- the rebuild after ``--changed`` footprints got another height: wall, peak PSS, and
-  how many L2 tiles were reused (only the touched ones are encoded again).
+- the rebuild after ``--changed`` footprints changed (half of them another height, half
+  moved by half a metre): wall, peak PSS, and how many L2 tiles were reused (only the
+  touched ones are encoded again) and footprints' repairs (only the moved ones are
+  repaired again).
 
     .venv/bin/python bench/bench_scale.py                       # 1,000,000, 2 workers
     .venv/bin/python bench/bench_scale.py --n 10000000 --scheduler local:2 --memory 4GiB
@@ -68,18 +70,25 @@ def build(toml: Path, jobs: int, scheduler: str, force: bool) -> dict:
     return figures
 
 
-def change_heights(path: Path, count: int, seed: int = 7) -> None:
-    """Give ``count`` footprints another height (in place)."""
+def change_footprints(path: Path, count: int, seed: int = 7) -> None:
+    """Change ``count`` footprints (in place): half get another height, the other half
+    a footprint moved by half a metre (those are repaired again; the rest is reused)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
+    import shapely
 
     table = pq.read_table(path)
+    rows = np.random.default_rng(seed).choice(len(table), count, replace=False)
+    moved, raised = rows[: count // 2], rows[count // 2 :]
     height = table.column("height").to_numpy(zero_copy_only=False).copy()
-    rows = np.random.default_rng(seed).choice(len(height), count, replace=False)
-    height[rows] = np.nan_to_num(height[rows], nan=9.0) + 1.5
-    i = table.schema.get_field_index("height")
-    pq.write_table(table.set_column(i, "height", pa.array(height)), path)
+    height[raised] = np.nan_to_num(height[raised], nan=9.0) + 1.5
+    table = table.set_column(table.schema.get_field_index("height"), "height", pa.array(height))
+    wkb = table.column("geometry").to_numpy(zero_copy_only=False).copy()
+    wkb[moved] = shapely.to_wkb(shapely.transform(shapely.from_wkb(wkb[moved]), lambda c: c + 0.5))
+    i = table.schema.get_field_index("geometry")
+    table = table.set_column(i, table.schema.field(i), pa.array(wkb, pa.binary()))
+    pq.write_table(table, path)
 
 
 def main() -> None:
@@ -107,7 +116,7 @@ def main() -> None:
     full = build(toml, args.jobs, args.scheduler, force=True)
     _print(f"full build of {args.n:,} on {where}", full)
     if args.changed:
-        change_heights(data, args.changed)
+        change_footprints(data, args.changed)
         again = build(toml, args.jobs, args.scheduler, force=False)
         _print(f"rebuild after {args.changed} changed footprints", again)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
@@ -121,7 +130,7 @@ def _print(what: str, f: dict) -> None:
         f"peak PSS {f['peak_pss_mb']:,.0f} MB "
         f"(largest process {f['peak_process_mb']:,.0f} MB); ran {', '.join(f['ran'])}; "
         f"stages (s) {stages}; {f['l2']['tiles']} tiles"
-        + (f"; l2: {f['partial']['l2']}" if f["partial"].get("l2") else ""),
+        + "".join(f"; {k}: {v}" for k, v in f["partial"].items()),
         flush=True,
     )
 

@@ -8,11 +8,58 @@ whole-table operations stay vectorised.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import shapely
+
+
+class EncodedFootprints:
+    """Footprints held as 2D WKB, turned into shapely geometries on first use.
+
+    A build that only moves footprints along (from the repair, or the last build's
+    repairs, to the partitions and the L2 tiles, which take WKB) never needs a GEOS
+    object per building: a million of them cost about a second to make and
+    350 MB to hold. :class:`Buildings` accepts this in place of its ``footprints``
+    array and decodes it the first time ``footprints`` is read.
+    """
+
+    __slots__ = ("wkb",)
+
+    def __init__(self, wkb: np.ndarray) -> None:
+        self.wkb = wkb
+
+    def __len__(self) -> int:
+        return len(self.wkb)
+
+    def __getitem__(self, index: Any) -> EncodedFootprints:
+        """The rows selected by ``index`` (bool mask or indices), still encoded."""
+        return EncodedFootprints(self.wkb[index])
+
+    def decode(self) -> np.ndarray:
+        """The footprints as a shapely geometry array."""
+        return shapely.from_wkb(self.wkb)
+
+
+class _DecodedOnRead:
+    """A :class:`Buildings` field that may hold :class:`EncodedFootprints`: reading
+    it decodes them (once); setting it stores what it is given."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> np.ndarray:
+        if obj is None:  # read on the class: the dataclass field has no default
+            raise AttributeError(self.slot)
+        value = obj.__dict__[self.slot]
+        if isinstance(value, EncodedFootprints):
+            value = obj.__dict__[self.slot] = value.decode()
+        return value
+
+    def __set__(self, obj: Any, value: np.ndarray | EncodedFootprints) -> None:
+        obj.__dict__[self.slot] = value
 
 
 @dataclass
@@ -24,7 +71,9 @@ class Buildings:
     ids : ndarray of str (object)
         Unique building ids (from the mapped id field, repaired when duplicate).
     footprints : ndarray of shapely Polygon/MultiPolygon
-        Footprints in EPSG:4326 (lon, lat), valid, 2D.
+        Footprints in EPSG:4326 (lon, lat), valid, 2D. May be given as
+        :class:`EncodedFootprints`: decoded when first read (:meth:`take` and
+        :meth:`replace` keep them encoded).
     height : ndarray of float64
         Height above the base, metres.
     floors : ndarray of float64
@@ -47,7 +96,7 @@ class Buildings:
     """
 
     ids: np.ndarray
-    footprints: np.ndarray
+    footprints: np.ndarray = _DecodedOnRead()  # type: ignore[assignment]
     height: np.ndarray
     floors: np.ndarray
     base: np.ndarray
@@ -64,9 +113,10 @@ class Buildings:
         if len(self.addresses) != n:
             self.addresses = np.empty(n, dtype=object)
             self.addresses.fill(())
-        for name in ("footprints", "height", "floors", "base", "name", "use", "roof_type"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"column {name} has {len(getattr(self, name))} rows, not {n}")
+        for name in ("_footprints", "height", "floors", "base", "name", "use", "roof_type"):
+            rows = len(getattr(self, name))  # footprints as stored: not decoded
+            if rows != n:
+                raise ValueError(f"column {name.lstrip('_')} has {rows} rows, not {n}")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -75,7 +125,7 @@ class Buildings:
         """A new table with the rows selected by ``index`` (bool mask or indices)."""
         return Buildings(
             ids=self.ids[index],
-            footprints=self.footprints[index],
+            footprints=self._footprints[index],  # encoded ones stay encoded
             height=self.height[index],
             floors=self.floors[index],
             base=self.base[index],
@@ -87,6 +137,18 @@ class Buildings:
             l3={k: v[index] for k, v in self.l3.items()},
             source_crs=self.source_crs,
         )
+
+    def replace(self, **changes: Any) -> Buildings:
+        """A copy with ``changes`` (``dataclasses.replace`` that keeps encoded
+        footprints encoded)."""
+        changes.setdefault("footprints", self._footprints)
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def footprints_wkb(self) -> np.ndarray | None:
+        """The footprints' 2D WKB while they are still encoded, else None."""
+        stored = self._footprints
+        return stored.wkb if isinstance(stored, EncodedFootprints) else None
 
     def bounds(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) in degrees over all footprints."""

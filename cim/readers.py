@@ -563,8 +563,51 @@ def _arrow_columns(
             # text the reader could not decode: never store b'\xc6...' byte strings
             log.info("%s: column %s is bytes; decoding it as text", path, name)
             out[name] = _decode_column(col, encoding)
+        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            out[name] = _text_objects(col)
         else:
             out[name] = col.to_numpy(zero_copy_only=False).astype(object)
+    return out
+
+
+#: Rows of a text column looked at to guess whether it repeats its values
+_SAMPLE = 4096
+
+
+def _text_objects(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Object array of str (None where null) from an Arrow text column."""
+    out = _through_distinct(col, lambda d: d.to_numpy(zero_copy_only=False), None)
+    return col.to_numpy(zero_copy_only=False).astype(object, copy=False) if out is None else out
+
+
+def _through_distinct(
+    values: pa.Array | pa.ChunkedArray,
+    convert: Callable[[pa.Array], np.ndarray],
+    null: Any,
+) -> np.ndarray | None:
+    """Object array of ``convert`` applied to each distinct value of ``values`` once
+    (``null`` where null), or None when a sample of the rows is mostly distinct.
+
+    A city's use, roof type or name column holds a handful of values over a million
+    rows: making one Python object per distinct value, not per row, is several times
+    cheaper (the rows share them). The sample only picks the faster way; both give
+    equal arrays.
+    """
+    sample = values.slice(0, _SAMPLE)
+    if pc.count_distinct(sample, mode="all").as_py() * 2 > len(sample):
+        return None
+    out = np.empty(len(values), dtype=object)
+    at = 0
+    # chunk by chunk: one chunk's dictionary is all its indices refer to
+    for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        encoded = pc.dictionary_encode(chunk)  # nulls stay null in the indices
+        distinct = np.empty(len(encoded.dictionary) + 1, dtype=object)
+        distinct[:-1] = convert(encoded.dictionary)
+        distinct[-1] = null
+        out[at : at + len(chunk)] = distinct[
+            encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()
+        ]
+        at += len(chunk)
     return out
 
 
@@ -608,11 +651,17 @@ def to_text(values: np.ndarray | None, n: int) -> np.ndarray:
         out[rest] = [repr(float(v)) for v in values[rest]]
         return out
     try:  # fast path: text columns go through Arrow's C kernels
-        arr = pc.utf8_trim_whitespace(pc.fill_null(pa.array(values, type=pa.string()), ""))
-        return arr.to_numpy(zero_copy_only=False).astype(object)
+        arr = pa.array(values, type=pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         out[:] = ["" if v is None else str(v).strip() for v in values]
         return out
+    trimmed = _through_distinct(
+        arr, lambda d: pc.utf8_trim_whitespace(d).to_numpy(zero_copy_only=False), ""
+    )
+    if trimmed is not None:
+        return trimmed
+    arr = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
+    return arr.to_numpy(zero_copy_only=False).astype(object, copy=False)
 
 
 # --- PostGIS ----------------------------------------------------------------------------

@@ -179,3 +179,43 @@ def test_sending_the_sources_own_wkb_changes_nothing(
     encoded, encoded_report, _ = read(toml, None)
     same(encoded, sent)
     assert report == encoded_report
+
+
+def test_the_cache_read_ahead_is_the_cache_and_only_for_its_min_area(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = write_city(tmp_path, features())
+    kept_cache(toml, tmp_path / "cache")
+    direct = repair_cache.load(tmp_path / "cache", 2.0)
+    assert direct is not None
+    ahead = Repairs(tmp_path / "cache")
+    ahead.prefetch(2.0)
+    loaded = ahead.last(2.0)
+    assert loaded is not None and loaded[1] == direct[1]
+    assert loaded[0].keys.tolist() == direct[0].keys.tolist()
+    assert loaded[0].footprints.wkb.tolist() == direct[0].footprints.wkb.tolist()
+    # read ahead for another min_area: not used, the cache is read (and refused) again
+    calls: list[float] = []
+    real = repair_cache.load
+    monkeypatch.setattr(repair_cache, "load", lambda f, m: calls.append(m) or real(f, m))
+    other = Repairs(tmp_path / "cache")
+    other.prefetch(2.0)
+    assert other.last(3.0) is None and 3.0 in calls
+
+
+def test_find_matches_rows_in_place_then_moved_ones_among_the_rest() -> None:
+    from tiling.buildings.footprints import FootprintArrays
+
+    n = 6
+    keys = np.arange(2 * n, dtype=np.uint64).reshape(n, 2)
+    ids = np.array([f"b{i}" for i in range(n)], dtype=object)
+    empty = np.full(n, None, dtype=object)
+    cache = repair_cache.RepairCache(
+        keys, ids, np.ones(n, bool), FootprintArrays.empty(n), empty, np.zeros((n, 4))
+    )
+    # rows 1 and 4 swapped, row 2 another id, a new row at the end
+    order = [0, 4, 2, 3, 1, 5]
+    asked_keys = np.vstack([keys[order], [[99, 99]]])
+    asked_ids = np.array([*ids[order], "new"], dtype=object)
+    asked_ids[2] = "renamed"
+    assert cache.find(asked_keys, asked_ids).tolist() == [0, 4, -1, 3, 1, 5, -1]

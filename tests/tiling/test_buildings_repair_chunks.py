@@ -87,8 +87,8 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def read(path: Path, run: Runner) -> tuple[tuple, dict]:
     report = StageReport("buildings")
-    buildings, wkb, centres = read_footprints(load_project(path), report, run=run)
-    return (buildings, wkb, centres), report.to_json() | {
+    buildings, figures = read_footprints(load_project(path), report, run=run)
+    return (buildings, figures), report.to_json() | {
         "repaired": report.repaired,
         "skipped": report.skipped,
     }
@@ -100,10 +100,11 @@ def whole(city: Path) -> tuple[tuple, dict]:
 
 
 def same(a: tuple, b: tuple) -> None:
-    (ba, wa, ca), (bb, wb, cb) = a, b
+    (ba, fa), (bb, fb) = a, b
     assert ba.ids.tolist() == bb.ids.tolist()
-    assert wa.tolist() == wb.tolist()
-    np.testing.assert_array_equal(ca, cb)
+    assert fa.wkb.tolist() == fb.wkb.tolist()
+    for name in ("centres", "bounds", "areas", "vertices", "kinds", "holes", "hashes"):
+        np.testing.assert_array_equal(getattr(fa, name), getattr(fb, name))
     np.testing.assert_array_equal(ba.height, bb.height)
     assert shapely.to_wkb(ba.footprints).tolist() == shapely.to_wkb(bb.footprints).tolist()
 
@@ -131,11 +132,15 @@ def test_pool_workers_give_the_same_result(city: Path, whole: tuple[tuple, dict]
     assert report == whole[1]
 
 
-def test_wkb_and_centres_are_those_of_the_footprints(whole: tuple[tuple, dict]) -> None:
-    buildings, wkb, centres = whole[0]
-    assert wkb.tolist() == shapely.to_wkb(buildings.footprints, output_dimension=2).tolist()
-    expected = shapely.get_coordinates(shapely.centroid(buildings.footprints))
-    np.testing.assert_array_equal(centres, expected)
+def test_the_figures_are_those_of_the_footprints(whole: tuple[tuple, dict]) -> None:
+    buildings, figures = whole[0]
+    fp = buildings.footprints
+    assert figures.wkb.tolist() == shapely.to_wkb(fp, output_dimension=2).tolist()
+    np.testing.assert_array_equal(figures.centres, shapely.get_coordinates(shapely.centroid(fp)))
+    np.testing.assert_array_equal(figures.bounds, shapely.bounds(fp))
+    np.testing.assert_array_equal(figures.areas, shapely.area(fp))
+    np.testing.assert_array_equal(figures.vertices, shapely.get_num_coordinates(fp))
+    assert figures.total_bounds() == buildings.bounds()
     # clockwise input comes out counter-clockwise, holes clockwise
     assert shapely.is_ccw(shapely.get_exterior_ring(buildings.footprints[0:2])).all()
 
@@ -149,3 +154,10 @@ def test_dask_workers_give_the_same_result(city: Path, whole: tuple[tuple, dict]
         out, report = read(city, Runner(executor, chunk=5))
     same(whole[0], out)
     assert report == whole[1]
+
+
+def test_the_wkb_hashes_are_the_l2_row_hashes_of_the_wkb(whole: tuple[tuple, dict]) -> None:
+    from tiling.buildings.rowhash import xxh3_hashes
+
+    _, figures = whole[0]
+    assert figures.hashes.tolist() == xxh3_hashes(figures.wkb).tolist()

@@ -7,6 +7,7 @@ numeric and fractional attributes; in both 3D Tiles 1.1 (glb) and 1.0 (b3dm).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def blocks(n: int, seed: int = 1) -> Buildings:
 def with_footprint(b: Buildings, i: int, footprint: shapely.Geometry) -> Buildings:
     footprints = b.footprints.copy()
     footprints[i] = shapely.orient_polygons(footprint, exterior_cw=False)
-    return Buildings(**{**b.__dict__, "footprints": footprints})
+    return dataclasses.replace(b, footprints=footprints)
 
 
 def noisy_circle(

@@ -20,8 +20,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 #: JS: the state of the interactive frames and of the first building tileset
 STATE_JS = """() => {
   const i = window.cim.interactive, v = window.cim.viewer, t = window.cim.tilesets.l2;
+  const pipes = window.cim.tree.get('pipelines')?.object;
   return { level: i.level, onScreen: i.onScreen, saved: Boolean(i.saved), scale: v.resolutionScale,
-           sse: t.maximumScreenSpaceError, stats: { ...i.stats }, frames: i.frames.slice() }; }"""
+           sse: t.maximumScreenSpaceError, pipesSse: pipes ? pipes.maximumScreenSpaceError : null,
+           stats: { ...i.stats }, frames: i.frames.slice() }; }"""
 
 #: JS: the height of pickPosition at a window position (null: nothing there)
 HEIGHT_JS = """([x, y]) => { const C = window.Cesium, s = window.cim.viewer.scene;
@@ -99,6 +101,11 @@ def test_warm_up_compiles_the_tools_shaders_offscreen(page: Any) -> None:
     assert [k for k in box if union.search(k)]  # the box kept: outside any plane is cut
     assert [k for k in box if not union.search(k)]  # the box cut out
     assert [k for k in keys if "CLIPPING_PLANES_LENGTH 1," in k]  # the plane
+    # the sun shadows' programs of terrain tiles in fog (a view's far tiles) too: the
+    # warm-up's coarse tiles are near the camera, out of the fog, unless drawn fogged
+    fog = re.compile(r"(?<![A-Z_])FOG[,:]")
+    for kind in ("castShadow", "receiveShadow"):
+        assert [k for k in keys if k.startswith(kind) and fog.search(k)], kind
 
 
 def test_reduced_frame_then_full_quality(page: Any) -> None:
@@ -129,6 +136,9 @@ def test_reduced_frame_then_full_quality(page: Any) -> None:
     assert reduced["saved"] is True and reduced["level"] == reduced["onScreen"] > 0
     assert reduced["scale"] == pytest.approx(full["scale"] * level["scale"])
     assert reduced["sse"] == pytest.approx(full["sse"] * level["sse"])
+    # the other tilesets too: the pipelines under the ground (most of a lowest-level frame)
+    assert full["pipesSse"] is not None, "the sample city's pipelines"
+    assert reduced["pipesSse"] == pytest.approx(full["pipesSse"] * level["sse"])
     # a pick on the reduced frame still finds the building's roof (the full detail)
     roof = page.evaluate(HEIGHT_JS, [bld["x"], bld["y"]])
     assert roof == pytest.approx(roof_full, abs=1.0)
@@ -143,6 +153,7 @@ def test_reduced_frame_then_full_quality(page: Any) -> None:
     )
     after = page.evaluate(STATE_JS)
     assert after["scale"] == full["scale"] and after["sse"] == full["sse"]
+    assert after["pipesSse"] == full["pipesSse"]
     assert after["stats"]["restored"] >= 1
     page.click("#toolbtn-swipe")
 
@@ -169,3 +180,34 @@ def test_dual_view_follows_the_level(page: Any) -> None:
     assert back == full
     page.click("#toolbtn-dualview")
     assert page.evaluate("window.cim.tools.active") is None
+
+
+#: JS: whether the full quality is held back (reduced settings kept) and the holds counted
+HELD_JS = """() => { const i = window.cim.interactive;
+  return { saved: Boolean(i.saved), held: i.stats.held }; }"""
+
+
+def test_full_frame_held_while_another_input_is_likely(page: Any) -> None:
+    """The pointer resting on a compass button just clicked (the next click is likely):
+    the full-quality frame waits, so that click is not queued behind it; it comes once
+    the pointer leaves the controls."""
+    page.evaluate("() => window.cim.interactive.restore()")
+    # the lowest level, a full frame that does not fit (as on software WebGL), a short pause
+    page.evaluate(
+        """() => { const i = window.cim.interactive, c = i.controller;
+             c.choose = () => c.levels.length - 1; c.level = c.choose();
+             c.estimate = () => 3000; c.idleMs = () => 300; }"""
+    )
+    held = page.evaluate(HELD_JS)["held"]
+    page.click("#rotateRight")
+    # the pause is over (once the rotation's camera move has ended) and the frame held
+    page.wait_for_function(
+        "(n) => window.cim.interactive.stats.held > n", arg=held, timeout=30000, polling=100
+    )
+    assert page.evaluate(HELD_JS)["saved"] is True
+    # the pointer on the map: no input expected, the full quality comes back
+    page.mouse.move(512, 400)
+    page.wait_for_function("() => !window.cim.interactive.saved", timeout=30000)
+    page.click("#rotateLeft")
+    page.mouse.move(512, 400)
+    page.wait_for_function("() => !window.cim.interactive.saved", timeout=30000)

@@ -334,6 +334,9 @@ def test_clip_plane_box_and_excavation(page: Any) -> None:
     )
     _render(page)
     assert page.evaluate("window.cim.viewer.scene.globe.clippingPolygons.length") == 1
+    # a coarse signed-distance texture (clip.js PIT_QUALITY): CesiumJS's 4096² took 1.4-1.9 s
+    sdf = "window.cim.viewer.scene.globe.clippingPolygons.clippingTexture.width"
+    assert page.evaluate(sdf) <= 1024
     assert "已开挖" in page.text_content("#clipStatus")
     after = page.evaluate(LOCAL_AT_JS, [cx, cy])[2]
     # looking into the pit: the floor (30 m down) or a wall, well below the ground
@@ -548,9 +551,14 @@ def test_flight_route(page: Any) -> None:
 
 
 def test_sunlight_shadows(page: Any) -> None:
+    others = f"() => {_api('shadows')}.others().map((t) => t.shadows)"
+    before = page.evaluate(others)
+    assert before, "the sample city's pipelines"
     _activate(page, "shadows")
     assert page.evaluate("window.cim.viewer.shadows") is True
     assert page.evaluate("window.cim.tilesets.l2.shadows") == 1  # ShadowMode.ENABLED
+    # the pipelines under the ground neither cast nor receive the sun's shadows
+    assert set(page.evaluate(others)) == {0}  # ShadowMode.DISABLED
     page.fill("#sunDate", "2024-06-21")
     page.dispatch_event("#sunDate", "change")
     _slide(page, "#sunTime", 12 * 60)
@@ -586,6 +594,7 @@ def test_sunlight_shadows(page: Any) -> None:
     assert page.evaluate(cascades) == 1
     _deactivate(page)
     assert page.evaluate("window.cim.viewer.shadows") is False
+    assert page.evaluate(others) == before
     # closed while a reduced frame was shown: the full map comes back switched off
     page.evaluate("() => window.cim.interactive.restore()")
     assert page.evaluate(cascades) == 4

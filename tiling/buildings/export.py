@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import shapely
 
 from cim.errors import DatasetIOError
 from cim.model import Buildings
 from cim.outputs import BUILDINGS_FILE, BUILDINGS_TABLE_VERSION
+from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.partitions import dictionary_columns
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ def write_buildings_table(
     buildings: Buildings,
     folder: Path,
     *,
-    wkb: np.ndarray | None = None,
     columns: pa.Table | None = None,
+    figures: FootprintArrays | None = None,
 ) -> Path:
     """Write ``buildings.parquet`` into ``folder``.
 
@@ -54,12 +54,13 @@ def write_buildings_table(
         The prepared, grounded buildings.
     folder : Path
         The build's output (work) folder.
-    wkb : ndarray, optional
-        The footprints as 2D WKB when the caller has them (not encoded twice).
     columns : pyarrow.Table, optional
         A table of ``buildings`` that already holds the columns of this one under the
         same names (the building partitions'): they are taken from it, not converted
         again.
+    figures : FootprintArrays, optional
+        The footprints' WKB, bounds and types when the caller has them (row for row
+        with ``buildings``): not computed again.
 
     Returns
     -------
@@ -72,10 +73,11 @@ def write_buildings_table(
         When the file cannot be written.
     """
     path = Path(folder) / BUILDINGS_FILE
-    geoms = np.asarray(buildings.footprints, dtype=object)
-    kinds = [str(k) for k in np.unique(shapely.get_type_id(geoms)).tolist()]
+    if figures is None:
+        figures = FootprintArrays.of(buildings.footprints)
+    kinds = [str(k) for k in np.unique(figures.kinds).tolist()]
     names = {"3": "Polygon", "6": "MultiPolygon"}
-    bbox = [float(b) for b in shapely.total_bounds(geoms)] if len(geoms) else []
+    bbox = [float(b) for b in figures.total_bounds()] if len(buildings) else []
     geo = {
         "version": "1.1.0",
         "primary_column": "geometry",
@@ -99,10 +101,7 @@ def write_buildings_table(
                 "base": pa.array(np.asarray(buildings.base, dtype=np.float64)),
                 "height": pa.array(np.asarray(buildings.height, dtype=np.float64)),
                 "floors": pa.array(np.asarray(buildings.floors, dtype=np.float64)),
-                "geometry": pa.array(
-                    shapely.to_wkb(geoms, output_dimension=2) if wkb is None else wkb,
-                    pa.binary(),
-                ),
+                "geometry": pa.array(figures.wkb, pa.binary()),
             }
         )
     meta = {

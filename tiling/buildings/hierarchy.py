@@ -117,19 +117,24 @@ def _quadtree(
     max_depth: int,
 ) -> list[Node]:
     """The size-ranked quadtree of :func:`build_hierarchy` (one set of buildings)."""
-    order = np.argsort(-size, kind="stable")
-    lo = centre_xy.min(axis=0)
-    span = float(max((centre_xy.max(axis=0) - lo).max(), 1.0)) * (1 + 1e-9)
-    # each pending node's members' centres travel with them, in the same order: read
-    # in sequence, not gathered from the whole city at every level
-    centres = {0: (centre_xy[order, 0], centre_xy[order, 1])}
+    order = _size_order(size)
+    x, y = centre_xy[:, 0], centre_xy[:, 1]
+    # per column: a reduction along axis 0 of an (n, 2) array strides through memory
+    lo = np.array([x.min(), y.min()])
+    span = float(max(max(x.max() - lo[0], y.max() - lo[1]), 1.0)) * (1 + 1e-9)
+    # each pending node's members' centres travel with them, in the same order, as
+    # one complex array (x + iy: one gather per level instead of two): read in
+    # sequence, not gathered from the whole city at every level
+    packed = np.empty(len(order), dtype=np.complex128)
+    packed.real, packed.imag = x[order], y[order]
+    centres = {0: packed}
     nodes = [Node(0, 0, 0, order)]
     stack = [0]
     while stack:
         index = stack.pop()
         node = nodes[index]
         members = node.members
-        mx, my = centres.pop(index)
+        xy = centres.pop(index)
         # a node keeps at most max_features buildings: only that prefix is summed
         # (a cumulative sum's prefix is the prefix's cumulative sum, bit for bit)
         head = members[:max_features]
@@ -148,19 +153,35 @@ def _quadtree(
         node.geometric_error = float(size[rest[0]])
         cell = span / (1 << node.level)
         ox, oy = lo[0] + node.x * cell, lo[1] + node.y * cell
-        rx, ry = mx[take:], my[take:]
-        quadrant = (rx >= ox + cell / 2).view(np.int8)
-        quadrant += 2 * (ry >= oy + cell / 2).view(np.int8)
-        # the quadrants in turn, each in size order (a stable sort by quadrant)
-        perm = np.argsort(quadrant, kind="stable")
-        ends = np.cumsum(np.bincount(quadrant, minlength=4)).tolist()
-        rest, rx, ry = rest[perm], rx[perm], ry[perm]
-        for q, (a, b) in enumerate(zip([0, *ends[:3]], ends, strict=True)):
-            if a == b:
+        rxy = xy[take:]
+        east = rxy.real >= ox + cell / 2
+        north = rxy.imag >= oy + cell / 2
+        # the quadrants in turn, each in size order (a stable partition by quadrant)
+        for q, part in enumerate(_quadrants(east, north)):
+            if not len(part):
                 continue
-            child = Node(node.level + 1, node.x * 2 + (q & 1), node.y * 2 + (q >> 1), rest[a:b])
-            centres[len(nodes)] = (rx[a:b], ry[a:b])
+            child = Node(node.level + 1, node.x * 2 + (q & 1), node.y * 2 + (q >> 1), rest[part])
+            centres[len(nodes)] = rxy[part]
             node.children.append(len(nodes))
             stack.append(len(nodes))
             nodes.append(child)
     return nodes
+
+
+def _size_order(size: np.ndarray) -> np.ndarray:
+    """Indices by decreasing size, ties in index order (a stable sort)."""
+    if size.dtype == np.float64 and len(size) and float(size.min()) > 0.0:  # no NaN, 0, < 0
+        # positive floats order as their bits do: a stable sort of integers is cheaper
+        return np.argsort(-np.ascontiguousarray(size).view(np.int64), kind="stable")
+    return np.argsort(-size, kind="stable")
+
+
+def _quadrants(east: np.ndarray, north: np.ndarray) -> list[np.ndarray]:
+    """Positions of the south-west, south-east, north-west and north-east members."""
+    south = ~north
+    return [
+        np.flatnonzero(south & ~east),
+        np.flatnonzero(south & east),
+        np.flatnonzero(north & ~east),
+        np.flatnonzero(north & east),
+    ]

@@ -21,11 +21,12 @@ over the budget after encoding is split (half of its buildings go to a new child
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from tiling.b3dm import write_b3dm
 from tiling.buildings.extrude import extrude
 from tiling.buildings.hierarchy import Node, build_hierarchy
 from tiling.buildings.ragged import wkb_to_ragged
-from tiling.buildings.rowhash import hash_rows
+from tiling.buildings.rowhash import BytesHashes, hash_rows, xxh3_hashes
 from tiling.gltf import PropertySpec, metadata_ids, typed_column, write_glb
 from tiling.tileset import Box, Tile, Tileset
 
@@ -123,7 +124,8 @@ class _TileTask:
     footprints: np.ndarray  # WKB
     base: np.ndarray
     height: np.ndarray
-    table: dict[str, np.ndarray]
+    #: text columns may be Arrow string arrays (:meth:`_Tasks.make`)
+    table: dict[str, np.ndarray | pa.Array]
     #: :func:`tile_hash` when the build process has it (from the city's row hashes),
     #: so the worker does not hash the tile again
     digest: str = ""
@@ -143,6 +145,10 @@ def write_l2(
     wkb: np.ndarray | None = None,
     centres: np.ndarray | None = None,
     bounds: tuple[float, float, float, float] | None = None,
+    areas: np.ndarray | None = None,
+    vertex_counts: np.ndarray | None = None,
+    footprint_hashes: np.ndarray | None = None,
+    text: Mapping[str, pa.Array | pa.ChunkedArray] | None = None,
 ) -> dict[str, Any]:
     """Write the L2 tileset of ``buildings`` into ``out_dir``.
 
@@ -175,6 +181,21 @@ def write_l2(
     bounds : (west, south, east, north), optional
         ``buildings.bounds()`` when the caller has it (used unless a footprint had
         to be simplified).
+    areas : (n,) float64, optional
+        ``shapely.area`` of each lon/lat footprint (degrees²) when the caller has it
+        (computed on the workers): used for the size ranking instead of computing it
+        here. The rows of simplified footprints are computed again.
+    vertex_counts : (n,) int, optional
+        ``shapely.get_num_coordinates`` of each footprint when the caller has it:
+        used for the vertex budget and to find footprints to simplify.
+    footprint_hashes : (n,) uint64, optional
+        Each ``wkb`` value's :func:`tiling.buildings.rowhash.xxh3_hashes` when the
+        caller has them (made with the WKB, on the workers): the row hashes take
+        them instead of hashing every footprint here. Only with ``wkb``.
+    text : mapping of str to Arrow string array, optional
+        Text columns the caller holds in Arrow too (the partitions it read), keyed
+        by ``id``, ``name``, ``use``, ``roof_type``: the same values as those of
+        ``buildings``, not converted again (the row hashes and tile tasks read them).
 
     Returns
     -------
@@ -186,12 +207,17 @@ def write_l2(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "content").mkdir(exist_ok=True)
     clock = _Clock()
-    buildings, fitted, coords = _fit_footprints(buildings, report)
+    buildings, fitted, coords = _fit_footprints(buildings, report, vertex_counts)
+    if footprint_hashes is not None and wkb is None:
+        raise ValueError("footprint_hashes without the wkb they were taken of")
     wkb, centres = _footprint_arrays(buildings, wkb, centres, fitted)
-    props, columns, chars, arrow = _property_table(buildings, report)
+    hashes = _footprint_hashes(footprint_hashes, wkb, fitted)
+    props, columns, chars, arrow = _property_table(buildings, report, _given_text(text, buildings))
     clock.lap("budget")
     frame, centre = _frame(buildings, bounds if not len(fitted) else None)
-    centre_xy, size, vertices = _ranking(buildings, frame, centres, coords)
+    centre_xy, size, vertices = _ranking(
+        buildings, frame, centres, coords, _areas(buildings, areas, fitted)
+    )
     row_bytes = _row_bytes(columns, props, chars, vertices, options)
     nodes = build_hierarchy(
         centre_xy,
@@ -203,16 +229,13 @@ def write_l2(
         max_bytes=PLANNING_SHARE * options.max_tile_bytes,
         separate=separate,
     )
-    order = np.concatenate([n.members for n in nodes])
-    counts = np.array([len(n.members) for n in nodes])
-    starts = np.concatenate([[0], np.cumsum(counts)])
+    order, ranges = _tile_order(nodes)
     clock.lap("hierarchy")
-    ranges = [(int(starts[i]), int(starts[i + 1])) for i in range(len(nodes))]
     jobs_list = [_TileJob(n.key, *ranges[i]) for i, n in enumerate(nodes)]
     shared = _TileFrame(frame, props, options, str(out_dir))
     # each tile's buildings are contiguous in tile order (``order``); tasks are made
     # only for the tiles encoded
-    tasks = _Tasks(shared, buildings, columns, order, wkb, arrow)
+    tasks = _Tasks(shared, buildings, columns, order, wkb, arrow, hashes)
     reuse = _Reuse(previous, out_dir, options.suffix) if previous is not None else None
     own = executor is None
     executor = executor or make_executor(jobs=jobs)
@@ -242,7 +265,51 @@ def write_l2(
     }
 
 
+def _tile_order(nodes: list[Node]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The buildings in tile order, and each node's range in it."""
+    order = np.concatenate([n.members for n in nodes])
+    starts = np.zeros(len(nodes) + 1, dtype=np.int64)
+    np.cumsum([len(n.members) for n in nodes], out=starts[1:])
+    bounds = starts.tolist()
+    return order, list(itertools.pairwise(bounds))
+
+
 # --- the tile budget -----------------------------------------------------------------
+
+
+def _footprint_hashes(
+    given: np.ndarray | None, wkb: np.ndarray, fitted: np.ndarray
+) -> BytesHashes | None:
+    """The caller's footprint hashes, those of the simplified rows (new WKB) redone."""
+    hashes = _given("footprint_hashes", given, len(wkb), np.uint64)
+    if hashes is None:
+        return None
+    if len(fitted):
+        hashes = hashes.copy()
+        hashes[fitted] = xxh3_hashes(wkb[fitted])
+    return BytesHashes(hashes)
+
+
+def _given_text(
+    text: Mapping[str, pa.Array | pa.ChunkedArray] | None, buildings: Buildings
+) -> dict[str, pa.Array]:
+    """The caller's Arrow text columns, checked (a mismatch is a bug)."""
+    out: dict[str, pa.Array] = {}
+    for key, values in (text or {}).items():
+        if key not in _TEXT_GIVEN:
+            raise ValueError(f"text: {key!r} is not one of {sorted(_TEXT_GIVEN)}")
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            raise ValueError(f"text: {key} is {values.type}, not string")
+        if len(values) != len(buildings) or values.null_count:
+            raise ValueError(f"text: {key} has {len(values)} values, {values.null_count} missing")
+        out[key] = values
+    return out
+
+
+#: The text columns a caller may give in Arrow (the property ids of the fixed ones).
+_TEXT_GIVEN = frozenset({"id", "name", "use", "roof_type"})
 
 
 def _footprint_arrays(
@@ -262,14 +329,38 @@ def _footprint_arrays(
     return wkb, centres
 
 
+def _given(name: str, values: np.ndarray | None, n: int, dtype: Any) -> np.ndarray | None:
+    """A caller's per-building array, checked for its length (a mismatch is a bug)."""
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=dtype)
+    if values.shape != (n,):
+        raise ValueError(f"{name}: {values.shape} values for {n} buildings")
+    return values
+
+
+def _areas(buildings: Buildings, areas: np.ndarray | None, fitted: np.ndarray) -> np.ndarray:
+    """Each footprint's lon/lat area: the caller's, with the simplified rows redone."""
+    areas = _given("areas", areas, len(buildings), np.float64)
+    if areas is None:
+        return shapely.area(buildings.footprints)
+    if len(fitted):
+        areas = areas.copy()
+        areas[fitted] = shapely.area(buildings.footprints[fitted])
+    return areas
+
+
 def _fit_footprints(
-    buildings: Buildings, report: StageReport
+    buildings: Buildings, report: StageReport, vertex_counts: np.ndarray | None = None
 ) -> tuple[Buildings, np.ndarray, np.ndarray]:
     """Simplify footprints over ``MAX_FOOTPRINT_VERTICES`` (a copy; reported).
 
-    Returns the table, the rows simplified and every footprint's coordinate count.
+    Returns the table, the rows simplified and every footprint's coordinate count
+    (``vertex_counts`` when given: the footprints' ``shapely.get_num_coordinates``).
     """
-    counts = shapely.get_num_coordinates(buildings.footprints)
+    counts = _given("vertex_counts", vertex_counts, len(buildings), np.int64)
+    if counts is None:
+        counts = shapely.get_num_coordinates(buildings.footprints)
     over = np.flatnonzero(counts > MAX_FOOTPRINT_VERTICES)
     if not len(over):
         return buildings, over, counts
@@ -371,14 +462,12 @@ def _property_columns(
 
 
 def _property_table(
-    buildings: Buildings, report: StageReport
+    buildings: Buildings, report: StageReport, text: dict[str, pa.Array] | None = None
 ) -> tuple[list[PropertySpec], dict[str, np.ndarray], dict[str, np.ndarray], dict[str, pa.Array]]:
-    """:func:`_property_columns`, and the text columns Arrow read (for the row hashes)."""
+    """:func:`_property_columns`, and the text columns Arrow read (for the row hashes
+    and the tile tasks); ``text``: those the caller has in Arrow already."""
     floors = np.asarray(buildings.floors, dtype=np.float64)
-    address = np.full(len(buildings), "", dtype=object)
-    counts = np.fromiter(map(len, buildings.addresses.tolist()), np.int64, len(buildings))
-    listed = np.flatnonzero(counts)  # most buildings have none: no join for them
-    address[listed] = ["; ".join(a) for a in buildings.addresses[listed].tolist()]
+    address, address_text = _address_column(buildings.addresses)
     columns: dict[str, np.ndarray] = {
         "id": buildings.ids,
         "name": buildings.name,
@@ -401,26 +490,73 @@ def _property_table(
         props.append(spec)
     chars: dict[str, np.ndarray] = {}
     arrow: dict[str, pa.Array] = {}
+    known = {**(text or {}), "address": address_text}
     for spec in props:
         if spec.type == "STRING":
-            columns[spec.id], chars[spec.id], text = _truncate(
-                columns[spec.id], spec, buildings.ids, report
+            columns[spec.id], chars[spec.id], as_arrow = _truncate(
+                columns[spec.id], spec, buildings.ids, report, known.get(spec.id)
             )
-            if text is not None:
-                arrow[spec.id] = text
+            if as_arrow is not None:
+                arrow[spec.id] = as_arrow
     return props, columns, chars, arrow
 
 
+def _address_column(addresses: np.ndarray) -> tuple[np.ndarray, pa.Array | None]:
+    """Each building's addresses joined by "; ", and the same as an Arrow array.
+
+    Most buildings have none: only the listed ones are joined and converted (the
+    Arrow array is assembled from their offsets, not from a million empty strings).
+    The Arrow array is None when Arrow cannot hold the text (lone surrogates).
+    """
+    n = len(addresses)
+    address = np.empty(n, dtype=object)
+    address.fill("")
+    none = np.empty((), dtype=object)
+    none[()] = ()
+    # most buildings have none: no join for them (a comparison in C, not len() per row)
+    listed = np.flatnonzero(np.asarray(addresses, dtype=object) != none)
+    joined = ["; ".join(a) for a in addresses[listed].tolist()]
+    address[listed] = joined
+    return address, _strings_at(n, listed, joined) if n else None
+
+
+def _strings_at(n: int, listed: np.ndarray, texts: list[Any]) -> pa.Array | None:
+    """An Arrow string array of ``n`` values: ``texts`` at ``listed``, "" elsewhere.
+
+    Only the listed values are converted; the array is assembled from their offsets.
+    None unless every one of ``texts`` is a ``str`` UTF-8 can hold (as
+    :func:`_arrow_text`).
+    """
+    values = _arrow_text(texts) if len(texts) else pa.array([], pa.string())
+    if values is None:
+        return None
+    lengths = np.zeros(n, dtype=np.int64)
+    lengths[listed] = pc.binary_length(values).to_numpy()
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] >= 2**31:  # beyond a string array's 32-bit offsets
+        return None
+    data = values.buffers()[2] if len(texts) else None
+    offsets_buf = pa.py_buffer(offsets.astype(np.int32))
+    return pa.StringArray.from_buffers(n, offsets_buf, data or pa.py_buffer(b""))
+
+
 def _truncate(
-    values: np.ndarray, spec: PropertySpec, ids: np.ndarray, report: StageReport
+    values: np.ndarray,
+    spec: PropertySpec,
+    ids: np.ndarray,
+    report: StageReport,
+    text: pa.Array | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pa.Array | None]:
     """Cut text values over ``MAX_TEXT_BYTES`` at a character boundary, with a "…".
 
-    Returns the column, its values' lengths in characters and, when every value is
-    text and none was cut, the column as an Arrow array.
+    ``text``: the column as an Arrow array when the caller has it. Returns the
+    column, its values' lengths in characters and, when every value is text and none
+    was cut, the column as an Arrow array.
     """
     values = np.asarray(values, dtype=object)
-    text = _arrow_text(values)
+    if text is None:
+        text = _arrow_text(values)
     if text is not None and int(pc.max(pc.binary_length(text)).as_py()) <= MAX_TEXT_BYTES:
         # all text, none over: the lengths in one pass, no Python call per value
         return values, pc.utf8_length(text).to_numpy().astype(np.int64), text
@@ -451,10 +587,29 @@ def _truncate(
     return values, chars, None
 
 
-def _arrow_text(values: np.ndarray) -> pa.Array | None:
-    """The column as an Arrow string array when every value is a ``str``, else None."""
+#: Leading values of a text column probed for empty ones (see :func:`_arrow_text`).
+_PROBE = 64
+
+
+def _arrow_text(values: np.ndarray | list[Any]) -> pa.Array | None:
+    """The column as an Arrow string array when every value is a ``str``, else None.
+
+    A column that starts mostly empty (names, extra attributes) is checked for empty
+    values with one comparison in C and only its other values are converted.
+    """
     if not len(values):
         return None
+    if isinstance(values, np.ndarray) and 2 * values[:_PROBE].tolist().count("") > min(
+        len(values), _PROBE
+    ):
+        blank = np.empty((), dtype=object)
+        blank[()] = ""
+        try:
+            listed = np.flatnonzero(values != blank)
+        except (TypeError, ValueError):  # values that do not compare to text
+            listed = None
+        if listed is not None and 2 * len(listed) < len(values):
+            return _strings_at(len(values), listed, values[listed].tolist())
     try:
         text = pa.array(values, from_pandas=False)
     except (pa.ArrowException, TypeError, ValueError, UnicodeError):
@@ -596,11 +751,20 @@ def _geometry(
 
 
 def _ranking(
-    buildings: Buildings, frame: np.ndarray, centres: np.ndarray, coords: np.ndarray
+    buildings: Buildings,
+    frame: np.ndarray,
+    centres: np.ndarray,
+    coords: np.ndarray,
+    areas: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per building: centre in the frame (m), size (m) and mesh vertex estimate."""
+    """Per building: centre in the frame (m), size (m) and mesh vertex estimate.
+
+    ``areas``: the footprints' lon/lat areas when known (else computed).
+    """
     centre_xy = lonlat_to_enu(centres[:, 0], centres[:, 1], buildings.base, frame)[:, :2]
-    area = shapely.area(buildings.footprints) * (111_320.0**2) * np.cos(np.radians(centres[:, 1]))
+    if areas is None:
+        areas = shapely.area(buildings.footprints)
+    area = areas * (111_320.0**2) * np.cos(np.radians(centres[:, 1]))
     size = np.maximum(buildings.height, np.sqrt(np.maximum(area, 0.0)))
     # walls: 4 vertices per edge; roof: one per ring vertex (closing vertices overcount a bit)
     vertices = 5 * coords.astype(np.int64)  # coords: the footprints' coordinate counts
@@ -618,23 +782,33 @@ class _Tasks:
         order: np.ndarray,
         wkb: np.ndarray,
         arrow: dict[str, pa.Array] | None = None,
+        hashes: BytesHashes | None = None,
     ) -> None:
         self.shared, self.buildings = shared, buildings
         # in input order: a tile takes its rows through ``order`` (tile order)
         self.columns, self.wkb, self.order = columns, wkb, order
-        self.arrow = arrow or {}  # text columns as Arrow arrays, for the row hashes
-        self.base, self.height = buildings.base[order], buildings.height[order]
+        # text columns as Arrow arrays, for the row hashes and the tasks
+        self.arrow = arrow or {}
+        # the footprints' hashes when the caller had them (else hashed from the WKB)
+        self.hashes = hashes
 
     def make(self, job: _TileJob, digest: str = "") -> _TileTask:
-        sl = slice(job.start, job.stop)
-        rows = self.order[sl]
+        rows = self.order[job.start : job.stop]
+        # text goes as Arrow arrays: taken and pickled as buffers, a quarter of the
+        # build process's work for a tile's object arrays (the worker converts back)
+        taken = pa.array(rows) if self.arrow else None
         return _TileTask(
             key=job.key,
             shared=self.shared,
             footprints=self.wkb[rows],
-            base=self.base[sl],
-            height=self.height[sl],
-            table={p.id: self.columns[p.id][rows] for p in self.shared.properties},
+            base=self.buildings.base[rows],
+            height=self.buildings.height[rows],
+            table={
+                p.id: self.arrow[p.id].take(taken)
+                if p.id in self.arrow
+                else self.columns[p.id][rows]
+                for p in self.shared.properties
+            },
             digest=digest,
         )
 
@@ -646,7 +820,8 @@ class _Tasks:
         """
         table = {p.id: self.arrow.get(p.id, self.columns[p.id]) for p in self.shared.properties}
         b = self.buildings
-        rows = _row_hashes(self.wkb, b.base, b.height, table, self.shared.properties)
+        footprints = self.wkb if self.hashes is None else self.hashes
+        rows = _row_hashes(footprints, b.base, b.height, table, self.shared.properties)
         rows = rows[self.order]
         prefix = _hash_prefix(self.shared)
         return {j.key: _tile_digest(prefix, j.key, rows[j.start : j.stop]) for j in jobs_list}
@@ -709,7 +884,7 @@ def tile_hash(task: _TileTask) -> str:
 
 
 def _row_hashes(
-    footprints: np.ndarray | pa.Array,
+    footprints: np.ndarray | pa.Array | BytesHashes,
     base: np.ndarray,
     height: np.ndarray,
     table: dict[str, np.ndarray | pa.Array],
@@ -792,7 +967,7 @@ def _encode_tile(task: _TileTask) -> tuple[str, dict[str, Any]]:
         shared_rows=True,  # walls and roofs share rows: each is encoded once
     )
     props = shared.properties
-    table = task.table
+    table = {k: _as_numpy(v) for k, v in task.table.items()}
     pos = mesh.positions
     lo = np.array([pos[:, k].min() for k in range(3)])  # per column: faster than axis=0
     hi = np.array([pos[:, k].max() for k in range(3)])
@@ -813,6 +988,13 @@ def _encode_tile(task: _TileTask) -> tuple[str, dict[str, Any]]:
         "lo": lo - pad,
         "hi": hi + pad,
     }
+
+
+def _as_numpy(values: np.ndarray | pa.Array) -> np.ndarray:
+    """A task's column as the encoders take it (Arrow text: an object array of str)."""
+    if isinstance(values, pa.Array):
+        return values.to_numpy(zero_copy_only=False)
+    return values
 
 
 def _content_name(key: str) -> str:

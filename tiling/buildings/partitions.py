@@ -16,6 +16,8 @@ box, on its own.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import logging
 import os
@@ -32,6 +34,7 @@ import shapely
 
 from cim.errors import DatasetIOError, NotFoundError
 from cim.model import Buildings
+from tiling.buildings.footprints import FootprintArrays, total_bounds
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +83,51 @@ def hilbert_keys(
     span = max(x1 - x0, y1 - y0, 1e-12)
     xi = np.clip(((np.asarray(x) - x0) / span * (n - 1)).astype(np.int64), 0, n - 1)
     yi = np.clip(((np.asarray(y) - y0) / span * (n - 1)).astype(np.int64), 0, n - 1)
+    digits, states = _hilbert_tables()
+    top = -(-order // _STEP) * _STEP  # the bits read: ``order`` and zeros above them
     d = np.zeros(len(xi), dtype=np.uint64)
-    s = n >> 1
-    while s > 0:
-        rx = (xi & s) > 0
-        ry = (yi & s) > 0
-        d += np.uint64(s) * np.uint64(s) * ((3 * rx.astype(np.uint64)) ^ ry.astype(np.uint64))
-        # rotate the quadrant so the curve stays continuous
-        flip = ~ry & rx
-        xi = np.where(flip, n - 1 - xi, xi)
-        yi = np.where(flip, n - 1 - yi, yi)
-        swap = ~ry
-        xi, yi = np.where(swap, yi, xi), np.where(swap, xi, yi)
-        s >>= 1
+    # each zero level above the grid swaps x and y (its digit is 0): started swapped
+    # when there is an odd number of them, the grid's top level reads them unswapped
+    state = np.full(len(xi), ((top - order) % 2) << 1, dtype=np.intp)
+    # four levels of the curve per table lookup, from the top bits down
+    for shift in range(top - _STEP, -1, -_STEP):
+        at = (state << 2 * _STEP) | ((xi >> shift) & _MASK) << _STEP | ((yi >> shift) & _MASK)
+        d = (d << np.uint64(2 * _STEP)) | digits[at]
+        state = states[at]
     return d
+
+
+#: Levels of the Hilbert curve resolved per table lookup, and their bit mask.
+_STEP, _MASK = 4, 15
+
+
+@functools.cache
+def _hilbert_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per (state, x bits, y bits) of :data:`_STEP` levels: the curve's digits and the
+    next state.
+
+    The curve's orientation in a cell is one of four states: x and y swapped or not,
+    both complemented or not. One level reads the bits (x, y) in the current state,
+    gives the digit ``3x ^ y``, complements both when ``x and not y`` and swaps them
+    when ``not y`` (the classic rotation that keeps the curve continuous).
+    """
+    size = 1 << _STEP
+    digits = np.zeros(4 << 2 * _STEP, dtype=np.uint64)
+    states = np.zeros(4 << 2 * _STEP, dtype=np.intp)
+    for start, xs, ys in itertools.product(range(4), range(size), range(size)):
+        swapped, flipped = start >> 1, start & 1
+        digit = 0
+        for level in range(_STEP - 1, -1, -1):
+            bx, by = (xs >> level) & 1, (ys >> level) & 1
+            if swapped:
+                bx, by = by, bx
+            bx, by = bx ^ flipped, by ^ flipped
+            digit = digit << 2 | (3 * bx) ^ by
+            flipped ^= bx & (1 - by)
+            swapped ^= 1 - by
+        at = (start << 2 * _STEP) | xs << _STEP | ys
+        digits[at], states[at] = digit, swapped << 1 | flipped
+    return digits, states
 
 
 def footprint_centres(footprints: np.ndarray) -> np.ndarray:
@@ -148,8 +182,7 @@ def write_partitions(
     wall_skirt: float = 0.0,
     rows_per_partition: int = ROWS_PER_PARTITION,
     keys: np.ndarray | None = None,
-    wkb: np.ndarray | None = None,
-    centres: np.ndarray | None = None,
+    figures: FootprintArrays | None = None,
     table: pa.Table | None = None,
 ) -> list[Partition]:
     """Write ``buildings`` as Hilbert-ordered GeoParquet partitions under ``output``.
@@ -166,11 +199,9 @@ def write_partitions(
     keys : ndarray, optional
         The Hilbert keys of ``buildings`` when it is already in partition order
         (:func:`hilbert_order`).
-    wkb : ndarray, optional
-        The footprints as 2D WKB, when the caller has them (they are not encoded twice).
-    centres : (n, 2) ndarray, optional
-        :func:`footprint_centres` of ``buildings``; stored with the rows so a stage
-        that reads the partitions does not compute them again.
+    figures : FootprintArrays, optional
+        The footprints' WKB, centres, bounds and types (row for row with
+        ``buildings``), when the caller has them: nothing is computed again.
     table : pyarrow.Table, optional
         :func:`partition_table` of ``buildings`` (with ``keys``), when the caller made it.
 
@@ -185,15 +216,15 @@ def write_partitions(
     """
     folder = Path(output) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    bounds = tuple(float(v) for v in buildings.bounds())
+    if figures is None:
+        figures = FootprintArrays.of(buildings.footprints)
     if keys is None:
-        centres = footprint_centres(buildings.footprints) if centres is None else centres
-        order, keys = hilbert_order(buildings, centres)
-        buildings, centres = buildings.take(order), centres[order]
-        wkb = None if wkb is None else wkb[order]
+        order, keys = hilbert_order(buildings, figures.centres, figures.total_bounds())
+        buildings, figures = buildings.take(order), figures.take(order)
     if table is None:
-        table = partition_table(buildings, keys, wkb=wkb, centres=centres)
-    table = table.replace_schema_metadata({b"geo": _geo_metadata(buildings, bounds)})
+        table = partition_table(buildings, keys, wkb=figures.wkb, centres=figures.centres)
+    extent = figures.total_bounds()
+    table = table.replace_schema_metadata({b"geo": _geo_metadata(figures.kinds, extent)})
     parts: list[Partition] = []
     for k, start in enumerate(range(0, max(len(buildings), 1), rows_per_partition)):
         stop = min(start + rows_per_partition, len(buildings))
@@ -208,13 +239,13 @@ def write_partitions(
             )
         except OSError as exc:
             raise DatasetIOError(f"cannot write a building partition ({exc})", path=folder) from exc
-        b = shapely.total_bounds(buildings.footprints[start:stop]) if stop > start else bounds
+        b = total_bounds(figures.bounds[start:stop]) if stop > start else extent
         lo, hi = (int(keys[start]), int(keys[stop - 1])) if stop > start else (0, 0)
         parts.append(Partition(name, stop - start, tuple(float(v) for v in b), (lo, hi)))
     index = {
         "version": 1,
         "rows": len(buildings),
-        "bounds": list(bounds),
+        "bounds": list(extent),
         "source_crs": buildings.source_crs,
         "wall_skirt": float(wall_skirt),
         "extra": list(buildings.extra),
@@ -329,8 +360,17 @@ def _meets(a: list[float], b: tuple[float, float, float, float]) -> bool:
     return a[0] <= b[2] and a[2] >= b[0] and a[1] <= b[3] and a[3] >= b[1]
 
 
-def _geo_metadata(buildings: Buildings, bounds: tuple[float, ...]) -> bytes:
-    kinds = np.unique(shapely.get_type_id(buildings.footprints)).tolist()
+def _geo_metadata(kinds: np.ndarray, bounds: tuple[float, ...]) -> bytes:
+    """The GeoParquet 1.1 ``geo`` metadata of a WKB footprint column.
+
+    Parameters
+    ----------
+    kinds : ndarray of int
+        Each footprint's ``shapely.get_type_id``.
+    bounds : (west, south, east, north)
+        Their extent.
+    """
+    found = np.unique(kinds).tolist()
     names = {3: "Polygon", 6: "MultiPolygon"}
     return json.dumps(
         {
@@ -339,7 +379,7 @@ def _geo_metadata(buildings: Buildings, bounds: tuple[float, ...]) -> bytes:
             "columns": {
                 "geometry": {
                     "encoding": "WKB",
-                    "geometry_types": [names.get(k, "Unknown") for k in kinds],
+                    "geometry_types": [names.get(k, "Unknown") for k in found],
                     "bbox": list(bounds),
                     "covering": {},
                 }

@@ -45,7 +45,7 @@ from cim.config import BuildingsConfig, CityProject
 from cim.crs import ResolvedCRS, crs_label, looks_like_lonlat, resolve_crs
 from cim.errors import InputDataError
 from cim.executor import Executor, InProcessExecutor, Tracker
-from cim.model import Buildings
+from cim.model import Buildings, EncodedFootprints
 from cim.readers import (
     FEATURE_ERRORS,
     FeatureTable,
@@ -55,6 +55,7 @@ from cim.readers import (
 )
 from cim.report import StageReport, entry
 from tiling.buildings import repair, repair_cache
+from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.repair_cache import Repairs
 
 log = logging.getLogger(__name__)
@@ -122,17 +123,21 @@ def read_footprints(
     *,
     run: Runner | None = None,
     repairs: Repairs | None = None,
-) -> tuple[Buildings, np.ndarray, np.ndarray]:
-    """:func:`read_buildings`, with the footprints' 2D WKB and (n, 2) lon/lat centroids.
+) -> tuple[Buildings, FootprintArrays]:
+    """:func:`read_buildings`, with the footprints' 2D WKB and figures (centroids,
+    bounds, areas, vertex counts: :class:`FootprintArrays`).
 
-    The repair computes both on the workers; the partitions store them, so the build
-    process does not encode them again. With ``repairs``, rows the last build repaired
-    (same id and stored geometry, same settings) are taken from its cache instead of
-    repaired again, and this build's repairs are left in ``repairs.made``
-    (:mod:`tiling.buildings.repair_cache`).
+    The repair computes them on the workers; the partitions and the L2 stage use them,
+    so the build process computes none of them again, and the footprints stay WKB
+    (:class:`~cim.model.EncodedFootprints`) until a later step reads them. With
+    ``repairs``, rows the last build repaired (same id and stored geometry, same
+    settings) are taken from its cache instead of repaired again, and this build's
+    repairs are left in ``repairs.made`` (:mod:`tiling.buildings.repair_cache`).
     """
     cfg = project.buildings
     assert cfg is not None
+    if repairs is not None:
+        repairs.prefetch(cfg.min_area)  # read while the input is
     table = read_features(
         cfg.path,
         layer=cfg.layer,
@@ -145,12 +150,14 @@ def read_footprints(
     report.read = len(table) + len(table.bad_rows)
     _skip_bad_rows(table, cfg, report)
     ids = _ids(table, cfg, report)
-    geoms, keep, resolved, (wkb, centres) = _clean_geometry(
+    keep, resolved, figures = _clean_geometry(
         table, ids, cfg, project, report, run or Runner(), repairs
     )
     crs = resolved.crs
-    ids, geoms, keep = _dedupe_ids(ids, geoms, keep, report)
-    keep = _drop_duplicate_footprints(ids, geoms, keep, report)
+    # the footprints stay WKB: the duplicate checks decode only their candidates
+    geoms = _RowDecoder(figures.wkb)
+    ids, _, keep = _dedupe_ids(ids, geoms, keep, report)
+    keep = _drop_duplicate_footprints(ids, geoms, keep, report, figures.bounds)
     idx = np.flatnonzero(keep)
     if len(idx) == 0:
         raise InputDataError("no usable building footprint (see build-report.json)", path=cfg.path)
@@ -160,9 +167,10 @@ def read_footprints(
     missing_extra = [name for name in cfg.extra if table.column(name) is None]
     if missing_extra:
         report.warn(f"{cfg.path.name}: extra column(s) {missing_extra} not found")
+    figures = figures.take(idx)
     buildings = Buildings(
         ids=ids[idx],
-        footprints=geoms[idx],
+        footprints=EncodedFootprints(figures.wkb),  # decoded when a later step needs them
         height=height[idx],
         floors=floors[idx],
         base=_base_attribute(table, cfg, report)[idx],
@@ -176,21 +184,19 @@ def read_footprints(
     if cfg.address:
         addr = to_text(table.column(cfg.address), n)[idx]
         buildings.addresses[:] = [(a,) if a else () for a in addr]
-    multi = np.flatnonzero(shapely.get_type_id(buildings.footprints) == int(POLYGONAL[1]))
-    for i in multi:
-        parts = shapely.get_num_geometries(buildings.footprints[i])
-        report.repair(buildings.ids[i], "multipolygon", f"kept as one building of {parts} parts")
+    multi = np.flatnonzero(figures.kinds == int(POLYGONAL[1]))
+    parts = shapely.get_num_geometries(shapely.from_wkb(figures.wkb[multi])).tolist()
+    for i, count in zip(multi.tolist(), parts, strict=True):
+        report.repair(buildings.ids[i], "multipolygon", f"kept as one building of {count} parts")
     report.counts.update(
         {
             "buildings": len(buildings),
             "multipolygons": len(multi),
             # polygons only: a MultiPolygon has no interior rings of its own (0)
-            "with_holes": int(
-                np.count_nonzero(shapely.get_num_interior_rings(buildings.footprints))
-            ),
+            "with_holes": int(np.count_nonzero(figures.holes)),
         }
     )
-    return buildings, wkb[idx], centres[idx]
+    return buildings, figures
 
 
 def _l3_columns(
@@ -265,9 +271,9 @@ def _clean_geometry(
     report: StageReport,
     run: Runner,
     repairs: Repairs | None = None,
-) -> tuple[np.ndarray, np.ndarray, ResolvedCRS, tuple[np.ndarray, np.ndarray]]:
-    """Valid 2D lon/lat polygons, the mask of features kept, the CRS used, and the
-    kept rows' WKB and centroids (:func:`_repair_rows`).
+) -> tuple[np.ndarray, ResolvedCRS, FootprintArrays]:
+    """The mask of features kept, the CRS used, and the kept rows' valid 2D lon/lat
+    footprints as WKB with their figures (:func:`_repair_rows`).
 
     Rows found in the last build's repairs (``repairs.previous``) are neither parsed,
     checked nor repaired: they passed the same checks then and come out the same.
@@ -291,7 +297,7 @@ def _clean_geometry(
     if table.geometry.flags.writeable:  # ``checked.geoms`` holds them; the repair frees them
         table.geometry[:] = None
     sent = np.flatnonzero(checked.keep)  # the rows the repair gets (keep changes in place)
-    geoms, keep, (wkb, centres), records, reused = _repair_rows(
+    keep, figures, records, reused = _repair_rows(
         checked, ids, checked.resolved.crs, cfg.min_area, run, reuse, stored
     )
     # a ring closed while reading is a repair only if the feature survived the rest
@@ -308,14 +314,13 @@ def _clean_geometry(
             keys[sent],
             ids[sent],
             keep[sent],
-            wkb[sent],
-            centres[sent],
+            figures.take(sent),
             repair_cache.entries_json(records, sent),
             checked.bounds[sent],
         )
         repairs.crs, repairs.min_area = checked.resolved.crs, float(cfg.min_area)
         repairs.reused, repairs.rows = reused, len(sent)
-    return geoms, keep, checked.resolved, (wkb, centres)
+    return keep, checked.resolved, figures
 
 
 #: Record phases of the checks around the repair's own (:data:`repair.PHASES`): Z
@@ -360,7 +365,7 @@ class _Reuse:
     ) -> _Reuse | None:
         if keys is None or repairs is None:
             return None
-        loaded = repair_cache.load(repairs.previous, cfg.min_area)
+        loaded = repairs.last(cfg.min_area)
         if loaded is None:
             return None
         cache, crs = loaded
@@ -396,21 +401,24 @@ def _check(
         if not issue.repaired:
             report.skip(ids[issue.row], issue.reason, issue.detail)
             keep[issue.row] = False
-    missing = keep & (shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    for i in np.flatnonzero(missing):
+    # only these rows are checked (in a rebuild, the few not in the last build's repairs)
+    rows = np.flatnonzero(keep)
+    sub = geoms[rows]
+    ok = ~(shapely.is_missing(sub) | shapely.is_empty(sub))
+    for i in rows[~ok]:
         report.skip(ids[i], "no-geometry")
-    keep &= ~missing
-    types = shapely.get_type_id(geoms)
-    wrong = keep & ~np.isin(types, [int(t) for t in (*POLYGONAL, COLLECTION)])
-    for i in np.flatnonzero(wrong):
-        report.skip(ids[i], "not-a-polygon", shapely.get_type_id(geoms[i]).__str__())
-    keep &= ~wrong
-    has_z = keep & shapely.has_z(geoms)
-    records = [(FIRST, int(i), "r", entry(ids[i], "z-dropped")) for i in np.flatnonzero(has_z)]
-    geoms[has_z] = shapely.force_2d(geoms[has_z])
+    types = shapely.get_type_id(sub)
+    wrong = ok & ~np.isin(types, [int(t) for t in (*POLYGONAL, COLLECTION)])
+    for k in np.flatnonzero(wrong):
+        report.skip(ids[rows[k]], "not-a-polygon", shapely.get_type_id(sub[k]).__str__())
+    ok &= ~wrong
+    has_z = ok & shapely.has_z(sub)
+    records = [(FIRST, int(i), "r", entry(ids[i], "z-dropped")) for i in rows[has_z]]
+    sub[has_z] = shapely.force_2d(sub[has_z])
     # a one-part MultiPolygon is a plain Polygon: nothing to report
-    single = keep & (types == int(POLYGONAL[1])) & (shapely.get_num_geometries(geoms) == 1)
-    geoms[single] = shapely.get_geometry(geoms[single], 0)
+    single = ok & (types == int(POLYGONAL[1])) & (shapely.get_num_geometries(sub) == 1)
+    sub[single] = shapely.get_geometry(sub[single], 0)
+    geoms[rows], keep[rows] = sub, ok
     keep = _drop_bad_coordinates(geoms, keep, ids, report)
     bounds = np.full((n, 4), np.nan)
     bounds[keep] = shapely.bounds(geoms[keep])
@@ -428,6 +436,17 @@ def _check(
     return _Checked(geoms, keep, resolved, bounds, records)
 
 
+class _RowDecoder:
+    """Footprints as WKB, decoded a row (or a selection) at a time when read: what
+    the duplicate checks need of them (their few candidates)."""
+
+    def __init__(self, wkb: np.ndarray) -> None:
+        self.wkb = wkb
+
+    def __getitem__(self, index: Any) -> Any:
+        return shapely.from_wkb(self.wkb[index])
+
+
 def _repair_rows(
     checked: _Checked,
     ids: np.ndarray,
@@ -436,20 +455,20 @@ def _repair_rows(
     run: Runner,
     reuse: _Reuse | None = None,
     stored: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], list[repair.Record], int]:
+) -> tuple[np.ndarray, FootprintArrays, list[repair.Record], int]:
     """The per-row repair (:mod:`tiling.buildings.repair`), chunk by chunk through ``run``.
 
     Rows found in the last build's repairs (``reuse``) are taken from there; rows with
     ``stored`` WKB (:func:`_stored`) travel as that.
 
-    Returns the repaired geometries, the mask of rows kept, the kept rows' WKB and
-    centroids (object array and (n, 2) array over all rows; None/NaN where dropped),
-    the report records and how many rows were reused.
+    Returns the mask of rows kept, the kept rows' repaired WKB and figures (over all
+    rows; None/NaN where dropped), the report records and how many rows were reused.
+    The repaired footprints are never decoded here: most builds need only their WKB.
     """
     geoms, keep = checked.geoms, checked.keep
     n = len(geoms)
     kept = np.flatnonzero(keep)
-    out = _Repaired(geoms, keep, np.full(n, None, dtype=object), np.full((n, 2), np.nan))
+    out = _Repaired(keep, FootprintArrays.empty(n))
     found = reuse.found[kept] if reuse is not None else np.full(len(kept), -1)
     hit = found >= 0
     todo = kept[~hit]
@@ -462,17 +481,15 @@ def _repair_rows(
         stored[:] = None
     tasks = repair.tasks(ids[todo], source, crs, min_area, run.chunk, sent)
     records += out.take_repaired(run(tasks, -(-len(todo) // run.chunk)), todo, run.chunk)
-    return geoms, keep, (out.wkb, out.centres), records, int(hit.sum())
+    return keep, out.figures, records, int(hit.sum())
 
 
 @dataclass(frozen=True)
 class _Repaired:
     """The repair's results over all rows (filled in place)."""
 
-    geoms: np.ndarray
     keep: np.ndarray
-    wkb: np.ndarray
-    centres: np.ndarray
+    figures: FootprintArrays
 
     def take_cached(
         self, cache: repair_cache.RepairCache, found: np.ndarray, rows: np.ndarray
@@ -482,9 +499,7 @@ class _Repaired:
         ok = cache.keep[found]
         self.keep[rows] = ok
         rows, found = rows[ok], found[ok]
-        self.wkb[rows] = cache.wkb[found]
-        self.centres[rows] = cache.centres[found]
-        self.geoms[rows] = shapely.from_wkb(cache.wkb[found])
+        self.figures.put(rows, cache.footprints.take(found))
         return records
 
     def take_repaired(
@@ -492,15 +507,13 @@ class _Repaired:
     ) -> list[repair.Record]:
         """The repaired chunks of rows ``todo``; their report records."""
         records: list[repair.Record] = []
-        # each chunk is decoded as it comes back, while the workers repair the next ones
+        # each chunk is taken as it comes back, while the workers repair the next ones
         for result in results:
             rows = todo[result.index * chunk : (result.index + 1) * chunk]
             records += repair.city_records(result.records, rows)
             self.keep[rows] = result.keep
             rows = rows[result.keep]
-            self.wkb[rows] = result.wkb
-            self.centres[rows] = result.centres
-            self.geoms[rows] = shapely.from_wkb(result.wkb)
+            self.figures.put(rows, result.footprints)
         return records
 
 
@@ -551,13 +564,17 @@ def _dedupe_ids(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ids = ids.copy()
     kept = np.flatnonzero(keep)
-    counted = pc.value_counts(pa.array(ids[kept], type=pa.string()))
-    repeated = counted.field("values").filter(pc.greater(counted.field("counts"), 1))
-    if len(repeated) == 0:
+    text = pa.array(ids[kept], type=pa.string())
+    # rows whose id hash repeats, grouped by id: the ids repeated, in first-row order
+    groups: dict[str, list[int]] = {}
+    for i in kept[_repeated(_text_hashes(text))].tolist():
+        groups.setdefault(ids[i], []).append(i)
+    repeated = {value: rows for value, rows in groups.items() if len(rows) > 1}
+    if not repeated:
         return ids, geoms, keep
-    taken = set(ids[kept].tolist())
-    for value in repeated.to_pylist():
-        rows = kept[ids[kept] == value]
+    # a new id has a "~": only the ids with one can be taken already
+    taken = set(ids[kept][pc.match_substring(text, "~").to_numpy(zero_copy_only=False)])
+    for value, rows in repeated.items():
         survivors = [rows[0]]
         suffix = 1
         for i in rows[1:]:
@@ -580,19 +597,29 @@ def _dedupe_ids(
 
 
 def _drop_duplicate_footprints(
-    ids: np.ndarray, geoms: np.ndarray, keep: np.ndarray, report: StageReport
+    ids: np.ndarray,
+    geoms: np.ndarray,
+    keep: np.ndarray,
+    report: StageReport,
+    bounds: np.ndarray | None = None,
 ) -> np.ndarray:
     """Skip footprints identical to an earlier one (the same building digitised twice).
 
     Candidates are found by equal bounding boxes, then confirmed with an exact
-    geometric comparison (vertex order and start do not matter).
+    geometric comparison (vertex order and start do not matter). ``bounds``: the
+    (n, 4) bounds of ``geoms`` where the caller has them (the repair's figures), so
+    they are not computed again.
     """
     kept = np.flatnonzero(keep)
-    key = _row_hash(np.round(shapely.bounds(geoms[kept]), 9))
+    box = shapely.bounds(geoms[kept]) if bounds is None else bounds[kept]
+    key = _row_hash(np.round(box, 9))
+    repeated = _repeated(key)
+    key, candidates = key[repeated], kept[repeated]
+    # groups of equal keys in key order, each in row order
     order = np.argsort(key, kind="stable")
-    same = np.flatnonzero(key[order][1:] == key[order][:-1])
-    for group in np.unique(key[order][same]):
-        rows = kept[np.flatnonzero(key == group)]
+    starts = np.flatnonzero(np.diff(key[order], prepend=~key[order[:1]]))
+    for group in np.split(candidates[order], starts[1:]):
+        rows = group.tolist()
         for k, i in enumerate(rows[1:], start=1):
             twin = next(
                 (j for j in rows[:k] if keep[j] and _same_footprint(geoms[i], geoms[j])), None
@@ -618,6 +645,58 @@ def _row_hash(values: np.ndarray) -> np.ndarray:
     for k in range(bits.shape[1]):
         h = (h ^ bits[:, k]) * np.uint64(0x100000001B3)
     return h
+
+
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """Mask of the values of ``keys`` (uint64) that occur more than once.
+
+    A sort of the keys alone (no argsort) answers "none" for a whole city at once.
+    """
+    ordered = np.sort(keys)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not len(twice):
+        return np.zeros(len(keys), dtype=bool)
+    twice = np.unique(twice)
+    at = np.searchsorted(twice, keys).clip(max=len(twice) - 1)
+    return twice[at] == keys
+
+
+#: Odd multiplier of :func:`_text_hashes` (FNV-1a's 64-bit prime)
+_TEXT_PRIME = np.uint64(0x100000001B3)
+
+
+def _text_hashes(text: pa.Array, block: int = 1 << 16) -> np.ndarray:
+    """A 64-bit polynomial hash per string of ``text`` (equal strings, equal hashes),
+    over its UTF-8 bytes in Arrow's buffers: no Python object per row. Blocks of
+    ``block`` rows keep the per-byte temporaries small."""
+    if not pa.types.is_string(text.type):
+        raise TypeError(f"_text_hashes: string array expected, not {text.type}")
+    if len(text) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)
+    offsets = offsets[text.offset : text.offset + len(text) + 1].astype(np.int64)
+    data = np.frombuffer(text.buffers()[2] or b"", dtype=np.uint8)
+    lengths = np.diff(offsets)
+    powers = np.cumprod(np.full(max(int(lengths.max()), 1), _TEXT_PRIME))
+    sums = np.zeros(len(text), dtype=np.uint64)
+    for lo in range(0, len(text), block):
+        span = offsets[lo : lo + block + 1]
+        sums[lo : lo + block] = _polynomial(data[span[0] : span[-1]], span - span[0], powers)
+    return sums ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+
+
+def _polynomial(data: np.ndarray, offsets: np.ndarray, powers: np.ndarray) -> np.ndarray:
+    """Sum of byte × prime^(position + 1) per string (``offsets`` from 0), mod 2^64."""
+    lengths = np.diff(offsets)
+    width = int(lengths[0])
+    if (lengths == width).all():  # e.g. fixed-width ids: no gather, no reduceat
+        return (data.reshape(len(lengths), width) * powers[:width]).sum(axis=1, dtype=np.uint64)
+    at = np.arange(len(data)) - np.repeat(offsets[:-1], lengths)
+    # a 0 at the end: reduceat needs an index inside ``terms`` for trailing empty strings
+    terms = np.append(data * powers[at], np.uint64(0))
+    sums = np.add.reduceat(terms, offsets[:-1])
+    sums[lengths == 0] = 0  # reduceat gives an empty string its next string's first term
+    return sums
 
 
 def _heights(
@@ -654,34 +733,45 @@ def _report_heights(
 ) -> None:
     """One repair per building whose height came from its floors or the default.
 
-    A third of a city may have floors only: one loop appends the entries (no
-    ``report.repair`` call per building), in row order, and each distinct detail text
-    is formatted once.
+    A third of a city may have floors only: each distinct detail text is formatted
+    once (a city has a few hundred), the rows pick theirs by index, and the entries
+    are appended in row order by one comprehension (no ``report.repair`` call each).
     """
     rows = np.flatnonzero(from_floors | fallback)
     if not len(rows):
         return
+    by_floors = from_floors[rows]
+    # NaN (height missing, NaN or infinite; floors not used) is one distinct value
     values = height[rows]
-    # NaN is never equal to itself, so never a dict key twice: "missing" keys them all
-    missing = (~np.isfinite(values)).tolist()
-    texts: dict[tuple[bool, float, float, bool], str] = {}
-    entries = []
-    for i, h, m, f, r in zip(
-        ids[rows].tolist(),
-        values.tolist(),
-        missing,
-        floors[rows].tolist(),
-        from_floors[rows].tolist(),
-        strict=True,
-    ):
-        key = (m, 0.0 if m else h, f if r else 0.0, r)
-        detail = texts.get(key)
-        if detail is None:
-            why = "height missing" if m else _height_problem(h, max_height)
-            detail = texts[key] = f"{why}; {f:g} floors" if r else f"{why}; no usable floors"
-        reason = "height-from-floors" if r else "default-height"
-        entries.append({"id": str(i), "reason": reason, "detail": detail})
-    report.repaired.extend(entries)
+    why, why_of = np.unique(np.where(np.isfinite(values), values, np.nan), return_inverse=True)
+    storeys, storeys_of = np.unique(np.where(by_floors, floors[rows], np.nan), return_inverse=True)
+    pairs, pair_of = np.unique(why_of * len(storeys) + storeys_of, return_inverse=True)
+    texts = np.array(
+        [
+            _height_detail(
+                float(why[p // len(storeys)]), float(storeys[p % len(storeys)]), max_height
+            )
+            for p in pairs.tolist()
+        ]
+        + ["default-height", "height-from-floors"],
+        dtype=object,
+    )
+    details = texts[pair_of].tolist()
+    reasons = texts[len(pairs) + by_floors.astype(np.intp)].tolist()
+    # the ids are str already (:func:`_ids`): no str() per entry as :func:`entry` does
+    report.repaired.extend(
+        [
+            {"id": i, "reason": r, "detail": d}
+            for i, r, d in zip(ids[rows].tolist(), reasons, details, strict=True)
+        ]
+    )
+
+
+def _height_detail(height: float, floors: float, max_height: float) -> str:
+    """The detail of a height repair: what was wrong with ``height``, and the floors
+    used (NaN: none usable, the default height was used)."""
+    why = _height_problem(height, max_height)
+    return f"{why}; {floors:g} floors" if np.isfinite(floors) else f"{why}; no usable floors"
 
 
 def _height_problem(value: float, max_height: float) -> str:

@@ -26,6 +26,7 @@ import shapely
 from cim.crs import safe_to_lonlat
 from cim.readers import FEATURE_ERRORS, apply_per_feature
 from cim.report import StageReport, entry
+from tiling.buildings.footprints import FootprintArrays
 
 POLYGON = int(shapely.GeometryType.POLYGON)
 MULTIPOLYGON = int(shapely.GeometryType.MULTIPOLYGON)
@@ -90,19 +91,16 @@ class RepairResult:
     index : int
     keep : ndarray of bool
         The rows that are still a building.
-    wkb : ndarray of bytes
+    footprints : FootprintArrays
         The repaired lon/lat footprints of the kept rows (2D WKB, as the partitions
-        store them).
-    centres : (k, 2) ndarray
-        Their centroids (:func:`tiling.buildings.partitions.footprint_centres`).
+        store them) and their figures: centroids, bounds, areas, vertex counts.
     records : list of Record
         The report entries, rows counted in the chunk (:func:`city_records`).
     """
 
     index: int
     keep: np.ndarray
-    wkb: np.ndarray
-    centres: np.ndarray
+    footprints: FootprintArrays
     records: list[Record]
 
 
@@ -169,14 +167,7 @@ def repair_chunk(task: RepairTask) -> RepairResult:
         np.bincount(owner, minlength=n), 1
     )
     _drop_slivers(geoms, keep, phases[5], task.min_area, mean_lat)
-    kept = geoms[keep]
-    return RepairResult(
-        task.index,
-        keep,
-        shapely.to_wkb(kept, output_dimension=2),
-        shapely.get_coordinates(shapely.centroid(kept)),
-        found,
-    )
+    return RepairResult(task.index, keep, FootprintArrays.of(geoms[keep]), found)
 
 
 def city_records(found: list[Record], rows: np.ndarray) -> list[Record]:

@@ -2,15 +2,16 @@
 
 The repair of a footprint (:mod:`.repair`) depends on that row alone (its id and its
 geometry), on the CRS and on ``[buildings] min_area``. So the buildings stage keeps
-every repaired row's result — kept or not, the repaired footprint as WKB, its
-centroid, its report entries, its bounds in the source CRS — in
-``work/buildings/repairs.parquet``, keyed by the row's *fingerprint*: a 128-bit xxh3
-hash of its geometry as stored in the source (WKB), checked together with its id. The
-next build of the city looks every row up there and sends only the rows it does not
-find (new or changed ones) to the workers; all of them when the CRS or ``min_area``
-changed, or the code that checks and repairs rows, or the GEOS or PROJ it runs on
-(:func:`settings`). A row found is taken as it was, so the build report is the same as
-after a full repair.
+every repaired row's result — kept or not, the repaired footprint as WKB with its
+figures (:class:`~tiling.buildings.footprints.FootprintArrays`: centroid, lon/lat
+bounds, area, vertex count, type, holes, WKB hash), its report entries, its bounds in
+the source CRS — in ``work/buildings/repairs.parquet``, keyed by the row's
+*fingerprint*: a 128-bit xxh3 hash of its geometry as stored in the source (WKB),
+checked together with its id. The next build of the city looks every row up there
+and sends only the rows it does not find (new or changed ones) to the workers; all of
+them when the CRS or ``min_area`` changed, or the code that checks and repairs rows,
+or the GEOS or PROJ it runs on (:func:`settings`). A row found is taken as it was, so
+the build report is the same as after a full repair.
 
 A source that does not store WKB (CSV with WKT or x/y columns) has no fingerprints:
 all its rows are repaired, every build.
@@ -24,6 +25,7 @@ import json
 import logging
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,15 +35,18 @@ import pyarrow.parquet as pq
 import xxhash
 
 from cim.errors import DatasetIOError
+from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.repair import Record
 
 log = logging.getLogger(__name__)
 
 #: The cache file's layout.
-VERSION = 1
+VERSION = 2
 FILE = "repairs.parquet"
 _META = b"cim:repairs"
 BOUNDS = ("xmin", "ymin", "xmax", "ymax")
+#: the repaired footprint's lon/lat bounds
+LONLAT_BOUNDS = ("west", "south", "east", "north")
 
 
 def fingerprints(wkb: np.ndarray) -> np.ndarray:
@@ -68,10 +73,9 @@ class RepairCache:
     ids : ndarray of str
     keep : ndarray of bool
         Whether the row was still a building after the repair.
-    wkb : ndarray of bytes
-        The repaired lon/lat footprint (2D WKB; None where not kept).
-    centres : (n, 2) ndarray
-        Its centroid (NaN where not kept).
+    footprints : FootprintArrays
+        The repaired lon/lat footprint (2D WKB) and its figures (None / NaN where
+        not kept).
     entries : ndarray of str
         The row's report entries as JSON ``[[phase, "s"|"r", entry], ...]``, or None.
     bounds : (n, 4) ndarray
@@ -82,8 +86,7 @@ class RepairCache:
     keys: np.ndarray
     ids: np.ndarray
     keep: np.ndarray
-    wkb: np.ndarray
-    centres: np.ndarray
+    footprints: FootprintArrays
     entries: np.ndarray
     bounds: np.ndarray
 
@@ -97,13 +100,19 @@ class RepairCache:
         found[:n][same] = np.flatnonzero(same)
         rest = np.flatnonzero(found < 0)
         if len(rest) and len(self.ids):  # moved, new or changed rows: a sorted join
-            found[rest] = self._search(keys[rest], ids[rest])
+            # with the cache rows not matched in place (few when few rows changed)
+            free = np.ones(len(self.ids), dtype=bool)
+            free[:n] = ~same
+            found[rest] = self._search(keys[rest], ids[rest], np.flatnonzero(free))
         return found
 
-    def _search(self, keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    def _search(self, keys: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Each key's (and id's) index among the cache's ``rows``, -1 when absent."""
         # both sides sorted: the search walks memory in order (identical geometries
         # under other ids may miss: those rows are repaired again, which is only slower)
-        mine = np.argsort(self.keys[:, 0], kind="stable")
+        if not len(rows):
+            return np.full(len(keys), -1, dtype=np.int64)
+        mine = rows[np.argsort(self.keys[rows, 0], kind="stable")]
         theirs = np.argsort(keys[:, 0], kind="stable")
         at = np.searchsorted(self.keys[mine, 0], keys[theirs, 0])
         idx = np.empty(len(keys), dtype=np.int64)
@@ -145,6 +154,24 @@ class Repairs:
     min_area: float = 0.0
     reused: int = 0
     rows: int = 0
+    _loading: tuple[float, Future[tuple[RepairCache, str] | None]] | None = None
+
+    def prefetch(self, min_area: float) -> None:
+        """Start reading the last build's cache (:func:`load`) on a thread, so that it
+        overlaps reading the input (both are mostly Arrow's own work, without the GIL)."""
+        if self.previous is None or self._loading is not None:
+            return
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cim-repairs")
+        self._loading = (min_area, reader.submit(load, self.previous, min_area))
+        reader.shutdown(wait=False)  # the thread ends with its one task
+
+    def last(self, min_area: float) -> tuple[RepairCache, str] | None:
+        """The last build's cache and its CRS (:func:`load`), from :meth:`prefetch`
+        when it was started for this ``min_area``."""
+        loading, self._loading = self._loading, None
+        if loading is not None and loading[0] == min_area:
+            return loading[1].result()
+        return load(self.previous, min_area)
 
 
 def settings(crs: str, min_area: float) -> dict[str, object]:
@@ -162,10 +189,10 @@ def code_digest() -> str:
 
     import cim.crs
     import cim.readers
-    from tiling.buildings import prepare, repair
+    from tiling.buildings import footprints, prepare, repair, rowhash
 
     h = hashlib.blake2b(digest_size=12)
-    for module in (repair, prepare, cim.crs, cim.readers):
+    for module in (repair, prepare, footprints, rowhash, cim.crs, cim.readers):
         h.update(Path(module.__file__ or "").read_bytes())
     libraries = (shapely.__version__, shapely.geos_version_string)
     h.update(repr((*libraries, pyproj.__version__, pyproj.proj_version_str)).encode())
@@ -205,12 +232,21 @@ def _from_table(table: pa.Table) -> RepairCache:
         return table.column(name).to_numpy(zero_copy_only=False)
 
     keys = np.column_stack([col("k0"), col("k1")]).astype(np.uint64)
+    footprints = FootprintArrays(
+        col("wkb").astype(object),
+        np.column_stack([col("cx"), col("cy")]).astype(np.float64),
+        np.column_stack([col(c) for c in LONLAT_BOUNDS]).astype(np.float64),
+        col("area").astype(np.float64),
+        col("vertices").astype(np.int64),
+        col("kind").astype(np.int8),
+        col("holes").astype(np.int32),
+        col("wkb_xxh3").astype(np.uint64),
+    )
     return RepairCache(
         keys,
         col("id").astype(object),
         col("keep").astype(bool),
-        col("wkb").astype(object),
-        np.column_stack([col("cx"), col("cy")]).astype(np.float64),
+        footprints,
         col("entries").astype(object),
         np.column_stack([col(c) for c in BOUNDS]).astype(np.float64),
     )
@@ -265,15 +301,22 @@ def write(folder: Path, cache: RepairCache, crs: str, min_area: float) -> None:
 
 
 def _arrow(cache: RepairCache, rows: slice) -> pa.Table:
+    fp = cache.footprints
     return pa.table(
         {
             "k0": pa.array(cache.keys[rows, 0], pa.uint64()),
             "k1": pa.array(cache.keys[rows, 1], pa.uint64()),
             "id": pa.array(cache.ids[rows], pa.string()),
             "keep": pa.array(cache.keep[rows], pa.bool_()),
-            "wkb": pa.array(cache.wkb[rows], pa.binary()),
-            "cx": pa.array(cache.centres[rows, 0], pa.float64()),
-            "cy": pa.array(cache.centres[rows, 1], pa.float64()),
+            "wkb": pa.array(fp.wkb[rows], pa.binary()),
+            "cx": pa.array(fp.centres[rows, 0], pa.float64()),
+            "cy": pa.array(fp.centres[rows, 1], pa.float64()),
+            **{c: pa.array(fp.bounds[rows, k], pa.float64()) for k, c in enumerate(LONLAT_BOUNDS)},
+            "area": pa.array(fp.areas[rows], pa.float64()),
+            "vertices": pa.array(fp.vertices[rows], pa.int64()),
+            "kind": pa.array(fp.kinds[rows], pa.int8()),
+            "holes": pa.array(fp.holes[rows], pa.int32()),
+            "wkb_xxh3": pa.array(fp.hashes[rows], pa.uint64()),
             "entries": pa.array(cache.entries[rows], pa.string()),
             **{c: pa.array(cache.bounds[rows, k], pa.float64()) for k, c in enumerate(BOUNDS)},
         }

@@ -46,15 +46,16 @@ def mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def hash_rows(columns: Sequence[np.ndarray]) -> np.ndarray:
+def hash_rows(columns: Sequence[np.ndarray | pa.Array | BytesHashes]) -> np.ndarray:
     """Per row, a 64-bit hash of its values in all ``columns`` (in that order).
 
     Parameters
     ----------
-    columns : sequence of ndarray
+    columns : sequence of ndarray, Arrow array or BytesHashes
         Equal-length columns: numeric or bool arrays (hashed by their bits and dtype),
         or object arrays of ``bytes`` or ``str`` (UTF-8; other objects by ``str()``,
-        ``None`` as missing).
+        ``None`` as missing), Arrow string or binary arrays (as their values'
+        object array), :class:`BytesHashes` (as the bytes they were taken of).
 
     Returns
     -------
@@ -63,21 +64,80 @@ def hash_rows(columns: Sequence[np.ndarray]) -> np.ndarray:
     """
     n = len(columns[0]) if len(columns) else 0
     h = np.full(n, _FOLD, dtype=_U64)
+    scratch = np.empty(min(n, _CHUNK_ROWS), dtype=_U64)
     for col in columns:
+        values, tag = _column_bits(col)
         # a bijection of the state per column: a change in one numeric value always
-        # changes the row's hash, one in a text or bytes value but for 2**-64
-        h = mix(h ^ column_values(col))
+        # changes the row's hash, one in a text or bytes value but for 2**-64; mixed
+        # a cache-sized chunk at a time (the passes stay out of main memory)
+        for a in range(0, n, _CHUNK_ROWS):
+            part = h[a : a + _CHUNK_ROWS]
+            part ^= values[a : a + _CHUNK_ROWS]
+            if tag:
+                part ^= tag
+            _mix_in_place(part, scratch[: len(part)])
     return h
 
 
-def column_values(values: np.ndarray | pa.Array) -> np.ndarray:
+#: Rows mixed per step in :func:`hash_rows`.
+_CHUNK_ROWS = 1 << 15
+
+
+def _column_bits(values: np.ndarray | pa.Array | BytesHashes) -> tuple[np.ndarray, np.uint64]:
+    """``column_values(values)`` as an array and a constant to xor with it: 8-byte
+    numbers are their own bits (a view, no copy) and their dtype's tag."""
+    if not isinstance(values, pa.Array | BytesHashes):
+        values = np.asarray(values)
+        if values.dtype.kind in "iuf" and values.dtype.itemsize == 8:
+            return values.view(_U64), _tag(values.dtype.str)
+    return column_values(values), np.uint64(0)
+
+
+def _mix_in_place(x: np.ndarray, scratch: np.ndarray) -> None:
+    """``x[:] = mix(x)`` with one scratch array instead of fresh temporaries."""
+    with np.errstate(over="ignore"):
+        np.right_shift(x, np.uint64(30), out=scratch)
+        x ^= scratch
+        x *= _M1
+        np.right_shift(x, np.uint64(27), out=scratch)
+        x ^= scratch
+        x *= _M2
+        np.right_shift(x, np.uint64(31), out=scratch)
+        x ^= scratch
+
+
+class BytesHashes:
+    """A column of ``bytes`` (WKB) given by each value's :func:`xxh3_hashes`.
+
+    Computed where the bytes are made (the workers), it hashes in :func:`hash_rows`
+    exactly as the column of those bytes would, without a call per value here.
+    """
+
+    __slots__ = ("xxh3",)
+
+    def __init__(self, xxh3: np.ndarray) -> None:
+        self.xxh3 = np.asarray(xxh3, dtype=_U64)
+
+    def __len__(self) -> int:
+        return len(self.xxh3)
+
+
+def xxh3_hashes(values: np.ndarray) -> np.ndarray:
+    """Per ``bytes`` value, its 64-bit xxh3 (see :class:`BytesHashes`)."""
+    items = np.asarray(values, dtype=object).tolist()
+    return np.fromiter(map(xxh3_64_intdigest, items), _U64, len(items))
+
+
+def column_values(values: np.ndarray | pa.Array | BytesHashes) -> np.ndarray:
     """One uint64 per value of a column: its bits, or a hash of its bytes.
 
     Numbers and booleans are their bits (injective) xor a constant of their dtype;
     text and bytes values a 64-bit hash of their bytes and length (see
     :func:`hash_rows`). An Arrow string or binary array hashes as the object array
-    of its values would.
+    of its values would, :class:`BytesHashes` as the bytes they were taken of.
     """
+    if isinstance(values, BytesHashes):
+        return values.xxh3 ^ _BYTES
     if isinstance(values, pa.Array):
         return _bytes_hashes(values) ^ _OBJECT
     values = np.asarray(values)
@@ -147,9 +207,15 @@ def _bytes_hashes(arr: pa.Array) -> np.ndarray:
     offsets = offsets[arr.offset : arr.offset + n + 1].astype(np.int64)
     lengths = np.diff(offsets)
     with np.errstate(over="ignore"):
-        h = lengths.astype(_U64) * _FOLD
-    nw = (lengths + 7) // 8  # words per value
-    if n and nw.any():
+        h = lengths.view(_U64) * _FOLD  # lengths are not negative: their bits
+    longest = int(lengths.max()) if n else 0
+    if 0 < longest <= 8:  # ids, codes, short names: one word or none per value
+        words, starts = _words(data_buf, int(offsets[-1])), offsets[:-1]
+        for a in range(0, n, _CHUNK_WORDS):
+            b = a + _CHUNK_WORDS
+            h[a:b] += _short_sums(words, starts[a:b], lengths[a:b])
+    elif longest:
+        nw = (lengths + 7) // 8  # words per value
         words = _words(data_buf, int(offsets[-1]))
         last = np.cumsum(nw)
         bounds = np.searchsorted(last, np.arange(0, int(last[-1]), _CHUNK_WORDS), "right")
@@ -189,6 +255,16 @@ def _word_sums(
         w[last - 1] &= _TAIL_MASKS[lengths[more] - 8 * (nwm - 1)]
         sums[more] = np.add.reduceat(_mixed(w, place.view(_U64)), first)
     return sums
+
+
+def _short_sums(words: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """:func:`_word_sums` of values of at most one word (an empty one's is 0 too)."""
+    w = _read(words, starts)
+    w &= _TAIL_MASKS[lengths]
+    with np.errstate(over="ignore"):  # _mixed at place 0
+        w *= _M1
+        w ^= w >> np.uint64(29)
+    return w
 
 
 def _read(words: np.ndarray, at: np.ndarray) -> np.ndarray:

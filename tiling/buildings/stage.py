@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,6 +16,7 @@ from cim.model import Buildings
 from cim.stages import BuildContext
 from tiling.buildings import repair_cache
 from tiling.buildings.export import write_buildings_table
+from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.ground import set_base_elevation
 from tiling.buildings.l2 import L2Options, write_l2
 from tiling.buildings.partitions import FOLDER as PARTITIONS
@@ -96,7 +97,7 @@ class BuildingsStage:
         # centroids the partitions and the L2 stage need; rows the last build
         # repaired are taken from its repairs
         repairs = Repairs(ctx.previous / PARTITIONS if ctx.previous else None)
-        buildings, wkb, centres = read_footprints(
+        buildings, figures = read_footprints(
             ctx.project, report, run=Runner(ctx.executor, ctx.track), repairs=repairs
         )
         # the input's Arrow buffers are converted and freed: back to the system, so the
@@ -109,26 +110,26 @@ class BuildingsStage:
         # walls reach below the base by the terrain's error: passed on to the l2 stage
         skirt = ctx.artifacts["wall_skirt"] = set_base_elevation(buildings, ctx.project, report)
         report.written = len(buildings)
-        bounds = buildings.bounds()  # one pass over the footprints: the order and the extent
-        order, keys = hilbert_order(buildings, centres, bounds)  # the partitions' order too
-        buildings, centres, wkb = buildings.take(order), centres[order], wkb[order]
+        bounds = figures.total_bounds()  # the order's frame and the extent
+        order, keys = hilbert_order(buildings, figures.centres, bounds)  # the partitions' too
+        buildings, figures = buildings.take(order), figures.take(order)
         # the footprints' own addresses, before the address stage adds its joins
         own = buildings.addresses.copy()
         # the files are written while the next stages run (they get the table in memory);
         # the writer gets its own addresses array: the address stage extends this one
         ctx.in_background(
             _write_tables,
-            replace(buildings, addresses=own.copy()),
+            buildings.replace(addresses=own.copy()),
             ctx.workdir,
             skirt,
             keys,
-            (wkb, centres),
+            figures,
         )
         ctx.artifacts["own_addresses"] = own
         ctx.artifacts["buildings"] = buildings
         ctx.artifacts["bounds"] = bounds  # the L2 frame's extent: not computed again
-        # computed once: the L2 stage needs both and would otherwise compute them again
-        ctx.artifacts["footprints"] = (wkb, centres)
+        # computed once, by the repair: the L2 stage would otherwise compute them again
+        ctx.artifacts["footprints"] = figures
         west, south, east, north = bounds
         ctx.manifest.setdefault("extent", [west, south, east, north])
 
@@ -138,13 +139,12 @@ def _write_tables(
     workdir: Path,
     skirt: float,
     keys: np.ndarray,
-    footprints: tuple[np.ndarray, np.ndarray],
+    figures: FootprintArrays,
 ) -> None:
     """``buildings.parquet`` and the partitions, from one Arrow table."""
-    wkb, centres = footprints
-    table = partition_table(buildings, keys, wkb=wkb, centres=centres)
-    write_buildings_table(buildings, workdir, columns=table)
-    write_partitions(buildings, workdir, wall_skirt=skirt, keys=keys, table=table)
+    table = partition_table(buildings, keys, wkb=figures.wkb, centres=figures.centres)
+    write_buildings_table(buildings, workdir, columns=table, figures=figures)
+    write_partitions(buildings, workdir, wall_skirt=skirt, keys=keys, table=table, figures=figures)
     del table
     pa.default_memory_pool().release_unused()  # the Arrow copy of the city, freed
 
@@ -187,7 +187,7 @@ class L2Stage:
     def run(self, ctx: BuildContext) -> None:
         """Write the L2 tileset."""
         cfg = ctx.project.section("l2", L2Config) or L2Config()
-        buildings, wkb, centres, bounds = _buildings(ctx)
+        buildings, footprints, bounds = _buildings(ctx)
         building_addresses(buildings, ctx.workdir / "addresses.sqlite")
         report = ctx.stage_report(self.name)
         report.read = len(buildings)
@@ -207,9 +207,12 @@ class L2Stage:
             executor=ctx.executor,
             separate=district_mask(ctx.project, buildings),  # L3 replaces those tiles
             previous=ctx.previous / "tiles" / "l2" if ctx.previous else None,
-            wkb=wkb,
-            centres=centres,
+            wkb=footprints.wkb,
+            centres=footprints.centres,
             bounds=bounds,
+            areas=footprints.areas,
+            vertex_counts=footprints.vertices,
+            footprint_hashes=footprints.hashes,
         )
         properties = figures.pop("properties")
         report.written = figures["buildings"]
@@ -231,23 +234,24 @@ class L2Stage:
 
 def _buildings(
     ctx: BuildContext,
-) -> tuple[Buildings, np.ndarray, np.ndarray, tuple[float, float, float, float] | None]:
+) -> tuple[Buildings, FootprintArrays, tuple[float, float, float, float] | None]:
     """The buildings from memory when their stage ran in this build, else its partitions.
 
     Either way the same rows in the same order with the footprints' own addresses
     (the joined ones come from addresses.sqlite: :func:`building_addresses`), the
-    footprints' WKB and centres, and their bounds when known (else None).
+    footprints' WKB and figures, and their bounds when known (else None).
     """
     buildings = ctx.artifacts.get("buildings")
     if buildings is None:
         buildings, wkb, centres = read_partitions_for_tiles(ctx.workdir)
         bounds = partition_index(ctx.workdir).get("bounds")  # buildings.bounds(), exact
-        return buildings, wkb, centres, tuple(bounds) if bounds else None
-    wkb, centres = ctx.artifacts["footprints"]
+        figures = FootprintArrays.of(buildings.footprints, wkb=wkb, centres=centres)
+        return buildings, figures, tuple(bounds) if bounds else None
     own = ctx.artifacts["own_addresses"]
     if (ctx.workdir / "addresses.sqlite").is_file():
         own = own.copy()  # building_addresses extends it in place: not the artifact
-    return replace(buildings, addresses=own), wkb, centres, ctx.artifacts.get("bounds")
+    figures = ctx.artifacts["footprints"]
+    return buildings.replace(addresses=own), figures, ctx.artifacts.get("bounds")
 
 
 def _wall_skirt(ctx: BuildContext) -> float:

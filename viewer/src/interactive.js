@@ -12,7 +12,7 @@
 // the full frame first (wrapPicks), and CPU ray casts (raycast.js) use the tiles of the
 // last full frame.
 
-import { QualityController, frameBounds, usableMs } from './core/quality.js';
+import { HOLD_CHECK_MS, QualityController, frameBounds, holdFull, usableMs } from './core/quality.js';
 import { BuildingRaycaster } from './tools/raycast.js';
 
 /** ms between polls of a frame's fence. */
@@ -27,17 +27,54 @@ const FAR_M = 50000;
 /** A frame whose fence has not signalled after this long is given up. */
 const GIVE_UP_MS = 20000;
 
+/** Where a control under the pointer, or a text field with the focus, is a tool's input. */
+const INPUT_AREAS = '.toolPanel, #compass';
+const CONTROLS = 'button, input, select, textarea, label, summary, [role="button"], [role="slider"]';
+const TEXT_FIELDS = 'input:not([type]), input[type="text"], input[type="search"], input[type="number"], textarea';
+
+/**
+ * Whether another input to a tool looks likely now: the pointer rests on a control of a
+ * tool's panel or of the compass (a button just clicked, a slider), or a text field of a
+ * tool's panel has the focus (a name being typed). Pointer over the map does not count:
+ * a tool that takes map clicks needs the full detail to aim at.
+ */
+export class InputWatch {
+  /** @param {Document} [doc] */
+  constructor(doc = document) {
+    this.doc = doc;
+    /** @type {EventTarget | null} the element under the pointer */
+    this.over = null;
+    doc.addEventListener('pointerover', (e) => { this.over = e.target; }, { capture: true, passive: true });
+    // the pointer left the page
+    doc.addEventListener('pointerout', (e) => { if (!e.relatedTarget) this.over = null; }, { capture: true, passive: true });
+  }
+
+  likely() {
+    const over = this.over;
+    if (over instanceof Element && over.isConnected) {
+      const control = over.closest(CONTROLS);
+      if (control?.closest(INPUT_AREAS) && !control.matches(':disabled')) return true;
+    }
+    const focus = this.doc.activeElement;
+    return Boolean(focus?.matches(TEXT_FIELDS) && focus.closest(INPUT_AREAS));
+  }
+}
+
 export class InteractiveFrames {
   /**
    * @param {any} viewer the Cesium viewer
    * @param {() => {tileset: any}[]} tilesets the building tilesets (their full-quality
    *   error is the one set on them when an interaction starts)
-   * @param {{controller?: QualityController}} [options]
+   * @param {{controller?: QualityController, watch?: {likely: () => boolean}}} [options]
+   *   watch: whether another input looks likely (the full frame is held back meanwhile)
    */
-  constructor(viewer, tilesets, { controller = new QualityController() } = {}) {
+  constructor(viewer, tilesets, { controller = new QualityController(), watch = new InputWatch() } = {}) {
     this.viewer = viewer;
     this.tilesets = tilesets;
     this.controller = controller;
+    this.watch = watch;
+    /** when the last input came (performance.now()) */
+    this.lastInput = -Infinity;
     /**
      * @type {{scale: number, sse: Map<any, number>, views: Map<any, number>, globe?: number, shadowSize?: number, shadowMap?: any} | null}
      *   the full quality while reduced (the resolution scale of this view and of the other
@@ -60,8 +97,8 @@ export class InteractiveFrames {
     this.timer = null;
     /** @type {{level: number, ms: number}[]} the latest frames measured, for the tests */
     this.frames = [];
-    /** reduced levels set, full quality restored, picks answered exactly, full frames drawn for a pick */
-    this.stats = { interactive: 0, restored: 0, exactPicks: 0, fullForPick: 0 };
+    /** reduced levels set, full quality restored, picks answered exactly, full frames drawn for a pick, checks that held the full frame back */
+    this.stats = { interactive: 0, restored: 0, exactPicks: 0, fullForPick: 0, held: 0 };
     this.raycaster = new BuildingRaycaster();
     /** the camera is moving (an input's flight or rotation): a reduced level is held */
     this.moving = false;
@@ -79,6 +116,7 @@ export class InteractiveFrames {
   /** An input: draw the next frame at the controller's level, the full quality after a pause. */
   interact() {
     this.onInput?.();
+    this.lastInput = performance.now();
     const level = this.controller.level;
     if (level > 0) this.apply(level);
     else if (this.saved) this.restore(); // the full level fits again
@@ -87,14 +125,23 @@ export class InteractiveFrames {
 
   /**
    * Restore the full quality after a pause; not while the camera moves (each frame of a
-   * flight the input started would be a full one: moveEnd schedules it again).
+   * flight the input started would be a full one: moveEnd schedules it again), nor while
+   * another input looks likely (holdFull: the input would wait for the whole full frame).
+   * @param {number} [ms] the pause (the controller's idleMs())
    */
-  schedule() {
+  schedule(ms = this.controller.idleMs()) {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (!this.moving) this.restore();
-    }, this.controller.idleMs());
+      if (this.moving || !this.saved) return;
+      const now = { sinceInputMs: performance.now() - this.lastInput, likely: this.watch.likely(), fullMs: this.controller.estimate(0) };
+      if (holdFull(now, this.controller.budgetMs)) {
+        this.stats.held += 1;
+        this.schedule(HOLD_CHECK_MS);
+        return;
+      }
+      this.restore();
+    }, ms);
   }
 
   /**
@@ -106,8 +153,7 @@ export class InteractiveFrames {
     const { scale, sse, globe = 1, shadows = 1, cascades = 4 } = this.controller.levels[level];
     if (!this.saved) {
       const saved = new Map();
-      for (const { tileset } of this.tilesets()) {
-        if (!tileset) continue;
+      for (const tileset of this.reducible()) {
         saved.set(tileset, tileset.maximumScreenSpaceError);
         // the tiles the last full frame drew: what rays are cast against meanwhile
         // (kept from before when no full frame was drawn since: the last one was reduced)
@@ -134,7 +180,7 @@ export class InteractiveFrames {
       other.scene.requestRender();
     }
     viewer.resolutionScale = this.saved.scale * scale;
-    for (const [tileset, full] of this.saved.sse) tileset.maximumScreenSpaceError = full * sse;
+    for (const [tileset, full] of this.saved.sse) if (!tileset.isDestroyed?.()) tileset.maximumScreenSpaceError = full * sse;
     if (this.saved.globe !== undefined) viewer.scene.globe.maximumScreenSpaceError = this.saved.globe * globe;
     // the sun's shadow map, while shadows are on (its size is kept from when they were);
     // one cascade at the low levels: a shadow map of its own, swapped in (CesiumJS sees the
@@ -153,6 +199,24 @@ export class InteractiveFrames {
     }
     if (this.level !== level) this.stats.interactive += 1;
     this.level = level;
+  }
+
+  /**
+   * The tilesets whose detail a reduced level lowers: the building tilesets, and every
+   * other 3D tileset of the scene (the pipelines: under the ground, and at their full
+   * detail they were most of a lowest-level frame, ~100 of 170 ms on the sample city
+   * under SwiftShader).
+   * @returns {any[]}
+   */
+  reducible() {
+    const found = new Set(this.tilesets().map((t) => t.tileset).filter(Boolean));
+    const Tileset = window.Cesium?.Cesium3DTileset;
+    const { primitives } = this.viewer.scene;
+    for (let i = 0; Tileset && i < primitives.length; i++) {
+      const p = primitives.get(i);
+      if (p instanceof Tileset) found.add(p);
+    }
+    return [...found];
   }
 
   /** Set the current level again (a view or tileset was added while reduced). */
@@ -225,7 +289,7 @@ export class InteractiveFrames {
   setFull() {
     if (!this.saved) return;
     this.viewer.resolutionScale = this.saved.scale;
-    for (const [tileset, full] of this.saved.sse) tileset.maximumScreenSpaceError = full;
+    for (const [tileset, full] of this.saved.sse) if (!tileset.isDestroyed?.()) tileset.maximumScreenSpaceError = full;
     if (this.saved.globe !== undefined) this.viewer.scene.globe.maximumScreenSpaceError = this.saved.globe;
     const { scene } = this.viewer;
     const full = this.saved.shadowMap;
@@ -315,7 +379,7 @@ export class InteractiveFrames {
     scene.postRender.addEventListener(() => {
       this.onScreen = this.level;
       if (this.level === 0) {
-        for (const { tileset } of this.tilesets()) if (tileset) delete tileset.cimFullSelection;
+        for (const tileset of this.reducible()) delete tileset.cimFullSelection;
         if (scene.globe?._surface) delete scene.globe._surface.cimFullTiles;
       }
       if (!fences) return;

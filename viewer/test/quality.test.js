@@ -3,7 +3,7 @@
 // frame's time from its fence.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LEVELS, PRIOR, QualityController, BUDGET_MS, IDLE_MS, MAX_IDLE_MS, REST_FACTOR, frameBounds, usableMs } from '../src/core/quality.js';
+import { LEVELS, PRIOR, QualityController, BUDGET_MS, IDLE_MS, MAX_IDLE_MS, MAX_HOLD_MS, REST_FACTOR, frameBounds, holdFull, usableMs } from '../src/core/quality.js';
 
 test('levels go from the full quality down, in resolution then building detail', () => {
   assert.deepEqual(LEVELS[0], { scale: 1, sse: 1, globe: 1, shadows: 1, cascades: 4 });
@@ -133,4 +133,15 @@ test('a fence polled late (the page was busy) is recorded only when the bounds t
   // late, but not drawn after 2 s: over the budget by at least that much
   const over = frameBounds({ start: 1000, checked: 3000, now: 6000, prevHi: 0 });
   assert.equal(usableMs(over, 120), 2000);
+});
+
+test('the full-quality frame is held back while another input looks likely, up to a limit', () => {
+  const slow = 2500; // a full frame under software WebGL
+  assert.equal(holdFull({ sinceInputMs: 3000, likely: true, fullMs: slow }, BUDGET_MS), true);
+  // no input coming, a full frame that fits (a GPU), none measured, or held long enough
+  assert.equal(holdFull({ sinceInputMs: 3000, likely: false, fullMs: slow }, BUDGET_MS), false);
+  assert.equal(holdFull({ sinceInputMs: 3000, likely: true, fullMs: BUDGET_MS }, BUDGET_MS), false);
+  assert.equal(holdFull({ sinceInputMs: 3000, likely: true, fullMs: null }, BUDGET_MS), false);
+  assert.equal(holdFull({ sinceInputMs: MAX_HOLD_MS, likely: true, fullMs: slow }, BUDGET_MS), false);
+  assert.ok(MAX_HOLD_MS > MAX_IDLE_MS, 'held longer than the longest pause before a full frame');
 });

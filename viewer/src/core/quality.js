@@ -68,6 +68,30 @@ export const MAX_IDLE_MS = 4000;
 /** The pause before the full frame, in full frames' times (see MAX_IDLE_MS). */
 export const REST_FACTOR = 2;
 
+/**
+ * The longest the full-quality frame is held back after the last input while another
+ * input looks likely (holdFull), and how often a held frame looks again.
+ */
+export const MAX_HOLD_MS = 10000;
+export const HOLD_CHECK_MS = 250;
+
+/**
+ * Whether the full-quality frame due now is held back: only when a full frame does not
+ * fit the budget (an input that comes while one is drawn waits for all of it: software
+ * WebGL cannot stop a frame), another input looks likely (the pointer rests on a tool's
+ * control, the compass, or a tool's text field has the focus: the next click or key is
+ * coming) and the last input is less than MAX_HOLD_MS ago (the full picture comes then
+ * anyway).
+ * @param {{sinceInputMs: number, likely: boolean, fullMs: number | null}} now
+ *   fullMs: the full frame's estimated time (null: not measured)
+ * @param {number} budgetMs
+ * @returns {boolean}
+ */
+export function holdFull({ sinceInputMs, likely, fullMs }, budgetMs) {
+  if (!likely || fullMs === null || fullMs <= budgetMs) return false;
+  return sinceInputMs < MAX_HOLD_MS;
+}
+
 /** Weight of a new measurement in a level's running estimate. */
 const WEIGHT = 0.5;
 

@@ -37,6 +37,11 @@ export function create(ctx) {
   const state = { iso: '', altitude: 0, azimuth: 0, on: false };
 
   const tilesets = () => [...tree.layers.values()].filter((l) => l.kind === 'buildings' && l.object).map((l) => l.object);
+  // the other tilesets (the pipelines under the ground) neither cast nor receive the sun's
+  // shadows: a pass of theirs for nothing, and programs of their own to compile
+  const others = () => [...tree.layers.values()].filter((l) => l.kind !== 'buildings' && l.object && 'shadows' in l.object).map((l) => l.object);
+  /** @type {Map<any, any>} the other tilesets' shadow modes while the sun's shadows are on */
+  const othersSaved = new Map();
 
   const describe = () => {
     const zone = `${t('sunZone')} UTC${offset >= 0 ? '+' : ''}${offset}`;
@@ -70,6 +75,15 @@ export function create(ctx) {
     viewer.shadows = on;
     viewer.terrainShadows = mode;
     for (const ts of tilesets()) ts.shadows = mode;
+    if (on) {
+      for (const ts of others()) {
+        if (!othersSaved.has(ts)) othersSaved.set(ts, ts.shadows);
+        ts.shadows = Cesium.ShadowMode.DISABLED;
+      }
+    } else {
+      for (const [ts, saved] of othersSaved) ts.shadows = saved;
+      othersSaved.clear();
+    }
     if (on) {
       const map = viewer.scene.shadowMap;
       map.softShadows = false;
@@ -117,7 +131,7 @@ export function create(ctx) {
       viewer.scene.requestRender();
     },
     relabel: describe,
-    api: { state, apply },
+    api: { state, apply, others },
     // the shadow map's passes and every layer's shadowed shaders, compiled after load
     // (warm.js): at the view's own time, so the sun is up as the page shows it; and those
     // of the interactive frames' one-cascade map

@@ -1,0 +1,51 @@
+"""A city without DEM, addresses or L3 is built without decoding its footprints in the
+build process: the repair's WKB and figures carry everything later steps need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import shapely
+from scale_helpers import write_geoparquet
+
+from cim.build import build_project
+from cim.model import EncodedFootprints
+
+
+def _city(root: Path) -> Path:
+    (root / "data").mkdir(parents=True)
+    write_geoparquet(root / "data" / "buildings.parquet", 300, seed=5)
+    toml = root / "city.toml"
+    toml.write_text(
+        '[city]\nname = "c"\n[buildings]\npath = "data/buildings.parquet"\nid = "id"\n'
+        "[l2]\nmax_features_per_tile = 40\n",
+        encoding="utf-8",
+    )
+    return toml
+
+
+def test_no_footprint_is_decoded_and_the_outputs_hold_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[int] = []
+    real = EncodedFootprints.decode
+
+    def counted(self: EncodedFootprints) -> np.ndarray:
+        decoded.append(len(self))
+        return real(self)
+
+    monkeypatch.setattr(EncodedFootprints, "decode", counted)
+    toml = _city(tmp_path)
+    result = build_project(toml, jobs=1, progress=False)
+    assert decoded == []
+    assert result.manifest["layers"]["l2"]["buildings"] == 300
+    # what the partitions and buildings.parquet hold is the repaired footprints
+    out = tmp_path / "output"
+    table = pq.read_table(out / "buildings.parquet")
+    footprints = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+    assert shapely.is_valid(footprints).all() and len(footprints) == 300
+    west, south, east, north = result.manifest["extent"]
+    assert tuple(shapely.total_bounds(footprints)) == (west, south, east, north)

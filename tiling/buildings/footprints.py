@@ -1,0 +1,132 @@
+"""Per-footprint figures, computed once where the footprint is repaired.
+
+The repair (:mod:`.repair`) has every repaired footprint in hand as a GEOS geometry on
+a worker; there it also takes the figures later steps need of each one — its 2D WKB
+(what the partitions store and the L2 tiles receive), centroid (the Hilbert key's
+point and the L2 tile placement's), lon/lat bounds (the city's extent, the partitions'
+bounds, the duplicate check), area and vertex count (the L2 tile budget), geometry type
+and holes (the report's counts, the GeoParquet metadata), and a 64-bit hash of the WKB
+(the L2 tiles' content hashes, :mod:`.rowhash`). The repair
+cache (:mod:`.repair_cache`) keeps them, so a rebuild reuses them like the footprints
+themselves, and the build process computes none of them for the whole city.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from tiling.buildings.rowhash import xxh3_hashes
+
+
+@dataclass(frozen=True)
+class FootprintArrays:
+    """Row-aligned figures of footprints (lon/lat, valid, 2D).
+
+    Attributes
+    ----------
+    wkb : (n,) ndarray of bytes
+        2D WKB (None where a row has no footprint).
+    centres : (n, 2) ndarray of float64
+        Centroids (NaN where none).
+    bounds : (n, 4) ndarray of float64
+        (west, south, east, north) per footprint (NaN where none).
+    areas : (n,) ndarray of float64
+        ``shapely.area`` in square degrees.
+    vertices : (n,) ndarray of int64
+        ``shapely.get_num_coordinates``.
+    kinds : (n,) ndarray of int8
+        ``shapely.get_type_id`` (3 Polygon, 6 MultiPolygon; -1 where none).
+    holes : (n,) ndarray of int32
+        ``shapely.get_num_interior_rings`` (0 for a MultiPolygon, as GEOS counts).
+    hashes : (n,) ndarray of uint64
+        :func:`tiling.buildings.rowhash.xxh3_hashes` of ``wkb`` (0 where none).
+    """
+
+    wkb: np.ndarray
+    centres: np.ndarray
+    bounds: np.ndarray
+    areas: np.ndarray
+    vertices: np.ndarray
+    kinds: np.ndarray
+    holes: np.ndarray
+    hashes: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        footprints: np.ndarray,
+        *,
+        wkb: np.ndarray | None = None,
+        centres: np.ndarray | None = None,
+    ) -> FootprintArrays:
+        """The figures of ``footprints`` (non-empty geometries); ``wkb`` and
+        ``centres`` are taken as given when the caller has them."""
+        if wkb is None:
+            wkb = shapely.to_wkb(footprints, output_dimension=2)
+        return cls(
+            wkb,
+            shapely.get_coordinates(shapely.centroid(footprints)) if centres is None else centres,
+            shapely.bounds(footprints),
+            shapely.area(footprints),
+            shapely.get_num_coordinates(footprints).astype(np.int64),
+            shapely.get_type_id(footprints).astype(np.int8),
+            shapely.get_num_interior_rings(footprints).astype(np.int32),
+            xxh3_hashes(wkb),
+        )
+
+    @classmethod
+    def empty(cls, n: int) -> FootprintArrays:
+        """``n`` rows without footprints, to be filled with :meth:`put`."""
+        return cls(
+            np.full(n, None, dtype=object),
+            np.full((n, 2), np.nan),
+            np.full((n, 4), np.nan),
+            np.full(n, np.nan),
+            np.zeros(n, dtype=np.int64),
+            np.full(n, -1, dtype=np.int8),
+            np.zeros(n, dtype=np.int32),
+            np.zeros(n, dtype=np.uint64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.wkb)
+
+    def take(self, index: np.ndarray) -> FootprintArrays:
+        """The rows selected by ``index`` (bool mask or indices)."""
+        return FootprintArrays(
+            self.wkb[index],
+            self.centres[index],
+            self.bounds[index],
+            self.areas[index],
+            self.vertices[index],
+            self.kinds[index],
+            self.holes[index],
+            self.hashes[index],
+        )
+
+    def put(self, rows: np.ndarray, values: FootprintArrays) -> None:
+        """Set rows ``rows`` (indices) to ``values`` (in place)."""
+        self.wkb[rows] = values.wkb
+        self.centres[rows] = values.centres
+        self.bounds[rows] = values.bounds
+        self.areas[rows] = values.areas
+        self.vertices[rows] = values.vertices
+        self.kinds[rows] = values.kinds
+        self.holes[rows] = values.holes
+        self.hashes[rows] = values.hashes
+
+    def total_bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) over every footprint: ``shapely.total_bounds``."""
+        return total_bounds(self.bounds)
+
+
+def total_bounds(bounds: np.ndarray) -> tuple[float, float, float, float]:
+    """``shapely.total_bounds`` from per-footprint bounds ((n, 4); NaN rows: none)."""
+    if not len(bounds) or np.isnan(bounds[:, 0]).all():
+        return (np.nan, np.nan, np.nan, np.nan)
+    west, south = np.nanmin(bounds[:, :2], axis=0)
+    east, north = np.nanmax(bounds[:, 2:], axis=0)
+    return float(west), float(south), float(east), float(north)
