@@ -560,8 +560,8 @@ def _drop_unfitting(
 
 
 def _dedupe_ids(
-    ids: np.ndarray, geoms: np.ndarray, keep: np.ndarray, report: StageReport
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ids: np.ndarray, geoms: np.ndarray | _RowDecoder, keep: np.ndarray, report: StageReport
+) -> tuple[np.ndarray, np.ndarray | _RowDecoder, np.ndarray]:
     ids = ids.copy()
     kept = np.flatnonzero(keep)
     text = pa.array(ids[kept], type=pa.string())
@@ -598,7 +598,7 @@ def _dedupe_ids(
 
 def _drop_duplicate_footprints(
     ids: np.ndarray,
-    geoms: np.ndarray,
+    geoms: np.ndarray | _RowDecoder,
     keep: np.ndarray,
     report: StageReport,
     bounds: np.ndarray | None = None,
