@@ -15,6 +15,21 @@ from typing import Any
 import numpy as np
 import shapely
 
+#: The text columns of :class:`Buildings` that may have an Arrow twin (``arrow_text``).
+_TWINNED = frozenset({"ids", "name", "use", "roof_type"})
+
+
+def _take_arrow(values: Any, index: np.ndarray) -> Any:
+    """``values[index]`` of an Arrow array, for a bool mask or integer indices."""
+    import pyarrow as pa  # only when a table has twins: cim.model stays light to import
+
+    if isinstance(index, slice):
+        return values[index]
+    index = np.asarray(index)
+    if index.dtype == bool:
+        return values.filter(pa.array(index))
+    return values.take(pa.array(index))
+
 
 class EncodedFootprints:
     """Footprints held as 2D WKB, turned into shapely geometries on first use.
@@ -93,6 +108,12 @@ class Buildings:
         were not mapped or not in the file.
     source_crs : str
         CRS the footprints were read in (for the report and manifest).
+    arrow_text : dict of str to pyarrow string array
+        Optional Arrow twins of ``ids``, ``name``, ``use`` and ``roof_type`` (the
+        same values, as read): the partitions and L2 tiles take them instead of
+        converting a million Python strings back to Arrow. :meth:`take` keeps them in
+        step and :meth:`replace` drops the twin of a column it replaces; never assign
+        into a column that has one.
     """
 
     ids: np.ndarray
@@ -107,9 +128,15 @@ class Buildings:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     l3: dict[str, np.ndarray] = field(default_factory=dict)
     source_crs: str = "EPSG:4326"
+    arrow_text: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.ids)
+        for name, twin in self.arrow_text.items():
+            if name not in _TWINNED or len(twin) != n:
+                raise ValueError(
+                    f"arrow_text {name!r}: {len(twin)} rows of {n}, or not a text column"
+                )
         if len(self.addresses) != n:
             self.addresses = np.empty(n, dtype=object)
             self.addresses.fill(())
@@ -121,11 +148,18 @@ class Buildings:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, index: np.ndarray) -> Buildings:
-        """A new table with the rows selected by ``index`` (bool mask or indices)."""
+    def take(
+        self, index: np.ndarray, *, footprints: np.ndarray | EncodedFootprints | None = None
+    ) -> Buildings:
+        """A new table with the rows selected by ``index`` (bool mask or indices).
+
+        ``footprints``: the selected rows' footprints when the caller has them
+        already (the same values): not taken again.
+        """
         return Buildings(
             ids=self.ids[index],
-            footprints=self._footprints[index],  # encoded ones stay encoded
+            # encoded ones stay encoded
+            footprints=self._footprints[index] if footprints is None else footprints,
             height=self.height[index],
             floors=self.floors[index],
             base=self.base[index],
@@ -136,12 +170,16 @@ class Buildings:
             extra={k: v[index] for k, v in self.extra.items()},
             l3={k: v[index] for k, v in self.l3.items()},
             source_crs=self.source_crs,
+            arrow_text={k: _take_arrow(v, index) for k, v in self.arrow_text.items()},
         )
 
     def replace(self, **changes: Any) -> Buildings:
         """A copy with ``changes`` (``dataclasses.replace`` that keeps encoded
-        footprints encoded)."""
+        footprints encoded, and the Arrow twins of the text columns not replaced)."""
         changes.setdefault("footprints", self._footprints)
+        changes.setdefault(
+            "arrow_text", {k: v for k, v in self.arrow_text.items() if k not in changes}
+        )
         return dataclasses.replace(self, **changes)
 
     @property

@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,8 +111,9 @@ class FeatureTable:
     ----------
     path : Path
     geometry : ndarray of shapely geometries (None for missing ones), file CRS
-    columns : dict of str to ndarray
-        Attribute columns (object arrays for text, numeric arrays otherwise).
+    columns : mapping of str to ndarray
+        Attribute columns (object arrays for text, numeric arrays otherwise); an
+        :class:`AttributeColumns` when read through Arrow.
     crs : str or None
         The CRS the file itself carries, as WKT/PROJJSON/authority string, or None.
         A GeoJSON without a ``crs`` member carries none (GDAL would say EPSG:4326).
@@ -136,7 +137,7 @@ class FeatureTable:
 
     path: Path
     geometry: np.ndarray
-    columns: dict[str, np.ndarray]
+    columns: Mapping[str, np.ndarray]
     crs: str | None
     encoding: str | None = None
     implied_crs: str | None = None
@@ -147,6 +148,15 @@ class FeatureTable:
 
     def __len__(self) -> int:
         return len(self.geometry)
+
+    def arrow_text(self, name: str | None) -> pa.ChunkedArray | None:
+        """Column ``name`` (found as :meth:`column` finds it) as Arrow text when the
+        reader read it as such, else None."""
+        if name is None or not isinstance(self.columns, AttributeColumns):
+            return None
+        if name not in self.columns:
+            name = {k.lower(): k for k in self.columns}.get(name.lower())
+        return self.columns.arrow_text(name) if name else None
 
     def parse(self, rows: np.ndarray) -> None:
         """Read the geometries of ``rows`` (sorted) from ``source_wkb``, as the reader
@@ -546,11 +556,57 @@ def _decode_bytes(value: bytes | None, encoding: str | None) -> str | None:
     return value.decode("utf-8", errors="replace")
 
 
+class AttributeColumns(Mapping[str, np.ndarray]):
+    """A file's attribute columns by name; text read through Arrow becomes Python
+    ``str`` objects only when the column is first looked up.
+
+    A build maps a few of a file's columns, and of those it may need only the Arrow
+    text (:meth:`arrow_text`: the footprints' use, name and roof type go from the file
+    to the partitions and tiles in Arrow): a million Python strings per column cost
+    about a quarter of a second to make, and as much to turn back into Arrow.
+    """
+
+    def __init__(
+        self,
+        ready: dict[str, np.ndarray],
+        text: dict[str, pa.ChunkedArray],
+        names: list[str] | None = None,
+    ) -> None:
+        self._ready = ready
+        self._text = text
+        #: the columns in the file's order
+        self._names = names if names is not None else [*ready, *text]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._ready:
+            if name not in self._text:
+                raise KeyError(name)
+            self._ready[name] = _text_objects(self._text[name])
+        return self._ready[name]
+
+    def __contains__(self, name: object) -> bool:
+        # Mapping's own would look the column up, turning its text into objects
+        return name in self._ready or name in self._text
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def arrow_text(self, name: str) -> pa.ChunkedArray | None:
+        """Column ``name`` as read (Arrow string, nulls kept) when it is text the
+        reader had in Arrow; else None (ask ``self[name]``)."""
+        return self._text.get(name)
+
+
 def _arrow_columns(
     table: pa.Table, exclude: set[str], *, encoding: str | None, path: Path
-) -> dict[str, np.ndarray]:
-    """Attribute columns: float64, int64 (integers without nulls) or object (text)."""
+) -> AttributeColumns:
+    """Attribute columns: float64, int64 (integers without nulls) or object (text,
+    converted when first looked up: :class:`AttributeColumns`)."""
     out: dict[str, np.ndarray] = {}
+    text: dict[str, pa.ChunkedArray] = {}
     for name in table.column_names:
         if name in exclude:
             continue
@@ -564,10 +620,11 @@ def _arrow_columns(
             log.info("%s: column %s is bytes; decoding it as text", path, name)
             out[name] = _decode_column(col, encoding)
         elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            out[name] = _text_objects(col)
+            text[name] = col
         else:
             out[name] = col.to_numpy(zero_copy_only=False).astype(object)
-    return out
+    names = [name for name in table.column_names if name not in exclude]
+    return AttributeColumns(out, text, names)
 
 
 #: Rows of a text column looked at to guess whether it repeats its values
@@ -633,12 +690,18 @@ def to_float(values: np.ndarray | None, n: int) -> np.ndarray:
     return _to_float(values)
 
 
-def to_text(values: np.ndarray | None, n: int) -> np.ndarray:
-    """Text view of an attribute column; '' where missing."""
+def to_text(values: np.ndarray | pa.Array | pa.ChunkedArray | None, n: int) -> np.ndarray:
+    """Text view of an attribute column; '' where missing.
+
+    ``values``: an object or numeric array, or Arrow text (:meth:`FeatureTable.arrow_text`),
+    which is read without a detour through Python objects.
+    """
     out = np.empty(n, dtype=object)
     if values is None:
         out[:] = ""
         return out
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return _arrow_text_objects(values)
     if values.dtype.kind in "iub":
         out[:] = values.astype(np.int64).astype(str).astype(object)
         return out
@@ -655,6 +718,19 @@ def to_text(values: np.ndarray | None, n: int) -> np.ndarray:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         out[:] = ["" if v is None else str(v).strip() for v in values]
         return out
+    return _arrow_text_objects(arr)
+
+
+def trimmed_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Arrow text as :func:`to_text` reads it (whitespace trimmed, "" where null), in
+    one chunk: the Arrow twin of its result."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return pc.utf8_trim_whitespace(pc.fill_null(values, ""))
+
+
+def _arrow_text_objects(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Object array of the trimmed values of Arrow text, "" where null."""
     trimmed = _through_distinct(
         arr, lambda d: pc.utf8_trim_whitespace(d).to_numpy(zero_copy_only=False), ""
     )

@@ -153,6 +153,8 @@ def test_fingerprints_tell_geometries_apart() -> None:
     assert keys.shape == (4, 2) and keys.dtype == np.uint64
     assert (keys[0] == keys[2]).all() and not (keys[0] == keys[1]).all()
     assert not (keys[3] == keys[0]).all()
+    # a 64-bit hash and the stored length (a row without geometry: empty)
+    assert keys[:, 1].tolist() == [len(a), len(b), len(a), 0]
 
 
 def test_sending_the_sources_own_wkb_changes_nothing(

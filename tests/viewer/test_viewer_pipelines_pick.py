@@ -82,6 +82,74 @@ def page(browser: Any, live_server: Any, target: dict[str, Any]) -> Iterator[tup
     context.close()
 
 
+#: JS: draw a full-quality frame now and wait for it; how many draw commands the pipelines
+#: tileset gave that frame (its render pass: counted around its update), whether it is
+#: shown and why, and the layer tree's checkbox
+DRAWN_JS = """() => new Promise((done) => {
+  const c = window.cim, s = c.viewer.scene, p = c.pipelines.tileset;
+  // the compute commands of the environment maps (one queue for every tileset) draw no pipe
+  const draws = (cmd) => cmd instanceof window.Cesium.DrawCommand;
+  if (!p.cimCount) {
+    const update = p.update.bind(p);
+    p.cimCount = { last: 0 };
+    p.update = (fs) => { const n = fs.commandList.length; update(fs);
+                         p.cimCount.last = fs.commandList.slice(n).filter(draws).length; };
+  }
+  c.interactive.restore();
+  p.cimCount.last = 0;
+  const off = s.postRender.addEventListener(() => { off();
+    done({ commands: p.cimCount.last, show: p.show, why: c.pipelines.seen,
+           checkbox: c.tree.get('pipelines').getShow() }); });
+  s.requestRender(); })"""
+
+#: JS: dig a pit with the clip tool: a square of half side ``half`` m around lon, lat
+DIG_JS = """([lon, lat, ground, half]) => { const c = window.cim;
+  const dLat = half / 111320, dLon = dLat / Math.cos((lat * Math.PI) / 180);
+  c.tools.activate('clip');
+  const api = c.tools.get('clip').api;
+  api.state.mode = 'excavate';
+  api.state.ring = [[-1, -1], [1, -1], [1, 1], [-1, 1]].map(([x, y]) =>
+    [lon + x * dLon, lat + y * dLat, ground]);
+  return api.dig(); }"""
+
+
+def test_pipes_drawn_only_where_they_can_be_seen(
+    page: tuple[Any, PageLog], target: dict[str, Any]
+) -> None:
+    """Under the opaque terrain the pipes cost frames for nothing: they are left out, and
+    drawn in an excavation and in the underground mode; the checkbox keeps the user's choice."""
+    pg, _ = page
+    # the pipe's tile loads while the tileset is hidden (drawn at once when revealed)
+    pg.wait_for_function(
+        "(id) => window.cim.pipelines.colourOf(id) !== null", arg=target["id"], timeout=60_000
+    )
+    hidden = {"commands": 0, "show": False, "why": None, "checkbox": True}
+    assert pg.evaluate(DRAWN_JS) == hidden
+    # 开挖: an excavation cuts the terrain above the pipe
+    lon, lat, above = target["view"][:3]
+    assert pg.evaluate(DIG_JS, [lon, lat, above - 25.0, 15.0]) is True
+    pg.wait_for_function(
+        """() => { const s = window.cim.viewer.scene; s.requestRender();
+             return !!s.globe.clippingPolygons.clippingTexture; }""",
+        timeout=30_000,
+    )
+    dug = pg.evaluate(DRAWN_JS)
+    assert dug["show"] and dug["why"] == "globe cut" and dug["commands"] > 0, dug
+    pg.evaluate("() => window.cim.tools.deactivate()")  # the pit is filled again
+    assert pg.evaluate(DRAWN_JS) == hidden
+    # the underground mode (the panel's checkbox)
+    pg.locator("#pipelines-underground").evaluate("(box) => box.click()")
+    under = pg.evaluate(DRAWN_JS)
+    assert under["show"] and under["why"] == "underground" and under["commands"] > 0, under
+    # the layer tree's checkbox: the user's choice, apart from what hides the pipes
+    pg.evaluate("() => window.cim.tree.setShow('pipelines', false)")
+    assert pg.evaluate(DRAWN_JS) == {**hidden, "why": "underground", "checkbox": False}
+    pg.evaluate("() => window.cim.tree.setShow('pipelines', true)")
+    assert pg.evaluate(DRAWN_JS)["commands"] > 0
+    pg.locator("#pipelines-underground").evaluate("(box) => box.click()")  # off again
+    assert pg.evaluate(DRAWN_JS) == hidden
+
+
 def test_underground_pick_and_burst(
     page: tuple[Any, PageLog], target: dict[str, Any], live_server: Any
 ) -> None:
@@ -126,3 +194,41 @@ def test_underground_pick_and_burst(
         e for e in log.errors if "Failed to load resource" not in e and not e.startswith("failed:")
     ]
     assert not errors, json.dumps(errors, ensure_ascii=False)[:2000]
+
+
+def test_map_tool_click_is_not_picked_by_the_pipelines(page: tuple[Any, PageLog]) -> None:
+    """While a map tool takes the clicks, the pipelines' click handler makes no scene.pick
+    ahead of the tool's (while a reduced frame is shown a pick draws the full frame first,
+    ~1 s under software WebGL), even in the underground mode."""
+    pg, _ = page
+    if not pg.evaluate("() => window.cim.pipelines.underground"):
+        pg.locator("#pipelines-underground").evaluate("(box) => box.click()")
+    pg.evaluate(
+        """() => { const c = window.cim, s = c.viewer.scene;
+        c.tools.activate('measure');
+        window.__pipePicks = 0;
+        const pick = s.pick;
+        s.pick = function (...args) {
+          if (/layers\\/pipelines\\.js/.test(new Error().stack)) window.__pipePicks += 1;
+          return pick.apply(this, args); };
+        c.interactive.apply(c.interactive.controller.levels.length - 1); }"""
+    )
+    # a point of the map clear of the panels (the pipelines' one covers the centre)
+    spot = pg.evaluate(
+        """() => { const canvas = window.cim.viewer.scene.canvas;
+        for (const [fx, fy] of [[0.85, 0.8], [0.15, 0.85], [0.85, 0.2], [0.5, 0.9]]) {
+          const x = canvas.clientWidth * fx, y = canvas.clientHeight * fy;
+          if (document.elementFromPoint(x, y) === canvas) return [x, y];
+        }
+        return null; }"""
+    )
+    assert spot, "no map pixel clear of the panels"
+    pg.mouse.click(*spot)
+    pg.wait_for_function(
+        "() => window.cim.tools.get('measure').api.points().length === 1", timeout=30_000
+    )
+    picks = pg.evaluate(
+        """() => { const c = window.cim; c.tools.deactivate(); c.interactive.restore();
+        return window.__pipePicks; }"""
+    )
+    assert picks == 0

@@ -204,14 +204,8 @@ def test_a_new_reading_changes_the_colour_within_a_second(
     )
 
 
-@pytest.mark.browser
-def test_click_opens_the_panel_with_a_chart(opened: tuple[Any, PageLog], world: World) -> None:
-    page, log = opened
-    ds = world.ds["<b>桥</b>"]
-    for v in (5.5, 6.0, 7.0):
-        world.read("<b>桥</b>", "water", v)
-        time.sleep(0.01)
-    # look at the sensor from above, then click its point with the mouse
+def _look_at(page: Any, ds: int) -> dict[str, float]:
+    """Look at a sensor's point from above; its position on the screen."""
     page.evaluate(
         """(ds) => { const s = window.cim.sensors, C = window.Cesium;
         const c = C.Cartographic.fromCartesian(s.graphics.get(ds).pos);
@@ -224,6 +218,18 @@ def test_click_opens_the_panel_with_a_chart(opened: tuple[Any, PageLog], world: 
     page.wait_for_timeout(500)
     pos = page.evaluate("ds => window.cim.sensors.screenPosition(ds)", ds)
     assert pos is not None
+    return pos
+
+
+@pytest.mark.browser
+def test_click_opens_the_panel_with_a_chart(opened: tuple[Any, PageLog], world: World) -> None:
+    page, log = opened
+    ds = world.ds["<b>桥</b>"]
+    for v in (5.5, 6.0, 7.0):
+        world.read("<b>桥</b>", "water", v)
+        time.sleep(0.01)
+    # look at the sensor from above, then click its point with the mouse
+    pos = _look_at(page, ds)
     page.mouse.click(pos["x"], pos["y"])
     panel = page.locator("#sensorPanel")
     panel.wait_for(state="visible", timeout=5000)
@@ -252,6 +258,38 @@ def test_click_opens_the_panel_with_a_chart(opened: tuple[Any, PageLog], world: 
 
     panel.wait_for(state="hidden", timeout=2000)
     assert not log.errors, log.errors
+
+
+@pytest.mark.browser
+def test_a_map_tool_click_is_not_picked_by_the_layers(
+    opened: tuple[Any, PageLog], world: World
+) -> None:
+    """While a map tool (measure) takes the clicks, a click on a sensor's point is the
+    tool's: no layer's click handler calls scene.pick (which, after a reduced frame,
+    draws a full-quality frame first: ~1 s under software WebGL) or opens its panel."""
+    page, _ = opened
+    ds = world.ds["<b>桥</b>"]
+    pos = _look_at(page, ds)
+    page.evaluate(
+        """() => { const c = window.cim, s = c.viewer.scene;
+        c.tools.activate('measure');
+        window.__layerPicks = [];
+        window.__realPick = s.pick;
+        s.pick = function (...args) {
+          const from = /layers\\/(\\w+)\\.js/.exec(new Error().stack);
+          if (from) window.__layerPicks.push(from[1]);
+          return window.__realPick.apply(this, args); }; }"""
+    )
+    page.mouse.click(pos["x"], pos["y"])
+    page.wait_for_function(
+        "() => window.cim.tools.get('measure').api.points().length === 1", timeout=30_000
+    )
+    picks = page.evaluate(
+        """() => { const c = window.cim; c.tools.deactivate();
+        c.viewer.scene.pick = window.__realPick; return window.__layerPicks; }"""
+    )
+    assert picks == []
+    assert not page.evaluate("() => window.cim.panels.isVisible('sensor')")
 
 
 @pytest.mark.browser

@@ -712,11 +712,23 @@ def _pixel(png: bytes, x: float, y: float) -> tuple[int, int, int]:
     return tuple(sum(p[k] for p in px) // len(px) for k in range(3))  # type: ignore[return-value]
 
 
+def _render_full(page: Any) -> None:
+    """Draw a full-quality frame now (not a reduced interactive one) and wait for it."""
+    page.evaluate("() => window.cim.interactive?.restore()")
+    _render(page)
+
+
+#: JS: the viewshed's cube maps drawn so far (coarse, full), reused and culled
+SHED_STATS_JS = f"() => {_api('sight')}.shedStats()"
+
+
 def test_viewshed_depth_render(page: Any) -> None:
     """The viewshed from an observer 2 m above the ground beside a building: the ground
     behind the building is reported hidden, the open ground next to the observer seen,
     both by the API (the depth render read back) and in the picture (red and green
-    tints); the time from the click to the frame showing it is printed."""
+    tints); the time from the click to the frame showing it is printed. Progressive: a
+    click answered by a reduced frame first shows the coarse cube map, and the refined
+    one follows without further input; a frame that changes nothing draws no cube map."""
     _activate(page, "sight")
     page.evaluate("() => { window.cim.tools.timings.sight = []; }")  # this test's inputs
     bld = _building(page)
@@ -728,28 +740,61 @@ def test_viewshed_depth_render(page: Any) -> None:
     page.select_option("#sightMode", "viewshed")
     _slide(page, "#sightRadius", 400)
     _slide(page, "#sightEye", 2)
-    _render(page)
+    _render_full(page)
     before = page.screenshot()
+    full_size = 512 if page.evaluate("Boolean(window.cim.softwareRendering)") else 1024
     page.mouse.click(*observer)
+    # the level the click's frame is drawn at (interactive.js; 0: the full quality)
+    level = page.evaluate("window.cim.interactive ? window.cim.interactive.level : 0")
     page.wait_for_function(f"() => {_api('sight')}.state.completeMs !== null", timeout=30000)
-    page.wait_for_function(f"() => {_api('sight')}.state.total > 0", timeout=30000)
+    first = page.evaluate(f"{_api('sight')}.state")
+    # the refined viewshed follows once the inputs pause (a full frame: seconds in software)
+    page.wait_for_function(
+        f"() => {_api('sight')}.state.refined && {_api('sight')}.state.total > 0", timeout=90000
+    )
     state = page.evaluate(f"{_api('sight')}.state")
     print(
         f"\nviewshed (depth render, radius 400 m): shown {state['completeMs']:.0f} ms after the"
-        f" click; {state['visibleCount']}/{state['total']} grid points seen"
+        f" click ({state['firstSize']}² per face, the GPU done at {state['drawnMs'] or 0:.0f} ms),"
+        f" refined ({state['shownSize']}²) at {state['refinedMs']:.0f} ms;"
+        f" {state['visibleCount']}/{state['total']} grid points seen; click frame level {level}"
     )
-    TIMINGS["viewshed_complete_ms"] = [{"ms": state["completeMs"], "radius": 400}]
+    TIMINGS["viewshed_complete_ms"] = [
+        {
+            "ms": state["completeMs"],
+            "drawn_ms": state["drawnMs"],
+            "first_size": state["firstSize"],
+            "refined_ms": state["refinedMs"],
+            "radius": 400,
+        }
+    ]
+    assert state["shownSize"] == full_size
+    assert state["refinedMs"] >= state["completeMs"]
+    if level > 0:
+        # a reduced frame answered the click: the coarse cube map, refined afterwards
+        assert first["firstSize"] == full_size // 4 and first["refined"] is False, first
+        assert state["firstSize"] == full_size // 4
+    else:
+        assert state["firstSize"] == full_size
     assert page.evaluate(VISIBLE_AT_JS, list(behind)) is False, "behind the building"
     assert page.evaluate(VISIBLE_AT_JS, list(open_)) is True, "open ground next to it"
     assert 0 < state["visibleCount"] < state["total"], "a city street sees some, not all"
     assert page.text_content("#sightResult").startswith("可见比例")
     # the picture: the hidden ground turned redder, the open ground greener
-    _render(page)
+    _render_full(page)
     after = page.screenshot()
     (r0, g0, _), (r1, g1, _) = _pixel(before, *behind), _pixel(after, *behind)
     assert (r1 - g1) - (r0 - g0) > 20, ((r0, g0), (r1, g1))
     (r0, g0, _), (r1, g1, _) = _pixel(before, *open_), _pixel(after, *open_)
     assert (g1 - r1) - (g0 - r0) > 20, ((r0, g0), (r1, g1))
+    # once the tiles have settled, a frame that changes nothing reuses the cube map
+    wait_loaded(page, timeout_s=90)
+    _render_full(page)
+    drawn = page.evaluate(SHED_STATS_JS)
+    _render_full(page)
+    again = page.evaluate(SHED_STATS_JS)
+    assert (again["full"], again["coarse"]) == (drawn["full"], drawn["coarse"]), (drawn, again)
+    assert again["reused"] > drawn["reused"], (drawn, again)
     # the response target of issue 12 (the machine running the tests is shared: a bound
     # with room; the figure is printed)
     assert state["completeMs"] < 5 * RESPONSE_MS

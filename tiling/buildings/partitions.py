@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -388,6 +389,27 @@ def _geo_metadata(kinds: np.ndarray, bounds: tuple[float, ...]) -> bytes:
     ).encode()
 
 
+#: The fixed text columns: (partition column and L2 property id, Buildings attribute).
+_TEXT_COLUMNS = (("id", "ids"), ("name", "name"), ("use", "use"), ("roof_type", "roof_type"))
+
+
+def text_columns(b: Buildings) -> dict[str, pa.Array]:
+    """The fixed text columns of ``b`` as Arrow string arrays (missing values ""),
+    keyed by their L2 property ids: ``id``, ``name``, ``use``, ``roof_type``.
+
+    Made once per build: the partitions store them and the L2 tiles take them
+    (:func:`tiling.buildings.l2.write_l2`'s ``text``); converting a million Python
+    strings costs about a quarter of a second per column, so the Arrow twins the
+    reader left (``b.arrow_text``) are taken as they are.
+    """
+    out = {}
+    for key, column in _TEXT_COLUMNS:
+        # the reader's Arrow twin (as read, trimmed) when the table still has it
+        twin = b.arrow_text.get(column)
+        out[key] = twin if twin is not None else _text(getattr(b, column))
+    return out
+
+
 def _text(values: np.ndarray) -> pa.Array:
     try:  # the usual case: every value is already a str
         return pc.fill_null(pa.array(values, pa.string(), from_pandas=True), "")
@@ -422,6 +444,7 @@ def partition_table(
     *,
     wkb: np.ndarray | None = None,
     centres: np.ndarray | None = None,
+    text: Mapping[str, pa.Array] | None = None,
 ) -> pa.Table:
     """The Arrow table of ``b`` as the partitions store it (one row per building).
 
@@ -434,20 +457,24 @@ def partition_table(
         The footprints' 2D WKB (encoded here when not given).
     centres : (n, 2) ndarray, optional
         Footprint centres, stored as ``cx``/``cy`` (computed when not given).
+    text : mapping, optional
+        :func:`text_columns` of ``b`` when the caller made them (the L2 stage takes
+        the same arrays): not converted again.
     """
+    text = text if text is not None else text_columns(b)
     if wkb is None:
         wkb = shapely.to_wkb(b.footprints, output_dimension=2)
     if centres is None:
         centres = footprint_centres(b.footprints)
     cols: dict[str, pa.Array] = {
-        "id": _text(b.ids),
+        "id": text["id"],
         "geometry": pa.array(wkb, pa.binary()),
         "height": pa.array(np.asarray(b.height, dtype=np.float64)),
         "floors": pa.array(np.asarray(b.floors, dtype=np.float64)),
         "base": pa.array(np.asarray(b.base, dtype=np.float64)),
-        "name": _text(b.name),
-        "use": _text(b.use),
-        "roof_type": _text(b.roof_type),
+        "name": text["name"],
+        "use": text["use"],
+        "roof_type": text["roof_type"],
         "addresses": _addresses(b.addresses),
         "hilbert": pa.array(keys, pa.uint64()),
         "cx": pa.array(np.ascontiguousarray(centres[:, 0], dtype=np.float64)),
@@ -503,7 +530,20 @@ def _buildings(t: pa.Table, index: dict[str, Any]) -> Buildings:
         extra={k: get(_EXTRA + k, "s") for k in index.get("extra", [])},
         l3={k: get(_L3 + k, "s") for k in index.get("l3", [])},
         source_crs=index.get("source_crs", "EPSG:4326"),
+        arrow_text=_twins(t),
     )
+
+
+def _twins(t: pa.Table) -> dict[str, pa.Array]:
+    """The partitions' text columns as stored (no nulls): the Arrow twins of
+    :attr:`Buildings.name` and the others (:func:`text_columns` takes them)."""
+    out = {}
+    for key, column in _TEXT_COLUMNS:
+        if key in t.column_names and t.column(key).null_count == 0:
+            col = t.column(key).combine_chunks()
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                out[column] = col
+    return out
 
 
 def building_addresses(buildings: Buildings, index: Path) -> int:

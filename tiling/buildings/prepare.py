@@ -52,6 +52,7 @@ from cim.readers import (
     read_features,
     to_float,
     to_text,
+    trimmed_text,
 )
 from cim.report import StageReport, entry
 from tiling.buildings import repair, repair_cache
@@ -149,14 +150,16 @@ def read_footprints(
     )
     report.read = len(table) + len(table.bad_rows)
     _skip_bad_rows(table, cfg, report)
-    ids = _ids(table, cfg, report)
+    ids, ids_arrow = _ids(table, cfg, report)
     keep, resolved, figures = _clean_geometry(
         table, ids, cfg, project, report, run or Runner(), repairs
     )
     crs = resolved.crs
     # the footprints stay WKB: the duplicate checks decode only their candidates
     geoms = _RowDecoder(figures.wkb)
-    ids, _, keep = _dedupe_ids(ids, geoms, keep, report)
+    deduped, _, keep = _dedupe_ids(ids, geoms, keep, report, ids_arrow)
+    if deduped is not ids:  # some were renamed: the twin no longer holds the ids
+        ids, ids_arrow = deduped, None
     keep = _drop_duplicate_footprints(ids, geoms, keep, report, figures.bounds)
     idx = np.flatnonzero(keep)
     if len(idx) == 0:
@@ -168,18 +171,23 @@ def read_footprints(
     if missing_extra:
         report.warn(f"{cfg.path.name}: extra column(s) {missing_extra} not found")
     figures = figures.take(idx)
+    text = {key: _text_column(table, getattr(cfg, key), n) for key in ("name", "use", "roof_type")}
+    text["ids"] = (ids, ids_arrow)
     buildings = Buildings(
         ids=ids[idx],
         footprints=EncodedFootprints(figures.wkb),  # decoded when a later step needs them
         height=height[idx],
         floors=floors[idx],
         base=_base_attribute(table, cfg, report)[idx],
-        name=to_text(table.column(cfg.name), n)[idx],
-        use=to_text(table.column(cfg.use), n)[idx],
-        roof_type=to_text(table.column(cfg.roof_type), n)[idx],
+        name=text["name"][0][idx],
+        use=text["use"][0][idx],
+        roof_type=text["roof_type"][0][idx],
         extra=extra,
         l3=_l3_columns(table, cfg, n, idx),
         source_crs=crs,
+        arrow_text={
+            k: arrow.take(pa.array(idx)) for k, (_, arrow) in text.items() if arrow is not None
+        },
     )
     if cfg.address:
         addr = to_text(table.column(cfg.address), n)[idx]
@@ -197,6 +205,18 @@ def read_footprints(
         }
     )
     return buildings, figures
+
+
+def _text_column(
+    table: FeatureTable, name: str | None, n: int
+) -> tuple[np.ndarray, pa.Array | None]:
+    """A mapped text column (:func:`to_text`), and the same values in Arrow when the
+    reader had the column as Arrow text (else None)."""
+    arrow = table.arrow_text(name)
+    if arrow is None:
+        return to_text(table.column(name), n), None
+    arrow = trimmed_text(arrow)
+    return to_text(arrow, n), arrow
 
 
 def _l3_columns(
@@ -249,18 +269,25 @@ def _skip_bad_rows(table: FeatureTable, cfg: BuildingsConfig, report: StageRepor
         )
 
 
-def _ids(table: FeatureTable, cfg: BuildingsConfig, report: StageReport) -> np.ndarray:
+def _ids(
+    table: FeatureTable, cfg: BuildingsConfig, report: StageReport
+) -> tuple[np.ndarray, pa.Array | None]:
+    """The rows' ids (missing ones made from the row number), and the same in Arrow
+    when the reader had the column as Arrow text and none was missing (else None)."""
     n = len(table)
     stem = table.path.stem
-    raw = to_text(table.column(cfg.id), n) if cfg.id else None
-    if raw is None:
-        if cfg.id:
-            report.warn(f"id column {cfg.id!r} not found; ids generated from row numbers")
-        return np.array([f"{stem}-{i}" for i in range(n)], dtype=object)
-    for i in np.flatnonzero(raw == ""):
+    if not cfg.id:
+        return np.array([f"{stem}-{i}" for i in range(n)], dtype=object), None
+    # as Arrow text when the reader has it (no detour through Python objects)
+    arrow = table.arrow_text(cfg.id)
+    if arrow is not None:
+        arrow = trimmed_text(arrow)
+    raw = to_text(arrow if arrow is not None else table.column(cfg.id), n)
+    missing = np.flatnonzero(raw == "")
+    for i in missing:
         raw[i] = f"{stem}-{i}"
         report.repair(raw[i], "missing-id", f"row {i} has no {cfg.id}")
-    return raw
+    return raw, arrow if not len(missing) else None
 
 
 def _clean_geometry(
@@ -560,11 +587,20 @@ def _drop_unfitting(
 
 
 def _dedupe_ids(
-    ids: np.ndarray, geoms: np.ndarray | _RowDecoder, keep: np.ndarray, report: StageReport
+    ids: np.ndarray,
+    geoms: np.ndarray | _RowDecoder,
+    keep: np.ndarray,
+    report: StageReport,
+    arrow: pa.Array | None = None,
 ) -> tuple[np.ndarray, np.ndarray | _RowDecoder, np.ndarray]:
-    ids = ids.copy()
+    """Repeated ids: a row with the same geometry as an earlier one of its id is
+    skipped, another is renamed ``id~2``, ``id~3``... (in a copy of ``ids``, returned
+    with ``keep``). ``arrow``: ``ids`` as Arrow text, when the caller has it."""
     kept = np.flatnonzero(keep)
-    text = pa.array(ids[kept], type=pa.string())
+    if arrow is not None:
+        text = arrow.take(pa.array(kept))
+    else:
+        text = pa.array(ids[kept], type=pa.string())
     # rows whose id hash repeats, grouped by id: the ids repeated, in first-row order
     groups: dict[str, list[int]] = {}
     for i in kept[_repeated(_text_hashes(text))].tolist():
@@ -572,6 +608,7 @@ def _dedupe_ids(
     repeated = {value: rows for value, rows in groups.items() if len(rows) > 1}
     if not repeated:
         return ids, geoms, keep
+    ids = ids.copy()
     # a new id has a "~": only the ids with one can be taken already
     taken = set(ids[kept][pc.match_substring(text, "~").to_numpy(zero_copy_only=False)])
     for value, rows in repeated.items():

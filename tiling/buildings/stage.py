@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from cim.config import CityProject, TerrainConfig
 from cim.errors import ConfigError
-from cim.model import Buildings
+from cim.model import Buildings, EncodedFootprints
 from cim.stages import BuildContext
 from tiling.buildings import repair_cache
 from tiling.buildings.export import write_buildings_table
@@ -26,6 +26,7 @@ from tiling.buildings.partitions import (
     partition_index,
     partition_table,
     read_partitions_for_tiles,
+    text_columns,
     write_partitions,
 )
 from tiling.buildings.prepare import Runner, read_footprints
@@ -112,9 +113,14 @@ class BuildingsStage:
         report.written = len(buildings)
         bounds = figures.total_bounds()  # the order's frame and the extent
         order, keys = hilbert_order(buildings, figures.centres, bounds)  # the partitions' too
-        buildings, figures = buildings.take(order), figures.take(order)
+        figures = figures.take(order)
+        # footprints still encoded are the figures' WKB: taken once (a million random reads)
+        encoded = EncodedFootprints(figures.wkb) if buildings.footprints_wkb is not None else None
+        buildings = buildings.take(order, footprints=encoded)
         # the footprints' own addresses, before the address stage adds its joins
         own = buildings.addresses.copy()
+        # the text columns in Arrow, once: the partitions store them, the L2 tiles take them
+        text = ctx.artifacts["text"] = text_columns(buildings)
         # the files are written while the next stages run (they get the table in memory);
         # the writer gets its own addresses array: the address stage extends this one
         ctx.in_background(
@@ -124,6 +130,7 @@ class BuildingsStage:
             skirt,
             keys,
             figures,
+            text,
         )
         ctx.artifacts["own_addresses"] = own
         ctx.artifacts["buildings"] = buildings
@@ -140,9 +147,10 @@ def _write_tables(
     skirt: float,
     keys: np.ndarray,
     figures: FootprintArrays,
+    text: dict[str, pa.Array],
 ) -> None:
     """``buildings.parquet`` and the partitions, from one Arrow table."""
-    table = partition_table(buildings, keys, wkb=figures.wkb, centres=figures.centres)
+    table = partition_table(buildings, keys, wkb=figures.wkb, centres=figures.centres, text=text)
     write_buildings_table(buildings, workdir, columns=table, figures=figures)
     write_partitions(buildings, workdir, wall_skirt=skirt, keys=keys, table=table, figures=figures)
     del table
@@ -213,6 +221,8 @@ class L2Stage:
             areas=footprints.areas,
             vertex_counts=footprints.vertices,
             footprint_hashes=footprints.hashes,
+            # the buildings stage's, or made from the partitions' twins
+            text=ctx.artifacts.get("text") or text_columns(buildings),
         )
         properties = figures.pop("properties")
         report.written = figures["buildings"]

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ROLE_COLOURS, attributeRows, queryUrl, rolesOf, translucency } from '../src/layers/pipelines.js';
+import { ROLE_COLOURS, attributeRows, groundState, queryUrl, rolesOf, seeWhy, translucency } from '../src/layers/pipelines.js';
 
 test('attribute rows leave out empty and no-data values and round to centimetres', () => {
   const rows = attributeRows({ id: 'J1', kind: 'pipe', size: 'DN300', start_depth: 1.2345, depth: -9999, owner: '', ground: NaN });
@@ -45,4 +45,54 @@ test('underground translucency is see-through near, opaque far', () => {
   const t = translucency(true);
   assert.ok(t.enabled && t.nearAlpha < 0.5 && t.farAlpha === 1 && t.near < t.far);
   assert.equal(translucency(false).enabled, false);
+});
+
+test('the pipes are drawn only when something reveals them under the terrain', () => {
+  /** @type {import('../src/layers/pipelines.js').GroundState} */
+  const opaque = {
+    underground: false,
+    globeShown: true,
+    translucent: false,
+    depthTest: true,
+    clipped: false,
+    cameraUnderground: false,
+    realTerrain: true,
+    scene3D: true,
+  };
+  assert.equal(seeWhy(opaque), null);
+  const reveal = {
+    underground: true,
+    globeShown: false,
+    translucent: true,
+    depthTest: false,
+    clipped: true,
+    cameraUnderground: true,
+    realTerrain: false,
+    scene3D: false,
+  };
+  for (const [key, value] of Object.entries(reveal)) {
+    assert.notEqual(seeWhy({ ...opaque, [key]: value }), null, key);
+  }
+});
+
+test('the ground state reads the scene: an excavation, the flat ellipsoid, the camera below', () => {
+  class EllipsoidTerrainProvider {}
+  const Cesium = { EllipsoidTerrainProvider, SceneMode: { SCENE3D: 3 } };
+  /** @type {any} */
+  const globe = { show: true, translucency: { enabled: false }, depthTestAgainstTerrain: true, clippingPolygons: undefined };
+  const viewer = { scene: { globe, cameraUnderground: false, mode: 3 }, terrainProvider: {} };
+  assert.equal(seeWhy(groundState(Cesium, viewer, false)), null);
+  globe.clippingPolygons = { enabled: true, length: 0 }; // emptied (the excavation cleared)
+  assert.equal(seeWhy(groundState(Cesium, viewer, false)), null);
+  globe.clippingPolygons.length = 1;
+  assert.equal(seeWhy(groundState(Cesium, viewer, false)), 'globe cut');
+  globe.clippingPolygons.enabled = false;
+  assert.equal(seeWhy(groundState(Cesium, viewer, false)), null);
+  viewer.terrainProvider = new EllipsoidTerrainProvider();
+  assert.equal(seeWhy(groundState(Cesium, viewer, false)), 'flat terrain');
+  viewer.terrainProvider = {};
+  viewer.scene.cameraUnderground = true;
+  assert.equal(seeWhy(groundState(Cesium, viewer, false)), 'camera below the surface');
+  viewer.scene.cameraUnderground = false;
+  assert.equal(seeWhy(groundState(Cesium, viewer, true)), 'underground');
 });

@@ -1,8 +1,19 @@
 // The viewshed's depth render read back on the CPU (viewer/src/tools/viewshed.js): which
-// cube face and texel a direction falls on, the depth packing, the slope-scaled margin.
+// cube face and texel a direction falls on, the depth packing, the slope-scaled margin;
+// and the progressive viewshed: which cube map a frame shows and when it is drawn.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CUBE_FACES, cubeTexel, depthTolerance, texelAngle, unpackDepth } from '../src/tools/viewshed.js';
+import {
+  CUBE_FACES,
+  chooseCube,
+  coarseSize,
+  cubeTexel,
+  depthTolerance,
+  mustDraw,
+  sameCasters,
+  texelAngle,
+  unpackDepth,
+} from '../src/tools/viewshed.js';
 
 test('each axis direction falls on the centre of its own face', () => {
   CUBE_FACES.forEach((f, i) => {
@@ -56,4 +67,50 @@ test('the margin grows with distance and at grazing angles, within bounds', () =
   assert.equal(depthTolerance(100, a, 0.01), depthTolerance(100, a, 0.05));
   assert.equal(depthTolerance(100, a, -0.5), depthTolerance(100, a, 0.5));
   assert.ok(depthTolerance(0, a, 1) === 1);
+});
+
+test('the coarse cube map is a quarter of the texels per side, at least 64, never above the full size', () => {
+  assert.equal(coarseSize(512), 128);
+  assert.equal(coarseSize(1024), 256);
+  assert.equal(coarseSize(128), 64);
+  assert.equal(coarseSize(32), 32);
+});
+
+test('casters compare as the same commands in the same order', () => {
+  const [a, b, c] = [{}, {}, {}];
+  assert.ok(sameCasters([a, b], [a, b]));
+  assert.ok(sameCasters([], []));
+  assert.ok(!sameCasters([a, b], [b, a]));
+  assert.ok(!sameCasters([a, b], [a, b, c]));
+  // equal-looking but other commands (a tile reloaded): not the same
+  assert.ok(!sameCasters([a], [{}]));
+});
+
+test('a reduced frame shows the coarse cube until the full one holds this observer from a full frame', () => {
+  assert.equal(chooseCube({ fullFrame: true, full: undefined, key: 1 }), 'full');
+  assert.equal(chooseCube({ fullFrame: false, full: undefined, key: 1 }), 'coarse');
+  // the full map holds an earlier observer: coarse
+  assert.equal(chooseCube({ fullFrame: false, full: { key: 1, full: true, casters: [] }, key: 2 }), 'coarse');
+  // refined for this observer: kept while the user works (reduced frames)
+  assert.equal(chooseCube({ fullFrame: false, full: { key: 2, full: true, casters: [] }, key: 2 }), 'full');
+  // drawn for this observer but in a reduced frame (a single map): not refined, coarse
+  assert.equal(chooseCube({ fullFrame: false, full: { key: 2, full: false, casters: [] }, key: 2 }), 'coarse');
+});
+
+test('a cube map is drawn for a new observer, to refine it, or when its casters changed; else reused', () => {
+  const [a, b] = [{}, {}];
+  const now = (/** @type {boolean} */ fullFrame, /** @type {any[]} */ casters = [a, b]) => ({ key: 3, fullFrame, casters });
+  // nothing drawn yet, or another observer's
+  assert.ok(mustDraw(undefined, now(false)));
+  assert.ok(mustDraw({ key: 2, full: true, casters: [a, b] }, now(true)));
+  // the same observer and casters: reused, in reduced and full frames
+  assert.ok(!mustDraw({ key: 3, full: false, casters: [a, b] }, now(false)));
+  assert.ok(!mustDraw({ key: 3, full: true, casters: [a, b] }, now(true)));
+  // drawn in a reduced frame: the full frame refines it
+  assert.ok(mustDraw({ key: 3, full: false, casters: [a, b] }, now(true)));
+  // tiles loaded (other casters): drawn again
+  assert.ok(mustDraw({ key: 3, full: true, casters: [a] }, now(true)));
+  assert.ok(mustDraw({ key: 3, full: false, casters: [a] }, now(false)));
+  // but a refined map is kept in a reduced frame, whose casters are the coarse tiles
+  assert.ok(!mustDraw({ key: 3, full: true, casters: [a, b] }, now(false, [a])));
 });

@@ -615,6 +615,8 @@ function ensureHandler(viewer) {
   const Cesium = window.Cesium;
   shared.handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
   shared.handler.setInputAction((/** @type {any} */ ev) => {
+    // a map tool (measure, clip...) takes the click: no pick (it may draw a full frame)
+    if (/** @type {any} */ (window).cim?.tools?.capturesClicks()) return;
     const picked = viewer.scene.pick(ev.position);
     const id = picked?.id;
     if (id?.layerPick !== 'deptlayer') return;

@@ -619,7 +619,8 @@ export class EventsLayer {
       want(this.Cesium.Math.toDegrees(carto.longitude), this.Cesium.Math.toDegrees(carto.latitude));
       return;
     }
-    if (!this.on) return;
+    // a map tool (measure, clip...) takes the click: no pick (it may draw a full frame)
+    if (!this.on || /** @type {any} */ (window).cim?.tools?.capturesClicks()) return;
     const picked = scene.pick(position);
     if (picked?.id?.layerPick === 'events') this.select(picked.id.event);
   }

@@ -553,7 +553,8 @@ export class SensorsLayer {
 
   /** @param {any} position window position of the click */
   onClick(position) {
-    if (!this.on || !position) return;
+    // a map tool (measure, clip...) takes the click: no pick (it may draw a full frame)
+    if (!this.on || !position || /** @type {any} */ (window).cim?.tools?.capturesClicks()) return;
     const picked = this.viewer.scene.pick(position);
     const ds = picked?.id?.layerPick === 'sensors' ? picked.id.ds : null;
     if (ds !== null && ds !== undefined) this.select(ds);

@@ -10,9 +10,12 @@
 //
 // Viewshed: a depth render from the observer on the GPU (viewshed.js: a point-light
 // shadow map, six 90° frusta, compared with the scene's depth in a post-process
-// stage): what the observer sees within the radius is tinted green, the rest red,
-// in one frame. The share seen is then counted on a radial grid of ground points
-// (`rays` × `rings`, read back from the same depth render, not ray cast).
+// stage): what the observer sees within the radius is tinted green, the rest red.
+// Progressive: the click is answered by a reduced frame (interactive.js) with a coarse
+// cube map of what it draws; the next full-quality frame, drawn once the inputs pause,
+// refines it (the full-size cube map of the full detail). The share seen is then
+// counted on a radial grid of ground points (`rays` × `rings`, read back from the
+// refined depth render, not ray cast).
 
 import { t } from '../i18n.js';
 import { el } from '../util.js';
@@ -55,7 +58,17 @@ export function create(ctx) {
     done: 0,
     visibleCount: 0,
     total: 0,
+    /** ms from the input to the end of the first frame showing the viewshed (coarse or refined) */
     completeMs: /** @type {number | null} */ (null),
+    /** ms from the input to the GPU having drawn that first frame (a WebGL2 fence; null until then) */
+    drawnMs: /** @type {number | null} */ (null),
+    /** texels per cube face of that first frame's viewshed */
+    firstSize: /** @type {number | null} */ (null),
+    /** ms from the input to the end of the first frame showing the refined viewshed */
+    refinedMs: /** @type {number | null} */ (null),
+    /** texels per cube face of the viewshed shown (null: none), and whether it is the refined one */
+    shownSize: /** @type {number | null} */ (null),
+    refined: false,
     /** @type {{by: string, distance: number, length: number} | null} the last ray's first hit */
     hit: null,
     /** @type {{observer: number[], target: number[]} | null} the last sight line (ECEF) */
@@ -219,9 +232,12 @@ export function create(ctx) {
     return { seen, total };
   };
 
+  /** The quality level of the frame about to be drawn (interactive.js; 0: full). */
+  const level = () => ctx.interactive?.level ?? 0;
+
   /** The viewshed's renderer, made once per tool session. */
   const renderer = () => {
-    if (!shed) shed = new Viewshed(viewer, { size: cubeSize(), visible: GREEN, hidden: RED });
+    if (!shed) shed = new Viewshed(viewer, { size: cubeSize(), level, visible: GREEN, hidden: RED });
     return shed;
   };
 
@@ -231,34 +247,67 @@ export function create(ctx) {
    * the depth render of the tiles in view compiles more.
    */
   const prewarm = () => {
-    if (state.mode !== 'viewshed' || shed?.map) return;
+    if (state.mode !== 'viewshed' || shed?.prepared) return;
     setTimeout(() => {
-      if (state.mode !== 'viewshed' || !sketch || shed?.map) return;
+      if (state.mode !== 'viewshed' || !sketch || shed?.prepared) return;
       const canvas = viewer.scene.canvas;
       const centre = pickPoint(viewer, new Cesium.Cartesian2(canvas.clientWidth / 2, canvas.clientHeight / 2));
       if (centre) renderer().prewarm(raise(centre, Number(eyeIn.value)), Number(radiusIn.value));
     }, 50);
   };
 
-  /** Show the viewshed from the observer; time it until the frame that shows it. */
+  /**
+   * Call back once the GPU has drawn the commands issued so far (software WebGL draws
+   * after postRender): a WebGL2 fence polled from timers; never without WebGL2.
+   * @param {() => void} cb
+   */
+  const whenDrawn = (cb) => {
+    const gl = viewer.scene.context._gl;
+    if (typeof WebGL2RenderingContext === 'undefined' || !(gl instanceof WebGL2RenderingContext)) return;
+    const sync = gl.fenceSync(gl.SYNC_GPU_COMMANDS_COMPLETE, 0);
+    if (!sync) return;
+    gl.flush();
+    const poll = () => {
+      if (gl.getSyncParameter(sync, gl.SYNC_STATUS) !== gl.SIGNALED) return void setTimeout(poll, 4);
+      gl.deleteSync(sync);
+      cb();
+    };
+    setTimeout(poll, 0);
+  };
+
+  /**
+   * Show the viewshed from the observer; time it until the first frame that shows it
+   * (completeMs; drawnMs once the GPU has drawn that frame) and until the refined one
+   * (refinedMs), which the share seen is counted on.
+   */
   const viewshed = () => {
     const me = ++run;
     const start = performance.now();
     const vs = renderer();
-    Object.assign(state, { done: 0, visibleCount: 0, total: 0, completeMs: null });
+    Object.assign(state, { done: 0, visibleCount: 0, total: 0, completeMs: null, drawnMs: null, firstSize: null, refinedMs: null, shownSize: null, refined: false });
     showText(t('sightComputing'));
     vs.setObserver(observer, Number(radiusIn.value));
     vs.whenShown(() => {
       if (me !== run) return;
       state.completeMs = performance.now() - start;
-      // counting reads the depth render back (a few ms): after this frame, not in it
-      setTimeout(() => {
-        if (me !== run || !vs.observer) return;
-        const { seen, total } = countSeen(vs);
-        Object.assign(state, { done: total, visibleCount: seen, total });
-        const pct = total ? Math.round((100 * seen) / total) : 0;
-        showText(`${t('sightVisibleShare')} ${pct}% (${seen}/${total}) · ${Math.round(state.completeMs ?? 0)} ms`);
-      }, 0);
+      state.shownSize = state.firstSize = vs.shown?.size ?? null;
+      whenDrawn(() => {
+        if (me === run) state.drawnMs = performance.now() - start;
+      });
+      vs.whenRefined(() => {
+        if (me !== run) return;
+        state.refinedMs = performance.now() - start;
+        state.shownSize = vs.shown?.size ?? null;
+        state.refined = true;
+        // counting reads the depth render back (a few ms): after this frame, not in it
+        setTimeout(() => {
+          if (me !== run || !vs.observer) return;
+          const { seen, total } = countSeen(vs);
+          Object.assign(state, { done: total, visibleCount: seen, total });
+          const pct = total ? Math.round((100 * seen) / total) : 0;
+          showText(`${t('sightVisibleShare')} ${pct}% (${seen}/${total}) · ${Math.round(state.completeMs ?? 0)} ms`);
+        }, 0);
+      });
     });
   };
 
@@ -320,6 +369,9 @@ export function create(ctx) {
     dropViewshed();
     sketch?.clear();
     showText('');
+    // the prewarm's frame draws the depth render: a reduced one, like any input's (a
+    // full frame with it took 15 s under software WebGL, and the next input waited)
+    if (state.mode === 'viewshed') ctx.interactive?.interact();
     prewarm();
   });
   shedRows.hidden = true;
@@ -336,8 +388,6 @@ export function create(ctx) {
     labelKey: 'toolSight',
     element,
     capturesClicks: true,
-    // the viewshed's depth render and its counts are read from the frame: a full one
-    exactFrames: () => state.mode === 'viewshed',
     activate() {
       sketch = new Sketch(viewer);
       // the first CPU ray cast on a tile reads its triangles back from the GPU (a few ms
@@ -372,6 +422,8 @@ export function create(ctx) {
        */
       visibleAt: (point) => shed?.visibleAt(point) ?? null,
       observer: () => shed?.observer ?? null,
+      /** the viewshed's cube maps drawn (coarse, full), reused and casters culled by face */
+      shedStats: () => (shed ? { ...shed.stats } : null),
       setMode: (/** @type {string} */ mode) => {
         modeSel.value = mode;
         modeSel.dispatchEvent(new Event('change'));
