@@ -594,8 +594,9 @@ def _dedupe_ids(
     arrow: pa.Array | None = None,
 ) -> tuple[np.ndarray, np.ndarray | _RowDecoder, np.ndarray]:
     """Repeated ids: a row with the same geometry as an earlier one of its id is
-    skipped, another is renamed ``id~2``, ``id~3``... (in a copy of ``ids``, returned
-    with ``keep``). ``arrow``: ``ids`` as Arrow text, when the caller has it."""
+    skipped (``keep``, in place), another is renamed ``id~2``, ``id~3``... Returns
+    ``ids`` itself when no id repeats, else a copy with the renames (callers tell the
+    two apart by identity). ``arrow``: ``ids`` as Arrow text, when the caller has it."""
     kept = np.flatnonzero(keep)
     if arrow is not None:
         text = arrow.take(pa.array(kept))

@@ -170,7 +170,6 @@ void main() {
 }
 `;
 
-
 /**
  * The casters whose bounds reach within the radius (those without bounds too).
  * @param {readonly any[]} commands
