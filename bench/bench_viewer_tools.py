@@ -175,7 +175,7 @@ def _output(args: argparse.Namespace, tmp: Path) -> Path:
 
     toml = write_sample(tmp / "sample")
     print("building the sample city ...", flush=True)
-    build_project(load_project(toml), jobs=args.jobs)
+    build_project(toml, jobs=args.jobs)
     return load_project(toml).output
 
 

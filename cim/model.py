@@ -31,6 +31,145 @@ def _take_arrow(values: Any, index: np.ndarray) -> Any:
     return values.take(pa.array(index))
 
 
+class WkbColumn:
+    """Footprints' WKB held as Arrow binary (an array or chunked array, null where a
+    row has none), as a file or the repair cache stored them.
+
+    Selecting rows stays in Arrow (a gather in C, without the GIL); the values become
+    Python ``bytes`` only when read: one row, or the whole column through
+    ``np.asarray`` (``__array__``, so shapely's functions take it as they take an
+    object array). A build moves a million footprints from the repair's workers (or
+    the last build's repairs) to the partitions this way without making a Python
+    object for each one.
+    """
+
+    __slots__ = ("arrow",)
+
+    def __init__(self, arrow: Any) -> None:
+        self.arrow = arrow
+
+    def __len__(self) -> int:
+        return len(self.arrow)
+
+    def __getitem__(self, index: Any) -> Any:
+        """One row's ``bytes`` (None where missing), or the rows selected by ``index``
+        (slice, bool mask or indices) as a :class:`WkbColumn`."""
+        if isinstance(index, (int, np.integer)):
+            return self.arrow[int(index)].as_py()
+        if isinstance(index, slice):
+            return WkbColumn(self.arrow[index])
+        index = np.asarray(index)
+        rows = np.flatnonzero(index) if index.dtype == bool else index
+        return WkbColumn(take_binary(self.arrow, rows))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self.arrow.to_numpy(zero_copy_only=False)
+        return values.astype(object, copy=False) if dtype in (None, object) else values
+
+    def tolist(self) -> list[Any]:
+        """The values as ``bytes`` (None where missing)."""
+        return np.asarray(self).tolist()
+
+
+#: Bytes of binary values gathered into one Arrow array at most (its offsets are 32-bit).
+BINARY_TAKE_LIMIT = 1 << 30
+#: Rows per Arrow chunk of a large gather's result.
+BINARY_CHUNK_ROWS = 1 << 20
+#: A gather of at least 1 / WHOLE_SHARE of a chunked column's rows joins its chunks.
+WHOLE_SHARE = 8
+
+
+def take_binary(values: Any, index: np.ndarray) -> Any:
+    """``values.take(index)`` of an Arrow binary array or chunked array, by integer
+    indices (-1: null), chunk by chunk.
+
+    Arrow's take of a chunked array first joins its chunks into one array: a copy of
+    the whole column for every call (a tile's few hundred rows out of ten million
+    footprints' 2.5 GB), whose 32-bit offsets overflow past 2 GiB. That is kept for a
+    large share of a column under :data:`BINARY_TAKE_LIMIT`; otherwise each chunk gives
+    its own rows, and a result larger than :data:`BINARY_TAKE_LIMIT` comes back as
+    chunks of at most that many bytes (or :data:`BINARY_CHUNK_ROWS` rows).
+    """
+    import pyarrow as pa
+
+    index = np.asarray(index, dtype=np.int64)
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    if len(chunks) == 1:
+        return chunks[0].take(pa.array(index, mask=index < 0))
+    if not len(index):
+        return pa.array([], pa.binary())
+    if values.nbytes <= BINARY_TAKE_LIMIT and len(index) * WHOLE_SHARE >= len(values):
+        # most of a column that fits one array: Arrow's own join and take are cheaper
+        return values.take(pa.array(index, mask=index < 0))
+    rows = _ChunkRows(chunks, index)
+    pieces = [rows.gather(start, stop) for start, stop in rows.pieces()]
+    return pieces[0] if len(pieces) == 1 else pa.chunked_array(pieces, pa.binary())
+
+
+class _ChunkRows:
+    """Where the rows ``index`` of a chunked binary array are: their chunk, their row
+    in it and their size in bytes."""
+
+    def __init__(self, chunks: list[Any], index: np.ndarray) -> None:
+        self.chunks, self.index = chunks, index
+        self.starts = np.cumsum([0] + [len(c) for c in chunks])
+        self.chunk = np.searchsorted(self.starts, index, side="right") - 1
+        self.chunk[index < 0] = -1
+        self.local = index - self.starts[np.maximum(self.chunk, 0)]
+        # the rows grouped by chunk, once (a worker's chunks are many: no pass per chunk)
+        self.order, self.ends = self._grouped(self.chunk)
+        self.sizes = np.zeros(len(index), dtype=np.int64)
+        for c, values in enumerate(chunks):
+            mine = self.order[self.ends[c] : self.ends[c + 1]]
+            offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
+            at = values.offset + self.local[mine]
+            self.sizes[mine] = offsets[at + 1] - offsets[at]
+
+    def _grouped(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows sorted by chunk (the missing ones first), and where each chunk's end."""
+        order = np.argsort(chunk, kind="stable")
+        ends = np.searchsorted(chunk[order], np.arange(-1, len(self.chunks)), side="right")
+        return order, ends
+
+    def pieces(self) -> list[tuple[int, int]]:
+        """(start, stop) ranges of the rows: at most :data:`BINARY_CHUNK_ROWS` rows and
+        :data:`BINARY_TAKE_LIMIT` bytes, or a single row."""
+        n = len(self.index)
+        total = np.cumsum(self.sizes)
+        top = int(total[-1]) if n else 0
+        limits = np.arange(1, top // BINARY_TAKE_LIMIT + 1) * BINARY_TAKE_LIMIT
+        # a piece ends before the row that takes it past the next multiple of the limit
+        by_bytes = np.searchsorted(total, limits, side="right")
+        cuts = np.unique(np.concatenate([[0, n], by_bytes, np.arange(0, n, BINARY_CHUNK_ROWS)]))
+        return list(zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True))
+
+    def gather(self, start: int, stop: int) -> Any:
+        """Rows ``start:stop`` of the selection as one binary array: each chunk's taken
+        by itself, then put in order."""
+        import pyarrow as pa
+
+        whole = start == 0 and stop == len(self.index)
+        order, ends = (self.order, self.ends) if whole else self._grouped(self.chunk[start:stop])
+        parts = [pa.nulls(int(ends[0]), pa.binary())]  # the missing rows (-1) sort first
+        for c, values in enumerate(self.chunks):
+            mine = order[ends[c] : ends[c + 1]] + start
+            if len(mine):
+                parts.append(values.take(pa.array(self.local[mine])))
+        inverse = np.empty(len(order), dtype=np.int64)
+        inverse[order] = np.arange(len(order))
+        return pa.concat_arrays(parts).take(pa.array(inverse))
+
+
+def as_wkb_arrow(wkb: Any) -> Any:
+    """WKB values (an object array of ``bytes`` or a :class:`WkbColumn`) as Arrow
+    binary, without a Python object per row when they are already Arrow."""
+    import pyarrow as pa
+
+    if isinstance(wkb, WkbColumn):
+        return wkb.arrow
+    return pa.array(wkb, pa.binary())
+
+
 class EncodedFootprints:
     """Footprints held as 2D WKB, turned into shapely geometries on first use.
 
@@ -43,7 +182,7 @@ class EncodedFootprints:
 
     __slots__ = ("wkb",)
 
-    def __init__(self, wkb: np.ndarray) -> None:
+    def __init__(self, wkb: np.ndarray | WkbColumn) -> None:
         self.wkb = wkb
 
     def __len__(self) -> int:
@@ -183,7 +322,7 @@ class Buildings:
         return dataclasses.replace(self, **changes)
 
     @property
-    def footprints_wkb(self) -> np.ndarray | None:
+    def footprints_wkb(self) -> np.ndarray | WkbColumn | None:
         """The footprints' 2D WKB while they are still encoded, else None."""
         stored = self._footprints
         return stored.wkb if isinstance(stored, EncodedFootprints) else None

@@ -93,8 +93,10 @@ def _raster(
 
 
 def output_files(out: Path) -> dict[str, bytes]:
-    """Every file of a built output folder by relative path (the build's own notes out)."""
-    skip = {"manifest.json", "build-report.json"}
+    """Every file of a built output folder by relative path (the build's own notes out,
+    and the repair cache: a rebuild keeps the last one's file and adds a delta to it,
+    which holds the same repairs; tests/tiling/test_buildings_repair_cache.py)."""
+    skip = {"manifest.json", "build-report.json", "repairs.arrow", "repairs-delta.arrow"}
     return {
         str(p.relative_to(out)): p.read_bytes()
         for p in sorted(out.rglob("*"))

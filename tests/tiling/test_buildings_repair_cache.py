@@ -7,11 +7,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import shapely
 from test_buildings_repair_chunks import bad_features, polygon, ring, same
 
 from cim.config import load_project
+from cim.model import WkbColumn
 from cim.report import StageReport
 from tiling.buildings import repair_cache
 from tiling.buildings.prepare import Runner, read_footprints
@@ -73,6 +75,9 @@ def test_every_row_found_gives_the_same_buildings_and_report(
     fresh, fresh_report, _ = read(toml, None)
     again, report, repairs = read(toml, tmp_path / "cache", chunk=2)
     assert repairs.reused == repairs.rows == first.rows > 0
+    # the cache's WKB stays Arrow on its way to the partitions: no object per row
+    assert isinstance(again[1].wkb, WkbColumn)
+    assert isinstance(again[0].footprints_wkb, WkbColumn)
     same(fresh, again)
     assert report == fresh_report  # skips of dropped rows too, in one pass's order
     reasons = {e["reason"] for e in report["skipped"] + report["repaired"]}
@@ -212,12 +217,82 @@ def test_find_matches_rows_in_place_then_moved_ones_among_the_rest() -> None:
     keys = np.arange(2 * n, dtype=np.uint64).reshape(n, 2)
     ids = np.array([f"b{i}" for i in range(n)], dtype=object)
     empty = np.full(n, None, dtype=object)
+    hashes = repair_cache.id_hashes(ids)
     cache = repair_cache.RepairCache(
-        keys, ids, np.ones(n, bool), FootprintArrays.empty(n), empty, np.zeros((n, 4))
+        keys, hashes, np.ones(n, bool), FootprintArrays.empty(n), empty, np.zeros((n, 4))
     )
     # rows 1 and 4 swapped, row 2 another id, a new row at the end
     order = [0, 4, 2, 3, 1, 5]
     asked_keys = np.vstack([keys[order], [[99, 99]]])
     asked_ids = np.array([*ids[order], "new"], dtype=object)
     asked_ids[2] = "renamed"
-    assert cache.find(asked_keys, asked_ids).tolist() == [0, 4, -1, 3, 1, 5, -1]
+    found = cache.find(asked_keys, repair_cache.id_hashes(asked_ids))
+    assert found.tolist() == [0, 4, -1, 3, 1, 5, -1]
+    # the ids' Arrow twin hashes as the strings do
+    arrow = pa.array(asked_ids.tolist(), pa.string())
+    assert (repair_cache.id_hashes(asked_ids, arrow) == repair_cache.id_hashes(asked_ids)).all()
+
+
+def changed_rows() -> list[tuple[str, dict | None, dict]]:
+    """:func:`features` with one footprint moved and one new."""
+    rows = features()
+    rows[3] = (rows[3][0], polygon(ring(114.21, 22.6, cw=True)), rows[3][2])
+    return [*rows, ("new", polygon(ring(114.2, 22.6)), {"height": 4})]
+
+
+def test_a_rebuild_keeps_the_last_file_and_writes_only_a_delta(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repair_cache, "MAX_DELTA_SHARE", 0.5)  # a small city
+    kept_cache(write_city(tmp_path, features()), tmp_path / "first")
+    toml = write_city(tmp_path, changed_rows())
+    _, _, repairs = read(toml, tmp_path / "first")
+    assert repairs.base is not None and repairs.made is not None
+    assert len(repairs.made.keys) == repairs.rows - repairs.reused == 2  # moved, new
+    second = tmp_path / "second"
+    repair_cache.write(second, repairs.made, repairs.crs, repairs.min_area, repairs.base)
+    # the last build's file is linked, not written again
+    first_file = (tmp_path / "first" / repair_cache.FILE).stat()
+    assert (second / repair_cache.FILE).stat().st_ino == first_file.st_ino
+    assert (second / repair_cache.DELTA).is_file()
+    # the next build finds every row in the file and its delta: same as a repair
+    fresh, fresh_report, _ = read(toml, None)
+    again, report, reread = read(toml, second)
+    assert reread.reused == reread.rows == repairs.rows
+    same(fresh, again)
+    assert report == fresh_report
+
+
+def test_many_changes_write_the_whole_cache_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repair_cache, "MAX_DELTA_SHARE", 0.0)
+    kept_cache(write_city(tmp_path, features()), tmp_path / "first")
+    _, _, repairs = read(write_city(tmp_path, changed_rows()), tmp_path / "first")
+    assert repairs.base is None and repairs.made is not None
+    assert len(repairs.made.keys) == repairs.rows  # every row, found or repaired
+    repair_cache.write(tmp_path / "second", repairs.made, repairs.crs, repairs.min_area)
+    assert not (tmp_path / "second" / repair_cache.DELTA).exists()
+
+
+def test_a_delta_made_for_another_file_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(repair_cache, "MAX_DELTA_SHARE", 0.5)
+    kept_cache(write_city(tmp_path, features()), tmp_path / "first")
+    toml = write_city(tmp_path, changed_rows())
+    _, _, repairs = read(toml, tmp_path / "first")
+    assert repairs.made is not None and repairs.base is not None
+    second = tmp_path / "second"
+    repair_cache.write(second, repairs.made, repairs.crs, repairs.min_area, repairs.base)
+    # the file replaced by another build's (whole, another token): the delta is orphaned
+    (second / repair_cache.FILE).unlink()
+    (tmp_path / "other").mkdir()
+    kept_cache(write_city(tmp_path / "other", features()[:-1]), second)
+    fresh, fresh_report, _ = read(toml, None)
+    with caplog.at_level(logging.WARNING):
+        again, report, reread = read(toml, second)
+    assert any(repair_cache.DELTA in r.getMessage() for r in caplog.records)
+    assert 0 < reread.reused < reread.rows  # the delta's rows repaired again
+    same(fresh, again)
+    assert report == fresh_report

@@ -85,6 +85,8 @@ def test_an_l2_change_reruns_l2_alone_from_the_partitions(tmp_path: Path) -> Non
 def test_one_changed_footprint_rewrites_only_its_tile(tmp_path: Path) -> None:
     root = _fresh(tmp_path)
     before = _inodes(root / "output")
+    repairs = root / "output/work/buildings/repairs.arrow"
+    repairs_before = repairs.stat().st_ino
     table = pq.read_table(root / "b.parquet")
     geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
     height = table.column("height").to_numpy(zero_copy_only=False).copy()
@@ -106,6 +108,9 @@ def test_one_changed_footprint_rewrites_only_its_tile(tmp_path: Path) -> None:
     assert len(rewritten) == 1
     content = (root / "output" / rewritten[0]).read_bytes()
     assert changed_id.encode() in content
+    # the repair cache is kept as it was (linked), with an empty delta beside it
+    assert repairs.stat().st_ino == repairs_before
+    assert repairs.with_name("repairs-delta.arrow").is_file()
     incremental = output_files(root / "output")
     build_project(_write_toml(root, 30), progress=False, force=True)
     assert output_files(root / "output") == incremental
@@ -155,7 +160,7 @@ def test_a_moved_footprint_is_repaired_again_and_the_result_is_a_full_builds(
 
     result = build_project(_write_toml(root, 30), progress=False)
     assert result.partial["buildings"] == f"{N - 1} of {N} footprints unchanged"
-    assert (root / "output/work/buildings/repairs.parquet").is_file()
+    assert (root / "output/work/buildings/repairs.arrow").is_file()
     incremental = output_files(root / "output")
     build_project(_write_toml(root, 30), progress=False, force=True)
     assert output_files(root / "output") == incremental

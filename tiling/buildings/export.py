@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cim.errors import DatasetIOError
-from cim.model import Buildings
+from cim.model import Buildings, as_wkb_arrow
 from cim.outputs import BUILDINGS_FILE, BUILDINGS_TABLE_VERSION
 from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.partitions import dictionary_columns
@@ -101,7 +101,7 @@ def write_buildings_table(
                 "base": pa.array(np.asarray(buildings.base, dtype=np.float64)),
                 "height": pa.array(np.asarray(buildings.height, dtype=np.float64)),
                 "floors": pa.array(np.asarray(buildings.floors, dtype=np.float64)),
-                "geometry": pa.array(figures.wkb, pa.binary()),
+                "geometry": as_wkb_arrow(figures.wkb),
             }
         )
     meta = {

@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import shapely
 
+from cim.model import WkbColumn, as_wkb_arrow, take_binary
 from tiling.buildings.rowhash import xxh3_hashes
 
 
@@ -27,8 +29,10 @@ class FootprintArrays:
 
     Attributes
     ----------
-    wkb : (n,) ndarray of bytes
-        2D WKB (None where a row has no footprint).
+    wkb : (n,) ndarray of bytes, or WkbColumn
+        2D WKB (None where a row has no footprint); as the repair's workers send it
+        and the repair cache keeps it, Arrow (:class:`cim.model.WkbColumn`) until a
+        row is read.
     centres : (n, 2) ndarray of float64
         Centroids (NaN where none).
     bounds : (n, 4) ndarray of float64
@@ -45,7 +49,7 @@ class FootprintArrays:
         :func:`tiling.buildings.rowhash.xxh3_hashes` of ``wkb`` (0 where none).
     """
 
-    wkb: np.ndarray
+    wkb: np.ndarray | WkbColumn
     centres: np.ndarray
     bounds: np.ndarray
     areas: np.ndarray
@@ -107,9 +111,11 @@ class FootprintArrays:
             self.hashes[index],
         )
 
-    def put(self, rows: np.ndarray, values: FootprintArrays) -> None:
-        """Set rows ``rows`` (indices) to ``values`` (in place)."""
-        self.wkb[rows] = values.wkb
+    def put(self, rows: np.ndarray, values: FootprintArrays, *, wkb: bool = True) -> None:
+        """Set rows ``rows`` (indices) to ``values`` (in place); all but the WKB
+        without ``wkb`` (the caller puts it together: :func:`gather_wkb`)."""
+        if wkb:
+            self.wkb[rows] = values.wkb
         self.centres[rows] = values.centres
         self.bounds[rows] = values.bounds
         self.areas[rows] = values.areas
@@ -121,6 +127,20 @@ class FootprintArrays:
     def total_bounds(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) over every footprint: ``shapely.total_bounds``."""
         return total_bounds(self.bounds)
+
+
+def gather_wkb(n: int, parts: list[tuple[np.ndarray, np.ndarray | WkbColumn]]) -> WkbColumn:
+    """``n`` rows' WKB from ``parts`` of (rows, their WKB), None where no part has a
+    row: one Arrow gather, so the parts held as Arrow never become Python objects."""
+    chunks: list[pa.Array] = []
+    for _, wkb in parts:
+        arrow = as_wkb_arrow(wkb)
+        chunks += arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
+    values = pa.chunked_array(chunks, pa.binary())
+    rows = np.concatenate([r for r, _ in parts]) if parts else np.zeros(0, np.int64)
+    where = np.full(n, -1, dtype=np.int64)
+    where[rows] = np.arange(len(rows))
+    return WkbColumn(take_binary(values, where))
 
 
 def total_bounds(bounds: np.ndarray) -> tuple[float, float, float, float]:

@@ -38,7 +38,7 @@ import shapely
 
 from cim.crs import enu_to_ecef_matrix, lonlat_to_enu, lonlat_to_enu_up
 from cim.executor import Executor, make_executor
-from cim.model import Buildings
+from cim.model import Buildings, WkbColumn
 from cim.report import StageReport
 from tiling.b3dm import write_b3dm
 from tiling.buildings.extrude import extrude
@@ -142,7 +142,7 @@ def write_l2(
     executor: Executor | None = None,
     separate: np.ndarray | None = None,
     previous: Path | None = None,
-    wkb: np.ndarray | None = None,
+    wkb: np.ndarray | WkbColumn | None = None,
     centres: np.ndarray | None = None,
     bounds: tuple[float, float, float, float] | None = None,
     areas: np.ndarray | None = None,
@@ -176,7 +176,8 @@ def write_l2(
         buildings, the frame, the options) is in its ``tiles-index.json`` is
         hard-linked from there instead of encoded again (figure ``tiles_reused``).
     wkb, centres : ndarray, optional
-        The footprints' 2D WKB and (n, 2) centroids when the caller has them
+        The footprints' 2D WKB (an object array or :class:`cim.model.WkbColumn`) and
+        (n, 2) centroids when the caller has them
         (:func:`tiling.buildings.partitions.footprint_centres`): not computed again.
     bounds : (west, south, east, north), optional
         ``buildings.bounds()`` when the caller has it (used unless a footprint had
@@ -278,7 +279,7 @@ def _tile_order(nodes: list[Node]) -> tuple[np.ndarray, list[tuple[int, int]]]:
 
 
 def _footprint_hashes(
-    given: np.ndarray | None, wkb: np.ndarray, fitted: np.ndarray
+    given: np.ndarray | None, wkb: np.ndarray | WkbColumn, fitted: np.ndarray
 ) -> BytesHashes | None:
     """The caller's footprint hashes, those of the simplified rows (new WKB) redone."""
     hashes = _given("footprint_hashes", given, len(wkb), np.uint64)
@@ -313,13 +314,16 @@ _TEXT_GIVEN = frozenset({"id", "name", "use", "roof_type"})
 
 
 def _footprint_arrays(
-    buildings: Buildings, wkb: np.ndarray | None, centres: np.ndarray | None, fitted: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    buildings: Buildings,
+    wkb: np.ndarray | WkbColumn | None,
+    centres: np.ndarray | None,
+    fitted: np.ndarray,
+) -> tuple[np.ndarray | WkbColumn, np.ndarray]:
     """The footprints' WKB and centroids: the caller's, with the simplified rows redone."""
     if wkb is None:
         wkb = shapely.to_wkb(buildings.footprints, output_dimension=2)
     elif len(fitted):
-        wkb = wkb.copy()
+        wkb = np.array(wkb, dtype=object)  # a copy (of Arrow WKB too: rare)
         wkb[fitted] = shapely.to_wkb(buildings.footprints[fitted], output_dimension=2)
     if centres is None:
         centres = shapely.get_coordinates(shapely.centroid(buildings.footprints))
@@ -780,7 +784,7 @@ class _Tasks:
         buildings: Buildings,
         columns: dict[str, np.ndarray],
         order: np.ndarray,
-        wkb: np.ndarray,
+        wkb: np.ndarray | WkbColumn,
         arrow: dict[str, pa.Array] | None = None,
         hashes: BytesHashes | None = None,
     ) -> None:
@@ -800,7 +804,7 @@ class _Tasks:
         return _TileTask(
             key=job.key,
             shared=self.shared,
-            footprints=self.wkb[rows],
+            footprints=np.asarray(self.wkb[rows]),  # Python bytes to the worker
             base=self.buildings.base[rows],
             height=self.buildings.height[rows],
             table={
@@ -820,7 +824,7 @@ class _Tasks:
         """
         table = {p.id: self.arrow.get(p.id, self.columns[p.id]) for p in self.shared.properties}
         b = self.buildings
-        footprints = self.wkb if self.hashes is None else self.hashes
+        footprints = np.asarray(self.wkb) if self.hashes is None else self.hashes
         rows = _row_hashes(footprints, b.base, b.height, table, self.shared.properties)
         rows = rows[self.order]
         prefix = _hash_prefix(self.shared)

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from cim.errors import DatasetIOError, NotFoundError
-from cim.model import Buildings
+from cim.model import Buildings, WkbColumn, as_wkb_arrow
 from tiling.buildings.footprints import FootprintArrays, total_bounds
 
 log = logging.getLogger(__name__)
@@ -442,7 +442,7 @@ def partition_table(
     b: Buildings,
     keys: np.ndarray,
     *,
-    wkb: np.ndarray | None = None,
+    wkb: np.ndarray | WkbColumn | None = None,
     centres: np.ndarray | None = None,
     text: Mapping[str, pa.Array] | None = None,
 ) -> pa.Table:
@@ -453,7 +453,7 @@ def partition_table(
     b : Buildings
     keys : ndarray
         Hilbert keys.
-    wkb : ndarray, optional
+    wkb : ndarray or WkbColumn, optional
         The footprints' 2D WKB (encoded here when not given).
     centres : (n, 2) ndarray, optional
         Footprint centres, stored as ``cx``/``cy`` (computed when not given).
@@ -468,7 +468,7 @@ def partition_table(
         centres = footprint_centres(b.footprints)
     cols: dict[str, pa.Array] = {
         "id": text["id"],
-        "geometry": pa.array(wkb, pa.binary()),
+        "geometry": as_wkb_arrow(wkb),
         "height": pa.array(np.asarray(b.height, dtype=np.float64)),
         "floors": pa.array(np.asarray(b.floors, dtype=np.float64)),
         "base": pa.array(np.asarray(b.base, dtype=np.float64)),

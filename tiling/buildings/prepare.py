@@ -31,9 +31,10 @@ Reason codes (``build-report.json``):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,7 @@ from cim.readers import (
 )
 from cim.report import StageReport, entry
 from tiling.buildings import repair, repair_cache
-from tiling.buildings.footprints import FootprintArrays
+from tiling.buildings.footprints import FootprintArrays, gather_wkb
 from tiling.buildings.repair_cache import Repairs
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def read_footprints(
     _skip_bad_rows(table, cfg, report)
     ids, ids_arrow = _ids(table, cfg, report)
     keep, resolved, figures = _clean_geometry(
-        table, ids, cfg, project, report, run or Runner(), repairs
+        table, (ids, ids_arrow), cfg, project, report, run or Runner(), repairs
     )
     crs = resolved.crs
     # the footprints stay WKB: the duplicate checks decode only their candidates
@@ -292,7 +293,7 @@ def _ids(
 
 def _clean_geometry(
     table: FeatureTable,
-    ids: np.ndarray,
+    row_ids: tuple[np.ndarray, pa.Array | None],
     cfg: BuildingsConfig,
     project: CityProject,
     report: StageReport,
@@ -304,11 +305,14 @@ def _clean_geometry(
 
     Rows found in the last build's repairs (``repairs.previous``) are neither parsed,
     checked nor repaired: they passed the same checks then and come out the same.
+    ``row_ids``: the ids, and their Arrow twin or None (:func:`_ids`).
     """
-    keys = None
+    ids = row_ids[0]
+    keys = hashed = None
     if repairs is not None and table.source_wkb is not None:
         keys = repair_cache.fingerprints(table.source_wkb)
-    reuse = _Reuse.start(keys, ids, cfg, repairs)
+        hashed = repair_cache.id_hashes(*row_ids)
+    reuse = _Reuse.start(keys, hashed, cfg, repairs)
     if not table.parsed:
         table.parse(np.flatnonzero(~reuse.hit) if reuse else np.arange(len(table)))
     scratch = StageReport(report.name)  # discarded if the cache turns out unusable
@@ -336,18 +340,39 @@ def _clean_geometry(
     report.skipped.extend(scratch.skipped)
     report.warnings.extend(scratch.warnings)
     repair.merge_records(records, report)
-    if repairs is not None and keys is not None:
-        repairs.made = repair_cache.RepairCache(
-            keys[sent],
-            ids[sent],
-            keep[sent],
-            figures.take(sent),
-            repair_cache.entries_json(records, sent),
-            checked.bounds[sent],
-        )
+    if repairs is not None and keys is not None and hashed is not None:
+        _keep_repairs(repairs, sent, keys, hashed, keep, figures, records, checked, reuse)
         repairs.crs, repairs.min_area = checked.resolved.crs, float(cfg.min_area)
         repairs.reused, repairs.rows = reused, len(sent)
     return keep, checked.resolved, figures
+
+
+def _keep_repairs(
+    repairs: Repairs,
+    sent: np.ndarray,
+    keys: np.ndarray,
+    hashed_ids: np.ndarray,
+    keep: np.ndarray,
+    figures: FootprintArrays,
+    records: list[repair.Record],
+    checked: _Checked,
+    reuse: _Reuse | None,
+) -> None:
+    """This build's repairs of rows ``sent`` for the next build (``repairs.made``):
+    only those the last build's cache file does not hold when most rows were found
+    there (a delta to it: :func:`repair_cache.delta_rows`), else all of them."""
+    delta = repair_cache.delta_rows(reuse.cache, reuse.found[sent]) if reuse else None
+    if delta is not None:
+        sent = sent[delta]
+        repairs.base = reuse.cache.base if reuse else None
+    repairs.made = repair_cache.RepairCache(
+        keys[sent],
+        hashed_ids[sent],
+        keep[sent],
+        figures.take(sent),
+        repair_cache.entries_json(records, sent),
+        checked.bounds[sent],
+    )
 
 
 #: Record phases of the checks around the repair's own (:data:`repair.PHASES`): Z
@@ -388,9 +413,14 @@ class _Reuse:
 
     @classmethod
     def start(
-        cls, keys: np.ndarray | None, ids: np.ndarray, cfg: BuildingsConfig, repairs: Repairs | None
+        cls,
+        keys: np.ndarray | None,
+        ids: np.ndarray | None,
+        cfg: BuildingsConfig,
+        repairs: Repairs | None,
     ) -> _Reuse | None:
-        if keys is None or repairs is None:
+        """The cache's rows for ``keys`` (fingerprints) and ``ids`` (id hashes)."""
+        if keys is None or ids is None or repairs is None:
             return None
         loaded = repairs.last(cfg.min_area)
         if loaded is None:
@@ -508,15 +538,17 @@ def _repair_rows(
         stored[:] = None
     tasks = repair.tasks(ids[todo], source, crs, min_area, run.chunk, sent)
     records += out.take_repaired(run(tasks, -(-len(todo) // run.chunk)), todo, run.chunk)
-    return keep, out.figures, records, int(hit.sum())
+    return keep, out.result(), records, int(hit.sum())
 
 
 @dataclass(frozen=True)
 class _Repaired:
-    """The repair's results over all rows (filled in place)."""
+    """The repair's results over all rows (filled in place; :meth:`result`)."""
 
     keep: np.ndarray
-    figures: FootprintArrays
+    figures: FootprintArrays  # all but the WKB
+    #: (rows, their WKB) from the cache and the repair: put together in :meth:`result`
+    parts: list[tuple[np.ndarray, Any]] = field(default_factory=list)
 
     def take_cached(
         self, cache: repair_cache.RepairCache, found: np.ndarray, rows: np.ndarray
@@ -526,7 +558,9 @@ class _Repaired:
         ok = cache.keep[found]
         self.keep[rows] = ok
         rows, found = rows[ok], found[ok]
-        self.figures.put(rows, cache.footprints.take(found))
+        taken = cache.footprints.take(found)
+        self.figures.put(rows, taken, wkb=False)
+        self.parts.append((rows, taken.wkb))
         return records
 
     def take_repaired(
@@ -540,8 +574,15 @@ class _Repaired:
             records += repair.city_records(result.records, rows)
             self.keep[rows] = result.keep
             rows = rows[result.keep]
-            self.figures.put(rows, result.footprints)
+            self.figures.put(rows, result.footprints, wkb=False)
+            self.parts.append((rows, result.footprints.wkb))
         return records
+
+    def result(self) -> FootprintArrays:
+        """The figures of all rows, the WKB as one Arrow column
+        (:class:`~cim.model.WkbColumn`): the cache's and the workers' values are not
+        made into a million Python objects on the way to the partitions."""
+        return dataclasses.replace(self.figures, wkb=gather_wkb(len(self.keep), self.parts))
 
 
 def _drop_bad_coordinates(

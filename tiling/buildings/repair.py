@@ -17,13 +17,16 @@ writes them in.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import shapely
 
 from cim.crs import safe_to_lonlat
+from cim.model import WkbColumn
 from cim.readers import FEATURE_ERRORS, apply_per_feature
 from cim.report import StageReport, entry
 from tiling.buildings.footprints import FootprintArrays
@@ -167,7 +170,11 @@ def repair_chunk(task: RepairTask) -> RepairResult:
         np.bincount(owner, minlength=n), 1
     )
     _drop_slivers(geoms, keep, phases[5], task.min_area, mean_lat)
-    return RepairResult(task.index, keep, FootprintArrays.of(geoms[keep]), found)
+    figures = FootprintArrays.of(geoms[keep])
+    # the WKB goes back as one Arrow buffer: the build process unpickles it without
+    # making a Python object per footprint, and passes it on to the partitions as it is
+    figures = dataclasses.replace(figures, wkb=WkbColumn(pa.array(figures.wkb, pa.binary())))
+    return RepairResult(task.index, keep, figures, found)
 
 
 def city_records(found: list[Record], rows: np.ndarray) -> list[Record]:

@@ -5,13 +5,20 @@ geometry), on the CRS and on ``[buildings] min_area``. So the buildings stage ke
 every repaired row's result — kept or not, the repaired footprint as WKB with its
 figures (:class:`~tiling.buildings.footprints.FootprintArrays`: centroid, lon/lat
 bounds, area, vertex count, type, holes, WKB hash), its report entries, its bounds in
-the source CRS — in ``work/buildings/repairs.parquet``, keyed by the row's
+the source CRS — in ``work/buildings/repairs.arrow``, keyed by the row's
 *fingerprint*: the 64-bit xxh3 hash and the length of its geometry as stored in the
-source (WKB), checked together with its id. The next build of the city looks every row
+source (WKB), checked together with a hash of its id. The next build of the city looks every row
 up there and sends only the rows it does not find (new or changed ones) to the workers; all of
 them when the CRS or ``min_area`` changed, or the code that checks and repairs rows,
 or the GEOS or PROJ it runs on (:func:`settings`). A row found is taken as it was, so
 the build report is the same as after a full repair.
+
+A rebuild that finds most rows there does not write the whole cache again: the last
+build's file is hard-linked as it is (its rows not found any more stay, unused) and
+only the rows it does not hold go to ``work/buildings/repairs-delta.arrow``, tied to
+that file by a token. The next build reads both. When the rows outside the linked file
+(new, changed, gone) reach :data:`MAX_DELTA_SHARE` of it, the whole cache is written
+again, without the rows no longer used.
 
 A source that does not store WKB (CSV with WKT or x/y columns) has no fingerprints:
 all its rows are repaired, every build.
@@ -24,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,19 +39,30 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import xxhash
 
 from cim.errors import DatasetIOError
+from cim.model import WkbColumn, as_wkb_arrow
 from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.repair import Record
+from tiling.buildings.rowhash import column_values
 
 log = logging.getLogger(__name__)
 
-#: The cache file's layout (3: fingerprints are a 64-bit hash and the length).
-VERSION = 3
-FILE = "repairs.parquet"
+#: The cache's layout (4: a file and a delta; fingerprints are a 64-bit hash and the
+#: length since 3).
+VERSION = 4
+#: Arrow IPC files, uncompressed: the next build maps them and takes its columns as
+#: they are (a Parquet file of the same rows took 1-2 s to decode at a million rows).
+FILE = "repairs.arrow"
+#: The rows a rebuild added to the (hard-linked) :data:`FILE`.
+DELTA = "repairs-delta.arrow"
 _META = b"cim:repairs"
+#: Which file: ``{"token": ...}`` for :data:`FILE`, ``{"delta_of": token}`` for :data:`DELTA`.
+_PART = b"cim:repairs-part"
+#: A rebuild writes the whole cache again once the rows outside the last build's
+#: :data:`FILE` (new, changed or no longer used) reach this share of it.
+MAX_DELTA_SHARE = 0.1
 BOUNDS = ("xmin", "ymin", "xmax", "ymax")
 #: the repaired footprint's lon/lat bounds
 LONLAT_BOUNDS = ("west", "south", "east", "north")
@@ -69,6 +88,16 @@ def fingerprints(wkb: np.ndarray) -> np.ndarray:
     return out
 
 
+def id_hashes(ids: np.ndarray, arrow: pa.Array | pa.ChunkedArray | None = None) -> np.ndarray:
+    """(n,) uint64: each row's id as a 64-bit hash of its text, from its Arrow twin
+    when there is one (vectorised, without a Python string per row). A row found in
+    the cache must have the same fingerprint and the same id hash: a renamed row is
+    repaired again, so its report entries name it as it is called now."""
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    return column_values(arrow if arrow is not None else ids)
+
+
 @dataclass(frozen=True)
 class RepairCache:
     """The last build's repair results, in that build's row order.
@@ -77,7 +106,8 @@ class RepairCache:
     ----------
     keys : (n, 2) ndarray of uint64
         Fingerprints (:func:`fingerprints`).
-    ids : ndarray of str
+    id_hashes : (n,) ndarray of uint64
+        The rows' ids as :func:`id_hashes` (compared in place of the text).
     keep : ndarray of bool
         Whether the row was still a building after the repair.
     footprints : FootprintArrays
@@ -88,27 +118,32 @@ class RepairCache:
     bounds : (n, 4) ndarray
         The row's bounds in the source CRS, for the CRS checks of the next build
         (which does not read the geometries it finds here).
+    base : Base or None
+        When read from a folder: its :data:`FILE`, whose rows come first (a delta's
+        follow).
     """
 
     keys: np.ndarray
-    ids: np.ndarray
+    id_hashes: np.ndarray
     keep: np.ndarray
     footprints: FootprintArrays
     entries: np.ndarray
     bounds: np.ndarray
+    base: Base | None = None
 
     def find(self, keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Index of each row (fingerprint and id) in the cache, -1 when absent."""
-        n = min(len(keys), len(self.ids))
+        """Index of each row (fingerprint and :func:`id_hashes`) in the cache, -1 when
+        absent."""
+        n = min(len(keys), len(self.keys))
         found = np.full(len(keys), -1, dtype=np.int64)
         # most rows are where they were: compared in place, in one sequential pass
         same = (keys[:n, 0] == self.keys[:n, 0]) & (keys[:n, 1] == self.keys[:n, 1])
-        same[same] = self.ids[:n][same] == ids[:n][same]
+        same[same] = self.id_hashes[:n][same] == ids[:n][same]
         found[:n][same] = np.flatnonzero(same)
         rest = np.flatnonzero(found < 0)
-        if len(rest) and len(self.ids):  # moved, new or changed rows: a sorted join
+        if len(rest) and len(self.keys):  # moved, new or changed rows: a sorted join
             # with the cache rows not matched in place (few when few rows changed)
-            free = np.ones(len(self.ids), dtype=bool)
+            free = np.ones(len(self.keys), dtype=bool)
             free[:n] = ~same
             found[rest] = self._search(keys[rest], ids[rest], np.flatnonzero(free))
         return found
@@ -125,7 +160,7 @@ class RepairCache:
         idx = np.empty(len(keys), dtype=np.int64)
         idx[theirs] = mine[np.minimum(at, len(mine) - 1)]
         hit = (self.keys[idx, 0] == keys[:, 0]) & (self.keys[idx, 1] == keys[:, 1])
-        hit[hit] = self.ids[idx[hit]] == ids[hit]
+        hit[hit] = self.id_hashes[idx[hit]] == ids[hit]
         return np.where(hit, idx, -1)
 
     def records(self, found: np.ndarray, rows: np.ndarray) -> list[Record]:
@@ -139,6 +174,33 @@ class RepairCache:
         return out
 
 
+@dataclass(frozen=True)
+class Base:
+    """A cache's :data:`FILE` as read: where it is, its token and its row count."""
+
+    path: Path
+    token: str
+    rows: int
+
+
+def delta_rows(cache: RepairCache, found: np.ndarray) -> np.ndarray | None:
+    """Which of a build's rows (``found``: each one's index in ``cache``, -1 when
+    repaired now) a delta to ``cache.base`` must hold, or None when the whole cache
+    is better written again (no base, or too many rows outside it).
+    """
+    base = cache.base
+    if base is None or not base.rows:
+        return None
+    in_base = (found >= 0) & (found < base.rows)
+    used = np.zeros(base.rows, dtype=bool)
+    used[found[in_base]] = True
+    outside = len(found) - int(np.count_nonzero(in_base))  # new rows, the delta's
+    unused = base.rows - int(np.count_nonzero(used))  # changed or gone since
+    if outside + unused > MAX_DELTA_SHARE * base.rows:
+        return None
+    return ~in_base
+
+
 @dataclass
 class Repairs:
     """The repairs of one build: the last build's to reuse, this build's to keep.
@@ -148,7 +210,10 @@ class Repairs:
     previous : Path or None
         The last build's ``work/buildings`` folder (None: repair every row).
     made : RepairCache or None
-        This build's rows (set by the repair when the source has fingerprints).
+        This build's rows (set by the repair when the source has fingerprints); with
+        ``base``, only those the base does not hold.
+    base : Base or None
+        The last build's :data:`FILE` that ``made`` is a delta to (linked, not written).
     crs, min_area
         The settings ``made`` was repaired with.
     reused, rows : int
@@ -157,6 +222,7 @@ class Repairs:
 
     previous: Path | None = None
     made: RepairCache | None = None
+    base: Base | None = None
     crs: str = ""
     min_area: float = 0.0
     reused: int = 0
@@ -207,40 +273,72 @@ def code_digest() -> str:
 
 
 def load(folder: Path | None, min_area: float) -> tuple[RepairCache, str] | None:
-    """The cache in ``folder`` (the last build's ``work/buildings``) and the CRS its
-    rows were repaired in (the caller checks it once it has resolved its own).
+    """The cache in ``folder`` (the last build's ``work/buildings``: its :data:`FILE`
+    and the :data:`DELTA` made for that file) and the CRS its rows were repaired in
+    (the caller checks it once it has resolved its own).
 
     None when there is none, it was made with another version or ``min_area``, or it
-    cannot be read (a damaged cache costs a full repair, never the build).
+    cannot be read (a damaged cache costs a full repair, never the build). A delta
+    that cannot be read or was made for another file is left out: its rows are
+    repaired again.
     """
     if folder is None or not (folder / FILE).is_file():
         return None
     try:
-        table = pq.read_table(folder / FILE)
-        meta = json.loads((table.schema.metadata or {}).get(_META, b"null"))
+        table, meta, part = _read(folder / FILE)
     except (OSError, ValueError, pa.ArrowException) as exc:
         log.warning("%s: not used, the footprints are repaired again (%s)", FILE, exc)
         return None
     if not isinstance(meta, dict) or meta != settings(str(meta.get("crs")), min_area):
         log.info("%s: made with other settings, the footprints are repaired again", FILE)
         return None
+    token = part.get("token") if isinstance(part, dict) else None
+    base = Base(folder / FILE, str(token), len(table)) if token else None
+    tables = [table]
+    if base is not None and (folder / DELTA).is_file():
+        tables += _delta(folder / DELTA, meta, base.token)
     try:
-        return _from_table(table), str(meta["crs"])
+        return _from_table(pa.concat_tables(tables), base), str(meta["crs"])
     except (KeyError, ValueError, pa.ArrowException) as exc:
         log.warning("%s: not used, the footprints are repaired again (%s)", FILE, exc)
         return None
     finally:
-        del table  # converted: its buffers go back to the system, not to Arrow's pool
+        del table, tables  # converted: the buffers go back to the system, not Arrow's pool
         pa.default_memory_pool().release_unused()
 
 
-def _from_table(table: pa.Table) -> RepairCache:
+def _read(path: Path) -> tuple[pa.Table, object, object]:
+    """A cache file (mapped, not copied) without its metadata, its settings and which
+    part it is."""
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    metadata = table.schema.metadata or {}
+    meta = json.loads(metadata.get(_META, b"null"))
+    part = json.loads(metadata.get(_PART, b"null"))
+    return table.replace_schema_metadata(None), meta, part
+
+
+def _delta(path: Path, meta: object, token: str) -> list[pa.Table]:
+    """The delta at ``path`` when it was made for the file ``token`` with the same
+    settings ``meta`` (else nothing: its rows are repaired again)."""
+    try:
+        table, delta_meta, part = _read(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        log.warning("%s: not used, its footprints are repaired again (%s)", DELTA, exc)
+        return []
+    if delta_meta != meta or not isinstance(part, dict) or part.get("delta_of") != token:
+        log.warning("%s: made for another %s, its footprints are repaired again", DELTA, FILE)
+        return []
+    return [table]
+
+
+def _from_table(table: pa.Table, base: Base | None = None) -> RepairCache:
     def col(name: str) -> np.ndarray:
         return table.column(name).to_numpy(zero_copy_only=False)
 
     keys = np.column_stack([col("k0"), col("k1")]).astype(np.uint64)
     footprints = FootprintArrays(
-        col("wkb").astype(object),
+        WkbColumn(table.column("wkb")),  # stays Arrow: a rebuild moves it on as it is
         np.column_stack([col("cx"), col("cy")]).astype(np.float64),
         np.column_stack([col(c) for c in LONLAT_BOUNDS]).astype(np.float64),
         col("area").astype(np.float64),
@@ -251,11 +349,12 @@ def _from_table(table: pa.Table) -> RepairCache:
     )
     return RepairCache(
         keys,
-        col("id").astype(object),
+        col("id_hash").astype(np.uint64),
         col("keep").astype(bool),
         footprints,
         col("entries").astype(object),
         np.column_stack([col(c) for c in BOUNDS]).astype(np.float64),
+        base,
     )
 
 
@@ -280,31 +379,68 @@ def entries_json(found: list[Record], rows: np.ndarray) -> np.ndarray:
 WRITE_ROWS = 200_000
 
 
-def write(folder: Path, cache: RepairCache, crs: str, min_area: float) -> None:
+def write(
+    folder: Path, cache: RepairCache, crs: str, min_area: float, base: Base | None = None
+) -> None:
     """Write ``cache`` to ``folder`` for the next build (in its row order: the next
     build's rows are mostly where they were).
+
+    With ``base`` (the last build's :data:`FILE`, which ``cache`` is a delta to:
+    :func:`delta_rows`), that file is hard-linked (copied across file systems) and
+    ``cache`` becomes its :data:`DELTA`.
 
     Raises
     ------
     DatasetIOError
-        The file cannot be written.
+        The files cannot be written.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{FILE}.tmp-{os.getpid()}-{threading.get_ident()}"
+    if base is None:
+        _write(folder / FILE, cache, crs, min_area, {"token": _token(cache)})
+    else:
+        _link(base.path, folder / FILE)
+        _write(folder / DELTA, cache, crs, min_area, {"delta_of": base.token})
+    log.debug("%s: %d rows%s", folder / FILE, len(cache.keys), " (a delta)" if base else "")
+
+
+def _token(cache: RepairCache) -> str:
+    """What ties a delta to its file: a digest of the file's fingerprints (the same
+    rows give the same file, byte for byte, however the build ran)."""
+    return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(cache.keys, dtype="<u8").tobytes())
+
+
+def _link(source: Path, target: Path) -> None:
+    """``source`` at ``target`` (a new folder's): a hard link, else a copy."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        first = _arrow(cache, slice(0, WRITE_ROWS))
-        schema = first.schema.with_metadata({_META: json.dumps(settings(crs, min_area))})
-        # an intermediate: uncompressed and without dictionaries it is written in a
-        # quarter of the time (WKB hardly compresses: 1.4x larger files)
-        with pq.ParquetWriter(tmp, schema, compression="none", use_dictionary=False) as out:
-            out.write_table(first.cast(schema))
-            for start in range(WRITE_ROWS, len(cache.ids), WRITE_ROWS):
-                out.write_table(_arrow(cache, slice(start, start + WRITE_ROWS)).cast(schema))
-        os.replace(tmp, folder / FILE)
+        try:
+            os.link(source, tmp)
+        except OSError:  # another file system, or links not supported
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise DatasetIOError(f"cannot write the repair cache ({exc})", path=folder) from exc
-    log.debug("%s: %d rows", folder / FILE, len(cache.ids))
+        raise DatasetIOError(f"cannot keep the repair cache ({exc})", path=target) from exc
+
+
+def _write(path: Path, cache: RepairCache, crs: str, min_area: float, part: dict[str, str]) -> None:
+    """One cache file (:data:`FILE` or :data:`DELTA`, as ``part`` says), atomically."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        first = _arrow(cache, slice(0, WRITE_ROWS))
+        schema = first.schema.with_metadata(
+            {_META: json.dumps(settings(crs, min_area)), _PART: json.dumps(part)}
+        )
+        # an intermediate: Arrow's own layout, uncompressed, is written as it is in
+        # memory and read back without decoding (WKB hardly compresses)
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
+            out.write_table(first.cast(schema))
+            for start in range(WRITE_ROWS, len(cache.keys), WRITE_ROWS):
+                out.write_table(_arrow(cache, slice(start, start + WRITE_ROWS)).cast(schema))
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DatasetIOError(f"cannot write the repair cache ({exc})", path=path) from exc
 
 
 def _arrow(cache: RepairCache, rows: slice) -> pa.Table:
@@ -313,9 +449,9 @@ def _arrow(cache: RepairCache, rows: slice) -> pa.Table:
         {
             "k0": pa.array(cache.keys[rows, 0], pa.uint64()),
             "k1": pa.array(cache.keys[rows, 1], pa.uint64()),
-            "id": pa.array(cache.ids[rows], pa.string()),
+            "id_hash": pa.array(cache.id_hashes[rows], pa.uint64()),
             "keep": pa.array(cache.keep[rows], pa.bool_()),
-            "wkb": pa.array(fp.wkb[rows], pa.binary()),
+            "wkb": as_wkb_arrow(fp.wkb[rows]),
             "cx": pa.array(fp.centres[rows, 0], pa.float64()),
             "cy": pa.array(fp.centres[rows, 1], pa.float64()),
             **{c: pa.array(fp.bounds[rows, k], pa.float64()) for k, c in enumerate(LONLAT_BOUNDS)},

@@ -160,7 +160,7 @@ def _write_tables(
 def _write_repairs(folder: Path, repairs: Repairs) -> None:
     """The footprints' repairs for the next build; then their memory is freed."""
     assert repairs.made is not None
-    repair_cache.write(folder, repairs.made, repairs.crs, repairs.min_area)
+    repair_cache.write(folder, repairs.made, repairs.crs, repairs.min_area, repairs.base)
     repairs.made = None
 
 

@@ -7,10 +7,14 @@
 //
 // A reduced frame leaves out building tiles and pixels, so picks made while one is on the
 // screen would fall through missing buildings or hit a neighbour: scene.pickPosition is
-// answered exactly on the CPU (terrain and the full building detail; while something is
-// clipped, which the CPU does not see, the full frame is drawn first), scene.pick draws
-// the full frame first (wrapPicks), and CPU ray casts (raycast.js) use the tiles of the
-// last full frame.
+// answered exactly on the CPU (terrain and the full building detail, less what the
+// buildings' clipping planes cut; while the terrain is cut, which the CPU does not see,
+// the full frame is drawn first), scene.pick draws the full frame first (wrapPicks), and
+// CPU ray casts (raycast.js) use the tiles of the last full frame.
+//
+// CesiumJS's Viewer picks at every click and double click (entity selection and
+// tracking, which this page does not use): dropEntityPicks takes those handlers off, so
+// a click after a reduced frame does not wait for a full one before the tool's handler.
 
 import { HOLD_CHECK_MS, QualityController, frameBounds, holdFull, usableMs } from './core/quality.js';
 import { BuildingRaycaster } from './tools/raycast.js';
@@ -424,8 +428,10 @@ export class InteractiveFrames {
     };
     scene.pickPosition = (/** @type {any} */ windowPosition, /** @type {any} */ result) => {
       if ((this.saved || this.onScreen > 0) && this.clipped()) {
-        // the CPU does not see clipping (a cut building, an excavation pit): the full
-        // frame is drawn and its depth read
+        // the CPU does not see these cuts (an excavation pit, walls and floor drawn in
+        // it): the full frame is drawn and its depth read. A building tileset's clipping
+        // planes (a cut building, the clipping box) are not among them: the rays skip
+        // what they cut (raycast.js clipSpans)
         this.drawFull();
         return pickPosition(windowPosition, result);
       }
@@ -441,16 +447,22 @@ export class InteractiveFrames {
     };
   }
 
-  /** Whether clipping planes or polygons cut the terrain or a building tileset now. */
+  /**
+   * Whether something the exact pick cannot follow is cut now: clipping planes or
+   * polygons on the terrain, clipping polygons on a building tileset (a tileset's
+   * clipping planes it follows).
+   */
   clipped() {
     const on = (/** @type {any} */ c) => Boolean(c && c.enabled !== false && c.length > 0);
     const { globe } = this.viewer.scene;
     if (on(globe.clippingPlanes) || on(globe.clippingPolygons)) return true;
-    return this.tilesets().some(({ tileset }) => tileset && (on(tileset.clippingPlanes) || on(tileset.clippingPolygons)));
+    return this.tilesets().some(({ tileset }) => tileset && on(tileset.clippingPolygons));
   }
 
   /**
-   * The point under a window position on the terrain or the full-detail buildings.
+   * The point under a window position on the terrain or the full-detail buildings shown,
+   * less what their clipping planes cut: on the CPU, without waiting for the GPU (no
+   * pixel read back; the first ray through a tile reads its triangles back once).
    * @param {any} windowPosition
    * @returns {any} a Cesium.Cartesian3, or undefined
    */
@@ -462,10 +474,25 @@ export class InteractiveFrames {
     const ground = scene.globe.show ? scene.globe.pick(ray, scene) : undefined;
     const reach = ground ? Cartesian3.distance(ray.origin, ground) * 1.001 : FAR_M;
     const end = Cartesian3.add(ray.origin, Cartesian3.multiplyByScalar(ray.direction, reach, new Cartesian3()), new Cartesian3());
-    const tilesets = this.tilesets().map((t) => t.tileset).filter(Boolean);
+    // a hidden tileset keeps the selection of the last frame it was drawn in
+    const tilesets = this.tilesets().map((t) => t.tileset).filter((t) => t && t.show !== false);
     const hit = this.raycaster.firstHit(tilesets, ray.origin, end, scene.frameState);
     return hit ? hit.point : ground;
   }
+}
+
+/**
+ * Take CesiumJS's Viewer default click handlers off (select the entity clicked, track the
+ * one double-clicked): each is a scene.pick, which after a reduced frame draws the full
+ * one first (wrapPicks) and holds the tools' own handlers back that long. The page
+ * selects buildings itself (main.js setupPicking) and tracks no entity.
+ * @param {any} viewer a Cesium Viewer
+ */
+export function dropEntityPicks(viewer) {
+  const { ScreenSpaceEventType } = window.Cesium;
+  const handler = viewer.screenSpaceEventHandler;
+  handler.removeInputAction(ScreenSpaceEventType.LEFT_CLICK);
+  handler.removeInputAction(ScreenSpaceEventType.LEFT_DOUBLE_CLICK);
 }
 
 /** @type {WeakSet<object>} tilesets whose pick is wrapped */

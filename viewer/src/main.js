@@ -26,7 +26,7 @@ import { Bookmarks, applyView, currentView, flyHome, formatHash, parseHash } fro
 import { candidateLabel, reverseLookup, setupSearch } from './search.js';
 import { fetchJson, toast } from './util.js';
 import { setupTools } from './tools/index.js';
-import { InteractiveFrames } from './interactive.js';
+import { InteractiveFrames, dropEntityPicks } from './interactive.js';
 import { Warmer } from './warm.js';
 
 const Cesium = window.Cesium;
@@ -93,6 +93,9 @@ function createViewer() {
     skyBox: false,
     skyAtmosphere: false,
   });
+  // no entity selection nor tracking (infoBox and selectionIndicator are off): their
+  // click handlers would pick before every tool's, drawing the full frame after a reduced one
+  dropEntityPicks(viewer);
   const { scene } = viewer;
   scene.globe.baseColor = Cesium.Color.fromCssColorString('#1c2a38');
   scene.globe.depthTestAgainstTerrain = true;

@@ -12,6 +12,10 @@
 // screen-space errors select only the coarse tiles: a frame costs tens of ms, not a full
 // one. The programs they compiled are kept in CesiumJS's shader cache (their reference
 // count is raised once), so the tool's first frame finds them compiled.
+//
+// A variant whose tool takes seconds to get its first input (massing compare: a file to
+// choose) and whose panel opens before the idle warm-up reached it is warmed as soon as
+// the panel is open (`opening`), before that input, unless an input comes first.
 
 /**
  * A shader variant to compile ahead.
@@ -22,6 +26,10 @@
  * @property {() => boolean} [ready] drawn again (up to 4 frames) until true
  * @property {number} [frames] drawn at least this many frames (1)
  * @property {boolean} [last] warmed after the others (a long one)
+ * @property {string} [opening] the id of the tool whose panel opening warms it at once
+ *   when it is still queued (the tool's first input comes seconds after the panel opens)
+ * @property {boolean} [fog] also drawn as in fog (true): false for a variant that switches
+ *   on nothing the terrain draws (its fogged frame would compile nothing)
  */
 
 /** Drawing-buffer size of a warm-up frame (the coarse tiles only; a 16:11 screen). */
@@ -35,10 +43,15 @@ const FOGGED = 0.5;
 const QUIET_MS = 1500;
 const STEP_MS = 60;
 
+/** ms after a tool's panel opens before its `opening` variants are warmed (the panel is shown first). */
+export const OPEN_MS = 50;
+
 export class Warmer {
   /**
    * @param {any} viewer
-   * @param {{active: string | null}} registry the tools registry (nothing is warmed while a tool is open)
+   * @param {{active: string | null, bus?: {on: (name: string, handler: (payload: any) => void) => unknown}}} registry
+   *   the tools registry (nothing is warmed while a tool is open, but the `opening` variants
+   *   of a tool whose panel opens: its bus's tool:activate)
    * @param {{saved: any, untimed: boolean}} interactive the interactive frames (not while reduced)
    */
   constructor(viewer, registry, interactive) {
@@ -63,6 +76,25 @@ export class Warmer {
     for (const type of ['pointerdown', 'keydown', 'wheel', 'input', 'change']) {
       window.addEventListener(type, () => this.input(), { capture: true, passive: true });
     }
+    registry.bus?.on('tool:activate', (/** @type {{id: string}} */ { id }) => this.opened(id));
+  }
+
+  /**
+   * A tool's panel has opened: its `opening` variants still queued are warmed OPEN_MS
+   * later, while the tool is still open and no input has come since (an input first: the
+   * tool's frame compiles what it needs, and the variants wait for the idle warm-up).
+   * @param {string} id
+   */
+  opened(id) {
+    if (!this.queue.some((v) => v.opening === id)) return;
+    const at = performance.now();
+    setTimeout(() => {
+      if (this.registry.active !== id || this.lastInput > at) return;
+      const mine = this.queue.filter((v) => v.opening === id);
+      this.queue = this.queue.filter((v) => v.opening !== id);
+      for (const variant of mine) this.warm(variant);
+      if (!this.queue.length) this.release();
+    }, OPEN_MS);
   }
 
   /**
@@ -140,7 +172,16 @@ export class Warmer {
       this.schedule(QUIET_MS / 3);
       return;
     }
-    const variant = /** @type {WarmUp} */ (this.queue.shift());
+    this.warm(/** @type {WarmUp} */ (this.queue.shift()));
+    if (!this.queue.length) this.release();
+    this.schedule(STEP_MS);
+  }
+
+  /**
+   * Switch a variant on, draw its frames offscreen, switch it off; noted in `done`.
+   * @param {WarmUp} variant
+   */
+  warm(variant) {
     const start = performance.now();
     let programs = 0;
     try {
@@ -150,7 +191,7 @@ export class Warmer {
         if (i + 1 >= (variant.frames ?? 1) && (!variant.ready || variant.ready())) break;
       }
       // the terrain tiles in fog (the far ones of a view) draw with a program of their own
-      programs += this.render({ fogged: true });
+      if (variant.fog !== false) programs += this.render({ fogged: true });
     } catch (err) {
       console.warn(`warm-up ${variant.name} failed`, err);
     } finally {
@@ -161,8 +202,6 @@ export class Warmer {
       }
     }
     this.done.push({ name: variant.name, ms: Math.round(performance.now() - start), programs });
-    if (!this.queue.length) this.release();
-    this.schedule(STEP_MS);
   }
 
   /**

@@ -306,8 +306,31 @@ export function create(ctx) {
   /** Heights of the ring follow the ground (the terrain), not a roof that was clicked. */
   const groundHeight = (/** @type {any} */ carto) => viewer.scene.globe.getHeight(carto) ?? carto.height;
 
+  /**
+   * The point clicked. On the CPU (interactive.js exactPick: the terrain and the building
+   * triangles, past what the clipping planes cut), as that waits for no frame: the GPU's
+   * depth (pickPosition) is read back only once the frames drawn before the click are
+   * done, seconds under software WebGL after an input that changed the planes, and
+   * after a reduced frame with something cut it draws the full frame first. The GPU's
+   * depth only for a click into a dug pit (the CPU sees the terrain's surface there, not
+   * the pit) or where the CPU meets nothing.
+   * @param {any} position a Cesium.Cartesian2
+   */
+  const clickedPoint = (position) => {
+    const pit = state.mode === 'excavate' && state.excavated;
+    const p = pit || !ctx.interactive ? null : ctx.interactive.exactPick(position);
+    return p ?? pickPoint(viewer, position);
+  };
+
+  /** Read the building tiles' triangles for the clicks' rays now, not at a click. */
+  const warm = () => {
+    if (handler) ctx.interactive?.raycaster.warm(tilesets().filter((ts) => ts.show !== false));
+  };
+  /** @type {(() => void)[]} */
+  let unwarm = [];
+
   const onClick = (/** @type {any} */ e) => {
-    const p = pickPoint(viewer, e.position);
+    const p = clickedPoint(e.position);
     if (!p) return;
     if (state.mode === 'box') {
       const [east, north] = toLocal([vec(p)], vec(Cesium.Matrix4.getTranslation(frame, new Cesium.Cartesian3())))[0];
@@ -383,8 +406,12 @@ export function create(ctx) {
       handler.setInputAction(registry.timed('clip', 'click', onClick), Cesium.ScreenSpaceEventType.LEFT_CLICK);
       handler.setInputAction(() => state.mode === 'excavate' && !state.excavated && timedDig(), Cesium.ScreenSpaceEventType.RIGHT_CLICK);
       applyPlanes();
+      setTimeout(warm, 50);
+      unwarm = tilesets().map((ts) => ts.allTilesLoaded.addEventListener(() => setTimeout(warm, 0)));
     },
     deactivate() {
+      for (const off of unwarm) off();
+      unwarm = [];
       handler?.destroy();
       handler = null;
       for (const ts of tilesets()) if (ts.clippingPlanes) ts.clippingPlanes.enabled = false;

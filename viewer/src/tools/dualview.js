@@ -8,6 +8,7 @@
 import { t } from '../i18n.js';
 import { el, toast } from '../util.js';
 import { toolPanel } from './common.js';
+import { dropEntityPicks } from '../interactive.js';
 
 /** @param {import('./common.js').ToolContext} ctx */
 export function create(ctx) {
@@ -127,6 +128,9 @@ export function create(ctx) {
       skyBox: false,
       skyAtmosphere: false,
     });
+    // nothing is selected on the right view (its camera follows the left one): no pick
+    // at each click on it
+    dropEntityPicks(second);
     second.resolutionScale = interactive ? interactive.fullScale() : viewer.resolutionScale;
     // the right view is drawn at the left one's interactive level: its frames share the
     // GPU (software WebGL draws both on the CPU), a full one would hold the left one back

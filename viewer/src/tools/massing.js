@@ -83,7 +83,11 @@ export function create(ctx) {
 
   /**
    * The blocks' shaders, compiled after load (warm.js): a block of a square metre at the
-   * city centre, drawn the way a scheme is.
+   * city centre, drawn the way a scheme is. When the panel opens before the idle warm-up
+   * reached it, it is warmed then (`opening`): the file to load is seconds away, and the
+   * frame that first shows a scheme must not compile them (software WebGL compiles a
+   * program in the frame that first draws it). The blocks switch on nothing the terrain
+   * draws (no fogged frame).
    * @returns {import('../warm.js').WarmUp[]}
    */
   const warmUps = () => {
@@ -112,7 +116,7 @@ export function create(ctx) {
       if (block) viewer.scene.primitives.remove(block);
       block = null;
     };
-    return [{ name: 'massing', on, off }];
+    return [{ name: 'massing', on, off, opening: 'massing', fog: false }];
   };
 
   const draw = () => {

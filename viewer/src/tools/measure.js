@@ -85,7 +85,10 @@ export function create(ctx) {
   };
 
   const add = (/** @type {any} */ position) => {
-    const p = pickPoint(viewer, position);
+    // on the CPU (the terrain and the full-detail buildings: interactive.js exactPick),
+    // which waits for no frame; the GPU's depth (read back once the frames queued before
+    // the click are drawn) only where the CPU meets nothing
+    const p = ctx.interactive?.exactPick(position) ?? pickPoint(viewer, position);
     if (!p) return null;
     if (finished) clear();
     points.push(p);
@@ -94,6 +97,14 @@ export function create(ctx) {
     draw();
     return p;
   };
+
+  /** The building tilesets shown. */
+  const tilesets = () => [...ctx.tree.layers.values()].filter((l) => l.kind === 'buildings' && l.object?.show).map((l) => l.object);
+  const warm = () => {
+    if (handler) ctx.interactive?.raycaster.warm(tilesets());
+  };
+  /** @type {(() => void)[]} */
+  let unwarm = [];
 
   const finish = () => {
     finished = points.length > 0;
@@ -124,8 +135,13 @@ export function create(ctx) {
         Cesium.ScreenSpaceEventType.LEFT_CLICK,
       );
       handler.setInputAction(finish, Cesium.ScreenSpaceEventType.RIGHT_CLICK);
+      // the building tiles' triangles for the clicks' rays, read now rather than at a click
+      setTimeout(warm, 50);
+      unwarm = tilesets().map((ts) => ts.allTilesLoaded.addEventListener(() => setTimeout(warm, 0)));
     },
     deactivate() {
+      for (const off of unwarm) off();
+      unwarm = [];
       handler?.destroy();
       handler = null;
       clear();

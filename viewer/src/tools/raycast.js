@@ -6,15 +6,16 @@
 //   where the terrain could reach the line between two samples;
 // - buildings: the triangles of the building tiles drawn, read back from the GPU once
 //   per glTF primitive and kept (BuildingRaycaster), tested in each primitive's own
-//   frame after a bounding-sphere and a box test.
+//   frame after a bounding-sphere and a box test, on the parts of the ray that the
+//   tileset's clipping planes leave drawn (visibleSpans: a cut building is not hit).
 //
 // Cesium's own CPU pick (Cesium3DTileset.pick) reads every candidate tile's vertex
 // and index buffers back from the GPU and transforms every vertex on each call (about
 // 100–400 ms a ray on the sample city under software WebGL), and a GPU pick pass
 // (scene.pickFromRay) costs seconds there; this costs a few ms once the tiles are read.
 //
-// The pure helpers (segmentTriangles, segmentBox, firstCrossing) run without Cesium and
-// are unit-tested (viewer/test/raycast.test.js).
+// The pure helpers (segmentTriangles, segmentBox, visibleSpans, firstCrossing) run
+// without Cesium and are unit-tested (viewer/test/raycast.test.js).
 
 /** @typedef {[number, number, number]} Vec3 */
 
@@ -149,6 +150,45 @@ export function segmentChunks(o, d, positions, indices, boxes, size = CHUNK) {
 }
 
 /**
+ * The parts of a segment o + t·d (t in [0, 1]) that clipping planes leave visible, as
+ * CesiumJS's clipping shader decides (getClippingFunction.js): a point's amount for a
+ * plane [nx, ny, nz, w] is n·p + w, and it is cut where that is ≤ 0 — for any plane with
+ * `union` (the kept region is convex: one span at most), for every plane otherwise (the
+ * cut region is convex: up to two spans, before and after it). Spans are in order.
+ * @param {ArrayLike<number>} o the segment's start, in the planes' frame
+ * @param {ArrayLike<number>} d the segment's vector, in the planes' frame
+ * @param {ArrayLike<number>[]} planes [nx, ny, nz, w] each
+ * @param {boolean} union CesiumJS's unionClippingRegions
+ * @returns {[number, number][]}
+ */
+export function visibleSpans(o, d, planes, union) {
+  if (!planes.length) return [[0, 1]];
+  // the convex region (kept with union, cut without) as the t of the segment inside it
+  // (amount > 0 kept with union; amount ≤ 0 cut without): [lo, hi], empty when lo > hi
+  let lo = -Infinity;
+  let hi = Infinity;
+  for (const p of planes) {
+    let a0 = p[0] * o[0] + p[1] * o[1] + p[2] * o[2] + p[3]; // amount at t = 0
+    let slope = p[0] * d[0] + p[1] * d[1] + p[2] * d[2]; // its change per unit t
+    if (!union) [a0, slope] = [-a0, -slope]; // inside the cut region: -amount ≥ 0
+    if (Math.abs(slope) < EPS) {
+      if (a0 < 0 || (union && a0 === 0)) return union ? [] : [[0, 1]];
+      continue;
+    }
+    const t = -a0 / slope; // where the amount is 0
+    if (slope > 0) lo = Math.max(lo, t);
+    else hi = Math.min(hi, t);
+  }
+  if (union) return Math.max(lo, 0) < Math.min(hi, 1) ? [[Math.max(lo, 0), Math.min(hi, 1)]] : [];
+  if (lo > hi || hi < 0 || lo > 1) return [[0, 1]]; // the segment misses the cut region
+  /** @type {[number, number][]} */
+  const spans = [];
+  if (lo > 0) spans.push([0, lo]);
+  if (hi < 1) spans.push([hi, 1]);
+  return spans;
+}
+
+/**
  * Whether the segment a→b passes within r of a point c.
  * @param {ArrayLike<number>} a
  * @param {ArrayLike<number>} b
@@ -273,16 +313,28 @@ export class BuildingRaycaster {
    */
   firstHit(tilesets, a, b, frameState) {
     const Cesium = window.Cesium;
+    const { Cartesian3 } = Cesium;
+    const d = Cartesian3.subtract(b, a, new Cartesian3());
+    const at = (/** @type {number} */ t) => Cartesian3.add(a, Cartesian3.multiplyByScalar(d, t, new Cartesian3()), new Cartesian3());
     let best = Infinity;
     for (const ts of tilesets) {
-      for (const model of drawnModels(ts, a, b)) {
-        const t = this.modelHit(model, a, b, frameState);
-        if (t < best) best = t;
+      // only the parts of the segment the tileset's clipping planes leave drawn
+      for (const [t0, t1] of clipSpans(ts, a, b)) {
+        if (t0 >= best) break;
+        const [sa, sb] = t0 === 0 && t1 === 1 ? [a, b] : [at(t0), at(t1)];
+        let found = Infinity;
+        for (const model of drawnModels(ts, sa, sb)) {
+          const t = this.modelHit(model, sa, sb, frameState);
+          if (t < found) found = t;
+        }
+        if (Number.isFinite(found)) {
+          best = Math.min(best, t0 + found * (t1 - t0));
+          break; // the spans are in order: a later one is farther
+        }
       }
     }
     if (!Number.isFinite(best)) return null;
-    const d = Cesium.Cartesian3.subtract(b, a, new Cesium.Cartesian3());
-    return { t: best, point: Cesium.Cartesian3.add(a, Cesium.Cartesian3.multiplyByScalar(d, best, d), new Cesium.Cartesian3()) };
+    return { t: best, point: at(best) };
   }
 
   /**
@@ -350,6 +402,32 @@ export class BuildingRaycaster {
     this.reads += 1;
     return g;
   }
+}
+
+/**
+ * The spans of the segment a→b (t in [0, 1]) that a tileset's clipping planes leave
+ * drawn (visibleSpans): the whole segment when it has none on.
+ * @param {any} tileset
+ * @param {any} a Cesium.Cartesian3
+ * @param {any} b Cesium.Cartesian3
+ * @returns {[number, number][]}
+ */
+export function clipSpans(tileset, a, b) {
+  const planes = tileset.clippingPlanes;
+  if (!planes || planes.enabled === false || !(planes.length > 0)) return [[0, 1]];
+  const { Matrix4, Cartesian3 } = window.Cesium;
+  // the planes' frame, as CesiumJS places them (Model.js: the tileset's clipping origin,
+  // then the collection's model matrix)
+  const frame = Matrix4.multiply(tileset.clippingPlanesOriginMatrix ?? Matrix4.IDENTITY, planes.modelMatrix ?? Matrix4.IDENTITY, new Matrix4());
+  const inverse = Matrix4.inverse(frame, new Matrix4());
+  const o = Matrix4.multiplyByPoint(inverse, a, new Cartesian3());
+  const e = Matrix4.multiplyByPoint(inverse, b, new Cartesian3());
+  const list = [];
+  for (let i = 0; i < planes.length; i++) {
+    const p = planes.get(i);
+    list.push([p.normal.x, p.normal.y, p.normal.z, p.distance]);
+  }
+  return visibleSpans([o.x, o.y, o.z], [e.x - o.x, e.y - o.y, e.z - o.z], list, Boolean(planes.unionClippingRegions));
 }
 
 /**

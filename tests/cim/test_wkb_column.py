@@ -1,0 +1,87 @@
+"""Footprints' WKB held as Arrow (cim.model.WkbColumn): selections stay Arrow, values
+become bytes only when read, and gathers past Arrow's 32-bit offsets keep working."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import shapely
+
+import cim.model as model
+from cim.model import EncodedFootprints, WkbColumn, as_wkb_arrow, take_binary
+from tiling.buildings.footprints import gather_wkb
+
+
+def _wkb(n: int) -> np.ndarray:
+    boxes = shapely.box(np.arange(n), 0, np.arange(n) + 0.5, 1)
+    return shapely.to_wkb(boxes)
+
+
+def test_selections_stay_arrow_and_read_as_bytes() -> None:
+    wkb = _wkb(6)
+    column = WkbColumn(pa.chunked_array([pa.array(wkb[:4]), pa.array(wkb[4:])]))
+    assert len(column) == 6 and column[5] == wkb[5]
+    for index in (np.array([5, 0, 3]), np.array([True, False] * 3), slice(1, 4)):
+        picked = column[index]
+        assert isinstance(picked, WkbColumn)
+        assert picked.tolist() == wkb[index].tolist()
+    # shapely reads it as it reads an object array
+    decoded = EncodedFootprints(column).decode()
+    assert shapely.equals(decoded, shapely.from_wkb(wkb)).all()
+    assert as_wkb_arrow(column) is column.arrow
+    assert as_wkb_arrow(wkb).to_pylist() == wkb.tolist()
+
+
+def test_gather_puts_parts_together_with_nulls_where_none() -> None:
+    wkb = _wkb(5)
+    parts = [
+        (np.array([4, 0]), WkbColumn(pa.array([wkb[4], wkb[0]], pa.binary()))),
+        (np.array([2]), wkb[[2]]),  # an object array part, as the cache's tests make
+    ]
+    gathered = gather_wkb(5, parts)
+    assert gathered.tolist() == [wkb[0], None, wkb[2], None, wkb[4]]
+
+
+def test_a_gather_past_the_offset_limit_keeps_binary_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wkb = _wkb(7)
+    values = pa.chunked_array([pa.array(wkb[:3]), pa.array(wkb[3:])])
+    index = np.array([6, -1, 0, 3, 3, 1])
+    small = take_binary(values, index)
+    # as if the values held more than the limit: gathered as large_binary, cut again
+    monkeypatch.setattr(model, "BINARY_TAKE_LIMIT", 5 * len(wkb[0]))
+    monkeypatch.setattr(model, "BINARY_CHUNK_ROWS", 4)
+    large = take_binary(values, index)
+    assert large.type == pa.binary() and [len(c) for c in large.chunks] == [4, 2]
+    assert large.to_pylist() == small.to_pylist()
+    assert large.to_pylist() == [wkb[6], None, wkb[0], wkb[3], wkb[3], wkb[1]]
+
+
+def test_a_large_gather_cuts_its_chunks_by_bytes_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    wkb = _wkb(9)
+    values = pa.chunked_array([pa.array(wkb[:2]), pa.array(wkb[2:5]), pa.array(wkb[5:])])
+    monkeypatch.setattr(model, "BINARY_TAKE_LIMIT", 2 * len(wkb[0]))  # two footprints
+    large = take_binary(values, np.arange(9)[::-1])
+    assert [len(c) for c in large.chunks] == [2, 2, 2, 2, 1]
+    assert large.to_pylist() == wkb[::-1].tolist()
+
+
+def test_a_gather_takes_each_chunk_by_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrow's take of a chunked array joins every chunk first (the whole column copied
+    for a tile's few rows): each chunk gives its own rows instead."""
+    wkb = _wkb(40)
+    values = pa.chunked_array([pa.array(wkb[a : a + 10]) for a in range(0, 40, 10)])
+    joined: list[int] = []
+    real = pa.concat_arrays
+
+    def concat(arrays: list[pa.Array]) -> pa.Array:
+        joined.append(len(arrays))
+        return real(arrays)
+
+    monkeypatch.setattr(pa, "concat_arrays", concat)
+    index = np.array([39, 1, -1, 14])  # a tile's few rows of a long column
+    assert take_binary(values, index).to_pylist() == [wkb[39], wkb[1], None, wkb[14]]
+    assert joined == [4]  # the nulls and three chunks' own rows, not the column
+    assert take_binary(values, np.zeros(0, np.int64)).to_pylist() == []
