@@ -14,6 +14,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.synthetic import ORIGIN, write_geoparquet  # noqa: E402
+from tiling.buildings import repair_cache  # noqa: E402
 
 
 def write_city(root: Path, n: int = 200, *, per_tile: int = 30, seed: int = 3) -> Path:
@@ -96,7 +97,7 @@ def output_files(out: Path) -> dict[str, bytes]:
     """Every file of a built output folder by relative path (the build's own notes out,
     and the repair cache: a rebuild keeps the last one's file and adds a delta to it,
     which holds the same repairs; tests/tiling/test_buildings_repair_cache.py)."""
-    skip = {"manifest.json", "build-report.json", "repairs.arrow", "repairs-delta.arrow"}
+    skip = {"manifest.json", "build-report.json", repair_cache.FILE, repair_cache.DELTA}
     return {
         str(p.relative_to(out)): p.read_bytes()
         for p in sorted(out.rglob("*"))

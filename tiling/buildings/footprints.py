@@ -111,11 +111,9 @@ class FootprintArrays:
             self.hashes[index],
         )
 
-    def put(self, rows: np.ndarray, values: FootprintArrays, *, wkb: bool = True) -> None:
-        """Set rows ``rows`` (indices) to ``values`` (in place); all but the WKB
-        without ``wkb`` (the caller puts it together: :func:`gather_wkb`)."""
-        if wkb:
-            self.wkb[rows] = values.wkb
+    def put(self, rows: np.ndarray, values: FootprintArrays) -> None:
+        """Set rows ``rows`` (indices) to ``values`` (in place), all but the WKB: the
+        caller puts the WKB of its parts together in one gather (:func:`gather_wkb`)."""
         self.centres[rows] = values.centres
         self.bounds[rows] = values.bounds
         self.areas[rows] = values.areas

@@ -559,7 +559,7 @@ class _Repaired:
         self.keep[rows] = ok
         rows, found = rows[ok], found[ok]
         taken = cache.footprints.take(found)
-        self.figures.put(rows, taken, wkb=False)
+        self.figures.put(rows, taken)
         self.parts.append((rows, taken.wkb))
         return records
 
@@ -574,7 +574,7 @@ class _Repaired:
             records += repair.city_records(result.records, rows)
             self.keep[rows] = result.keep
             rows = rows[result.keep]
-            self.figures.put(rows, result.footprints, wkb=False)
+            self.figures.put(rows, result.footprints)
             self.parts.append((rows, result.footprints.wkb))
         return records
 
