@@ -41,26 +41,53 @@ class WkbColumn:
     object array). A build moves a million footprints from the repair's workers (or
     the last build's repairs) to the partitions this way without making a Python
     object for each one.
+
+    A selection is not gathered until its values are read (:attr:`arrow`): it keeps
+    the rows it stands for, and a selection of it composes them, so the build's
+    successive selections (the repair's pieces put in row order, the rows kept, the
+    Hilbert order) cost one gather of the bytes instead of one each. A selection is
+    pickled gathered (a task carries its own rows, not the column).
     """
 
-    __slots__ = ("arrow",)
+    __slots__ = ("_arrow", "_rows")
 
-    def __init__(self, arrow: Any) -> None:
-        self.arrow = arrow
+    def __init__(self, arrow: Any, rows: np.ndarray | None = None) -> None:
+        """``arrow`` itself, or its rows ``rows`` (int64 indices, -1: null) when given."""
+        self._arrow = arrow
+        self._rows = rows
+
+    @property
+    def arrow(self) -> Any:
+        """The values as one Arrow binary array or chunked array (gathered once)."""
+        if self._rows is not None:
+            self._arrow, self._rows = take_binary(self._arrow, self._rows), None
+        return self._arrow
+
+    def gather(self) -> None:
+        """Gather the values now (before threads read them, which would each gather)."""
+        _ = self.arrow
 
     def __len__(self) -> int:
-        return len(self.arrow)
+        return len(self._arrow) if self._rows is None else len(self._rows)
 
     def __getitem__(self, index: Any) -> Any:
         """One row's ``bytes`` (None where missing), or the rows selected by ``index``
-        (slice, bool mask or indices) as a :class:`WkbColumn`."""
+        (slice, bool mask or indices) as a :class:`WkbColumn` (gathered when read)."""
         if isinstance(index, (int, np.integer)):
-            return self.arrow[int(index)].as_py()
+            if self._rows is None:
+                return self._arrow[int(index)].as_py()
+            row = int(self._rows[index])
+            return None if row < 0 else self._arrow[row].as_py()
         if isinstance(index, slice):
-            return WkbColumn(self.arrow[index])
+            if self._rows is None:
+                return WkbColumn(self._arrow[index])
+            return WkbColumn(self._arrow, self._rows[index])
         index = np.asarray(index)
-        rows = np.flatnonzero(index) if index.dtype == bool else index
-        return WkbColumn(take_binary(self.arrow, rows))
+        rows = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)
+        return WkbColumn(self._arrow, rows if self._rows is None else self._rows[rows])
+
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return WkbColumn, (self.arrow,)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         values = self.arrow.to_numpy(zero_copy_only=False)

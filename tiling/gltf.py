@@ -227,6 +227,23 @@ def _as_text(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class EncodedText:
+    """A STRING column already laid out as a property table stores it.
+
+    ``data`` holds the UTF-8 bytes of all values, ``offsets`` their (n + 1) byte
+    offsets from 0 (what :func:`encode_strings` makes of an object array; an Arrow
+    string array's buffers are this layout). No value may contain a NUL character
+    (:func:`encode_strings` drops those).
+    """
+
+    data: bytes
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
 @dataclass
 class FeatureMesh:
     """Triangles of a set of features in local ENU metres (z up).
@@ -298,17 +315,28 @@ class _Writer:
         return len(self.gltf["bufferViews"]) - 1
 
     def vertex_view(
-        self, array: np.ndarray, target: int, mode: str, vertex_count: int | None = None
+        self,
+        array: np.ndarray,
+        target: int,
+        mode: str,
+        vertex_count: int | None = None,
+        dtype: np.dtype | type | None = None,
     ) -> int:
         """A buffer view of vertex/index data, meshopt-compressed when enabled.
 
         ``vertex_count`` (indices only) bounds the indices when the caller knows it: it
-        sizes the encoder's buffer, and saves a pass over the indices.
+        sizes the encoder's buffer, and saves a pass over the indices. ``dtype`` is the
+        view's component type when ``array`` holds the values in another (indices:
+        meshoptimizer's codec reads them as uint32 whatever the width they are stored
+        in, so compressed indices are not converted).
         """
-        array = np.ascontiguousarray(array)
-        stride = array.dtype.itemsize * (array.shape[1] if array.ndim == 2 else 1)
+        dtype = np.dtype(array.dtype if dtype is None else dtype)
+        compressed_indices = self.compress and mode == "TRIANGLES"
+        array = np.ascontiguousarray(array, dtype=np.uint32 if compressed_indices else dtype)
+        stride = dtype.itemsize * (array.shape[1] if array.ndim == 2 else 1)
         count = array.shape[0]
-        view: dict[str, Any] = {"byteLength": array.nbytes, "target": target}
+        nbytes = count * stride
+        view: dict[str, Any] = {"byteLength": nbytes, "target": target}
         if target == ARRAY_BUFFER:
             view["byteStride"] = stride
         if not self.compress:
@@ -327,7 +355,7 @@ class _Writer:
                 self.fallback_length += 1
             view["buffer"] = 1
             view["byteOffset"] = self.fallback_length
-            self.fallback_length += array.nbytes
+            self.fallback_length += nbytes
             view["extensions"] = {
                 "EXT_meshopt_compression": {
                     "buffer": 0,
@@ -447,13 +475,14 @@ def _optimised_order(indices: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarra
     else:
         used = remap < unique  # unreferenced vertices get ~0 and are dropped
         order[remap[used]] = np.flatnonzero(used)
-    return order, remap[cache]
+    # np.take: a gather in a tight loop, about twice as fast as fancy indexing
+    return order, np.take(remap, cache)
 
 
 def _rows(a: np.ndarray, order: np.ndarray) -> np.ndarray:
     """``a[order]`` of a C-contiguous (n, k) array of 4- or 8-byte rows, gathered as words."""
     word = np.uint64 if a.strides[0] == 8 else np.uint32
-    return a.view(word).ravel()[order].view(a.dtype).reshape(len(order), a.shape[1])
+    return np.take(a.view(word).ravel(), order).view(a.dtype).reshape(len(order), a.shape[1])
 
 
 def _reordered(mesh: FeatureMesh, order: np.ndarray, indices: np.ndarray) -> FeatureMesh:
@@ -488,8 +517,8 @@ def _encoded_attributes(
         normals = encode_normals(mesh.normals[:0])
         return mesh.expanded(), qpos, translation, scale, normals, None
     order, indices = _optimised_order(mesh.indices, n)
-    pos_rows = order if pos_index is None else pos_index[order]
-    nrm_rows = order if nrm_index is None else nrm_index[order]
+    pos_rows = order if pos_index is None else np.take(pos_index, order)
+    nrm_rows = order if nrm_index is None else np.take(nrm_index, order)
     written = mesh.positions
     if pos_index is not None or len(order) < n:  # quantize to the rows written only
         used = np.zeros(len(written), dtype=bool)
@@ -500,7 +529,8 @@ def _encoded_attributes(
     qpos = _rows(_quantized(mesh.positions, lo, scale), pos_rows)
     normals = _rows(encode_normals(mesh.normals), nrm_rows)
     colors = mesh.colors[order] if mesh.colors is not None else None
-    out = FeatureMesh(mesh.positions, mesh.normals, mesh.feature_ids[order], indices, colors)
+    fids = np.take(mesh.feature_ids, order)
+    out = FeatureMesh(mesh.positions, mesh.normals, fids, indices, colors)
     bounds = _quantized_bounds(lo, hi, scale, written.dtype) if len(written) else None
     return out, qpos, [float(v) for v in lo], scale, normals, bounds
 
@@ -508,7 +538,7 @@ def _encoded_attributes(
 def write_glb(
     mesh: FeatureMesh,
     properties: list[PropertySpec],
-    table: dict[str, np.ndarray],
+    table: dict[str, np.ndarray | EncodedText],
     *,
     class_name: str = "building",
     compression: str = "meshopt",
@@ -524,7 +554,8 @@ def write_glb(
     properties : list of PropertySpec
         The metadata class's properties, in order.
     table : dict
-        Column per property name, one row per feature (``featureCount`` rows).
+        Column per property name, one row per feature (``featureCount`` rows); a
+        STRING column may come as :class:`EncodedText`.
     compression : {"meshopt", "none"}
     schema_id : str
         ``EXT_structural_metadata`` schema id.
@@ -561,11 +592,11 @@ def write_glb(
     fids = np.zeros((len(qpos), 4 // np.dtype(fid_dtype).itemsize), dtype=fid_dtype)
     fids[:, 0] = mesh.feature_ids
     index_dtype = np.uint16 if len(qpos) <= 65535 else np.uint32
-    indices = mesh.indices.astype(index_dtype)
+    indices = mesh.indices  # the view's dtype is index_dtype
     pos_view = w.vertex_view(qpos, ARRAY_BUFFER, "ATTRIBUTES")
     nrm_view = w.vertex_view(normals, ARRAY_BUFFER, "ATTRIBUTES")
     fid_view = w.vertex_view(fids, ARRAY_BUFFER, "ATTRIBUTES")
-    idx_view = w.vertex_view(indices, ELEMENT_ARRAY_BUFFER, "TRIANGLES", len(qpos))
+    idx_view = w.vertex_view(indices, ELEMENT_ARRAY_BUFFER, "TRIANGLES", len(qpos), index_dtype)
     pos_acc = w.accessor(
         pos_view,
         UNSIGNED_SHORT,
@@ -648,7 +679,7 @@ def write_glb(
 def _property_table(
     w: _Writer,
     properties: list[PropertySpec],
-    table: dict[str, np.ndarray],
+    table: dict[str, np.ndarray | EncodedText],
     class_name: str,
     schema_id: str,
     count: int,
@@ -657,7 +688,10 @@ def _property_table(
     for spec in properties:
         values = table[spec.id]
         if spec.type == "STRING":
-            data, offsets = encode_strings(values)
+            if isinstance(values, EncodedText):
+                data, offsets = values.data, values.offsets
+            else:
+                data, offsets = encode_strings(values)
             if len(data) == 0:
                 continue  # all empty: leave the optional property out of this table
             offset_type = "UINT16" if offsets[-1] <= 0xFFFF else "UINT32"

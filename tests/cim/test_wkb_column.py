@@ -85,3 +85,27 @@ def test_a_gather_takes_each_chunk_by_itself(monkeypatch: pytest.MonkeyPatch) ->
     assert take_binary(values, index).to_pylist() == [wkb[39], wkb[1], None, wkb[14]]
     assert joined == [4]  # the nulls and three chunks' own rows, not the column
     assert take_binary(values, np.zeros(0, np.int64)).to_pylist() == []
+
+
+def test_selections_compose_and_gather_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build's selections (pieces in row order, rows kept, Hilbert order) cost one
+    gather of the bytes; a selection pickles as its own values, not the column's."""
+    import pickle
+
+    wkb = _wkb(8)
+    parts = [(np.array([6, 1, 3]), wkb[[6, 1, 3]]), (np.array([0, 7, 5]), wkb[[0, 7, 5]])]
+    gathers: list[int] = []
+    real = model.take_binary
+    monkeypatch.setattr(model, "take_binary", lambda v, i: gathers.append(len(i)) or real(v, i))
+    column = gather_wkb(8, parts)  # rows 2 and 4: none
+    kept = column[np.array([True, True, False, True, False, True, True, True])]
+    ordered = kept[np.array([5, 0, 2, 4, 1, 3])]
+    assert gathers == []  # nothing gathered yet
+    assert ordered[1] == wkb[0] and column[2] is None  # one row read without a gather
+    expected = [wkb[i] for i in (7, 0, 3, 6, 1, 5)]
+    assert ordered.tolist() == expected and gathers == [6]
+    ordered.gather()  # gathered: not again
+    assert np.asarray(ordered).tolist() == expected and gathers == [6]
+    copy = pickle.loads(pickle.dumps(kept[np.array([0])]))
+    assert len(pickle.dumps(kept[np.array([0])])) < len(pickle.dumps(column.arrow))
+    assert copy.tolist() == [wkb[0]] and column[4] is None and len(column) == 8

@@ -182,7 +182,7 @@ def test_sending_the_sources_own_wkb_changes_nothing(
         sent, report, _ = read(toml, None)
     # all but the rows reading changed (Z, unclosed, one-part) travel as stored
     assert sum(w is None for w in given[0]) == 3 and len(given[0]) > 20
-    monkeypatch.setattr(prepare, "_stored", lambda table, checked: None)
+    monkeypatch.setattr(prepare, "_stored", lambda table, checked, scanned=False: None)
     encoded, encoded_report, _ = read(toml, None)
     same(encoded, sent)
     assert report == encoded_report

@@ -946,3 +946,61 @@ def test_viewshed_depth_render(page: Any) -> None:
         == 0
     )
     assert page.evaluate("window.cim.tilesets.l2.shadows") == 0, "no longer casting"
+
+
+#: JS: count the frames drawn from now on (window.__framesDrawn)
+COUNT_FRAMES_JS = """() => { if (window.__framesDrawn !== undefined) return;
+  window.__framesDrawn = 0;
+  window.cim.viewer.scene.postRender.addEventListener(() => { window.__framesDrawn += 1; }); }"""
+
+#: JS: CesiumJS asks for a frame on its own, as when tiles finish loading (an afterRender
+#: callback that answers true: a tileset's or the terrain's load progress)
+TILES_LOADED_JS = "() => { window.cim.viewer.scene.frameState.afterRender.push(() => true); }"
+
+#: JS: the frames drawn, whether one is put off and how many were
+DEFER_STATE_JS = """() => { const i = window.cim.interactive;
+  return { drawn: window.__framesDrawn, deferred: i.deferred, count: i.stats.deferred }; }"""
+
+
+def test_tile_frames_wait_for_a_pause_after_an_input(page: Any) -> None:
+    """While the last input is recent, a full-quality frame CesiumJS asks
+    for on its own (tiles loaded) is put off (an input would wait for all of it under
+    software WebGL), a frame the page asks for is still drawn, and the one put off is
+    drawn once the inputs have paused (interactive.js deferNow, core/quality.js deferFull)."""
+    _activate(page, "measure")
+    page.evaluate(COUNT_FRAMES_JS)
+    # the full quality set, a full frame that does not fit the budget, a long pause
+    page.evaluate(
+        """() => { const i = window.cim.interactive, c = i.controller; i.restore();
+             c.estimate = (level) => (level === 0 ? 3000 : 50); c.idleMs = () => 600000;
+             i.noteInput(); }"""
+    )
+    try:
+        _render(page)
+        before = page.evaluate(DEFER_STATE_JS)
+        page.evaluate(TILES_LOADED_JS)
+        page.wait_for_function("() => window.cim.interactive.deferred", timeout=10000)
+        page.wait_for_timeout(400)  # a couple dozen animation frames
+        held = page.evaluate(DEFER_STATE_JS)
+        assert held["deferred"] is True and held["count"] == before["count"] + 1, (before, held)
+        assert held["drawn"] == before["drawn"], "the frame of the tiles is not drawn"
+        # a frame the page asks for (a tool, a script) is drawn, the tiles' with it
+        _render(page)
+        drawn = page.evaluate(DEFER_STATE_JS)
+        assert drawn["drawn"] > held["drawn"] and drawn["deferred"] is False
+        # put off again, then the pause: drawn without anyone asking
+        page.evaluate(TILES_LOADED_JS)
+        page.wait_for_function("() => window.cim.interactive.deferred", timeout=10000)
+        n = page.evaluate(DEFER_STATE_JS)["drawn"]
+        page.evaluate("() => { window.cim.interactive.lastInput = -Infinity; }")
+        page.wait_for_function(
+            "(n) => window.__framesDrawn > n && !window.cim.interactive.deferred",
+            arg=n,
+            timeout=10000,
+        )
+    finally:
+        page.evaluate(
+            "() => { const c = window.cim.interactive.controller; delete c.estimate;"
+            " delete c.idleMs; }"
+        )
+        _deactivate(page)

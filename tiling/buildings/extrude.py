@@ -210,11 +210,12 @@ def _left_turns(xyz: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
     # the vertex after a ring's closing vertex is the ring's second vertex
     nxt[last] = ring_offsets[:-1] + 1
     x, y = xyz[:, 0], xyz[:, 1]
-    dx, dy = x[nxt] - x, y[nxt] - y
+    # np.take: gathers in a tight loop, about twice as fast as fancy indexing
+    dx, dy = np.take(x, nxt) - x, np.take(y, nxt) - y
     # the next edge of a vertex is the edge of its next vertex
-    cross = dx * dy[nxt] - dy * dx[nxt]
+    cross = dx * np.take(dy, nxt) - dy * np.take(dx, nxt)
     length = np.sqrt(dx * dx + dy * dy)
-    scale = length * length[nxt]
+    scale = length * np.take(length, nxt)
     return cross >= -1e-9 * np.maximum(scale, 1e-12)
 
 
@@ -278,10 +279,10 @@ def _fans(first: np.ndarray, count: np.ndarray, pivot: np.ndarray | None = None)
     ring_of_tri = np.repeat(np.arange(len(first)), n_tris)
     starts = np.cumsum(n_tris) - n_tris
     i = np.arange(total) - np.repeat(starts, n_tris) + 1
-    v0 = first[ring_of_tri]
+    v0 = np.take(first, ring_of_tri)
     if pivot is None:
         return np.stack([v0, v0 + i, v0 + i + 1], axis=1).reshape(-1)
-    n, p = count[ring_of_tri], pivot[ring_of_tri]
+    n, p = np.take(count, ring_of_tri), np.take(pivot, ring_of_tri)
     return np.stack([v0 + p, v0 + (p + i) % n, v0 + (p + i + 1) % n], axis=1).reshape(-1)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
-from cim.model import WkbColumn, as_wkb_arrow, take_binary
+from cim.model import WkbColumn, as_wkb_arrow
 from tiling.buildings.rowhash import xxh3_hashes
 
 
@@ -129,7 +129,8 @@ class FootprintArrays:
 
 def gather_wkb(n: int, parts: list[tuple[np.ndarray, np.ndarray | WkbColumn]]) -> WkbColumn:
     """``n`` rows' WKB from ``parts`` of (rows, their WKB), None where no part has a
-    row: one Arrow gather, so the parts held as Arrow never become Python objects."""
+    row: one Arrow gather (when read, :class:`~cim.model.WkbColumn`), so the parts held
+    as Arrow never become Python objects."""
     chunks: list[pa.Array] = []
     for _, wkb in parts:
         arrow = as_wkb_arrow(wkb)
@@ -138,7 +139,7 @@ def gather_wkb(n: int, parts: list[tuple[np.ndarray, np.ndarray | WkbColumn]]) -
     rows = np.concatenate([r for r, _ in parts]) if parts else np.zeros(0, np.int64)
     where = np.full(n, -1, dtype=np.int64)
     where[rows] = np.arange(len(rows))
-    return WkbColumn(take_binary(values, where))
+    return WkbColumn(values, where)  # gathered when read, with the selections after
 
 
 def total_bounds(bounds: np.ndarray) -> tuple[float, float, float, float]:

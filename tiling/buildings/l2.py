@@ -45,7 +45,7 @@ from tiling.buildings.extrude import extrude
 from tiling.buildings.hierarchy import Node, build_hierarchy
 from tiling.buildings.ragged import wkb_to_ragged
 from tiling.buildings.rowhash import BytesHashes, hash_rows, xxh3_hashes
-from tiling.gltf import PropertySpec, metadata_ids, typed_column, write_glb
+from tiling.gltf import EncodedText, PropertySpec, metadata_ids, typed_column, write_glb
 from tiling.tileset import Box, Tile, Tileset
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class _TileTask:
 
     key: str
     shared: _TileFrame
-    footprints: np.ndarray  # WKB
+    footprints: np.ndarray | WkbColumn  # WKB
     base: np.ndarray
     height: np.ndarray
     #: text columns may be Arrow string arrays (:meth:`_Tasks.make`)
@@ -804,7 +804,11 @@ class _Tasks:
         return _TileTask(
             key=job.key,
             shared=self.shared,
-            footprints=np.asarray(self.wkb[rows]),  # Python bytes to the worker
+            # Arrow buffers when the column is Arrow: no Python bytes per footprint to
+            # pickle here and unpickle there (the worker reads the buffers, .ragged)
+            footprints=self.wkb[rows]
+            if isinstance(self.wkb, WkbColumn)
+            else np.asarray(self.wkb[rows]),
             base=self.buildings.base[rows],
             height=self.buildings.height[rows],
             table={
@@ -971,7 +975,9 @@ def _encode_tile(task: _TileTask) -> tuple[str, dict[str, Any]]:
         shared_rows=True,  # walls and roofs share rows: each is encoded once
     )
     props = shared.properties
-    table = {k: _as_numpy(v) for k, v in task.table.items()}
+    # the glb's property table takes Arrow text as it is (b3dm: JSON of the values)
+    text = {p.id for p in props if p.type == "STRING"} if options.format != "b3dm" else ()
+    table = {k: _as_text(v) if k in text else _as_numpy(v) for k, v in task.table.items()}
     pos = mesh.positions
     lo = np.array([pos[:, k].min() for k in range(3)])  # per column: faster than axis=0
     hi = np.array([pos[:, k].max() for k in range(3)])
@@ -999,6 +1005,32 @@ def _as_numpy(values: np.ndarray | pa.Array) -> np.ndarray:
     if isinstance(values, pa.Array):
         return values.to_numpy(zero_copy_only=False)
     return values
+
+
+def _as_text(values: np.ndarray | pa.Array) -> np.ndarray | EncodedText:
+    """A task's text column as the glb's property table takes it.
+
+    An Arrow string array is that table's layout already (UTF-8 values and their
+    offsets): its buffers are taken as they are, with no Python string per value. Other
+    columns, and Arrow text with nulls or NUL characters (which
+    :func:`tiling.gltf.encode_strings` drops), go through :func:`_as_numpy`.
+    """
+    kind = values.type if isinstance(values, pa.Array) else None
+    if kind is None or values.null_count or kind not in (pa.string(), pa.large_string()):
+        return _as_numpy(values)
+    n = len(values)
+    if not n:
+        return EncodedText(b"", np.zeros(1, dtype=np.int64))
+    _, offsets_buffer, data_buffer = values.buffers()
+    width = 8 if kind == pa.large_string() else 4
+    offsets = np.frombuffer(
+        offsets_buffer, dtype=f"<i{width}", count=n + 1, offset=values.offset * width
+    )
+    start, stop = int(offsets[0]), int(offsets[-1])
+    data = data_buffer[start:stop].to_pybytes() if stop > start else b""
+    if b"\0" in data:
+        return _as_numpy(values)
+    return EncodedText(data, offsets - start if start else offsets)
 
 
 def _content_name(key: str) -> str:

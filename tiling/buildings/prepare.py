@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,7 @@ from cim.readers import (
 from cim.report import StageReport, entry
 from tiling.buildings import repair, repair_cache
 from tiling.buildings.footprints import FootprintArrays, gather_wkb
+from tiling.buildings.ragged import PolygonScan, scan_polygons
 from tiling.buildings.repair_cache import Repairs
 
 log = logging.getLogger(__name__)
@@ -313,17 +315,20 @@ def _clean_geometry(
         keys = repair_cache.fingerprints(table.source_wkb)
         hashed = repair_cache.id_hashes(*row_ids)
     reuse = _Reuse.start(keys, hashed, cfg, repairs)
-    if not table.parsed:
-        table.parse(np.flatnonzero(~reuse.hit) if reuse else np.arange(len(table)))
+    rows = np.flatnonzero(~reuse.hit) if reuse else np.arange(len(table))
+    scan = _read_rows(table, rows)
     scratch = StageReport(report.name)  # discarded if the cache turns out unusable
-    checked = _check(table, ids, cfg, project, scratch, reuse)
+    checked = _check(table, ids, cfg, project, scratch, reuse, scan)
     if reuse is not None and checked.resolved.crs != reuse.crs:
         log.info("the last build's repairs were made in another CRS: every row is repaired")
-        if not table.parsed:
-            table.parse(np.flatnonzero(reuse.hit))
+        if scan is None:  # the other rows were parsed (or the table was)
+            if not table.parsed:
+                table.parse(np.flatnonzero(reuse.hit))
+        else:  # scanned: all of them again (none was parsed)
+            scan = _read_rows(table, np.arange(len(table)))
         reuse, scratch = None, StageReport(report.name)
-        checked = _check(table, ids, cfg, project, scratch, None)
-    stored = _stored(table, checked)
+        checked = _check(table, ids, cfg, project, scratch, None, scan)
+    stored = _stored(table, checked, scan is not None)
     table.source_wkb = None
     if table.geometry.flags.writeable:  # ``checked.geoms`` holds them; the repair frees them
         table.geometry[:] = None
@@ -380,13 +385,21 @@ def _keep_repairs(
 FIRST, LAST = -1, len(repair.PHASES)
 
 
-def _stored(table: FeatureTable, checked: _Checked) -> np.ndarray | None:
+def _stored(table: FeatureTable, checked: _Checked, scanned: bool = False) -> np.ndarray | None:
     """Per row, the source's WKB where it parses to the geometry the repair gets (no
     Z or M dropped, no one-part collection unwrapped, no ring closed), else None: the
-    repair's tasks send it as it is instead of encoding the geometry again."""
+    repair's tasks send it as it is instead of encoding the geometry again.
+
+    ``scanned``: the rows checked were scanned, not parsed (:func:`_read_rows`): they
+    all travel as stored (a one-part MultiPolygon is unwrapped by the repair itself).
+    """
     if table.source_wkb is None or len(table.source_wkb) != len(checked.geoms):
         return None
     rows = np.flatnonzero(checked.keep)
+    if scanned:
+        stored = np.full(len(checked.geoms), None, dtype=object)
+        stored[rows] = table.source_wkb[rows]
+        return stored
     read = table.geometry[rows]
     same = (
         ~shapely.has_z(read)
@@ -440,6 +453,36 @@ class _Checked:
     records: list[repair.Record]  # Z dropped
 
 
+#: the detail of a footprint skipped for a NaN or infinite coordinate
+NONFINITE = "a coordinate is NaN or infinite"
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """Rows scanned instead of parsed (:func:`_read_rows`), and what the scan found."""
+
+    rows: np.ndarray
+    found: PolygonScan
+
+
+def _read_rows(table: FeatureTable, rows: np.ndarray) -> _Scan | None:
+    """Make ``rows`` ready for :func:`_check`: scanned from their WKB when every one is
+    a plain 2D polygon GEOS reads as stored (:func:`~tiling.buildings.ragged.scan_polygons`:
+    the bounds are all the checks need then), else parsed into ``table.geometry``.
+    None when parsed (or the reader parsed the table)."""
+    if table.parsed or table.source_wkb is None:
+        if not table.parsed:
+            table.parse(rows)
+        return None
+    # the workers have no task yet: the build process's scan takes every core
+    cores = os.cpu_count() or 1
+    scan = scan_polygons(table.source_wkb[rows], threads=cores) if len(rows) else None
+    if scan is None:
+        table.parse(rows)
+        return None
+    return _Scan(rows, scan)
+
+
 def _check(
     table: FeatureTable,
     ids: np.ndarray,
@@ -447,13 +490,53 @@ def _check(
     project: CityProject,
     report: StageReport,
     reuse: _Reuse | None,
+    scan: _Scan | None = None,
 ) -> _Checked:
     """Readability, emptiness, type, Z, coordinates and the CRS of every row that is
-    not in ``reuse`` (those passed the same checks in the last build)."""
+    not in ``reuse`` (those passed the same checks in the last build); ``scan``: those
+    rows were scanned (:func:`_read_rows`), only their coordinates are left to check."""
     n = len(table)
     hit = reuse.hit if reuse is not None else np.zeros(n, dtype=bool)
+    if scan is not None:
+        geoms, keep, bounds, records = _scanned(scan, n, ids, report)
+    else:
+        geoms, keep, bounds, records = _parsed(table, ids, ~hit, report)
+    if reuse is not None:
+        bounds[hit] = reuse.cache.bounds[reuse.found[hit]]
+    keep |= hit
+    if not keep.any():
+        raise InputDataError(
+            "no usable building footprint (see build-report.json)", path=table.path
+        )
+    resolved = _resolve(table, cfg, project, bounds[keep])
+    if resolved.note:
+        report.warn(f"{table.path.name}: {resolved.note}")
+    keep = _drop_unfitting(bounds, keep, ids, resolved, report)
+    return _Checked(geoms, keep, resolved, bounds, records)
+
+
+def _scanned(
+    scan: _Scan, n: int, ids: np.ndarray, report: StageReport
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[repair.Record]]:
+    """:func:`_parsed` for scanned rows: readable 2D polygons, only NaN or infinite
+    coordinates to skip; no geometry (the repair parses the stored WKB)."""
+    rows, finite = scan.rows, scan.found.finite
+    keep = np.zeros(n, dtype=bool)
+    keep[rows] = finite
+    for i in rows[~finite]:
+        report.skip(ids[i], "bad-coordinates", NONFINITE)
+    bounds = np.full((n, 4), np.nan)
+    bounds[rows[finite]] = scan.found.bounds[finite]
+    return np.full(n, None, dtype=object), keep, bounds, []
+
+
+def _parsed(
+    table: FeatureTable, ids: np.ndarray, keep: np.ndarray, report: StageReport
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[repair.Record]]:
+    """The parsed rows ``keep`` checked: the geometries the repair gets, the rows
+    kept, their bounds and the Z-dropped records."""
+    n = len(table)
     geoms = table.geometry.copy()
-    keep = ~hit
     for issue in table.issues:  # what GEOS could not even read
         if not issue.repaired:
             report.skip(ids[issue.row], issue.reason, issue.detail)
@@ -479,18 +562,7 @@ def _check(
     keep = _drop_bad_coordinates(geoms, keep, ids, report)
     bounds = np.full((n, 4), np.nan)
     bounds[keep] = shapely.bounds(geoms[keep])
-    if reuse is not None:
-        bounds[hit] = reuse.cache.bounds[reuse.found[hit]]
-    keep |= hit
-    if not keep.any():
-        raise InputDataError(
-            "no usable building footprint (see build-report.json)", path=table.path
-        )
-    resolved = _resolve(table, cfg, project, bounds[keep])
-    if resolved.note:
-        report.warn(f"{table.path.name}: {resolved.note}")
-    keep = _drop_unfitting(bounds, keep, ids, resolved, report)
-    return _Checked(geoms, keep, resolved, bounds, records)
+    return geoms, keep, bounds, records
 
 
 class _RowDecoder:
@@ -594,7 +666,7 @@ def _drop_bad_coordinates(
     nonfinite = np.zeros(len(kept), dtype=bool)
     nonfinite[owner[~np.isfinite(coords).all(axis=1)]] = True
     for i in kept[nonfinite]:
-        report.skip(ids[i], "bad-coordinates", "a coordinate is NaN or infinite")
+        report.skip(ids[i], "bad-coordinates", NONFINITE)
     keep[kept[nonfinite]] = False
     return keep
 

@@ -262,10 +262,11 @@ def code_digest() -> str:
 
     import cim.crs
     import cim.readers
-    from tiling.buildings import footprints, prepare, repair, rowhash
+    from tiling.buildings import footprints, prepare, ragged, repair, rowhash
 
     h = hashlib.blake2b(digest_size=12)
-    for module in (repair, prepare, footprints, rowhash, cim.crs, cim.readers):
+    # ragged: the scan that stands for the parse in the checks (prepare._read_rows)
+    for module in (repair, prepare, footprints, rowhash, ragged, cim.crs, cim.readers):
         h.update(Path(module.__file__ or "").read_bytes())
     libraries = (shapely.__version__, shapely.geos_version_string)
     h.update(repr((*libraries, pyproj.__version__, pyproj.proj_version_str)).encode())

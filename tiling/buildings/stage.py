@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from cim.config import CityProject, TerrainConfig
 from cim.errors import ConfigError
-from cim.model import Buildings, EncodedFootprints
+from cim.model import Buildings, EncodedFootprints, WkbColumn
 from cim.stages import BuildContext
 from tiling.buildings import repair_cache
 from tiling.buildings.export import write_buildings_table
@@ -114,6 +114,11 @@ class BuildingsStage:
         bounds = figures.total_bounds()  # the order's frame and the extent
         order, keys = hilbert_order(buildings, figures.centres, bounds)  # the partitions' too
         figures = figures.take(order)
+        if isinstance(figures.wkb, WkbColumn):
+            # one gather of the bytes for the repair's pieces, the rows kept and this
+            # order (WkbColumn composes them), before two threads read them: the
+            # partitions' writer and the L2 plan
+            figures.wkb.gather()
         # footprints still encoded are the figures' WKB: taken once (a million random reads)
         encoded = EncodedFootprints(figures.wkb) if buildings.footprints_wkb is not None else None
         buildings = buildings.take(order, footprints=encoded)

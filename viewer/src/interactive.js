@@ -15,8 +15,16 @@
 // CesiumJS's Viewer picks at every click and double click (entity selection and
 // tracking, which this page does not use): dropEntityPicks takes those handlers off, so
 // a click after a reduced frame does not wait for a full one before the tool's handler.
+//
+// CesiumJS also draws a frame on its own whenever tiles finish loading (a tileset's or
+// the terrain's load progress): at the full quality, after the full frame of a pause or a
+// pick, that is one full frame after another while the tiles of the view arrive, and an
+// input that comes meanwhile waits for the one being drawn (software WebGL cannot stop a
+// frame). Such frames are put off until the inputs pause, as the full frame after an
+// input is (core/quality.js deferFull), the tiles loading meanwhile; frames asked for by
+// an input, a script or a tool are drawn as before (wrapRender).
 
-import { HOLD_CHECK_MS, QualityController, frameBounds, holdFull, usableMs } from './core/quality.js';
+import { HOLD_CHECK_MS, QualityController, deferFull, frameBounds, holdFull, usableMs } from './core/quality.js';
 import { BuildingRaycaster } from './tools/raycast.js';
 
 /** ms between polls of a frame's fence. */
@@ -101,8 +109,13 @@ export class InteractiveFrames {
     this.timer = null;
     /** @type {{level: number, ms: number}[]} the latest frames measured, for the tests */
     this.frames = [];
-    /** reduced levels set, full quality restored, picks answered exactly, full frames drawn for a pick, checks that held the full frame back */
-    this.stats = { interactive: 0, restored: 0, exactPicks: 0, fullForPick: 0, held: 0 };
+    /**
+     * reduced levels set, full quality restored, picks answered exactly, full frames drawn
+     * for a pick, checks that held the full frame back, full frames of tiles loading put off
+     */
+    this.stats = { interactive: 0, restored: 0, exactPicks: 0, fullForPick: 0, held: 0, deferred: 0 };
+    /** a frame CesiumJS asked for on its own is being put off (deferFull) */
+    this.deferred = false;
     this.raycaster = new BuildingRaycaster();
     /** the camera is moving (an input's flight or rotation): a reduced level is held */
     this.moving = false;
@@ -115,6 +128,84 @@ export class InteractiveFrames {
     });
     this.measure();
     this.wrapPicks();
+    this.wrapRender();
+  }
+
+  /**
+   * An input that draws nothing itself (a tool's panel opened): the frames of tiles
+   * loading wait for a pause after it, as after a tool's input (deferFull).
+   */
+  noteInput() {
+    this.lastInput = performance.now();
+  }
+
+  /**
+   * Whether a full-quality frame CesiumJS asks for on its own is put off now (see
+   * core/quality.js deferFull); never at a reduced level, nor in a warm-up frame, nor
+   * while another view is drawn beside this one (the dual view's: its camera follows this
+   * one's from this scene's frames, so a frame put off here would hold both back).
+   * @returns {boolean}
+   */
+  deferNow() {
+    if (this.saved || this.untimed || this.views.size) return false;
+    const { controller } = this;
+    const now = {
+      sinceInputMs: performance.now() - this.lastInput,
+      idleMs: controller.idleMs(),
+      likely: this.watch.likely(),
+      fullMs: controller.estimate(0),
+    };
+    return deferFull(now, controller.budgetMs);
+  }
+
+  /**
+   * Put off the full-quality frames CesiumJS asks for on its own (tiles loaded) until the
+   * inputs pause (deferNow). A render request made outside a frame (an input, a
+   * tool, a script, restore()) or by a postRender listener (a tool's follow-up frame) is
+   * drawn; one made while a frame is updated and drawn up to its postRender is CesiumJS's
+   * own (its afterRender callbacks: a tileset's or the terrain's load progress). A frame
+   * put off keeps its tiles loading (CesiumJS updates the tilesets without drawing) and is
+   * drawn once deferNow() says so, checked at every animation frame.
+   */
+  wrapRender() {
+    const { scene } = this.viewer;
+    const render = scene.render.bind(scene);
+    const request = scene.requestRender.bind(scene);
+    /** scene.render is running, before its postRender */
+    let inFrame = false;
+    /** a render was asked for from outside a frame since the last frame drawn */
+    let asked = false;
+    scene.requestRender = () => {
+      if (!inFrame) asked = true;
+      request();
+    };
+    scene.render = (/** @type {any} */ time) => {
+      if (!this.untimed && (scene._renderRequested || this.deferred)) {
+        if (!asked && this.deferNow()) {
+          if (!this.deferred) this.stats.deferred += 1;
+          this.deferred = true;
+          scene._renderRequested = false;
+        } else {
+          scene._renderRequested = true;
+          this.deferred = false;
+        }
+      }
+      inFrame = true;
+      try {
+        return render(time);
+      } finally {
+        inFrame = false;
+      }
+    };
+    scene.preRender.addEventListener(() => {
+      if (this.untimed) return; // a warm-up frame, offscreen (warm.js)
+      asked = false;
+      this.deferred = false;
+    });
+    // the listeners after this one (the tools') ask for follow-up frames of their own
+    scene.postRender.addEventListener(() => {
+      inFrame = false;
+    });
   }
 
   /** An input: draw the next frame at the controller's level, the full quality after a pause. */

@@ -261,12 +261,15 @@ export class Warmer {
     const fog = Cesium.Math.fog;
     if (fogged) Cesium.Math.fog = () => FOGGED;
     try {
-      scene.requestRender();
+      // (the flag itself: a request through scene.requestRender would count as one of
+      // the page's, and a frame of tiles loading that interactive.js puts off would be
+      // drawn after this one)
+      scene._renderRequested = true;
       scene.render(this.viewer.clock.currentTime);
     } finally {
       Cesium.Math.fog = fog;
       // a frame that was due is still drawn
-      if (due) scene.requestRender();
+      if (due) scene._renderRequested = true;
       this.interactive.untimed = false;
       delete scene.updateAndExecuteCommands;
       delete scene.resolveFramebuffers;

@@ -70,7 +70,8 @@ export const REST_FACTOR = 2;
 
 /**
  * The longest the full-quality frame is held back after the last input while another
- * input looks likely (holdFull), and how often a held frame looks again.
+ * input looks likely (holdFull, and the frames of tiles loading: deferFull), and how
+ * often a held frame looks again.
  */
 export const MAX_HOLD_MS = 10000;
 export const HOLD_CHECK_MS = 250;
@@ -90,6 +91,31 @@ export const HOLD_CHECK_MS = 250;
 export function holdFull({ sinceInputMs, likely, fullMs }, budgetMs) {
   if (!likely || fullMs === null || fullMs <= budgetMs) return false;
   return sinceInputMs < MAX_HOLD_MS;
+}
+
+/**
+ * Whether a full-quality frame that CesiumJS asks for on its own (building or terrain
+ * tiles that finished loading, a load-progress event), not an input nor a script, is put
+ * off now. An input that comes while such a frame is drawn waits for all of it (2–4 s
+ * under software WebGL), and tiles keep arriving for seconds after a view changed or a
+ * full frame was drawn (the pause's, a pick's). So, while a full frame does not fit the
+ * budget, such a frame waits for the pause that the full frame after an input waits for
+ * (idleMs), and longer while another input looks likely (holdFull, up to MAX_HOLD_MS);
+ * the tiles keep loading meanwhile. Not for longer while a tool is merely open: the
+ * frames of the tiles would then come all together, one after the other, at the end of
+ * the hold, whatever the user is doing then. A reduced level's frames are never put off
+ * (they are cheap: interactive.js draws them).
+ * @param {{sinceInputMs: number, idleMs: number, likely: boolean, fullMs: number | null}} now
+ *   idleMs: the pause before an input's full frame (QualityController.idleMs()); likely:
+ *   another input looks likely (see holdFull); fullMs: the full frame's estimated time
+ *   (null: not measured)
+ * @param {number} budgetMs
+ * @returns {boolean}
+ */
+export function deferFull({ sinceInputMs, idleMs, likely, fullMs }, budgetMs) {
+  if (fullMs === null || fullMs <= budgetMs) return false;
+  if (sinceInputMs < idleMs) return true;
+  return holdFull({ sinceInputMs, likely, fullMs }, budgetMs);
 }
 
 /** Weight of a new measurement in a level's running estimate. */

@@ -40,6 +40,9 @@ export function setupTools({ viewer, bus, panels, tree, manifest, dataBase, inte
       viewer.scene.requestRender();
     },
   });
+  // opening a tool is an input: CesiumJS's own full frames (tiles loaded) wait for a pause
+  // after it (interactive.js deferNow)
+  if (interactive) bus.on('tool:activate', () => interactive.noteInput());
   const ctx = { viewer, bus, tree, manifest, dataBase, registry, interactive };
   for (const module of TOOLS) {
     const tool = module.create(ctx);
