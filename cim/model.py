@@ -78,10 +78,8 @@ class WkbColumn:
                 return self._arrow[int(index)].as_py()
             row = int(self._rows[index])
             return None if row < 0 else self._arrow[row].as_py()
-        if isinstance(index, slice):
-            if self._rows is None:
-                return WkbColumn(self._arrow[index])
-            return WkbColumn(self._arrow, self._rows[index])
+        if isinstance(index, slice):  # read piece by piece: gathered once, sliced
+            return WkbColumn(self.arrow[index])
         index = np.asarray(index)
         rows = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)
         return WkbColumn(self._arrow, rows if self._rows is None else self._rows[rows])

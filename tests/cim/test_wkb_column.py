@@ -109,3 +109,8 @@ def test_selections_compose_and_gather_once(monkeypatch: pytest.MonkeyPatch) -> 
     copy = pickle.loads(pickle.dumps(kept[np.array([0])]))
     assert len(pickle.dumps(kept[np.array([0])])) < len(pickle.dumps(column.arrow))
     assert copy.tolist() == [wkb[0]] and column[4] is None and len(column) == 8
+    # read slice by slice (the repair cache's writer): one gather, then slices of it
+    gathers.clear()
+    pieces = gather_wkb(8, parts)
+    assert pieces[0:4].tolist() + pieces[4:8].tolist() == column.tolist()
+    assert gathers == [8]

@@ -9,6 +9,8 @@ buffers are encoded from the uint32 indices whatever the view's width: the same 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -107,24 +109,8 @@ def test_index_width_is_the_views_whatever_the_mesh_holds(compression: str) -> N
     mesh = _mesh(5)
     props = [PropertySpec("id", "STRING")]
     table = {"id": np.array([f"b{i}" for i in range(5)], dtype=object)}
-    wide = FeatureMesh(
-        mesh.positions,
-        mesh.normals,
-        mesh.feature_ids,
-        mesh.indices.astype(np.int64),
-        None,
-        mesh.position_index,
-        mesh.normal_index,
-    )
-    narrow = FeatureMesh(
-        mesh.positions,
-        mesh.normals,
-        mesh.feature_ids,
-        mesh.indices.astype(np.uint16),
-        None,
-        mesh.position_index,
-        mesh.normal_index,
-    )
+    wide = dataclasses.replace(mesh, indices=mesh.indices.astype(np.int64))
+    narrow = dataclasses.replace(mesh, indices=mesh.indices.astype(np.uint16))
     data = write_glb(wide, props, table, compression=compression)
     assert data == write_glb(narrow, props, table, compression=compression)
     gltf, _ = read_glb(data)

@@ -470,17 +470,15 @@ def _read_rows(table: FeatureTable, rows: np.ndarray) -> _Scan | None:
     a plain 2D polygon GEOS reads as stored (:func:`~tiling.buildings.ragged.scan_polygons`:
     the bounds are all the checks need then), else parsed into ``table.geometry``.
     None when parsed (or the reader parsed the table)."""
-    if table.parsed or table.source_wkb is None:
-        if not table.parsed:
-            table.parse(rows)
+    if table.parsed:
         return None
-    # the workers have no task yet: the build process's scan takes every core
-    cores = os.cpu_count() or 1
-    scan = scan_polygons(table.source_wkb[rows], threads=cores) if len(rows) else None
-    if scan is None:
-        table.parse(rows)
-        return None
-    return _Scan(rows, scan)
+    if table.source_wkb is not None and len(rows):
+        # the workers have no task yet: the build process's scan takes every core
+        scan = scan_polygons(table.source_wkb[rows], threads=os.cpu_count() or 1)
+        if scan is not None:
+            return _Scan(rows, scan)
+    table.parse(rows)
+    return None
 
 
 def _check(
