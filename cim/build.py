@@ -40,6 +40,7 @@ from cim.errors import CimError, ConfigError
 from cim.executor import Executor, make_executor
 from cim.manifest import FILENAME as MANIFEST
 from cim.manifest import GENERATOR, Layer, Manifest, StageInfo, input_name, read_manifest
+from cim.memory import release_unused
 from cim.output import (
     check_output,
     discard,
@@ -340,6 +341,7 @@ def _run_stage(stage: Stage, ctx: BuildContext) -> None:
     except CimError as exc:
         exc.message = f"{stage.name} stage: {exc.message}"
         raise
+    release_unused()  # the stage's temporaries: not kept by the allocators for the next
     rep = ctx.stage_report(stage.name)
     rep.seconds = time.perf_counter() - t0
     log.info(

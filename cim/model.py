@@ -78,11 +78,22 @@ class WkbColumn:
                 return self._arrow[int(index)].as_py()
             row = int(self._rows[index])
             return None if row < 0 else self._arrow[row].as_py()
-        if isinstance(index, slice):  # read piece by piece: gathered once, sliced
-            return WkbColumn(self.arrow[index])
+        if isinstance(index, slice):
+            if self._rows is None:
+                return WkbColumn(self._arrow[index])  # zero-copy
+            return self.piece(np.arange(len(self._rows))[index])
         index = np.asarray(index)
         rows = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)
         return WkbColumn(self._arrow, rows if self._rows is None else self._rows[rows])
+
+    def piece(self, index: np.ndarray) -> WkbColumn:
+        """Rows ``index`` (indices) gathered now, each of the column's chunks giving its
+        own rows: one of many pieces read in turn (the repair cache's writer), which
+        never joins the whole column (a copy of it beside the one the build keeps in
+        another order)."""
+        index = np.asarray(index, dtype=np.int64)
+        rows = index if self._rows is None else self._rows[index]
+        return WkbColumn(take_binary(self._arrow, rows, join=False))
 
     def __reduce__(self) -> tuple[Any, tuple[Any]]:
         return WkbColumn, (self.arrow,)
@@ -104,7 +115,7 @@ BINARY_CHUNK_ROWS = 1 << 20
 WHOLE_SHARE = 8
 
 
-def take_binary(values: Any, index: np.ndarray) -> Any:
+def take_binary(values: Any, index: np.ndarray, *, join: bool = True) -> Any:
     """``values.take(index)`` of an Arrow binary array or chunked array, by integer
     indices (-1: null), chunk by chunk.
 
@@ -114,6 +125,7 @@ def take_binary(values: Any, index: np.ndarray) -> Any:
     large share of a column under :data:`BINARY_TAKE_LIMIT`; otherwise each chunk gives
     its own rows, and a result larger than :data:`BINARY_TAKE_LIMIT` comes back as
     chunks of at most that many bytes (or :data:`BINARY_CHUNK_ROWS` rows).
+    ``join=False``: never joined (one of many pieces read in turn).
     """
     import pyarrow as pa
 
@@ -123,7 +135,7 @@ def take_binary(values: Any, index: np.ndarray) -> Any:
         return chunks[0].take(pa.array(index, mask=index < 0))
     if not len(index):
         return pa.array([], pa.binary())
-    if values.nbytes <= BINARY_TAKE_LIMIT and len(index) * WHOLE_SHARE >= len(values):
+    if join and values.nbytes <= BINARY_TAKE_LIMIT and len(index) * WHOLE_SHARE >= len(values):
         # most of a column that fits one array: Arrow's own join and take are cheaper
         return values.take(pa.array(index, mask=index < 0))
     rows = _ChunkRows(chunks, index)

@@ -45,6 +45,7 @@ from cim.encoding import (
     detect_text_encoding,
 )
 from cim.errors import DatasetIOError, InputDataError
+from cim.model import WkbColumn
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +127,13 @@ class FeatureTable:
         Features repaired or dropped while reading.
     bad_rows : list of BadRow
         CSV rows that are not in the table at all (wrong number of cells).
-    source_wkb : ndarray of bytes or None
+    source_wkb : ndarray of bytes, WkbColumn or None
         The geometry column as stored, when the source stores WKB (GeoParquet, GDAL
         formats, PostGIS): what a row's fingerprint is taken of (a consumer may
-        release it, setting None, once it has what it needs).
+        release it, setting None, once it has what it needs). GeoParquet's and the GDAL
+        formats' stays Arrow binary (a :class:`~cim.model.WkbColumn`: no Python
+        ``bytes`` per row; PostGIS's is an object array); ``np.asarray`` gives the
+        values of either.
     parsed : bool
         False when read with ``parse_geometry=False``: ``geometry`` holds None until
         :meth:`parse` reads the rows a consumer needs from ``source_wkb``.
@@ -143,7 +147,7 @@ class FeatureTable:
     implied_crs: str | None = None
     issues: list[FeatureIssue] = field(default_factory=list)
     bad_rows: list[BadRow] = field(default_factory=list)
-    source_wkb: np.ndarray | None = None
+    source_wkb: np.ndarray | WkbColumn | None = None
     parsed: bool = True
 
     def __len__(self) -> int:
@@ -163,7 +167,8 @@ class FeatureTable:
         does (:func:`geometry_from_wkb`); their issues join :attr:`issues`."""
         if self.source_wkb is None:
             raise ValueError("no stored WKB to parse")
-        geoms, issues = geometry_from_wkb(self.source_wkb[rows])
+        # only these rows become Python bytes (the column may be Arrow: WkbColumn)
+        geoms, issues = geometry_from_wkb(np.asarray(_wkb_rows(self.source_wkb, rows)))
         self.geometry[rows] = geoms
         self.issues.extend(
             FeatureIssue(int(rows[i.row]), i.reason, i.detail, i.repaired) for i in issues
@@ -179,6 +184,12 @@ class FeatureTable:
         lowered = {k.lower(): k for k in self.columns}
         key = lowered.get(name.lower())
         return self.columns[key] if key else None
+
+
+def _wkb_rows(wkb: np.ndarray | WkbColumn, rows: np.ndarray) -> np.ndarray | WkbColumn:
+    """``wkb[rows]`` for sorted distinct ``rows``: ``wkb`` itself when they are all of
+    its rows (an Arrow column is not gathered again)."""
+    return wkb if len(rows) == len(wkb) else wkb[rows]
 
 
 def read_features(
@@ -268,7 +279,7 @@ def _read_gdal(
     geom_name = meta.get("geometry_name") or "wkb_geometry"
     if geom_name not in table.column_names:
         raise InputDataError("the layer has no geometry column", path=path)
-    wkb = table.column(geom_name).to_numpy(zero_copy_only=False)
+    wkb = _arrow_wkb(table.column(geom_name))  # no Python bytes per row
     geometry, issues = _stored_geometry(wkb, parse_geometry)
     columns = _arrow_columns(table, exclude={geom_name}, encoding=encoding, path=path)
     crs, implied = meta.get("crs"), None
@@ -321,11 +332,31 @@ def geometry_from_wkb(values: np.ndarray) -> tuple[np.ndarray, list[FeatureIssue
     return _parse_geometry(values, shapely.from_wkb)
 
 
-def _stored_geometry(wkb: np.ndarray, parse: bool) -> tuple[np.ndarray, list[FeatureIssue]]:
-    """:func:`geometry_from_wkb`, or Nones for a caller that parses later."""
+def _stored_geometry(
+    wkb: np.ndarray | WkbColumn, parse: bool
+) -> tuple[np.ndarray, list[FeatureIssue]]:
+    """:func:`geometry_from_wkb`, or Nones for a caller that parses later (an Arrow
+    column then makes no Python ``bytes`` at all)."""
     if parse:
-        return geometry_from_wkb(wkb)
+        return geometry_from_wkb(np.asarray(wkb))  # the bytes are released once parsed
     return np.full(len(wkb), None, dtype=object), []
+
+
+def _arrow_wkb(column: pa.ChunkedArray) -> np.ndarray | WkbColumn:
+    """A WKB geometry column as read: kept Arrow binary (:class:`~cim.model.WkbColumn`)
+    instead of a Python ``bytes`` object per row (ten million of them cost gigabytes
+    beside the column itself). Large binary becomes binary (a row group's values fit
+    32-bit offsets); another type, or one that does not fit, as an object array."""
+    if isinstance(column.type, pa.ExtensionType):  # e.g. geoarrow.wkb: its storage
+        column = pa.chunked_array([c.storage for c in column.chunks], column.type.storage_type)
+    if pa.types.is_large_binary(column.type):
+        try:
+            column = column.cast(pa.binary())
+        except (pa.ArrowInvalid, pa.ArrowCapacityError):  # a chunk of 2 GiB or more
+            return column.to_numpy(zero_copy_only=False)
+    if not pa.types.is_binary(column.type):
+        return column.to_numpy(zero_copy_only=False)
+    return WkbColumn(column)
 
 
 def geometry_from_wkt(values: np.ndarray) -> tuple[np.ndarray, list[FeatureIssue]]:
@@ -433,7 +464,7 @@ def _read_geoparquet(path: Path, parse_geometry: bool = True) -> FeatureTable:
     implied = "OGC:CRS84" if geo and "crs" not in col_meta else None
     if isinstance(crs, dict):
         crs = json.dumps(crs)
-    wkb = table.column(geom_name).to_numpy(zero_copy_only=False)
+    wkb = _arrow_wkb(table.column(geom_name))
     geometry, issues = _stored_geometry(wkb, parse_geometry)
     columns = _arrow_columns(table, exclude={geom_name}, encoding=None, path=path)
     return FeatureTable(

@@ -96,7 +96,9 @@ def test_selections_compose_and_gather_once(monkeypatch: pytest.MonkeyPatch) -> 
     parts = [(np.array([6, 1, 3]), wkb[[6, 1, 3]]), (np.array([0, 7, 5]), wkb[[0, 7, 5]])]
     gathers: list[int] = []
     real = model.take_binary
-    monkeypatch.setattr(model, "take_binary", lambda v, i: gathers.append(len(i)) or real(v, i))
+    monkeypatch.setattr(
+        model, "take_binary", lambda v, i, **kw: gathers.append(len(i)) or real(v, i, **kw)
+    )
     column = gather_wkb(8, parts)  # rows 2 and 4: none
     kept = column[np.array([True, True, False, True, False, True, True, True])]
     ordered = kept[np.array([5, 0, 2, 4, 1, 3])]
@@ -109,8 +111,17 @@ def test_selections_compose_and_gather_once(monkeypatch: pytest.MonkeyPatch) -> 
     copy = pickle.loads(pickle.dumps(kept[np.array([0])]))
     assert len(pickle.dumps(kept[np.array([0])])) < len(pickle.dumps(column.arrow))
     assert copy.tolist() == [wkb[0]] and column[4] is None and len(column) == 8
-    # read slice by slice (the repair cache's writer): one gather, then slices of it
+    # read slice by slice (the repair cache's writer): each slice gathers its own rows
+    # from the parts (never the whole column beside the copy the build keeps)
     gathers.clear()
     pieces = gather_wkb(8, parts)
+    by_chunk: list[int] = []
+
+    class Rows(model._ChunkRows):  # each chunk's own rows taken (Arrow's take joins)
+        def __init__(self, chunks: list[pa.Array], index: np.ndarray) -> None:
+            by_chunk.append(len(index))
+            super().__init__(chunks, index)
+
+    monkeypatch.setattr(model, "_ChunkRows", Rows)
     assert pieces[0:4].tolist() + pieces[4:8].tolist() == column.tolist()
-    assert gathers == [8]
+    assert gathers == [4, 4] and by_chunk == [4, 4] and pieces[2:2].tolist() == []

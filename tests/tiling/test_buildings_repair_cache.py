@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -16,6 +17,7 @@ from cim.config import load_project
 from cim.model import WkbColumn
 from cim.report import StageReport
 from tiling.buildings import repair_cache
+from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.prepare import Runner, read_footprints
 from tiling.buildings.repair_cache import Repairs
 
@@ -173,7 +175,7 @@ def test_sending_the_sources_own_wkb_changes_nothing(
     real = repair.tasks
 
     def spy(*args: object) -> object:
-        given.append(args[5].copy())  # before the tasks consume it
+        given.append(np.array(args[5], dtype=object))  # before the tasks consume it
         return real(*args)  # type: ignore[arg-type]
 
     toml = write_city(tmp_path, features())
@@ -248,7 +250,7 @@ def test_a_rebuild_keeps_the_last_file_and_writes_only_a_delta(
     toml = write_city(tmp_path, changed_rows())
     _, _, repairs = read(toml, tmp_path / "first")
     assert repairs.base is not None and repairs.made is not None
-    assert len(repairs.made.keys) == repairs.rows - repairs.reused == 2  # moved, new
+    assert len(repairs.made) == repairs.rows - repairs.reused == 2  # moved, new
     second = tmp_path / "second"
     repair_cache.write(second, repairs.made, repairs.crs, repairs.min_area, repairs.base)
     # the last build's file is linked, not written again
@@ -270,7 +272,7 @@ def test_many_changes_write_the_whole_cache_again(
     kept_cache(write_city(tmp_path, features()), tmp_path / "first")
     _, _, repairs = read(write_city(tmp_path, changed_rows()), tmp_path / "first")
     assert repairs.base is None and repairs.made is not None
-    assert len(repairs.made.keys) == repairs.rows  # every row, found or repaired
+    assert len(repairs.made) == repairs.rows  # every row, found or repaired
     repair_cache.write(tmp_path / "second", repairs.made, repairs.crs, repairs.min_area)
     assert not (tmp_path / "second" / repair_cache.DELTA).exists()
 
@@ -296,3 +298,50 @@ def test_a_delta_made_for_another_file_is_not_used(
     assert 0 < reread.reused < reread.rows  # the delta's rows repaired again
     same(fresh, again)
     assert report == fresh_report
+
+
+def test_the_rows_made_are_written_slice_by_slice_as_their_copy_would_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build's repairs are rows of its own arrays (no copy of the city): written a
+    slice at a time, the file is the one their copy gives, byte for byte."""
+    from tiling.buildings.footprints import gather_wkb
+
+    n, rows = 7, np.array([0, 2, 3, 5, 6])
+    wkb = np.array([shapely.box(i, 0, i + 1, 1).wkb for i in range(n)], dtype=object)
+    parts = [
+        (np.array([5, 0, 3]), pa.array(wkb[[5, 0, 3]])),
+        (np.array([6, 2]), pa.array(wkb[[6, 2]])),
+    ]
+    figures = distinct_figures(n)
+    figures = dataclasses.replace(figures, wkb=gather_wkb(n, parts))
+    keys = np.arange(2 * n, dtype=np.uint64).reshape(n, 2)
+    ids = repair_cache.id_hashes(np.array([f"b{i}" for i in range(n)], dtype=object))
+    keep, bounds = np.ones(n, bool), np.arange(4 * n, dtype=float).reshape(n, 4)
+    entries = np.array([None, '[[0, "r", "x"]]', None, None, None], dtype=object)
+    made = repair_cache.Made(keys, ids, keep, figures, bounds, rows, entries)
+    monkeypatch.setattr(repair_cache, "WRITE_ROWS", 2)  # three slices
+    repair_cache.write(tmp_path / "made", made, "EPSG:4326", 2.0)
+    copy = repair_cache.RepairCache(
+        keys[rows], ids[rows], keep[rows], figures.take(rows), entries, bounds[rows]
+    )
+    repair_cache.write(tmp_path / "copy", copy, "EPSG:4326", 2.0)
+    written = (tmp_path / "made" / repair_cache.FILE).read_bytes()
+    assert written == (tmp_path / "copy" / repair_cache.FILE).read_bytes()
+    back = pa.ipc.open_file(pa.py_buffer(written)).read_all()
+    assert back.column("wkb").to_pylist() == wkb[rows].tolist()
+    assert back.column("entries").to_pylist() == entries.tolist()
+
+
+def distinct_figures(n: int) -> FootprintArrays:
+    """Figures with a distinct value per row in every column."""
+    return FootprintArrays(
+        np.full(n, None, dtype=object),
+        np.arange(2 * n, dtype=float).reshape(n, 2),
+        np.arange(4 * n, dtype=float).reshape(n, 4) + 0.5,
+        np.arange(n, dtype=float) + 1,
+        np.arange(n, dtype=np.int64) + 5,
+        np.zeros(n, dtype=np.int8) + 3,
+        np.arange(n, dtype=np.int32),
+        np.arange(n, dtype=np.uint64) * 7,
+    )

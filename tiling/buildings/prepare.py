@@ -47,7 +47,7 @@ from cim.config import BuildingsConfig, CityProject
 from cim.crs import ResolvedCRS, crs_label, looks_like_lonlat, resolve_crs
 from cim.errors import InputDataError
 from cim.executor import Executor, InProcessExecutor, Tracker
-from cim.model import Buildings, EncodedFootprints
+from cim.model import Buildings, EncodedFootprints, WkbColumn
 from cim.readers import (
     FEATURE_ERRORS,
     FeatureTable,
@@ -328,7 +328,9 @@ def _clean_geometry(
             scan = _read_rows(table, np.arange(len(table)))
         reuse, scratch = None, StageReport(report.name)
         checked = _check(table, ids, cfg, project, scratch, None, scan)
-    stored = _stored(table, checked, scan is not None)
+    # handed over in a list the repair empties: the tasks alone hold the stored WKB
+    # (an Arrow source is freed once the last task is made, not when this returns)
+    stored = [_stored(table, checked, scan is not None)]
     table.source_wkb = None
     if table.geometry.flags.writeable:  # ``checked.geoms`` holds them; the repair frees them
         table.geometry[:] = None
@@ -370,14 +372,10 @@ def _keep_repairs(
     if delta is not None:
         sent = sent[delta]
         repairs.base = reuse.cache.base if reuse else None
-    repairs.made = repair_cache.RepairCache(
-        keys[sent],
-        hashed_ids[sent],
-        keep[sent],
-        figures.take(sent),
-        repair_cache.entries_json(records, sent),
-        checked.bounds[sent],
-    )
+    # the build's own arrays and the rows to write: the writer takes them a slice at
+    # a time, no copy of the repaired city is made beside them
+    entries = repair_cache.entries_json(records, sent)
+    repairs.made = repair_cache.Made(keys, hashed_ids, keep, figures, checked.bounds, sent, entries)
 
 
 #: Record phases of the checks around the repair's own (:data:`repair.PHASES`): Z
@@ -385,30 +383,39 @@ def _keep_repairs(
 FIRST, LAST = -1, len(repair.PHASES)
 
 
-def _stored(table: FeatureTable, checked: _Checked, scanned: bool = False) -> np.ndarray | None:
+def _stored(
+    table: FeatureTable, checked: _Checked, scanned: bool = False
+) -> np.ndarray | WkbColumn | None:
     """Per row, the source's WKB where it parses to the geometry the repair gets (no
     Z or M dropped, no one-part collection unwrapped, no ring closed), else None: the
     repair's tasks send it as it is instead of encoding the geometry again.
 
     ``scanned``: the rows checked were scanned, not parsed (:func:`_read_rows`): they
     all travel as stored (a one-part MultiPolygon is unwrapped by the repair itself).
+
+    An Arrow source (:class:`~cim.model.WkbColumn`) gives a selection of its rows
+    (null where the geometry must be encoded), gathered only chunk by chunk as the
+    tasks are made: no Python ``bytes`` per row. An object array gives one of ``bytes``.
     """
-    if table.source_wkb is None or len(table.source_wkb) != len(checked.geoms):
+    source = table.source_wkb
+    if source is None or len(source) != len(checked.geoms):
         return None
     rows = np.flatnonzero(checked.keep)
-    if scanned:
-        stored = np.full(len(checked.geoms), None, dtype=object)
-        stored[rows] = table.source_wkb[rows]
-        return stored
-    read = table.geometry[rows]
-    same = (
-        ~shapely.has_z(read)
-        & ~shapely.has_m(read)
-        & (shapely.get_type_id(read) == shapely.get_type_id(checked.geoms[rows]))
-    )
-    same[np.isin(rows, [i.row for i in table.issues])] = False
+    if not scanned:
+        read = table.geometry[rows]
+        same = (
+            ~shapely.has_z(read)
+            & ~shapely.has_m(read)
+            & (shapely.get_type_id(read) == shapely.get_type_id(checked.geoms[rows]))
+        )
+        same[np.isin(rows, [i.row for i in table.issues])] = False
+        rows = rows[same]
+    if isinstance(source, WkbColumn):
+        index = np.full(len(source), -1, dtype=np.int64)  # -1: null, encoded by the tasks
+        index[rows] = rows
+        return WkbColumn(source.arrow, index)
     stored = np.full(len(checked.geoms), None, dtype=object)
-    stored[rows[same]] = table.source_wkb[rows[same]]
+    stored[rows] = source[rows]
     return stored
 
 
@@ -473,8 +480,10 @@ def _read_rows(table: FeatureTable, rows: np.ndarray) -> _Scan | None:
     if table.parsed:
         return None
     if table.source_wkb is not None and len(rows):
+        # all rows (a first build): the column itself, not a gathered copy of it
+        wkb = table.source_wkb if len(rows) == len(table) else table.source_wkb[rows]
         # the workers have no task yet: the build process's scan takes every core
-        scan = scan_polygons(table.source_wkb[rows], threads=os.cpu_count() or 1)
+        scan = scan_polygons(wkb, threads=os.cpu_count() or 1)
         if scan is not None:
             return _Scan(rows, scan)
     table.parse(rows)
@@ -581,12 +590,13 @@ def _repair_rows(
     min_area: float,
     run: Runner,
     reuse: _Reuse | None = None,
-    stored: np.ndarray | None = None,
+    handed: list[np.ndarray | WkbColumn | None] | None = None,
 ) -> tuple[np.ndarray, FootprintArrays, list[repair.Record], int]:
     """The per-row repair (:mod:`tiling.buildings.repair`), chunk by chunk through ``run``.
 
     Rows found in the last build's repairs (``reuse``) are taken from there; rows with
-    ``stored`` WKB (:func:`_stored`) travel as that.
+    stored WKB (:func:`_stored`, handed over in ``handed``, which this empties) travel
+    as that.
 
     Returns the mask of rows kept, the kept rows' repaired WKB and figures (over all
     rows; None/NaN where dropped), the report records and how many rows were reused.
@@ -602,11 +612,14 @@ def _repair_rows(
     source = geoms[todo]
     geoms[kept] = None  # ``repair.tasks`` releases ``source`` chunk by chunk
     records = out.take_cached(reuse.cache, found[hit], kept[hit]) if reuse is not None else []
-    sent = None
-    if stored is not None:  # the tasks release it chunk by chunk: no other reference
-        sent = stored[todo]
+    stored = handed.pop() if handed else None
+    sent = stored[todo] if stored is not None else None  # Arrow: a selection, not gathered
+    if isinstance(stored, np.ndarray):  # the tasks release it chunk by chunk: no other reference
         stored[:] = None
+    # the tasks alone hold the stored WKB: an Arrow column goes with the last of them
+    del stored
     tasks = repair.tasks(ids[todo], source, crs, min_area, run.chunk, sent)
+    del sent
     records += out.take_repaired(run(tasks, -(-len(todo) // run.chunk)), todo, run.chunk)
     return keep, out.result(), records, int(hit.sum())
 

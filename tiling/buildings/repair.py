@@ -119,29 +119,48 @@ def tasks(
     crs: str,
     min_area: float,
     chunk: int = CHUNK,
-    stored: np.ndarray | None = None,
+    stored: np.ndarray | WkbColumn | None = None,
 ) -> Iterator[RepairTask]:
     """The rows cut into :class:`RepairTask` s, encoded lazily (one window in memory).
 
     Consumes ``geoms``: each chunk's geometries are released (set to None) once they
     travel as WKB, so the source and the repaired city are not both held whole.
     ``stored`` gives, per row, WKB that parses to exactly that geometry (the source's
-    own, when reading changed nothing) or None: such rows are not encoded again
-    (consumed too).
+    own, when reading changed nothing) or None: such rows are not encoded again. An
+    object array of ``bytes`` is consumed too; Arrow binary (a
+    :class:`~cim.model.WkbColumn`, null where None) is gathered a chunk at a time and
+    goes into the task as it is: no Python ``bytes`` per row.
     """
     for index, start in enumerate(range(0, len(geoms), chunk)):
         part = slice(start, start + chunk)
         if stored is None:
-            wkb = shapely.to_wkb(geoms[part])
+            wkb = pa.array(shapely.to_wkb(geoms[part]), pa.binary())
+        elif isinstance(stored, WkbColumn):
+            wkb = _with_encoded(stored[part].arrow, geoms[part])
         else:
-            wkb = stored[part].copy()
+            values = stored[part].copy()
             stored[part] = None
-            encode = np.flatnonzero(np.equal(wkb, None))
-            wkb[encode] = shapely.to_wkb(geoms[part][encode])
+            encode = np.flatnonzero(np.equal(values, None))
+            values[encode] = shapely.to_wkb(geoms[part][encode])
+            wkb = pa.array(values, pa.binary())
         geoms[part] = None
-        yield RepairTask(
-            index, pa.array(ids[part], pa.string()), pa.array(wkb, pa.binary()), crs, min_area
-        )
+        yield RepairTask(index, pa.array(ids[part], pa.string()), wkb, crs, min_area)
+
+
+def _with_encoded(wkb: pa.Array | pa.ChunkedArray, geoms: np.ndarray) -> pa.BinaryArray:
+    """Arrow binary ``wkb`` as one array, its nulls filled with ``geoms``' WKB (the
+    rows whose stored WKB could not be sent); the other values are not copied to
+    Python."""
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    if not wkb.null_count:
+        return wkb
+    encode = np.flatnonzero(np.asarray(wkb.is_null()).astype(bool))
+    encoded = pa.array(shapely.to_wkb(geoms[encode]), pa.binary())
+    # the encoded rows appended, each row taken from where its value is
+    order = np.arange(len(wkb), dtype=np.int64)
+    order[encode] = len(wkb) + np.arange(len(encode))
+    return pa.concat_arrays([wkb, encoded]).take(pa.array(order))
 
 
 def repair_chunk(task: RepairTask) -> RepairResult:

@@ -34,7 +34,7 @@ import os
 import shutil
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ import pyarrow as pa
 import xxhash
 
 from cim.errors import DatasetIOError
+from cim.memory import release_unused
 from cim.model import WkbColumn, as_wkb_arrow
 from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.repair import Record
@@ -68,24 +69,47 @@ BOUNDS = ("xmin", "ymin", "xmax", "ymax")
 LONLAT_BOUNDS = ("west", "south", "east", "north")
 
 
-def fingerprints(wkb: np.ndarray) -> np.ndarray:
-    """(n, 2) uint64: each row's stored geometry as its 64-bit xxh3 and its length.
+def fingerprints(wkb: np.ndarray | WkbColumn | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """(n, 2) uint64: each row's stored geometry as a 64-bit hash of its bytes and its
+    length.
 
-    ``wkb`` holds bytes (None for a row without geometry, taken as empty). A changed
-    geometry keeps its fingerprint with probability about 2**-64 (the tiles' content
-    hashes are 64 bits too); one hash and the lengths cost half of a 128-bit digest
-    per row, which made a bytes object each.
+    ``wkb`` holds bytes: an object array (None for a row without geometry) or Arrow
+    binary (a :class:`~cim.model.WkbColumn`, null for none); a row without geometry
+    is taken as empty. The hash is :func:`~tiling.buildings.rowhash.column_values`'
+    of Arrow binary, vectorised over the values' buffers (an object array is put in
+    Arrow a block at a time), so the same bytes give the same fingerprint either way
+    and an Arrow column is hashed without a Python object per row. A changed geometry
+    keeps its fingerprint with probability about 2**-64 (the tiles' content hashes are
+    64 bits too).
     """
-    items = wkb.tolist()
-    try:  # map over the C functions: no Python bytecode per row
-        lengths = np.fromiter(map(len, items), np.uint64, len(items))
-    except TypeError:  # rare: rows without geometry
-        items = [b"" if b is None else b for b in items]
-        lengths = np.fromiter(map(len, items), np.uint64, len(items))
-    out = np.empty((len(items), 2), dtype=np.uint64)
-    out[:, 0] = np.fromiter(map(xxhash.xxh3_64_intdigest, items), np.uint64, len(items))
-    out[:, 1] = lengths
-    return out
+    block = 1 << 17  # rows hashed at once: the hash's temporaries stay small
+    if isinstance(wkb, WkbColumn):
+        wkb = wkb.arrow
+    if isinstance(wkb, pa.Array | pa.ChunkedArray):
+        chunks = wkb.chunks if isinstance(wkb, pa.ChunkedArray) else [wkb]
+        pieces = [c.slice(a, block) for c in chunks for a in range(0, len(c), block)]
+    else:  # bytes objects: into Arrow a block at a time (no copy of all of them at once)
+        values = np.asarray(wkb, dtype=object)
+        pieces = [values[a : a + block] for a in range(0, len(values), block)]
+    empty = column_values(pa.array([b""], pa.binary()))[0]
+
+    def one(piece: pa.Array | np.ndarray) -> np.ndarray:
+        arrow = piece if isinstance(piece, pa.Array) else pa.array(piece, pa.binary())
+        if pa.types.is_large_binary(arrow.type):
+            arrow = arrow.cast(pa.binary())
+        out = np.empty((len(arrow), 2), dtype=np.uint64)
+        out[:, 0] = column_values(arrow)
+        offsets = np.frombuffer(arrow.buffers()[1], dtype=np.int32)
+        out[:, 1] = np.diff(offsets[arrow.offset : arrow.offset + len(arrow) + 1])
+        if arrow.null_count:  # no geometry: as empty bytes
+            out[np.asarray(arrow.is_null()).astype(bool)] = (empty, 0)
+        return out
+
+    if len(pieces) <= 1:
+        return one(pieces[0]) if pieces else np.empty((0, 2), dtype=np.uint64)
+    # numpy's gathers and sums run without the GIL: the blocks hash side by side
+    with ThreadPoolExecutor(min(len(pieces), os.cpu_count() or 1)) as pool:
+        return np.concatenate(list(pool.map(one, pieces)))
 
 
 def id_hashes(ids: np.ndarray, arrow: pa.Array | pa.ChunkedArray | None = None) -> np.ndarray:
@@ -175,6 +199,57 @@ class RepairCache:
 
 
 @dataclass(frozen=True)
+class Made:
+    """This build's repairs, for the next build: rows ``rows`` of the build's own
+    arrays over every input row (not copies; fields as :class:`RepairCache`'s), and
+    the report ``entries`` of those rows alone.
+
+    :func:`write` takes them a slice at a time (:meth:`piece`): a copy of the
+    repaired city made up front would stay beside the build's own while the stage
+    goes on (over a gigabyte at ten million footprints).
+    """
+
+    keys: np.ndarray
+    id_hashes: np.ndarray
+    keep: np.ndarray
+    footprints: FootprintArrays
+    bounds: np.ndarray
+    rows: np.ndarray
+    entries: np.ndarray
+
+    @classmethod
+    def of(cls, cache: RepairCache) -> Made:
+        """All the rows of ``cache``."""
+        rows = np.arange(len(cache.keys))
+        return cls(
+            cache.keys,
+            cache.id_hashes,
+            cache.keep,
+            cache.footprints,
+            cache.bounds,
+            rows,
+            cache.entries,
+        )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def piece(self, part: slice) -> RepairCache:
+        """Rows ``part`` (of :attr:`rows`) as a cache of their own."""
+        rows, fp = self.rows[part], self.footprints
+        # the WKB gathered for these rows only (never the whole column joined)
+        wkb = fp.wkb.piece(rows) if isinstance(fp.wkb, WkbColumn) else fp.wkb[rows]
+        return RepairCache(
+            self.keys[rows],
+            self.id_hashes[rows],
+            self.keep[rows],
+            replace(fp.take(rows), wkb=wkb),
+            self.entries[part],
+            self.bounds[rows],
+        )
+
+
+@dataclass(frozen=True)
 class Base:
     """A cache's :data:`FILE` as read: where it is, its token and its row count."""
 
@@ -209,7 +284,7 @@ class Repairs:
     ----------
     previous : Path or None
         The last build's ``work/buildings`` folder (None: repair every row).
-    made : RepairCache or None
+    made : Made or None
         This build's rows (set by the repair when the source has fingerprints); with
         ``base``, only those the base does not hold.
     base : Base or None
@@ -221,7 +296,7 @@ class Repairs:
     """
 
     previous: Path | None = None
-    made: RepairCache | None = None
+    made: Made | None = None
     base: Base | None = None
     crs: str = ""
     min_area: float = 0.0
@@ -262,11 +337,13 @@ def code_digest() -> str:
 
     import cim.crs
     import cim.readers
-    from tiling.buildings import footprints, prepare, ragged, repair, rowhash
+    from tiling.buildings import footprints, prepare, ragged, repair, repair_cache, rowhash
 
     h = hashlib.blake2b(digest_size=12)
     # ragged: the scan that stands for the parse in the checks (prepare._read_rows)
-    for module in (repair, prepare, footprints, rowhash, ragged, cim.crs, cim.readers):
+    # repair_cache: its fingerprints are the rows' keys
+    modules = (repair, prepare, repair_cache, footprints, rowhash, ragged)
+    for module in (*modules, cim.crs, cim.readers):
         h.update(Path(module.__file__ or "").read_bytes())
     libraries = (shapely.__version__, shapely.geos_version_string)
     h.update(repr((*libraries, pyproj.__version__, pyproj.proj_version_str)).encode())
@@ -305,7 +382,7 @@ def load(folder: Path | None, min_area: float) -> tuple[RepairCache, str] | None
         return None
     finally:
         del table, tables  # converted: the buffers go back to the system, not Arrow's pool
-        pa.default_memory_pool().release_unused()
+        release_unused()
 
 
 def _read(path: Path) -> tuple[pa.Table, object, object]:
@@ -381,7 +458,11 @@ WRITE_ROWS = 200_000
 
 
 def write(
-    folder: Path, cache: RepairCache, crs: str, min_area: float, base: Base | None = None
+    folder: Path,
+    cache: RepairCache | Made,
+    crs: str,
+    min_area: float,
+    base: Base | None = None,
 ) -> None:
     """Write ``cache`` to ``folder`` for the next build (in its row order: the next
     build's rows are mostly where they were).
@@ -395,19 +476,20 @@ def write(
     DatasetIOError
         The files cannot be written.
     """
+    made = Made.of(cache) if isinstance(cache, RepairCache) else cache
     folder.mkdir(parents=True, exist_ok=True)
     if base is None:
-        _write(folder / FILE, cache, crs, min_area, {"token": _token(cache)})
+        _write(folder / FILE, made, crs, min_area, {"token": _token(made.keys[made.rows])})
     else:
         _link(base.path, folder / FILE)
-        _write(folder / DELTA, cache, crs, min_area, {"delta_of": base.token})
-    log.debug("%s: %d rows%s", folder / FILE, len(cache.keys), " (a delta)" if base else "")
+        _write(folder / DELTA, made, crs, min_area, {"delta_of": base.token})
+    log.debug("%s: %d rows%s", folder / FILE, len(made), " (a delta)" if base else "")
 
 
-def _token(cache: RepairCache) -> str:
+def _token(keys: np.ndarray) -> str:
     """What ties a delta to its file: a digest of the file's fingerprints (the same
     rows give the same file, byte for byte, however the build ran)."""
-    return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(cache.keys, dtype="<u8").tobytes())
+    return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(keys, dtype="<u8").tobytes())
 
 
 def _link(source: Path, target: Path) -> None:
@@ -424,11 +506,11 @@ def _link(source: Path, target: Path) -> None:
         raise DatasetIOError(f"cannot keep the repair cache ({exc})", path=target) from exc
 
 
-def _write(path: Path, cache: RepairCache, crs: str, min_area: float, part: dict[str, str]) -> None:
+def _write(path: Path, made: Made, crs: str, min_area: float, part: dict[str, str]) -> None:
     """One cache file (:data:`FILE` or :data:`DELTA`, as ``part`` says), atomically."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        first = _arrow(cache, slice(0, WRITE_ROWS))
+        first = _arrow(made.piece(slice(0, WRITE_ROWS)))
         schema = first.schema.with_metadata(
             {_META: json.dumps(settings(crs, min_area)), _PART: json.dumps(part)}
         )
@@ -436,32 +518,34 @@ def _write(path: Path, cache: RepairCache, crs: str, min_area: float, part: dict
         # memory and read back without decoding (WKB hardly compresses)
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
             out.write_table(first.cast(schema))
-            for start in range(WRITE_ROWS, len(cache.keys), WRITE_ROWS):
-                out.write_table(_arrow(cache, slice(start, start + WRITE_ROWS)).cast(schema))
+            for start in range(WRITE_ROWS, len(made), WRITE_ROWS):
+                piece = made.piece(slice(start, start + WRITE_ROWS))
+                out.write_table(_arrow(piece).cast(schema))
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise DatasetIOError(f"cannot write the repair cache ({exc})", path=path) from exc
 
 
-def _arrow(cache: RepairCache, rows: slice) -> pa.Table:
+def _arrow(cache: RepairCache) -> pa.Table:
+    """``cache`` as one Arrow table of the file's columns."""
     fp = cache.footprints
     return pa.table(
         {
-            "k0": pa.array(cache.keys[rows, 0], pa.uint64()),
-            "k1": pa.array(cache.keys[rows, 1], pa.uint64()),
-            "id_hash": pa.array(cache.id_hashes[rows], pa.uint64()),
-            "keep": pa.array(cache.keep[rows], pa.bool_()),
-            "wkb": as_wkb_arrow(fp.wkb[rows]),
-            "cx": pa.array(fp.centres[rows, 0], pa.float64()),
-            "cy": pa.array(fp.centres[rows, 1], pa.float64()),
-            **{c: pa.array(fp.bounds[rows, k], pa.float64()) for k, c in enumerate(LONLAT_BOUNDS)},
-            "area": pa.array(fp.areas[rows], pa.float64()),
-            "vertices": pa.array(fp.vertices[rows], pa.int64()),
-            "kind": pa.array(fp.kinds[rows], pa.int8()),
-            "holes": pa.array(fp.holes[rows], pa.int32()),
-            "wkb_xxh3": pa.array(fp.hashes[rows], pa.uint64()),
-            "entries": pa.array(cache.entries[rows], pa.string()),
-            **{c: pa.array(cache.bounds[rows, k], pa.float64()) for k, c in enumerate(BOUNDS)},
+            "k0": pa.array(cache.keys[:, 0], pa.uint64()),
+            "k1": pa.array(cache.keys[:, 1], pa.uint64()),
+            "id_hash": pa.array(cache.id_hashes, pa.uint64()),
+            "keep": pa.array(cache.keep, pa.bool_()),
+            "wkb": as_wkb_arrow(fp.wkb),
+            "cx": pa.array(fp.centres[:, 0], pa.float64()),
+            "cy": pa.array(fp.centres[:, 1], pa.float64()),
+            **{c: pa.array(fp.bounds[:, k], pa.float64()) for k, c in enumerate(LONLAT_BOUNDS)},
+            "area": pa.array(fp.areas, pa.float64()),
+            "vertices": pa.array(fp.vertices, pa.int64()),
+            "kind": pa.array(fp.kinds, pa.int8()),
+            "holes": pa.array(fp.holes, pa.int32()),
+            "wkb_xxh3": pa.array(fp.hashes, pa.uint64()),
+            "entries": pa.array(cache.entries, pa.string()),
+            **{c: pa.array(cache.bounds[:, k], pa.float64()) for k, c in enumerate(BOUNDS)},
         }
     )

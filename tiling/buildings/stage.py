@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from cim.config import CityProject, TerrainConfig
 from cim.errors import ConfigError
+from cim.memory import release_unused
 from cim.model import Buildings, EncodedFootprints, WkbColumn
 from cim.stages import BuildContext
 from tiling.buildings import repair_cache
@@ -101,9 +102,9 @@ class BuildingsStage:
         buildings, figures = read_footprints(
             ctx.project, report, run=Runner(ctx.executor, ctx.track), repairs=repairs
         )
-        # the input's Arrow buffers are converted and freed: back to the system, so the
-        # stages after this one do not add to a pool that keeps them
-        pa.default_memory_pool().release_unused()
+        # the input's Arrow buffers and the checks' scratch are freed: back to the
+        # system, so the steps after this one do not add to pools that keep them
+        release_unused()
         if repairs.reused:
             report.counts.update(repairs_reused=repairs.reused, repairs_rows=repairs.rows)
         if repairs.made is not None:  # written now, while the workers are idle
@@ -159,7 +160,7 @@ def _write_tables(
     write_buildings_table(buildings, workdir, columns=table, figures=figures)
     write_partitions(buildings, workdir, wall_skirt=skirt, keys=keys, table=table, figures=figures)
     del table
-    pa.default_memory_pool().release_unused()  # the Arrow copy of the city, freed
+    release_unused()  # the Arrow copy of the city, freed
 
 
 def _write_repairs(folder: Path, repairs: Repairs) -> None:
