@@ -168,32 +168,39 @@ def read_footprints(
     if len(idx) == 0:
         raise InputDataError("no usable building footprint (see build-report.json)", path=cfg.path)
     n = len(table)
+    kept = _Kept(idx, n)
     height, floors = _heights(table, cfg, ids, keep, report)
-    extra = {name: _extra_column(table.column(name), n)[idx] for name in cfg.extra}
+    extra = {name: kept(_extra_column(table.column(name), n)) for name in cfg.extra}
     missing_extra = [name for name in cfg.extra if table.column(name) is None]
     if missing_extra:
         report.warn(f"{cfg.path.name}: extra column(s) {missing_extra} not found")
-    figures = figures.take(idx)
-    text = {key: _text_column(table, getattr(cfg, key), n) for key in ("name", "use", "roof_type")}
-    text["ids"] = (ids, ids_arrow)
+    figures = figures if kept.every else figures.take(idx)
+    # each text column taken for the rows kept as it is made: its full version goes at once
+    text, arrow_text = {}, {}
+    for key in ("name", "use", "roof_type"):
+        values, arrow = _text_column(table, getattr(cfg, key), n)
+        text[key] = kept(values)
+        if arrow is not None:
+            arrow_text[key] = kept(arrow)
+        del values, arrow
+    if ids_arrow is not None:
+        arrow_text["ids"] = kept(ids_arrow)
     buildings = Buildings(
-        ids=ids[idx],
+        ids=kept(ids),
         footprints=EncodedFootprints(figures.wkb),  # decoded when a later step needs them
-        height=height[idx],
-        floors=floors[idx],
-        base=_base_attribute(table, cfg, report)[idx],
-        name=text["name"][0][idx],
-        use=text["use"][0][idx],
-        roof_type=text["roof_type"][0][idx],
+        height=kept(height),
+        floors=kept(floors),
+        base=kept(_base_attribute(table, cfg, report)),
+        name=text["name"],
+        use=text["use"],
+        roof_type=text["roof_type"],
         extra=extra,
-        l3=_l3_columns(table, cfg, n, idx),
+        l3=_l3_columns(table, cfg, kept),
         source_crs=crs,
-        arrow_text={
-            k: arrow.take(pa.array(idx)) for k, (_, arrow) in text.items() if arrow is not None
-        },
+        arrow_text=arrow_text,
     )
     if cfg.address:
-        addr = to_text(table.column(cfg.address), n)[idx]
+        addr = kept(to_text(table.column(cfg.address), n))
         buildings.addresses[:] = [(a,) if a else () for a in addr]
     multi = np.flatnonzero(figures.kinds == int(POLYGONAL[1]))
     parts = shapely.get_num_geometries(shapely.from_wkb(figures.wkb[multi])).tolist()
@@ -222,17 +229,38 @@ def _text_column(
     return to_text(arrow, n), arrow
 
 
-def _l3_columns(
-    table: FeatureTable, cfg: BuildingsConfig, n: int, idx: np.ndarray
-) -> dict[str, np.ndarray]:
-    """The mapped L3 roof attributes that the file has (see :attr:`Buildings.l3`)."""
+def _l3_columns(table: FeatureTable, cfg: BuildingsConfig, kept: _Kept) -> dict[str, np.ndarray]:
+    """The mapped L3 roof attributes that the file has (see :attr:`Buildings.l3`), for
+    the rows ``kept``."""
     out = {}
     for key in ("roof_height", "roof_colour", "roof_material", "podium_height"):
         values = table.column(getattr(cfg, key))
         if values is not None:
             convert = to_text if key in ("roof_colour", "roof_material") else to_float
-            out[key] = convert(values, n)[idx]
+            out[key] = kept(convert(values, kept.n))
     return out
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """The rows kept of the input's ``n``: a column's values for them, the column itself
+    when every row was kept (a copy of every column beside its full version made the
+    build process's peak at ten million footprints)."""
+
+    rows: np.ndarray
+    n: int
+
+    @property
+    def every(self) -> bool:
+        return len(self.rows) == self.n
+
+    def __call__(self, values: Any) -> Any:
+        """``values`` (an array or an Arrow array) for the rows kept."""
+        if self.every:
+            return values
+        if isinstance(values, pa.Array | pa.ChunkedArray):
+            return values.take(pa.array(self.rows))
+        return values[self.rows]
 
 
 def _extra_column(values: np.ndarray | None, n: int) -> np.ndarray:
