@@ -86,6 +86,12 @@ class WkbColumn:
         rows = np.flatnonzero(index) if index.dtype == bool else index.astype(np.int64)
         return WkbColumn(self._arrow, rows if self._rows is None else self._rows[rows])
 
+    def copy(self) -> WkbColumn:
+        """The same rows as another column object, sharing the values until either is
+        gathered: a gather through one (which replaces its own values) never changes
+        what another thread reads through the other."""
+        return WkbColumn(self._arrow, self._rows)
+
     def piece(self, index: np.ndarray) -> WkbColumn:
         """Rows ``index`` (indices) gathered now, each of the column's chunks giving its
         own rows: one of many pieces read in turn (the repair cache's writer), which

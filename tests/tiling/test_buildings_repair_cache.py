@@ -345,3 +345,41 @@ def distinct_figures(n: int) -> FootprintArrays:
         np.arange(n, dtype=np.int32),
         np.arange(n, dtype=np.uint64) * 7,
     )
+
+
+def test_every_row_kept_shares_no_wkb_column_with_the_cache_writer(tmp_path: Path) -> None:
+    """With no row dropped the figures are not copied, but their WKB column object is
+    their own: a gather through the buildings (a DEM's ground) while the repair cache's
+    writer reads the same rows on its thread must not change them under it."""
+    rows = [(f"b{k}", polygon(ring(114.3 + 0.001 * k, 22.6)), {"height": 9}) for k in range(12)]
+    toml = write_city(tmp_path, rows)
+    (buildings, figures), _, repairs = read(toml, None)
+    assert repairs.made is not None and len(buildings) == len(repairs.made) == 12
+    mine, theirs = figures.wkb, repairs.made.footprints.wkb
+    assert isinstance(mine, WkbColumn) and isinstance(theirs, WkbColumn)
+    assert mine is not theirs
+    before = theirs.piece(np.arange(12)).tolist()
+    mine.gather()
+    assert theirs._rows is not None, "the writer's column is still the lazy selection"
+    assert theirs.piece(np.arange(12)).tolist() == before == mine.tolist()
+
+
+def test_rows_dropped_after_the_repair_are_kept_in_the_cache_as_repaired(
+    tmp_path: Path,
+) -> None:
+    """A repeated id with the same footprint, and another id with the same footprint,
+    are dropped after the repair (the duplicate checks): the cache keeps what the repair
+    made of them, so a rebuild from it drops and reports them as a fresh build does."""
+    rows = [(f"b{k}", polygon(ring(114.3 + 0.001 * k, 22.6)), {"height": 9}) for k in range(6)]
+    rows.append(("b2", polygon(ring(114.302, 22.6)), {"height": 9}))  # same id and footprint
+    rows.append(("c4", polygon(ring(114.304, 22.6)), {"height": 9}))  # same footprint as b4
+    toml = write_city(tmp_path, rows)
+    fresh, fresh_report, repairs = read(toml, None)
+    assert repairs.made is not None
+    reasons = [e["reason"] for e in fresh_report["skipped"]]
+    assert reasons.count("duplicate-feature") + reasons.count("duplicate-footprint") == 2
+    repair_cache.write(tmp_path / "cache", repairs.made, repairs.crs, repairs.min_area)
+    again, again_report, reread = read(toml, tmp_path / "cache")
+    assert reread.reused == reread.rows == len(rows)
+    same(again, fresh)
+    assert again_report == fresh_report

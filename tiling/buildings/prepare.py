@@ -174,7 +174,12 @@ def read_footprints(
     missing_extra = [name for name in cfg.extra if table.column(name) is None]
     if missing_extra:
         report.warn(f"{cfg.path.name}: extra column(s) {missing_extra} not found")
-    figures = figures if kept.every else figures.take(idx)
+    if kept.every:  # the figures as they are, with a WKB column object of their own:
+        # the repair cache's writer reads these rows on its thread (repairs.made), and a
+        # gather through the buildings (a DEM's ground) must not change them under it
+        figures = dataclasses.replace(figures, wkb=_own(figures.wkb))
+    else:
+        figures = figures.take(idx)
     # each text column taken for the rows kept as it is made: its full version goes at once
     text, arrow_text = {}, {}
     for key in ("name", "use", "roof_type"):
@@ -239,6 +244,12 @@ def _l3_columns(table: FeatureTable, cfg: BuildingsConfig, kept: _Kept) -> dict[
             convert = to_text if key in ("roof_colour", "roof_material") else to_float
             out[key] = kept(convert(values, kept.n))
     return out
+
+
+def _own(wkb: np.ndarray | WkbColumn) -> np.ndarray | WkbColumn:
+    """``wkb`` as a column object of its own (:meth:`WkbColumn.copy`); an object array
+    is never changed in place: itself."""
+    return wkb.copy() if isinstance(wkb, WkbColumn) else wkb
 
 
 @dataclass(frozen=True)
@@ -401,9 +412,12 @@ def _keep_repairs(
         sent = sent[delta]
         repairs.base = reuse.cache.base if reuse else None
     # the build's own arrays and the rows to write: the writer takes them a slice at
-    # a time, no copy of the repaired city is made beside them
+    # a time, no copy of the repaired city is made beside them. ``keep`` is copied: the
+    # duplicate checks after the repair drop rows in place, and the cache keeps what the
+    # repair made of them (a rebuild drops and reports them again)
     entries = repair_cache.entries_json(records, sent)
-    repairs.made = repair_cache.Made(keys, hashed_ids, keep, figures, checked.bounds, sent, entries)
+    kept = keep.copy()
+    repairs.made = repair_cache.Made(keys, hashed_ids, kept, figures, checked.bounds, sent, entries)
 
 
 #: Record phases of the checks around the repair's own (:data:`repair.PHASES`): Z

@@ -201,8 +201,8 @@ class RepairCache:
 @dataclass(frozen=True)
 class Made:
     """This build's repairs, for the next build: rows ``rows`` of the build's own
-    arrays over every input row (not copies; fields as :class:`RepairCache`'s), and
-    the report ``entries`` of those rows alone.
+    arrays over every input row (not copies, so nothing may change them until written;
+    fields as :class:`RepairCache`'s), and the report ``entries`` of those rows alone.
 
     :func:`write` takes them a slice at a time (:meth:`piece`): a copy of the
     repaired city made up front would stay beside the build's own while the stage
