@@ -168,12 +168,19 @@ class FeatureTable:
         if self.source_wkb is None:
             raise ValueError("no stored WKB to parse")
         # only these rows become Python bytes (the column may be Arrow: WkbColumn)
-        geoms, issues = geometry_from_wkb(np.asarray(_wkb_rows(self.source_wkb, rows)))
+        geoms, issues = geometry_from_wkb(np.asarray(self.stored_rows(rows)))
         self.geometry[rows] = geoms
         self.issues.extend(
             FeatureIssue(int(rows[i.row]), i.reason, i.detail, i.repaired) for i in issues
         )
         self.issues.sort(key=lambda i: i.row)  # row order, as one parse gives them
+
+    def stored_rows(self, rows: np.ndarray) -> np.ndarray | WkbColumn:
+        """``source_wkb`` of ``rows`` (sorted, distinct): the column itself when they are
+        all of its rows (an Arrow column is not gathered again)."""
+        if self.source_wkb is None:
+            raise ValueError("no stored WKB")
+        return self.source_wkb if len(rows) == len(self.source_wkb) else self.source_wkb[rows]
 
     def column(self, name: str | None) -> np.ndarray | None:
         """Column ``name`` (case-insensitive fallback), None when absent or not asked."""
@@ -184,12 +191,6 @@ class FeatureTable:
         lowered = {k.lower(): k for k in self.columns}
         key = lowered.get(name.lower())
         return self.columns[key] if key else None
-
-
-def _wkb_rows(wkb: np.ndarray | WkbColumn, rows: np.ndarray) -> np.ndarray | WkbColumn:
-    """``wkb[rows]`` for sorted distinct ``rows``: ``wkb`` itself when they are all of
-    its rows (an Arrow column is not gathered again)."""
-    return wkb if len(rows) == len(wkb) else wkb[rows]
 
 
 def read_features(

@@ -522,10 +522,8 @@ def _read_rows(table: FeatureTable, rows: np.ndarray) -> _Scan | None:
     if table.parsed:
         return None
     if table.source_wkb is not None and len(rows):
-        # all rows (a first build): the column itself, not a gathered copy of it
-        wkb = table.source_wkb if len(rows) == len(table) else table.source_wkb[rows]
         # the workers have no task yet: the build process's scan takes every core
-        scan = scan_polygons(wkb, threads=os.cpu_count() or 1)
+        scan = scan_polygons(table.stored_rows(rows), threads=os.cpu_count() or 1)
         if scan is not None:
             return _Scan(rows, scan)
     table.parse(rows)
