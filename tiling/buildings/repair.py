@@ -18,7 +18,7 @@ writes them in.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,10 +26,12 @@ import pyarrow as pa
 import shapely
 
 from cim.crs import safe_to_lonlat
-from cim.model import WkbColumn
+from cim.model import WkbColumn, as_wkb_arrow
 from cim.readers import FEATURE_ERRORS, apply_per_feature
 from cim.report import StageReport, entry
 from tiling.buildings.footprints import FootprintArrays
+from tiling.buildings.plain import ccw_order, has_repeated_points, measures, plain_rings, valid
+from tiling.buildings.plain import figures as plain_figures
 
 POLYGON = int(shapely.GeometryType.POLYGON)
 MULTIPOLYGON = int(shapely.GeometryType.MULTIPOLYGON)
@@ -40,6 +42,7 @@ METRES_PER_DEGREE = 111_320.0
 CHUNK = 50_000
 #: the phases of one pass, in the order their report entries are written
 PHASES = ("off-earth", "repeated", "validity", "collections", "orient", "slivers")
+SLIVERS = PHASES.index("slivers")
 
 
 @dataclass(frozen=True)
@@ -166,17 +169,71 @@ def _with_encoded(wkb: pa.Array | pa.ChunkedArray, geoms: np.ndarray) -> pa.Bina
 def repair_chunk(task: RepairTask) -> RepairResult:
     """Repair one chunk: lon/lat, orientation, repeated vertices, validity, slivers.
 
-    A pure function of the task (no worker state), so the result is the same in the
-    build process, a pool worker or on Dask.
+    Plain footprints (one ring that needs no repair, :mod:`tiling.buildings.plain`) are
+    done with array operations, the others with GEOS (:func:`repair_geometries`); both
+    give a footprint the same result. A pure function of the task (no worker state),
+    so the result is the same in the build process, a pool worker or on Dask.
+    """
+    n = len(task.wkb)
+    rings = plain_rings(task.wkb, task.crs)
+    if rings is None:  # not all little-endian 2D polygons: GEOS reads them
+        keep, figures, found = repair_geometries(
+            task.ids.to_numpy(zero_copy_only=False), task.wkb, task.crs, task.min_area
+        )
+        return RepairResult(task.index, keep, figures, found)
+    rings = rings.take(np.flatnonzero(valid(rings)))
+    found: list[Record] = []
+    measured = measures(rings)
+    sliver, details = slivers(measured.area, measured.length, measured.mean_lat, task.min_area)
+    for j in np.flatnonzero(sliver):
+        row = int(rings.rows[j])
+        found.append((SLIVERS, row, "s", entry(task.ids[row].as_py(), "sliver", details(j))))
+    kept = np.flatnonzero(~sliver)
+    plain = rings.take(kept)
+    keep = np.zeros(n, dtype=bool)
+    keep[plain.rows] = True
+    rest = np.setdiff1d(np.arange(n), rings.rows, assume_unique=True)
+    other_keep, other, other_found = repair_geometries(
+        task.ids.take(pa.array(rest)).to_numpy(zero_copy_only=False),
+        task.wkb.take(pa.array(rest)),
+        task.crs,
+        task.min_area,
+    )
+    found += [(phase, int(rest[r]), kind, e) for phase, r, kind, e in other_found]
+    keep[rest[other_keep]] = True
+    merged = _merged(
+        [(plain.rows, plain_figures(plain, measured.area[kept])), (rest[other_keep], other)]
+    )
+    return RepairResult(task.index, keep, merged, found)
+
+
+def _merged(parts: list[tuple[np.ndarray, FootprintArrays]]) -> FootprintArrays:
+    """The figures of ``parts`` (rows, their figures) in row order, WKB as Arrow."""
+    rows = np.concatenate([r for r, _ in parts])
+    order = pa.array(np.argsort(rows, kind="stable"))
+    wkb = pa.concat_arrays([as_wkb_arrow(f.wkb) for _, f in parts]).take(order)
+    order = order.to_numpy()
+    fields = {
+        name: np.concatenate([getattr(f, name) for _, f in parts])[order]
+        for name in ("centres", "bounds", "areas", "vertices", "kinds", "holes", "hashes")
+    }
+    return FootprintArrays(WkbColumn(wkb), **fields)
+
+
+def repair_geometries(
+    ids: np.ndarray, wkb: pa.Array, crs: str, min_area: float
+) -> tuple[np.ndarray, FootprintArrays, list[Record]]:
+    """The GEOS route of :func:`repair_chunk`: any footprint, repaired and reported.
+
+    Returns the rows kept, their figures (WKB as Arrow) and the report records.
     """
     found: list[Record] = []
-    ids = task.ids.to_numpy(zero_copy_only=False)
     phases = [_Phase(k, ids, found) for k in range(len(PHASES))]
-    geoms = _unwrapped(shapely.from_wkb(task.wkb.to_numpy(zero_copy_only=False)))
+    geoms = _unwrapped(shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)))
     n = len(geoms)
     keep = np.ones(n, dtype=bool)
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
-    lon, lat = safe_to_lonlat(coords[:, 0], coords[:, 1], task.crs)
+    lon, lat = safe_to_lonlat(coords[:, 0], coords[:, 1], crs)
     lonlat = np.column_stack([lon, lat])
     simple = (shapely.get_type_id(geoms) == POLYGON) & (shapely.get_num_interior_rings(geoms) == 0)
     # one pass sets the lon/lat coordinates and turns clockwise simple rings around;
@@ -190,19 +247,19 @@ def repair_chunk(task: RepairTask) -> RepairResult:
         phases[0].skip(i, "bad-coordinates", "coordinates are not on the Earth in WGS84")
     keep &= ~bad
     orient = ~simple
-    _remove_repeated(geoms, keep, _has_repeated_points(lonlat, owner, n), phases[1])
+    _remove_repeated(geoms, keep, has_repeated_points(lonlat, owner, n), phases[1])
     _make_all_valid(geoms, keep, orient, phases[2])
     _keep_collection_polygons(geoms, keep, orient, phases[3])
     _orient(geoms, keep, orient, phases[4])
     mean_lat = np.bincount(owner, weights=np.nan_to_num(lat), minlength=n) / np.maximum(
         np.bincount(owner, minlength=n), 1
     )
-    _drop_slivers(geoms, keep, phases[5], task.min_area, mean_lat)
+    _drop_slivers(geoms, keep, phases[5], min_area, mean_lat)
     figures = FootprintArrays.of(geoms[keep])
     # the WKB goes back as one Arrow buffer: the build process unpickles it without
     # making a Python object per footprint, and passes it on to the partitions as it is
     figures = dataclasses.replace(figures, wkb=WkbColumn(pa.array(figures.wkb, pa.binary())))
-    return RepairResult(task.index, keep, figures, found)
+    return keep, figures, found
 
 
 def _unwrapped(geoms: np.ndarray) -> np.ndarray:
@@ -225,47 +282,6 @@ def merge_records(found: list[Record], report: StageReport) -> None:
     rows in order (entries of one row keep their order)."""
     for _, _, kind, item in sorted(found, key=lambda r: (r[0], r[1])):
         (report.skipped if kind == "s" else report.repaired).append(item)
-
-
-def ccw_order(lonlat: np.ndarray, owner: np.ndarray, simple: np.ndarray) -> np.ndarray:
-    """Coordinate order that makes every simple ring counter-clockwise.
-
-    ``owner`` maps coordinates to geometries (contiguous runs); ``simple`` marks the
-    single-ring polygons, whose whole run is one closed ring that may be reversed.
-    """
-    n = len(simple)
-    if len(owner) == 0:
-        return np.arange(0)
-    start = np.searchsorted(owner, np.arange(n))
-    end = np.searchsorted(owner, np.arange(n), side="right")
-    x, y = np.nan_to_num(lonlat[:, 0]), np.nan_to_num(lonlat[:, 1])
-    first = start[owner]
-    # shifted to each ring's first vertex for precision of the cross products (and
-    # so a ring's orientation does not depend on which rows share its chunk)
-    x0, y0 = x - x[first], y - y[first]
-    same = owner[1:] == owner[:-1]
-    cross = x0[:-1] * y0[1:] - x0[1:] * y0[:-1]
-    area2 = np.bincount(owner[:-1][same], weights=cross[same], minlength=n)
-    flip = simple & (area2 < 0)
-    order = np.arange(len(owner))
-    if not flip.any():
-        return order
-    rev = flip[owner]
-    order[rev] = (start + end - 1)[owner[rev]] - order[rev]
-    return order
-
-
-def _has_repeated_points(
-    lonlat: np.ndarray, owner: np.ndarray, n: int, tol: float = 1e-8
-) -> np.ndarray:
-    """Indices of the ``n`` geometries (``owner`` order) with two coinciding vertices.
-
-    ``tol`` is ~1 mm in degrees: closer vertices are the same surveyed point.
-    """
-    same = np.all(np.abs(np.diff(lonlat, axis=0)) <= tol, axis=1) & (owner[1:] == owner[:-1])
-    out = np.zeros(n, dtype=bool)
-    out[owner[1:][same]] = True
-    return np.flatnonzero(out)
 
 
 def _remove_repeated(
@@ -365,11 +381,39 @@ def _drop_slivers(
 ) -> None:
     """Skip what is thinner than 0.5 m or smaller than ``min_area`` (in place)."""
     idx = np.flatnonzero(keep)
-    cos_lat = np.cos(np.radians(lat[idx]))
-    area = shapely.area(geoms[idx]) * METRES_PER_DEGREE * METRES_PER_DEGREE * cos_lat
-    perimeter = shapely.length(geoms[idx]) * METRES_PER_DEGREE * np.sqrt(cos_lat)
-    width = np.where(perimeter > 0, 2.0 * area / np.maximum(perimeter, 1e-9), 0.0)
-    sliver = (area < min_area) | (width < 0.5)
+    sliver, details = slivers(
+        shapely.area(geoms[idx]), shapely.length(geoms[idx]), lat[idx], min_area
+    )
     for j in np.flatnonzero(sliver):
-        report.skip(idx[j], "sliver", f"area {area[j]:.2f} m², mean width {width[j]:.2f} m")
+        report.skip(idx[j], "sliver", details(j))
     keep[idx[sliver]] = False
+
+
+def slivers(
+    area: np.ndarray, length: np.ndarray, lat: np.ndarray, min_area: float
+) -> tuple[np.ndarray, Callable[[int], str]]:
+    """Which footprints are thinner than 0.5 m or smaller than ``min_area``.
+
+    Parameters
+    ----------
+    area, length : ndarray
+        Each footprint's area and perimeter in (square) degrees.
+    lat : ndarray
+        Its mean latitude.
+    min_area : float
+        In m².
+
+    Returns
+    -------
+    (mask, detail)
+        The slivers, and the report's detail of footprint ``j``.
+    """
+    cos_lat = np.cos(np.radians(lat))
+    area = area * METRES_PER_DEGREE * METRES_PER_DEGREE * cos_lat
+    perimeter = length * METRES_PER_DEGREE * np.sqrt(cos_lat)
+    width = np.where(perimeter > 0, 2.0 * area / np.maximum(perimeter, 1e-9), 0.0)
+
+    def detail(j: int) -> str:
+        return f"area {area[j]:.2f} m², mean width {width[j]:.2f} m"
+
+    return (area < min_area) | (width < 0.5), detail

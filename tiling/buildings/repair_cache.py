@@ -337,12 +337,12 @@ def code_digest() -> str:
 
     import cim.crs
     import cim.readers
-    from tiling.buildings import footprints, prepare, ragged, repair, repair_cache, rowhash
+    from tiling.buildings import footprints, plain, prepare, ragged, repair, repair_cache, rowhash
 
     h = hashlib.blake2b(digest_size=12)
     # ragged: the scan that stands for the parse in the checks (prepare._read_rows)
-    # repair_cache: its fingerprints are the rows' keys
-    modules = (repair, prepare, repair_cache, footprints, rowhash, ragged)
+    # repair_cache: its fingerprints are the rows' keys; plain: the repair's array route
+    modules = (repair, plain, prepare, repair_cache, footprints, rowhash, ragged)
     for module in (*modules, cim.crs, cim.readers):
         h.update(Path(module.__file__ or "").read_bytes())
     libraries = (shapely.__version__, shapely.geos_version_string)
