@@ -136,17 +136,23 @@ def gcj02_to_wgs84(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.nda
     """GCJ-02 → WGS84 (degrees) by fixed-point iteration of the forward formula.
 
     Converges to < 1e-9 degree of the exact inverse in 3–6 iterations (the offset
-    field changes slowly: its derivative is ~1e-5).
+    field changes slowly: its derivative is ~1e-5). Each point iterates until its own
+    step is below 1e-10 degree, so its result does not depend on the other points
+    converted with it (the repair converts a footprint in one chunk or another).
     """
     glon = np.asarray(lon, dtype=np.float64)
     glat = np.asarray(lat, dtype=np.float64)
     wlon, wlat = glon.copy(), glat.copy()
+    active = np.flatnonzero(np.ones(glon.shape, dtype=bool).ravel())
+    flat_lon, flat_lat = wlon.reshape(-1), wlat.reshape(-1)
+    given_lon, given_lat = glon.reshape(-1), glat.reshape(-1)
     for _ in range(10):
-        flon, flat = wgs84_to_gcj02(wlon, wlat)
-        elon, elat = flon - glon, flat - glat
-        wlon = wlon - elon
-        wlat = wlat - elat
-        if np.all(np.abs(elon) < 1e-10) and np.all(np.abs(elat) < 1e-10):
+        flon, flat = wgs84_to_gcj02(flat_lon[active], flat_lat[active])
+        elon, elat = flon - given_lon[active], flat - given_lat[active]
+        flat_lon[active] -= elon
+        flat_lat[active] -= elat
+        active = active[~((np.abs(elon) < 1e-10) & (np.abs(elat) < 1e-10))]
+        if not len(active):
             break
     return wlon, wlat
 

@@ -67,6 +67,17 @@ def test_gcj02_inverse_accuracy_is_sub_millimetre() -> None:
     assert metres(lon, lat, *back).max() < 1e-3
 
 
+def test_gcj02_inverse_of_a_point_does_not_depend_on_the_others() -> None:
+    """The repair converts a footprint in one chunk or another (and a rebuild takes
+    some from the last build's cache): each point's result is its own, to the bit."""
+    rng = np.random.default_rng(1)
+    lon, lat = rng.uniform(73, 135, 3000), rng.uniform(18, 53, 3000)
+    together = gcj02_to_wgs84(lon, lat)
+    alone = np.array([gcj02_to_wgs84(lon[i : i + 1], lat[i : i + 1]) for i in range(len(lon))])
+    assert np.array_equal(together[0], alone[:, 0, 0])
+    assert np.array_equal(together[1], alone[:, 1, 0])
+
+
 def test_bd09_round_trip_and_offset() -> None:
     lon, lat = np.array([116.404, 114.3]), np.array([39.915, 30.6])
     blon, blat = gcj02_to_bd09(lon, lat)
