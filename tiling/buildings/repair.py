@@ -30,7 +30,14 @@ from cim.model import WkbColumn, as_wkb_arrow
 from cim.readers import FEATURE_ERRORS, apply_per_feature
 from cim.report import StageReport, entry
 from tiling.buildings.footprints import FootprintArrays
-from tiling.buildings.plain import ccw_order, has_repeated_points, measures, plain_rings, valid
+from tiling.buildings.plain import (
+    PlainRings,
+    ccw_order,
+    has_repeated_points,
+    measures,
+    plain_rings,
+    valid,
+)
 from tiling.buildings.plain import figures as plain_figures
 
 POLYGON = int(shapely.GeometryType.POLYGON)
@@ -181,30 +188,44 @@ def repair_chunk(task: RepairTask) -> RepairResult:
             task.ids.to_numpy(zero_copy_only=False), task.wkb, task.crs, task.min_area
         )
         return RepairResult(task.index, keep, figures, found)
-    rings = rings.take(np.flatnonzero(valid(rings)))
-    found: list[Record] = []
-    measured = measures(rings)
-    sliver, details = slivers(measured.area, measured.length, measured.mean_lat, task.min_area)
-    for j in np.flatnonzero(sliver):
-        row = int(rings.rows[j])
-        found.append((SLIVERS, row, "s", entry(task.ids[row].as_py(), "sliver", details(j))))
-    kept = np.flatnonzero(~sliver)
-    plain = rings.take(kept)
-    keep = np.zeros(n, dtype=bool)
-    keep[plain.rows] = True
-    rest = np.setdiff1d(np.arange(n), rings.rows, assume_unique=True)
+    plain = _repair_plain(task, rings.take(np.flatnonzero(valid(rings))))
+    rest = np.setdiff1d(np.arange(n), plain.decided, assume_unique=True)
     other_keep, other, other_found = repair_geometries(
         task.ids.take(pa.array(rest)).to_numpy(zero_copy_only=False),
         task.wkb.take(pa.array(rest)),
         task.crs,
         task.min_area,
     )
-    found += [(phase, int(rest[r]), kind, e) for phase, r, kind, e in other_found]
+    keep = np.zeros(n, dtype=bool)
+    keep[plain.kept] = True
     keep[rest[other_keep]] = True
-    merged = _merged(
-        [(plain.rows, plain_figures(plain, measured.area[kept])), (rest[other_keep], other)]
-    )
+    found = plain.found + [(phase, int(rest[r]), kind, e) for phase, r, kind, e in other_found]
+    merged = _merged([(plain.kept, plain.figures), (rest[other_keep], other)])
     return RepairResult(task.index, keep, merged, found)
+
+
+@dataclass(frozen=True)
+class _PlainRepair:
+    """The array route's part of a chunk: the rows it decided, those it kept (with
+    their figures) and its report records (slivers)."""
+
+    decided: np.ndarray
+    kept: np.ndarray
+    figures: FootprintArrays
+    found: list[Record]
+
+
+def _repair_plain(task: RepairTask, rings: PlainRings) -> _PlainRepair:
+    """Valid plain ``rings`` of ``task``: slivers skipped, the others' figures."""
+    measured = measures(rings)
+    sliver, details = slivers(measured.area, measured.length, measured.mean_lat, task.min_area)
+    found: list[Record] = []
+    for j in np.flatnonzero(sliver):
+        row = int(rings.rows[j])
+        found.append((SLIVERS, row, "s", entry(task.ids[row].as_py(), "sliver", details(j))))
+    kept = np.flatnonzero(~sliver)
+    good = rings.take(kept)
+    return _PlainRepair(rings.rows, good.rows, plain_figures(good, measured.area[kept]), found)
 
 
 def _merged(parts: list[tuple[np.ndarray, FootprintArrays]]) -> FootprintArrays:
