@@ -6,7 +6,9 @@ keep) is the bulk of the buildings stage's CPU, and every row's outcome depends 
 that row alone. So the build process cuts the rows that survived the whole-city
 checks (CRS, ids) into row ranges of :data:`CHUNK` and runs :func:`repair_chunk` on
 each through the executor: small picklable :class:`RepairTask` s (the footprints as
-WKB), results as WKB and centroids.
+WKB), results as WKB and centroids. Within a chunk, plain footprints (one valid ring)
+are done with arrays (:mod:`tiling.buildings.plain`), the others with GEOS, with the
+same result for a footprint either way.
 
 The report stays the same wherever the chunks ran, and the same as one pass over the
 city: each chunk's entries are records of their *phase* (off-Earth coordinates, repeated
