@@ -43,6 +43,9 @@ from cim.errors import CimError, ConfigError
 
 T = TypeVar("T")
 R = TypeVar("R")
+#: seconds an aborted pool's thread is waited for (it ends as soon as it sees its
+#: workers terminated)
+ABORT_JOIN_S = 5.0
 log = logging.getLogger(__name__)
 
 Tracker = Callable[..., Iterable[Any]]
@@ -353,11 +356,18 @@ class PoolExecutor(Executor):
         """Kill the workers (a failed or interrupted build waits for no task)."""
         self._settled()
         if self._pool is not None:
+            manager = getattr(self._pool, "_executor_manager_thread", None)
             # no public API before Python 3.14's terminate_workers()
             for proc in list(getattr(self._pool, "_processes", {}).values()):
                 proc.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+            if manager is not None:
+                # the pool's thread ends once it sees its workers gone: waited for, so
+                # that the interpreter's exit does not wake it while it closes its pipe
+                # (Python 3.11 races there: "Bad file descriptor" and a traceback after
+                # the build's own one-line error)
+                manager.join(timeout=ABORT_JOIN_S)
 
     def describe(self) -> str:
         """E.g. ``local pool of 2 processes``."""
