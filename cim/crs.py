@@ -143,7 +143,7 @@ def gcj02_to_wgs84(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.nda
     glon = np.asarray(lon, dtype=np.float64)
     glat = np.asarray(lat, dtype=np.float64)
     wlon, wlat = glon.copy(), glat.copy()
-    active = np.flatnonzero(np.ones(glon.shape, dtype=bool).ravel())
+    active = np.arange(glon.size)
     flat_lon, flat_lat = wlon.reshape(-1), wlat.reshape(-1)
     given_lon, given_lat = glon.reshape(-1), glat.reshape(-1)
     for _ in range(10):

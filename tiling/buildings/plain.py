@@ -188,9 +188,9 @@ def convex(rings: PlainRings) -> np.ndarray:
     is_edge = np.ones(len(edge), dtype=bool)
     is_edge[last[:-1]] = False  # the step from a ring's last point to the next ring's first
     index = np.flatnonzero(is_edge)
-    nxt = index + 1
-    wrap = np.isin(nxt, last) if len(nxt) else nxt.astype(bool)
     ring_of = np.repeat(np.arange(k), np.diff(starts) - 1)
+    nxt = index + 1
+    wrap = nxt == last[ring_of]
     nxt[wrap] = starts[:-1][ring_of[wrap]]
     a, b = edge[index], edge[nxt]
     cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
