@@ -50,7 +50,7 @@ from cim.output import (
     swap,
     temp_folder,
 )
-from cim.report import BuildReport
+from cim.report import BuildReport, Entries, json_default
 from cim.stages import BuildContext, Stage, discover_stages
 
 log = logging.getLogger(__name__)
@@ -381,8 +381,8 @@ def _reuse_stage(stage: Stage, ctx: BuildContext, previous: Manifest | None, old
     if old_report:
         rep = ctx.stage_report(stage.name)
         rep.read, rep.written = old_report["read"], old_report["written"]
-        rep.repaired, rep.skipped = old_report["repaired"], old_report["skipped"]
-        rep.flagged = old_report.get("flagged", [])
+        rep.repaired, rep.skipped = Entries(old_report["repaired"]), Entries(old_report["skipped"])
+        rep.flagged = Entries(old_report.get("flagged", []))
         rep.warnings, rep.counts = old_report["warnings"], old_report["counts"]
     log.info("%s: unchanged, reused", stage.name)
 
@@ -540,5 +540,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
     # orjson: a city's build report lists every repaired row (300,000 at 1,000,000
-    # footprints), which the json module takes half a second to write
-    path.write_bytes(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY))
+    # footprints), which the json module takes half a second to write; the report's
+    # entries (:class:`~cim.report.Entries`) are written a chunk at a time
+    path.write_bytes(
+        orjson.dumps(
+            obj,
+            default=json_default,
+            option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY,
+        )
+    )

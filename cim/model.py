@@ -9,6 +9,7 @@ whole-table operations stay vectorised.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,48 @@ class WkbColumn:
 
     def __reduce__(self) -> tuple[Any, tuple[Any]]:
         return WkbColumn, (self.arrow,)
+
+    def selection(self) -> tuple[Any, np.ndarray | None]:
+        """The values this column selects from and the rows it selects (int64, -1:
+        null; None: all of them, in order), without gathering them."""
+        return self._arrow, self._rows
+
+    def consume(self, size: int) -> Iterator[Any]:
+        """The values ``size`` rows at a time, as Arrow binary (what ``self[part].arrow``
+        gives), letting go of each of the column's Arrow chunks once no later row needs
+        it: the column is empty afterwards.
+
+        A selection of a large source read in row order (the repair's tasks made from
+        the input's own WKB) so frees the source as it goes instead of at the end:
+        held whole until then, it was in memory beside the whole repaired city.
+        """
+        import pyarrow as pa
+
+        arrow, rows = self._arrow, self._rows
+        self._arrow, self._rows = pa.array([], pa.binary()), None
+        chunks = list(arrow.chunks) if isinstance(arrow, pa.ChunkedArray) else [arrow]
+        del arrow  # the chunks are held by the list alone
+        starts = np.cumsum([0] + [len(c) for c in chunks])
+        if rows is None:
+            rows = np.arange(starts[-1], dtype=np.int64)
+        chunk_of = np.searchsorted(starts, rows, side="right") - 1
+        chunk_of[rows < 0] = -1
+        # where each chunk is needed last (-1: never): released once the rows pass it
+        last_use = np.full(len(chunks), -1, dtype=np.int64)
+        np.maximum.at(last_use, chunk_of[chunk_of >= 0], np.flatnonzero(chunk_of >= 0))
+        for start in range(0, len(rows), size):
+            part, where = rows[start : start + size], chunk_of[start : start + size]
+            used = np.unique(where[where >= 0])
+            # the part's chunks alone, its rows renumbered into them
+            at = np.zeros(len(chunks), dtype=np.int64)
+            at[used] = np.cumsum([0] + [len(chunks[c]) for c in used[:-1]])
+            local = np.where(part >= 0, part - starts[np.maximum(where, 0)] + at[where], -1)
+            source = [chunks[c] for c in used] or [pa.array([], pa.binary())]
+            values = take_binary(pa.chunked_array(source, pa.binary()), local)
+            del source
+            for c in np.flatnonzero((last_use >= 0) & (last_use < start + size)).tolist():
+                chunks[c] = None
+            yield values
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         values = self.arrow.to_numpy(zero_copy_only=False)

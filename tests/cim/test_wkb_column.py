@@ -3,6 +3,8 @@ become bytes only when read, and gathers past Arrow's 32-bit offsets keep workin
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -41,6 +43,24 @@ def test_gather_puts_parts_together_with_nulls_where_none() -> None:
     ]
     gathered = gather_wkb(5, parts)
     assert gathered.tolist() == [wkb[0], None, wkb[2], None, wkb[4]]
+
+
+def test_gather_composes_a_part_selected_and_not_gathered_yet() -> None:
+    wkb = _wkb(9)
+    cache = WkbColumn(pa.chunked_array([pa.array(wkb[:4]), pa.array(wkb[4:])]))
+    # the last build's repairs, rows 7, 1, none and 5 of them, for city rows 0, 2, 3, 6
+    selected = cache[np.array([7, 1, 5])]
+    selected = WkbColumn(*selected.selection()[:1], np.array([7, 1, -1, 5]))
+    parts = [
+        (np.array([0, 2, 3, 6]), selected),
+        (np.array([5]), WkbColumn(pa.array([wkb[8]], pa.binary()))),
+        (np.array([1]), wkb[[0]]),
+    ]
+    gathered = gather_wkb(7, parts)
+    arrow, rows = gathered.selection()
+    assert rows is not None  # not gathered yet: the selection composed
+    assert sum(len(c) for c in arrow.chunks) == 11  # the cache's values, not a copy
+    assert gathered.tolist() == [wkb[7], wkb[0], wkb[1], None, None, wkb[8], wkb[5]]
 
 
 def test_a_gather_past_the_offset_limit_keeps_binary_chunks(
@@ -125,3 +145,43 @@ def test_selections_compose_and_gather_once(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(model, "_ChunkRows", Rows)
     assert pieces[0:4].tolist() + pieces[4:8].tolist() == column.tolist()
     assert gathers == [4, 4] and by_chunk == [4, 4] and pieces[2:2].tolist() == []
+
+
+def _chunked(sizes: list[int], width: int = 0) -> tuple[WkbColumn, list[bytes]]:
+    """A column of chunks of ``sizes`` rows (each value padded to ``width`` bytes), held
+    by the column alone, and its values."""
+    values = [bytes([i % 251]) * max(width, 1) + str(i).encode() for i in range(sum(sizes))]
+    ends = np.cumsum([0, *sizes])
+    chunks = [pa.array(values[a:b], pa.binary()) for a, b in itertools.pairwise(ends)]
+    return WkbColumn(pa.chunked_array(chunks, pa.binary())), values
+
+
+@pytest.mark.parametrize("order", ["ascending", "shuffled"])
+def test_consume_gives_each_part_as_a_selection_would(order: str) -> None:
+    column, values = _chunked([7, 1, 12, 5])
+    rows = np.arange(25, dtype=np.int64)
+    if order == "shuffled":
+        rows = np.random.default_rng(3).permutation(rows)
+    rows[[2, 9]] = -1  # rows with no value: null
+    selection = WkbColumn(column.arrow, rows)
+    expected = [None if r < 0 else values[r] for r in rows.tolist()]
+    parts = [part.to_pylist() for part in selection.consume(4)]
+    assert [len(p) for p in parts] == [4] * 6 + [1]
+    assert [v for p in parts for v in p] == expected
+    assert len(selection) == 0  # consumed
+
+
+def test_consume_lets_go_of_the_chunks_the_rows_have_passed() -> None:
+    before = pa.total_allocated_bytes()
+    column, _ = _chunked([1000] * 4, width=1000)  # about 1 MB a chunk
+    held = pa.total_allocated_bytes() - before
+    assert held > 4_000_000
+    parts = column.consume(500)
+    left = []
+    for _ in range(4):  # the rows of the first two chunks
+        next(parts)
+        left.append(pa.total_allocated_bytes() - before)
+    # the first chunk (1 MB) went after the second part, the second after the fourth
+    # (the generator holds the last part it gave, 0.5 MB)
+    assert left[1] < held - 400_000 and left[3] < held - 1_400_000
+    assert sum(1 for _ in parts) == 4

@@ -111,6 +111,12 @@ class FootprintArrays:
             self.hashes[index],
         )
 
+    def put_from(self, rows: np.ndarray, source: FootprintArrays, index: np.ndarray) -> None:
+        """:meth:`put` of ``source.take(index)``, a figure at a time (no copy of all
+        of them at once: the last build's repairs give a whole city's)."""
+        for name in ("centres", "bounds", "areas", "vertices", "kinds", "holes", "hashes"):
+            getattr(self, name)[rows] = getattr(source, name)[index]
+
     def put(self, rows: np.ndarray, values: FootprintArrays) -> None:
         """Set rows ``rows`` (indices) to ``values`` (in place), all but the WKB: the
         caller puts the WKB of its parts together in one gather (:func:`gather_wkb`)."""
@@ -130,15 +136,28 @@ class FootprintArrays:
 def gather_wkb(n: int, parts: list[tuple[np.ndarray, np.ndarray | WkbColumn]]) -> WkbColumn:
     """``n`` rows' WKB from ``parts`` of (rows, their WKB), None where no part has a
     row: one Arrow gather (when read, :class:`~cim.model.WkbColumn`), so the parts held
-    as Arrow never become Python objects."""
+    as Arrow never become Python objects.
+
+    A part that is a selection not gathered yet (the last build's repairs taken for
+    the rows found there) is composed into the result's selection, not gathered on
+    its own: that was a copy of the city's footprints beside the cache's own.
+    """
     chunks: list[pa.Array] = []
-    for _, wkb in parts:
-        arrow = as_wkb_arrow(wkb)
-        chunks += arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
+    picks: list[np.ndarray] = []
+    base = 0  # where the part's values start among ``chunks``
+    for rows, wkb in parts:
+        arrow, picked = wkb.selection() if isinstance(wkb, WkbColumn) else (as_wkb_arrow(wkb), None)
+        own = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
+        chunks += own
+        if picked is None:
+            picks.append(base + np.arange(len(rows), dtype=np.int64))
+        else:
+            picks.append(np.where(picked >= 0, picked + base, -1))
+        base += sum(len(c) for c in own)
     values = pa.chunked_array(chunks, pa.binary())
-    rows = np.concatenate([r for r, _ in parts]) if parts else np.zeros(0, np.int64)
     where = np.full(n, -1, dtype=np.int64)
-    where[rows] = np.arange(len(rows))
+    if parts:
+        where[np.concatenate([r for r, _ in parts])] = np.concatenate(picks)
     return WkbColumn(values, where)  # gathered when read, with the selections after
 
 

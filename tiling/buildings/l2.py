@@ -220,6 +220,7 @@ def write_l2(
         buildings, frame, centres, coords, _areas(buildings, areas, fitted)
     )
     row_bytes = _row_bytes(columns, props, chars, vertices, options)
+    del chars  # a length per building and text column: 0.4 GB at ten million
     nodes = build_hierarchy(
         centre_xy,
         size,
@@ -230,6 +231,8 @@ def write_l2(
         max_bytes=PLANNING_SHARE * options.max_tile_bytes,
         separate=separate,
     )
+    # the plan's alone (the sizes split tiles over budget): not held while tiles encode
+    del centre_xy, vertices, row_bytes
     order, ranges = _tile_order(nodes)
     clock.lap("hierarchy")
     jobs_list = [_TileJob(n.key, *ranges[i]) for i, n in enumerate(nodes)]

@@ -47,6 +47,7 @@ from cim.config import BuildingsConfig, CityProject
 from cim.crs import ResolvedCRS, crs_label, looks_like_lonlat, resolve_crs
 from cim.errors import InputDataError
 from cim.executor import Executor, InProcessExecutor, Tracker
+from cim.memory import release_unused
 from cim.model import Buildings, EncodedFootprints, WkbColumn
 from cim.readers import (
     FEATURE_ERRORS,
@@ -151,6 +152,9 @@ def read_footprints(
         y=cfg.y,
         parse_geometry=repairs is None,  # rows found in the last build's repairs: never
     )
+    # the decoder's scratch (0.6 GB of ten million footprints' Parquet) is kept by
+    # Arrow's pool, where the checks' numpy arrays cannot reuse it: given back
+    release_unused()
     report.read = len(table) + len(table.bad_rows)
     _skip_bad_rows(table, cfg, report)
     ids, ids_arrow = _ids(table, cfg, report)
@@ -681,9 +685,8 @@ class _Repaired:
         ok = cache.keep[found]
         self.keep[rows] = ok
         rows, found = rows[ok], found[ok]
-        taken = cache.footprints.take(found)
-        self.figures.put(rows, taken)
-        self.parts.append((rows, taken.wkb))
+        self.figures.put_from(rows, cache.footprints, found)
+        self.parts.append((rows, cache.footprints.wkb[found]))  # a selection: not gathered
         return records
 
     def take_repaired(
@@ -937,7 +940,7 @@ def _report_heights(
 
     A third of a city may have floors only: each distinct detail text is formatted
     once (a city has a few hundred), the rows pick theirs by index, and the entries
-    are appended in row order by one comprehension (no ``report.repair`` call each).
+    are added in row order as columns (:meth:`cim.report.Entries.extend_columns`).
     """
     rows = np.flatnonzero(from_floors | fallback)
     if not len(rows):
@@ -958,14 +961,10 @@ def _report_heights(
         + ["default-height", "height-from-floors"],
         dtype=object,
     )
-    details = texts[pair_of].tolist()
-    reasons = texts[len(pairs) + by_floors.astype(np.intp)].tolist()
-    # the ids are str already (:func:`_ids`): no str() per entry as :func:`entry` does
-    report.repaired.extend(
-        [
-            {"id": i, "reason": r, "detail": d}
-            for i, r, d in zip(ids[rows].tolist(), reasons, details, strict=True)
-        ]
+    # kept as columns (references to these few texts and to the ids, which are str
+    # already: :func:`_ids`), not a dict per building
+    report.repaired.extend_columns(
+        ids[rows], texts[len(pairs) + by_floors.astype(np.intp)], texts[pair_of]
     )
 
 

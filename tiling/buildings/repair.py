@@ -141,14 +141,17 @@ def tasks(
     own, when reading changed nothing) or None: such rows are not encoded again. An
     object array of ``bytes`` is consumed too; Arrow binary (a
     :class:`~cim.model.WkbColumn`, null where None) is gathered a chunk at a time and
-    goes into the task as it is: no Python ``bytes`` per row.
+    goes into the task as it is: no Python ``bytes`` per row; the column is consumed
+    (:meth:`~cim.model.WkbColumn.consume`: its chunks freed as the rows pass them).
     """
+    # Arrow: the source's chunks are let go as the rows pass them
+    pieces = stored.consume(chunk) if isinstance(stored, WkbColumn) else None
     for index, start in enumerate(range(0, len(geoms), chunk)):
         part = slice(start, start + chunk)
         if stored is None:
             wkb = pa.array(shapely.to_wkb(geoms[part]), pa.binary())
-        elif isinstance(stored, WkbColumn):
-            wkb = _with_encoded(stored[part].arrow, geoms[part])
+        elif pieces is not None:
+            wkb = _with_encoded(next(pieces), geoms[part])
         else:
             values = stored[part].copy()
             stored[part] = None
