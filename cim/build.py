@@ -228,7 +228,7 @@ def _build_locked(
         ctx.wait_background()  # files a stage writes while the next ones run
         manifest = _manifest(project, ctx, stages, fingerprints, result, previous)
         (workdir / MANIFEST).write_text(manifest.dumps(), encoding="utf-8")
-        _write_json(workdir / REPORT, report.to_json())
+        _write_json(workdir / REPORT, report.to_json(lazy=True))  # entries written in chunks
         previous_output = swap(workdir, project.output, remove=False)
     except BaseException:
         # the last good output stays in place; only this build's folder goes

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 _REASON = itemgetter("reason")
 #: entries made into dicts at a time when a column block is read or written
 _CHUNK = 65_536
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def entry(item_id: Any, reason: str, detail: str = "") -> dict[str, str]:
@@ -160,12 +161,14 @@ class Entries(Sequence[dict[str, Any]]):
                 chunks: Iterable[list[dict[str, Any]]] = [block]
             else:
                 chunks = (block.dicts(s, s + _CHUNK) for s in range(0, len(block), _CHUNK))
-            parts += [orjson.dumps(chunk)[1:-1] for chunk in chunks if chunk]
+            # as the report's writer dumps the rest (numpy values included)
+            parts += [orjson.dumps(chunk, option=_OPTIONS)[1:-1] for chunk in chunks if chunk]
         return b"[" + b",".join(parts) + b"]"
 
 
 def json_default(obj: Any) -> Any:
-    """``default`` for ``orjson.dumps`` of a report: :class:`Entries` as their JSON."""
+    """``default`` for ``orjson.dumps`` of a report made with ``to_json(lazy=True)``:
+    :class:`Entries` as their JSON."""
     if isinstance(obj, Entries):
         return orjson.Fragment(obj.json_bytes())
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
@@ -224,8 +227,17 @@ class StageReport:
         self.warnings.append(message)
         log.warning("%s: %s", self.name, message)
 
-    def to_json(self) -> dict[str, Any]:
-        """The stage's entry in ``build-report.json``."""
+    def to_json(self, *, lazy: bool = False) -> dict[str, Any]:
+        """The stage's entry in ``build-report.json``.
+
+        ``lazy``: the entries stay :class:`Entries` for ``orjson.dumps`` with
+        :func:`json_default`, which writes them a chunk of dicts at a time (the build's
+        report of a whole city), instead of lists of dicts (any JSON encoder).
+        """
+
+        def listed(entries: Entries) -> Entries | list[dict[str, Any]]:
+            return entries if lazy else list(entries)
+
         return {
             "read": self.read,
             "written": self.written,
@@ -238,9 +250,9 @@ class StageReport:
             "warnings": self.warnings,
             "counts": self.counts,
             "seconds": round(self.seconds, 3),
-            "repaired": self.repaired,
-            "skipped": self.skipped,
-            "flagged": self.flagged,
+            "repaired": listed(self.repaired),
+            "skipped": listed(self.skipped),
+            "flagged": listed(self.flagged),
         }
 
 
@@ -256,6 +268,6 @@ class BuildReport:
             self.stages[name] = StageReport(name)
         return self.stages[name]
 
-    def to_json(self) -> dict[str, Any]:
-        """The content of ``build-report.json``."""
-        return {"stages": {name: s.to_json() for name, s in self.stages.items()}}
+    def to_json(self, *, lazy: bool = False) -> dict[str, Any]:
+        """The content of ``build-report.json`` (``lazy``: see :meth:`StageReport.to_json`)."""
+        return {"stages": {name: s.to_json(lazy=lazy) for name, s in self.stages.items()}}

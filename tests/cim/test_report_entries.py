@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,10 @@ def test_build_report_file_lists_column_entries(tmp_path: Path) -> None:
     entries, plain = _mixed()
     stage.repaired = entries
     stage.skip("e", "sliver", "area 0.1 m²")
-    _write_json(tmp_path / "build-report.json", report.to_json())
+    assert isinstance(report.to_json(lazy=True)["stages"]["buildings"]["repaired"], Entries)
+    # without ``lazy``, lists any JSON encoder takes (a department layer's upload report)
+    assert json.loads(json.dumps(report.to_json()))["stages"]["buildings"]["repaired"] == plain
+    _write_json(tmp_path / "build-report.json", report.to_json(lazy=True))
     written = orjson.loads((tmp_path / "build-report.json").read_bytes())["stages"]["buildings"]
     assert written["repaired"] == plain
     assert written["repaired_count"] == 11
