@@ -4,6 +4,7 @@ take and replace."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import shapely
 
@@ -52,3 +53,23 @@ def test_plain_geometry_arrays_work_as_before() -> None:
 def test_a_footprint_column_of_another_length_is_refused_without_decoding() -> None:
     with pytest.raises(ValueError, match="column footprints has 2 rows, not 3"):
         _buildings(EncodedFootprints(shapely.to_wkb(GEOMS[:2])))
+
+
+def test_take_with_release_empties_the_table_it_takes_from() -> None:
+    b = _buildings(EncodedFootprints(shapely.to_wkb(GEOMS)))
+    b.extra["floors_above"] = np.array([1, 2, 3])
+    b.arrow_text["ids"] = pa.array(["b0", "b1", "b2"])
+    sharing = b.replace(height=b.height.copy())  # shares the extra dict and its columns
+    order = np.array([2, 0, 1])
+    expected = b.take(order)
+    taken = b.take(order, release=True)
+    for name in ("ids", "height", "floors", "base", "name", "use", "roof_type", "addresses"):
+        assert getattr(taken, name).tolist() == getattr(expected, name).tolist()
+        released = getattr(b, name)
+        assert len(released) == 0 and released.base is None  # not a view of the column
+    assert taken.extra["floors_above"].tolist() == [3, 1, 2]
+    assert taken.arrow_text["ids"].to_pylist() == ["b2", "b0", "b1"]
+    assert shapely.equals(taken.footprints, GEOMS[order]).all()
+    assert len(b) == 0 and b.extra == {} and b.arrow_text == {} and len(_stored(b)) == 0
+    # a table that shared its dicts keeps its columns
+    assert sharing.extra["floors_above"].tolist() == [1, 2, 3] and len(sharing) == 3

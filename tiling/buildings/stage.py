@@ -122,7 +122,8 @@ class BuildingsStage:
             figures.wkb.gather()
         # footprints still encoded are the figures' WKB: taken once (a million random reads)
         encoded = EncodedFootprints(figures.wkb) if buildings.footprints_wkb is not None else None
-        buildings = buildings.take(order, footprints=encoded)
+        # the table in its old order is emptied column by column as it is taken
+        buildings = buildings.take(order, footprints=encoded, release=True)
         # the footprints' own addresses, before the address stage adds its joins
         own = buildings.addresses.copy()
         # the text columns in Arrow, once: the partitions store them, the L2 tiles take them
