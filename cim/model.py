@@ -9,6 +9,7 @@ whole-table operations stay vectorised.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +19,6 @@ import shapely
 
 #: The text columns of :class:`Buildings` that may have an Arrow twin (``arrow_text``).
 _TWINNED = frozenset({"ids", "name", "use", "roof_type"})
-
-
-def _take_numpy(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    return values[index]
 
 
 def _take_arrow(values: Any, index: np.ndarray) -> Any:
@@ -418,8 +415,8 @@ class Buildings:
             use=pick("use"),
             roof_type=pick("roof_type"),
             addresses=pick("addresses"),
-            extra=pick_all("extra", _take_numpy),
-            l3=pick_all("l3", _take_numpy),
+            extra=pick_all("extra", operator.getitem),
+            l3=pick_all("l3", operator.getitem),
             source_crs=self.source_crs,
             arrow_text=pick_all("arrow_text", _take_arrow),
         )

@@ -39,6 +39,11 @@ class _Columns:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def chunks(self) -> Iterator[list[dict[str, str]]]:
+        """The rows as the report's dicts, :data:`_CHUNK` at a time."""
+        for start in range(0, len(self), _CHUNK):
+            yield self.dicts(start, start + _CHUNK)
+
     def dicts(self, start: int = 0, stop: int | None = None) -> list[dict[str, str]]:
         """Rows ``start:stop`` as the report's dicts."""
         rows = slice(start, stop)
@@ -76,8 +81,8 @@ class Entries(Sequence[dict[str, Any]]):
             if isinstance(block, list):
                 yield from block
             else:
-                for start in range(0, len(block), _CHUNK):
-                    yield from block.dicts(start, start + _CHUNK)
+                for chunk in block.chunks():
+                    yield from chunk
 
     @overload
     def __getitem__(self, index: int) -> dict[str, Any]: ...
@@ -157,10 +162,7 @@ class Entries(Sequence[dict[str, Any]]):
         """The entries as a JSON array, made a chunk of dicts at a time."""
         parts: list[bytes] = []
         for block in self._blocks:
-            if isinstance(block, list):
-                chunks: Iterable[list[dict[str, Any]]] = [block]
-            else:
-                chunks = (block.dicts(s, s + _CHUNK) for s in range(0, len(block), _CHUNK))
+            chunks = [block] if isinstance(block, list) else block.chunks()
             # as the report's writer dumps the rest (numpy values included)
             parts += [orjson.dumps(chunk, option=_OPTIONS)[1:-1] for chunk in chunks if chunk]
         return b"[" + b",".join(parts) + b"]"

@@ -22,6 +22,9 @@ import shapely
 from cim.model import WkbColumn, as_wkb_arrow
 from tiling.buildings.rowhash import xxh3_hashes
 
+#: the figures of :class:`FootprintArrays` (every field but the WKB)
+_FIGURES = ("centres", "bounds", "areas", "vertices", "kinds", "holes", "hashes")
+
 
 @dataclass(frozen=True)
 class FootprintArrays:
@@ -111,22 +114,20 @@ class FootprintArrays:
             self.hashes[index],
         )
 
-    def put_from(self, rows: np.ndarray, source: FootprintArrays, index: np.ndarray) -> None:
-        """:meth:`put` of ``source.take(index)``, a figure at a time (no copy of all
-        of them at once: the last build's repairs give a whole city's)."""
-        for name in ("centres", "bounds", "areas", "vertices", "kinds", "holes", "hashes"):
-            getattr(self, name)[rows] = getattr(source, name)[index]
+    def put_from(
+        self, rows: np.ndarray, source: FootprintArrays, index: np.ndarray | None = None
+    ) -> None:
+        """Set rows ``rows`` (indices) to ``source``'s rows ``index`` (all of them when
+        None), in place, all but the WKB: the caller puts the WKB of its parts together
+        in one gather (:func:`gather_wkb`). A figure at a time: the last build's repairs
+        give a whole city's, never copied all at once."""
+        for name in _FIGURES:
+            values = getattr(source, name)
+            getattr(self, name)[rows] = values if index is None else values[index]
 
     def put(self, rows: np.ndarray, values: FootprintArrays) -> None:
-        """Set rows ``rows`` (indices) to ``values`` (in place), all but the WKB: the
-        caller puts the WKB of its parts together in one gather (:func:`gather_wkb`)."""
-        self.centres[rows] = values.centres
-        self.bounds[rows] = values.bounds
-        self.areas[rows] = values.areas
-        self.vertices[rows] = values.vertices
-        self.kinds[rows] = values.kinds
-        self.holes[rows] = values.holes
-        self.hashes[rows] = values.hashes
+        """Set rows ``rows`` (indices) to ``values`` (in place), all but the WKB."""
+        self.put_from(rows, values)
 
     def total_bounds(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) over every footprint: ``shapely.total_bounds``."""
