@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import shapely
 
-#: The text columns of :class:`Buildings` that may have an Arrow twin (``arrow_text``).
-_TWINNED = frozenset({"ids", "name", "use", "roof_type"})
+#: The text columns of :class:`Buildings` that may have an Arrow twin (``arrow_text``)
+#: and may be held as :class:`ArrowText` until read.
+_TEXT_FIELDS = ("ids", "name", "use", "roof_type")
+_TWINNED = frozenset(_TEXT_FIELDS)
 
 
 def _take_arrow(values: Any, index: np.ndarray) -> Any:
@@ -31,6 +33,58 @@ def _take_arrow(values: Any, index: np.ndarray) -> Any:
     if index.dtype == bool:
         return values.filter(pa.array(index))
     return values.take(pa.array(index))
+
+
+class ArrowText:
+    """A text column held as Arrow (a string array, "" where a value is missing) until
+    it is read as Python strings.
+
+    :class:`Buildings` accepts it for ``ids``, ``name``, ``use`` and ``roof_type``
+    (it is then also the column's Arrow twin) and makes the object array the first
+    time the attribute is read. A build that only moves the text along (to the
+    partitions, the L2 tiles and the row hashes, which take Arrow) never makes a Python
+    string per building: ten million ids as ``str`` hold 0.65 GB.
+
+    Indexing reads like the object array's: an integer gives a ``str``; a slice, a
+    bool mask or indices give another :class:`ArrowText`.
+    """
+
+    __slots__ = ("arrow",)
+
+    def __init__(self, arrow: Any) -> None:
+        self.arrow = arrow
+
+    def __len__(self) -> int:
+        return len(self.arrow)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, int | np.integer):
+            return self.arrow[int(index)].as_py()
+        return ArrowText(_take_arrow(self.arrow, index))
+
+    def tolist(self) -> list[str]:
+        """The values as a list of ``str``."""
+        return self.arrow.to_pylist()
+
+    def to_numpy(self) -> np.ndarray:
+        """The values as an object array of ``str``: :func:`cim.readers.to_text`'s, the
+        rows sharing one object per distinct value where few are distinct."""
+        from cim.readers import to_text  # cim.readers imports this module
+
+        return to_text(self.arrow, len(self.arrow))
+
+
+def text_values(values: np.ndarray | ArrowText) -> np.ndarray:
+    """``values`` as an object array of ``str`` (an :class:`ArrowText` converted)."""
+    return values.to_numpy() if isinstance(values, ArrowText) else values
+
+
+def text_arrow(values: np.ndarray | ArrowText) -> Any:
+    """``values`` (an object array of ``str`` or :class:`ArrowText`) as an Arrow string
+    array: an :class:`ArrowText`'s own, without a Python string per row."""
+    import pyarrow as pa
+
+    return values.arrow if isinstance(values, ArrowText) else pa.array(values, pa.string())
 
 
 class WkbColumn:
@@ -118,9 +172,13 @@ class WkbColumn:
 
         A selection of a large source read in row order (the repair's tasks made from
         the input's own WKB) so frees the source as it goes instead of at the end:
-        held whole until then, it was in memory beside the whole repaired city.
+        held whole until then, it was in memory beside the whole repaired city. The
+        pages freed are given back to the system (:func:`cim.memory.release_unused`):
+        Arrow's pool would keep them, unused by the results coming back.
         """
         import pyarrow as pa
+
+        from cim.memory import release_unused
 
         arrow, rows = self._arrow, self._rows
         self._arrow, self._rows = pa.array([], pa.binary()), None
@@ -144,8 +202,12 @@ class WkbColumn:
             source = [chunks[c] for c in used] or [pa.array([], pa.binary())]
             values = take_binary(pa.chunked_array(source, pa.binary()), local)
             del source
-            for c in np.flatnonzero((last_use >= 0) & (last_use < start + size)).tolist():
+            done = np.flatnonzero((last_use >= 0) & (last_use < start + size)).tolist()
+            for c in done:
                 chunks[c] = None
+                last_use[c] = -1
+            if done:  # Arrow's pool keeps freed pages: given back, not held beside the
+                release_unused()  # results (the repair's WKB, which come from elsewhere)
             yield values
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -284,9 +346,13 @@ class EncodedFootprints:
         return shapely.from_wkb(self.wkb)
 
 
-class _DecodedOnRead:
-    """A :class:`Buildings` field that may hold :class:`EncodedFootprints`: reading
-    it decodes them (once); setting it stores what it is given."""
+class _ConvertedOnRead:
+    """A :class:`Buildings` column that may be held in another form (``held``:
+    footprints as :class:`EncodedFootprints`, text as :class:`ArrowText`): reading it
+    converts it (once, with ``convert``); setting it stores what it is given."""
+
+    def __init__(self, held: type, convert: Callable[[Any], np.ndarray]) -> None:
+        self.held, self.convert = held, convert
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.slot = f"_{name}"
@@ -295,11 +361,11 @@ class _DecodedOnRead:
         if obj is None:  # read on the class: the dataclass field has no default
             raise AttributeError(self.slot)
         value = obj.__dict__[self.slot]
-        if isinstance(value, EncodedFootprints):
-            value = obj.__dict__[self.slot] = value.decode()
+        if isinstance(value, self.held):
+            value = obj.__dict__[self.slot] = self.convert(value)
         return value
 
-    def __set__(self, obj: Any, value: np.ndarray | EncodedFootprints) -> None:
+    def __set__(self, obj: Any, value: Any) -> None:
         obj.__dict__[self.slot] = value
 
 
@@ -310,7 +376,10 @@ class Buildings:
     Attributes
     ----------
     ids : ndarray of str (object)
-        Unique building ids (from the mapped id field, repaired when duplicate).
+        Unique building ids (from the mapped id field, repaired when duplicate). This
+        and the other text columns may be given as :class:`ArrowText`: the object
+        array is made when the attribute is first read (:meth:`take` and
+        :meth:`replace` keep them Arrow; :meth:`id_of` reads one id).
     footprints : ndarray of shapely Polygon/MultiPolygon
         Footprints in EPSG:4326 (lon, lat), valid, 2D. May be given as
         :class:`EncodedFootprints`: decoded when first read (:meth:`take` and
@@ -342,14 +411,14 @@ class Buildings:
         into a column that has one.
     """
 
-    ids: np.ndarray
-    footprints: np.ndarray = _DecodedOnRead()  # type: ignore[assignment]
+    ids: np.ndarray = _ConvertedOnRead(ArrowText, ArrowText.to_numpy)  # type: ignore[assignment]
+    footprints: np.ndarray = _ConvertedOnRead(EncodedFootprints, EncodedFootprints.decode)  # type: ignore[assignment]
     height: np.ndarray
     floors: np.ndarray
     base: np.ndarray
-    name: np.ndarray
-    use: np.ndarray
-    roof_type: np.ndarray
+    name: np.ndarray = _ConvertedOnRead(ArrowText, ArrowText.to_numpy)  # type: ignore[assignment]
+    use: np.ndarray = _ConvertedOnRead(ArrowText, ArrowText.to_numpy)  # type: ignore[assignment]
+    roof_type: np.ndarray = _ConvertedOnRead(ArrowText, ArrowText.to_numpy)  # type: ignore[assignment]
     addresses: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     l3: dict[str, np.ndarray] = field(default_factory=dict)
@@ -357,7 +426,10 @@ class Buildings:
     arrow_text: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        n = len(self.ids)
+        n = len(self)
+        held = {k: v.arrow for k in _TEXT_FIELDS if isinstance(v := self.held(k), ArrowText)}
+        if held:  # an Arrow-held column is its own twin
+            self.arrow_text = {**self.arrow_text, **held}
         for name, twin in self.arrow_text.items():
             if name not in _TWINNED or len(twin) != n:
                 raise ValueError(
@@ -366,13 +438,22 @@ class Buildings:
         if len(self.addresses) != n:
             self.addresses = np.empty(n, dtype=object)
             self.addresses.fill(())
-        for name in ("_footprints", "height", "floors", "base", "name", "use", "roof_type"):
-            rows = len(getattr(self, name))  # footprints as stored: not decoded
+        for name in ("footprints", "height", "floors", "base", "name", "use", "roof_type"):
+            rows = len(self.held(name))  # as stored: not decoded
             if rows != n:
-                raise ValueError(f"column {name.lstrip('_')} has {rows} rows, not {n}")
+                raise ValueError(f"column {name} has {rows} rows, not {n}")
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.held("ids"))
+
+    def held(self, name: str) -> Any:
+        """Column ``name`` as held (encoded footprints and Arrow text not converted)."""
+        slot = f"_{name}"
+        return self.__dict__[slot] if slot in self.__dict__ else getattr(self, name)
+
+    def id_of(self, i: int) -> str:
+        """The id of row ``i``, without making the whole column's Python strings."""
+        return str(self.held("ids")[i])
 
     def take(
         self,
@@ -390,11 +471,14 @@ class Buildings:
         another order: 0.65 GB at ten million footprints).
         """
 
-        def pick(name: str) -> np.ndarray:
-            values = getattr(self, name)
-            out = values[index]
+        # Arrow-held text: taken once, with its twin (below)
+        held = {k for k in _TEXT_FIELDS if isinstance(self.held(k), ArrowText)}
+
+        def pick(name: str) -> Any:
+            values = self.held(name)
+            out = None if name in held else values[index]
             if release:  # an empty array of its own, not a view that keeps the column
-                setattr(self, name, np.empty(0, dtype=values.dtype))
+                setattr(self, name, np.empty(0, dtype=object if name in held else values.dtype))
             return out
 
         def pick_all(name: str, take: Any) -> dict[str, Any]:
@@ -404,21 +488,21 @@ class Buildings:
                 setattr(self, name, {})
             return {key: take(remaining.pop(key), index) for key in list(remaining)}
 
+        text = {k: pick(k) for k in _TEXT_FIELDS}
+        twins = pick_all("arrow_text", _take_arrow)
+        text.update({k: ArrowText(twins[k]) for k in held})
         taken = Buildings(
-            ids=pick("ids"),
             # encoded ones stay encoded
             footprints=self._footprints[index] if footprints is None else footprints,
             height=pick("height"),
             floors=pick("floors"),
             base=pick("base"),
-            name=pick("name"),
-            use=pick("use"),
-            roof_type=pick("roof_type"),
             addresses=pick("addresses"),
             extra=pick_all("extra", operator.getitem),
             l3=pick_all("l3", operator.getitem),
             source_crs=self.source_crs,
-            arrow_text=pick_all("arrow_text", _take_arrow),
+            arrow_text=twins,
+            **text,
         )
         if release:
             self._footprints = np.empty(0, dtype=object)
@@ -426,11 +510,13 @@ class Buildings:
 
     def replace(self, **changes: Any) -> Buildings:
         """A copy with ``changes`` (``dataclasses.replace`` that keeps encoded
-        footprints encoded, and the Arrow twins of the text columns not replaced)."""
-        changes.setdefault("footprints", self._footprints)
+        footprints encoded, Arrow-held text Arrow, and the Arrow twins of the text
+        columns not replaced)."""
         changes.setdefault(
             "arrow_text", {k: v for k, v in self.arrow_text.items() if k not in changes}
         )
+        for name in ("footprints", *_TEXT_FIELDS):
+            changes.setdefault(name, self.held(name))
         return dataclasses.replace(self, **changes)
 
     @property

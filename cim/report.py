@@ -30,9 +30,10 @@ def entry(item_id: Any, reason: str, detail: str = "") -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _Columns:
-    """Entries added in bulk: one id, reason and detail per row (object arrays of str)."""
+    """Entries added in bulk: one id, reason and detail per row (object arrays of str;
+    the ids may be :class:`cim.model.ArrowText`, made into ``str`` a chunk at a time)."""
 
-    ids: np.ndarray
+    ids: Any
     reasons: np.ndarray
     details: np.ndarray
 
@@ -135,8 +136,9 @@ class Entries(Sequence[dict[str, Any]]):
         if items:
             self._add_block(items)
 
-    def extend_columns(self, ids: np.ndarray, reasons: np.ndarray, details: np.ndarray) -> None:
-        """Add one entry per row of three equally long object arrays of ``str``."""
+    def extend_columns(self, ids: Any, reasons: np.ndarray, details: np.ndarray) -> None:
+        """Add one entry per row of three equally long object arrays of ``str`` (the
+        ids may also be :class:`cim.model.ArrowText`: kept as that)."""
         if not len(ids) == len(reasons) == len(details):
             raise ValueError("ids, reasons and details differ in length")
         if len(ids):

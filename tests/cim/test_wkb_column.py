@@ -185,3 +185,18 @@ def test_consume_lets_go_of_the_chunks_the_rows_have_passed() -> None:
     # (the generator holds the last part it gave, 0.5 MB)
     assert left[1] < held - 400_000 and left[3] < held - 1_400_000
     assert sum(1 for _ in parts) == 4
+
+
+def test_consume_gives_the_freed_pages_back_once_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrow's pool keeps what it freed: each chunk let go is handed back to the system
+    (the repair's results, allocated elsewhere, cannot reuse those pages)."""
+    import cim.memory
+
+    calls: list[int] = []
+    monkeypatch.setattr(cim.memory, "release_unused", lambda: calls.append(1))
+    column, _ = _chunked([10, 10, 10])
+    parts = column.consume(5)
+    given = []
+    for _ in parts:
+        given.append(len(calls))
+    assert given == [0, 1, 1, 2, 2, 3]  # after the parts that pass chunks 1, 2 and 3

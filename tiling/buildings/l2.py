@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ import shapely
 
 from cim.crs import enu_to_ecef_matrix, lonlat_to_enu, lonlat_to_enu_up
 from cim.executor import Executor, make_executor
-from cim.model import Buildings, WkbColumn
+from cim.model import ArrowText, Buildings, WkbColumn, text_values
 from cim.report import StageReport
 from tiling.b3dm import write_b3dm
 from tiling.buildings.extrude import extrude
@@ -381,12 +381,12 @@ def _fit_footprints(
             else "replaced by its oriented bounding rectangle: no simplification up to "
             f"{SIMPLIFY_TOLERANCES_M[-1]:g} m keeps it under {MAX_FOOTPRINT_VERTICES:,}"
         )
-        report.repair(buildings.ids[i], "simplified", f"{m:,} → {n:,} vertices ({how})")
+        report.repair(buildings.id_of(i), "simplified", f"{m:,} → {n:,} vertices ({how})")
     footprints = buildings.footprints.copy()
     footprints[over] = simplified
     counts = counts.copy()
     counts[over] = shapely.get_num_coordinates(simplified)
-    return replace(buildings, footprints=footprints), over, counts
+    return buildings.replace(footprints=footprints), over, counts
 
 
 def simplify_footprints(
@@ -465,7 +465,7 @@ def _property_columns(
     length in characters of every text value (for the byte estimate).
     """
     props, columns, chars, _ = _property_table(buildings, report)
-    return props, columns, chars
+    return props, {k: text_values(v) for k, v in columns.items()}, chars
 
 
 def _property_table(
@@ -475,13 +475,14 @@ def _property_table(
     and the tile tasks); ``text``: those the caller has in Arrow already."""
     floors = np.asarray(buildings.floors, dtype=np.float64)
     address, address_text = _address_column(buildings.addresses)
-    columns: dict[str, np.ndarray] = {
-        "id": buildings.ids,
-        "name": buildings.name,
+    # text as held: Arrow-held columns (:class:`cim.model.ArrowText`) stay Arrow
+    columns: dict[str, Any] = {
+        "id": buildings.held("ids"),
+        "name": buildings.held("name"),
         "height": buildings.height,
         "floors": np.where(np.isfinite(floors) & (floors > 0), floors, 0.0),
-        "use": buildings.use,
-        "roof_type": buildings.roof_type,
+        "use": buildings.held("use"),
+        "roof_type": buildings.held("roof_type"),
         "base": buildings.base,
         "address": address,
     }
@@ -501,7 +502,7 @@ def _property_table(
     for spec in props:
         if spec.type == "STRING":
             columns[spec.id], chars[spec.id], as_arrow = _truncate(
-                columns[spec.id], spec, buildings.ids, report, known.get(spec.id)
+                columns[spec.id], spec, buildings.held("ids"), report, known.get(spec.id)
             )
             if as_arrow is not None:
                 arrow[spec.id] = as_arrow
@@ -549,24 +550,27 @@ def _strings_at(n: int, listed: np.ndarray, texts: list[Any]) -> pa.Array | None
 
 
 def _truncate(
-    values: np.ndarray,
+    values: np.ndarray | ArrowText,
     spec: PropertySpec,
-    ids: np.ndarray,
+    ids: np.ndarray | ArrowText,
     report: StageReport,
     text: pa.Array | None = None,
-) -> tuple[np.ndarray, np.ndarray, pa.Array | None]:
+) -> tuple[np.ndarray | ArrowText, np.ndarray, pa.Array | None]:
     """Cut text values over ``MAX_TEXT_BYTES`` at a character boundary, with a "…".
 
     ``text``: the column as an Arrow array when the caller has it. Returns the
-    column, its values' lengths in characters and, when every value is text and none
-    was cut, the column as an Arrow array.
+    column (Arrow-held as given when none is cut), its values' lengths in characters
+    and, when every value is text and none was cut, the column as an Arrow array.
     """
-    values = np.asarray(values, dtype=object)
+    if isinstance(values, ArrowText) and text is None:
+        text = values.arrow
     if text is None:
+        values = np.asarray(values, dtype=object)
         text = _arrow_text(values)
     if text is not None and int(pc.max(pc.binary_length(text)).as_py()) <= MAX_TEXT_BYTES:
         # all text, none over: the lengths in one pass, no Python call per value
         return values, pc.utf8_length(text).to_numpy().astype(np.int64), text
+    values = np.asarray(text_values(values), dtype=object)
     try:
         chars = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     except TypeError:  # not all text
@@ -839,7 +843,7 @@ class _Tasks:
 
     def building_id(self, position: int) -> str:
         """The id of the building at ``position`` in tile order."""
-        return str(self.buildings.ids[self.order[position]])
+        return self.buildings.id_of(int(self.order[position]))
 
 
 def _run_jobs(

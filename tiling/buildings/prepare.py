@@ -48,7 +48,7 @@ from cim.crs import ResolvedCRS, crs_label, looks_like_lonlat, resolve_crs
 from cim.errors import InputDataError
 from cim.executor import Executor, InProcessExecutor, Tracker
 from cim.memory import release_unused
-from cim.model import Buildings, EncodedFootprints, WkbColumn
+from cim.model import ArrowText, Buildings, EncodedFootprints, WkbColumn, text_values
 from cim.readers import (
     FEATURE_ERRORS,
     FeatureTable,
@@ -184,16 +184,9 @@ def read_footprints(
         figures = dataclasses.replace(figures, wkb=_own(figures.wkb))
     else:
         figures = figures.take(idx)
-    # each text column taken for the rows kept as it is made: its full version goes at once
-    text, arrow_text = {}, {}
-    for key in ("name", "use", "roof_type"):
-        values, arrow = _text_column(table, getattr(cfg, key), n)
-        text[key] = kept(values)
-        if arrow is not None:
-            arrow_text[key] = kept(arrow)
-        del values, arrow
-    if ids_arrow is not None:
-        arrow_text["ids"] = kept(ids_arrow)
+    # each text column taken for the rows kept as it is made: its full version goes at
+    # once; Arrow-held text stays Arrow (and is its own twin) until a step reads it
+    text = {key: kept(_text_column(table, getattr(cfg, key), n)) for key in _TEXT_KEYS}
     buildings = Buildings(
         ids=kept(ids),
         footprints=EncodedFootprints(figures.wkb),  # decoded when a later step needs them
@@ -206,7 +199,6 @@ def read_footprints(
         extra=extra,
         l3=_l3_columns(table, cfg, kept),
         source_crs=crs,
-        arrow_text=arrow_text,
     )
     if cfg.address:
         addr = kept(to_text(table.column(cfg.address), n))
@@ -214,7 +206,7 @@ def read_footprints(
     multi = np.flatnonzero(figures.kinds == int(POLYGONAL[1]))
     parts = shapely.get_num_geometries(shapely.from_wkb(figures.wkb[multi])).tolist()
     for i, count in zip(multi.tolist(), parts, strict=True):
-        report.repair(buildings.ids[i], "multipolygon", f"kept as one building of {count} parts")
+        report.repair(buildings.id_of(i), "multipolygon", f"kept as one building of {count} parts")
     report.counts.update(
         {
             "buildings": len(buildings),
@@ -226,16 +218,18 @@ def read_footprints(
     return buildings, figures
 
 
-def _text_column(
-    table: FeatureTable, name: str | None, n: int
-) -> tuple[np.ndarray, pa.Array | None]:
-    """A mapped text column (:func:`to_text`), and the same values in Arrow when the
-    reader had the column as Arrow text (else None)."""
+#: The mapped text columns besides the id (:class:`Buildings` attributes and
+#: ``[buildings]`` settings alike).
+_TEXT_KEYS = ("name", "use", "roof_type")
+
+
+def _text_column(table: FeatureTable, name: str | None, n: int) -> np.ndarray | ArrowText:
+    """A mapped text column (:func:`to_text`); held as Arrow (:class:`ArrowText`, the
+    same values) when the reader had the column as Arrow text."""
     arrow = table.arrow_text(name)
     if arrow is None:
-        return to_text(table.column(name), n), None
-    arrow = trimmed_text(arrow)
-    return to_text(arrow, n), arrow
+        return to_text(table.column(name), n)
+    return ArrowText(trimmed_text(arrow))
 
 
 def _l3_columns(table: FeatureTable, cfg: BuildingsConfig, kept: _Kept) -> dict[str, np.ndarray]:
@@ -317,9 +311,11 @@ def _skip_bad_rows(table: FeatureTable, cfg: BuildingsConfig, report: StageRepor
 
 def _ids(
     table: FeatureTable, cfg: BuildingsConfig, report: StageReport
-) -> tuple[np.ndarray, pa.Array | None]:
+) -> tuple[np.ndarray | ArrowText, pa.Array | None]:
     """The rows' ids (missing ones made from the row number), and the same in Arrow
-    when the reader had the column as Arrow text and none was missing (else None)."""
+    when the reader had the column as Arrow text and none was missing (else None).
+    The ids are then held as that Arrow (:class:`ArrowText`): no Python string per
+    row unless a step reads them (ten million ids as ``str``: 0.65 GB)."""
     n = len(table)
     stem = table.path.stem
     if not cfg.id:
@@ -328,6 +324,8 @@ def _ids(
     arrow = table.arrow_text(cfg.id)
     if arrow is not None:
         arrow = trimmed_text(arrow)
+        if not pc.any(pc.equal(arrow, "")).as_py():  # none missing (or no rows)
+            return ArrowText(arrow), arrow
     raw = to_text(arrow if arrow is not None else table.column(cfg.id), n)
     missing = np.flatnonzero(raw == "")
     for i in missing:
@@ -338,7 +336,7 @@ def _ids(
 
 def _clean_geometry(
     table: FeatureTable,
-    row_ids: tuple[np.ndarray, pa.Array | None],
+    row_ids: tuple[np.ndarray | ArrowText, pa.Array | None],
     cfg: BuildingsConfig,
     project: CityProject,
     report: StageReport,
@@ -536,7 +534,7 @@ def _read_rows(table: FeatureTable, rows: np.ndarray) -> _Scan | None:
 
 def _check(
     table: FeatureTable,
-    ids: np.ndarray,
+    ids: np.ndarray | ArrowText,
     cfg: BuildingsConfig,
     project: CityProject,
     report: StageReport,
@@ -559,7 +557,7 @@ def _check(
         raise InputDataError(
             "no usable building footprint (see build-report.json)", path=table.path
         )
-    resolved = _resolve(table, cfg, project, bounds[keep])
+    resolved = _resolve(table, cfg, project, bounds if keep.all() else bounds[keep])
     if resolved.note:
         report.warn(f"{table.path.name}: {resolved.note}")
     keep = _drop_unfitting(bounds, keep, ids, resolved, report)
@@ -567,7 +565,7 @@ def _check(
 
 
 def _scanned(
-    scan: _Scan, n: int, ids: np.ndarray, report: StageReport
+    scan: _Scan, n: int, ids: np.ndarray | ArrowText, report: StageReport
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[repair.Record]]:
     """:func:`_parsed` for scanned rows: readable 2D polygons, only NaN or infinite
     coordinates to skip; no geometry (the repair parses the stored WKB)."""
@@ -582,7 +580,7 @@ def _scanned(
 
 
 def _parsed(
-    table: FeatureTable, ids: np.ndarray, keep: np.ndarray, report: StageReport
+    table: FeatureTable, ids: np.ndarray | ArrowText, keep: np.ndarray, report: StageReport
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[repair.Record]]:
     """The parsed rows ``keep`` checked: the geometries the repair gets, the rows
     kept, their bounds and the Z-dropped records."""
@@ -629,7 +627,7 @@ class _RowDecoder:
 
 def _repair_rows(
     checked: _Checked,
-    ids: np.ndarray,
+    ids: np.ndarray | ArrowText,
     crs: str,
     min_area: float,
     run: Runner,
@@ -712,7 +710,7 @@ class _Repaired:
 
 
 def _drop_bad_coordinates(
-    geoms: np.ndarray, keep: np.ndarray, ids: np.ndarray, report: StageReport
+    geoms: np.ndarray, keep: np.ndarray, ids: np.ndarray | ArrowText, report: StageReport
 ) -> np.ndarray:
     """Skip features with a NaN or infinite coordinate (GEOS cannot repair them)."""
     kept = np.flatnonzero(keep)
@@ -728,7 +726,7 @@ def _drop_bad_coordinates(
 def _drop_unfitting(
     bounds: np.ndarray,
     keep: np.ndarray,
-    ids: np.ndarray,
+    ids: np.ndarray | ArrowText,
     resolved: ResolvedCRS,
     report: StageReport,
 ) -> np.ndarray:
@@ -754,19 +752,19 @@ def _drop_unfitting(
 
 
 def _dedupe_ids(
-    ids: np.ndarray,
+    ids: np.ndarray | ArrowText,
     geoms: np.ndarray | _RowDecoder,
     keep: np.ndarray,
     report: StageReport,
     arrow: pa.Array | None = None,
-) -> tuple[np.ndarray, np.ndarray | _RowDecoder, np.ndarray]:
+) -> tuple[np.ndarray | ArrowText, np.ndarray | _RowDecoder, np.ndarray]:
     """Repeated ids: a row with the same geometry as an earlier one of its id is
     skipped (``keep``, in place), another is renamed ``id~2``, ``id~3``... Returns
     ``ids`` itself when no id repeats, else a copy with the renames (callers tell the
     two apart by identity). ``arrow``: ``ids`` as Arrow text, when the caller has it."""
     kept = np.flatnonzero(keep)
-    if arrow is not None:
-        text = arrow.take(pa.array(kept))
+    if arrow is not None:  # every row kept (the usual case): the column as it is
+        text = arrow if len(kept) == len(arrow) else arrow.take(pa.array(kept))
     else:
         text = pa.array(ids[kept], type=pa.string())
     # rows whose id hash repeats, grouped by id: the ids repeated, in first-row order
@@ -776,7 +774,7 @@ def _dedupe_ids(
     repeated = {value: rows for value, rows in groups.items() if len(rows) > 1}
     if not repeated:
         return ids, geoms, keep
-    ids = ids.copy()
+    ids = text_values(ids).copy()
     # a new id has a "~": only the ids with one can be taken already
     taken = set(ids[kept][pc.match_substring(text, "~").to_numpy(zero_copy_only=False)])
     for value, rows in repeated.items():
@@ -802,7 +800,7 @@ def _dedupe_ids(
 
 
 def _drop_duplicate_footprints(
-    ids: np.ndarray,
+    ids: np.ndarray | ArrowText,
     geoms: np.ndarray | _RowDecoder,
     keep: np.ndarray,
     report: StageReport,
@@ -816,8 +814,11 @@ def _drop_duplicate_footprints(
     they are not computed again.
     """
     kept = np.flatnonzero(keep)
-    box = shapely.bounds(geoms[kept]) if bounds is None else bounds[kept]
-    key = _row_hash(np.round(box, 9))
+    if bounds is None:
+        box = shapely.bounds(geoms[kept])
+    else:  # every row kept (the usual case): the bounds as they are, not a copy
+        box = bounds if len(kept) == len(bounds) else bounds[kept]
+    key = _box_keys(box)
     repeated = _repeated(key)
     key, candidates = key[repeated], kept[repeated]
     # groups of equal keys in key order, each in row order
@@ -841,6 +842,15 @@ def _same_footprint(a: shapely.Geometry, b: shapely.Geometry) -> bool:
         return bool(shapely.equals(a, b))
     except FEATURE_ERRORS:
         return False
+
+
+def _box_keys(box: np.ndarray, block: int = 1 << 20) -> np.ndarray:
+    """:func:`_row_hash` of ``box`` (n, 4) rounded to 1e-9 degrees, ``block`` rows at a
+    time: the rounded copy of ten million boxes alone was 320 MB."""
+    keys = np.empty(len(box), dtype=np.uint64)
+    for start in range(0, len(box), block):
+        keys[start : start + block] = _row_hash(np.round(box[start : start + block], 9))
+    return keys
 
 
 def _row_hash(values: np.ndarray) -> np.ndarray:
@@ -907,7 +917,7 @@ def _polynomial(data: np.ndarray, offsets: np.ndarray, powers: np.ndarray) -> np
 def _heights(
     table: FeatureTable,
     cfg: BuildingsConfig,
-    ids: np.ndarray,
+    ids: np.ndarray | ArrowText,
     keep: np.ndarray,
     report: StageReport,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -929,7 +939,7 @@ def _heights(
 
 def _report_heights(
     report: StageReport,
-    ids: np.ndarray,
+    ids: np.ndarray | ArrowText,
     height: np.ndarray,
     floors: np.ndarray,
     from_floors: np.ndarray,

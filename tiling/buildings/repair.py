@@ -28,7 +28,7 @@ import pyarrow as pa
 import shapely
 
 from cim.crs import safe_to_lonlat
-from cim.model import WkbColumn, as_wkb_arrow
+from cim.model import ArrowText, WkbColumn, as_wkb_arrow, text_arrow
 from cim.readers import FEATURE_ERRORS, apply_per_feature
 from cim.report import StageReport, entry
 from tiling.buildings.footprints import FootprintArrays
@@ -126,7 +126,7 @@ class RepairResult:
 
 
 def tasks(
-    ids: np.ndarray,
+    ids: np.ndarray | ArrowText,
     geoms: np.ndarray,
     crs: str,
     min_area: float,
@@ -159,7 +159,9 @@ def tasks(
             values[encode] = shapely.to_wkb(geoms[part][encode])
             wkb = pa.array(values, pa.binary())
         geoms[part] = None
-        yield RepairTask(index, pa.array(ids[part], pa.string()), wkb, crs, min_area)
+        # a copy of the part's ids, not a slice: a pickled Arrow slice carries the
+        # whole column's buffers (140 MB of ten million ids in every task)
+        yield RepairTask(index, pa.concat_arrays([text_arrow(ids[part])]), wkb, crs, min_area)
 
 
 def _with_encoded(wkb: pa.Array | pa.ChunkedArray, geoms: np.ndarray) -> pa.BinaryArray:

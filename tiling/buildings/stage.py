@@ -13,7 +13,7 @@ import pyarrow as pa
 from cim.config import CityProject, TerrainConfig
 from cim.errors import ConfigError
 from cim.memory import release_unused
-from cim.model import Buildings, EncodedFootprints, WkbColumn
+from cim.model import ArrowText, Buildings, EncodedFootprints, WkbColumn
 from cim.stages import BuildContext
 from tiling.buildings import repair_cache
 from tiling.buildings.export import write_buildings_table
@@ -244,7 +244,7 @@ class L2Stage:
                 "bytes": figures["bytes"],
                 "properties": properties,  # metadata property ids, extras included
                 "height_range": [float(buildings.height.min()), float(buildings.height.max())],
-                "uses": sorted(u for u in set(buildings.use.tolist()) if u),  # set() in C
+                "uses": _distinct_uses(buildings),
             },
         )
 
@@ -275,3 +275,11 @@ def _wall_skirt(ctx: BuildContext) -> float:
     if "wall_skirt" in ctx.artifacts:  # the partitions may still be being written
         return float(ctx.artifacts["wall_skirt"])
     return float(partition_index(ctx.workdir)["wall_skirt"])
+
+
+def _distinct_uses(buildings: Buildings) -> list[str]:
+    """The buildings' uses, each once, sorted ("" left out): in Arrow where the
+    column is held as Arrow, else through ``set()`` in C."""
+    use = buildings.held("use")
+    distinct = use.arrow.unique().to_pylist() if isinstance(use, ArrowText) else set(use.tolist())
+    return sorted(u for u in distinct if u)
