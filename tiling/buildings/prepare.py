@@ -157,16 +157,14 @@ def read_footprints(
     release_unused()
     report.read = len(table) + len(table.bad_rows)
     _skip_bad_rows(table, cfg, report)
-    ids, ids_arrow = _ids(table, cfg, report)
+    ids = _ids(table, cfg, report)
     keep, resolved, figures = _clean_geometry(
-        table, (ids, ids_arrow), cfg, project, report, run or Runner(), repairs
+        table, ids, cfg, project, report, run or Runner(), repairs
     )
     crs = resolved.crs
     # the footprints stay WKB: the duplicate checks decode only their candidates
     geoms = _RowDecoder(figures.wkb)
-    deduped, _, keep = _dedupe_ids(ids, geoms, keep, report, ids_arrow)
-    if deduped is not ids:  # some were renamed: the twin no longer holds the ids
-        ids, ids_arrow = deduped, None
+    ids, _, keep = _dedupe_ids(ids, geoms, keep, report)  # a copy when some are renamed
     keep = _drop_duplicate_footprints(ids, geoms, keep, report, figures.bounds)
     idx = np.flatnonzero(keep)
     if len(idx) == 0:
@@ -309,34 +307,32 @@ def _skip_bad_rows(table: FeatureTable, cfg: BuildingsConfig, report: StageRepor
         )
 
 
-def _ids(
-    table: FeatureTable, cfg: BuildingsConfig, report: StageReport
-) -> tuple[np.ndarray | ArrowText, pa.Array | None]:
-    """The rows' ids (missing ones made from the row number), and the same in Arrow
-    when the reader had the column as Arrow text and none was missing (else None).
-    The ids are then held as that Arrow (:class:`ArrowText`): no Python string per
-    row unless a step reads them (ten million ids as ``str``: 0.65 GB)."""
+def _ids(table: FeatureTable, cfg: BuildingsConfig, report: StageReport) -> np.ndarray | ArrowText:
+    """The rows' ids (missing ones made from the row number): held as Arrow
+    (:class:`ArrowText`) when the reader had the column as Arrow text and none was
+    missing, so no Python string per row unless a step reads them (ten million ids as
+    ``str``: 0.65 GB)."""
     n = len(table)
     stem = table.path.stem
     if not cfg.id:
-        return np.array([f"{stem}-{i}" for i in range(n)], dtype=object), None
+        return np.array([f"{stem}-{i}" for i in range(n)], dtype=object)
     # as Arrow text when the reader has it (no detour through Python objects)
     arrow = table.arrow_text(cfg.id)
     if arrow is not None:
         arrow = trimmed_text(arrow)
         if not pc.any(pc.equal(arrow, "")).as_py():  # none missing (or no rows)
-            return ArrowText(arrow), arrow
+            return ArrowText(arrow)
     raw = to_text(arrow if arrow is not None else table.column(cfg.id), n)
     missing = np.flatnonzero(raw == "")
     for i in missing:
         raw[i] = f"{stem}-{i}"
         report.repair(raw[i], "missing-id", f"row {i} has no {cfg.id}")
-    return raw, arrow if not len(missing) else None
+    return raw
 
 
 def _clean_geometry(
     table: FeatureTable,
-    row_ids: tuple[np.ndarray | ArrowText, pa.Array | None],
+    ids: np.ndarray | ArrowText,
     cfg: BuildingsConfig,
     project: CityProject,
     report: StageReport,
@@ -348,13 +344,12 @@ def _clean_geometry(
 
     Rows found in the last build's repairs (``repairs.previous``) are neither parsed,
     checked nor repaired: they passed the same checks then and come out the same.
-    ``row_ids``: the ids, and their Arrow twin or None (:func:`_ids`).
+    ``ids``: :func:`_ids`.
     """
-    ids = row_ids[0]
     keys = hashed = None
     if repairs is not None and table.source_wkb is not None:
         keys = repair_cache.fingerprints(table.source_wkb)
-        hashed = repair_cache.id_hashes(*row_ids)
+        hashed = repair_cache.id_hashes(ids, _arrow_of(ids))
     reuse = _Reuse.start(keys, hashed, cfg, repairs)
     rows = np.flatnonzero(~reuse.hit) if reuse else np.arange(len(table))
     scan = _read_rows(table, rows)
@@ -751,18 +746,23 @@ def _drop_unfitting(
     return keep
 
 
+def _arrow_of(values: np.ndarray | ArrowText) -> pa.Array | None:
+    """The Arrow array of text held as Arrow, else None."""
+    return values.arrow if isinstance(values, ArrowText) else None
+
+
 def _dedupe_ids(
     ids: np.ndarray | ArrowText,
     geoms: np.ndarray | _RowDecoder,
     keep: np.ndarray,
     report: StageReport,
-    arrow: pa.Array | None = None,
 ) -> tuple[np.ndarray | ArrowText, np.ndarray | _RowDecoder, np.ndarray]:
     """Repeated ids: a row with the same geometry as an earlier one of its id is
     skipped (``keep``, in place), another is renamed ``id~2``, ``id~3``... Returns
     ``ids`` itself when no id repeats, else a copy with the renames (callers tell the
-    two apart by identity). ``arrow``: ``ids`` as Arrow text, when the caller has it."""
+    two apart by identity)."""
     kept = np.flatnonzero(keep)
+    arrow = _arrow_of(ids)
     if arrow is not None:  # every row kept (the usual case): the column as it is
         text = arrow if len(kept) == len(arrow) else arrow.take(pa.array(kept))
     else:

@@ -43,7 +43,7 @@ import xxhash
 
 from cim.errors import DatasetIOError
 from cim.memory import release_unused
-from cim.model import WkbColumn, as_wkb_arrow
+from cim.model import ArrowText, WkbColumn, as_wkb_arrow
 from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.repair import Record
 from tiling.buildings.rowhash import column_values
@@ -112,7 +112,9 @@ def fingerprints(wkb: np.ndarray | WkbColumn | pa.Array | pa.ChunkedArray) -> np
         return np.concatenate(list(pool.map(one, pieces)))
 
 
-def id_hashes(ids: np.ndarray, arrow: pa.Array | pa.ChunkedArray | None = None) -> np.ndarray:
+def id_hashes(
+    ids: np.ndarray | ArrowText, arrow: pa.Array | pa.ChunkedArray | None = None
+) -> np.ndarray:
     """(n,) uint64: each row's id as a 64-bit hash of its text, from its Arrow twin
     when there is one (vectorised, without a Python string per row). A row found in
     the cache must have the same fingerprint and the same id hash: a renamed row is
