@@ -69,6 +69,15 @@ def browser_skip_reason() -> str | None:
     return None
 
 
+def _require_browser() -> None:
+    """Skip the test when the browser tests cannot run here; under CI, fail it."""
+    reason = browser_skip_reason()
+    if reason:
+        if os.environ.get("CI"):  # the README's test command installs all of it
+            pytest.fail(f"browser tests cannot run under CI: {reason}")
+        pytest.skip(reason)
+
+
 def load_fixture_city() -> Any:
     """tests/server/fixture_city.py as a module."""
     name = "cim_viewer_fixture_city"
@@ -136,11 +145,7 @@ def _sample_output(request: pytest.FixtureRequest) -> Path | None:
 @pytest.fixture(scope="session")
 def viewer_city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> City:
     """The city the browser tests run against (sample build, else generated fixture)."""
-    reason = browser_skip_reason()
-    if reason:
-        if os.environ.get("CI"):  # the README's test command installs all of it
-            pytest.fail(f"browser tests cannot run under CI: {reason}")
-        pytest.skip(reason)
+    _require_browser()
     output = _sample_output(request)
     if output is not None:
         return City("sample", output, None, _sample_known(output))
@@ -164,13 +169,22 @@ def live_server(viewer_city: City) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
-def browser(viewer_city: City) -> Iterator[Any]:
+def chromium() -> Iterator[Any]:
+    """The session's one headless chromium (Playwright's sync API runs once per
+    process: a module starting its own beside this one fails)."""
+    _require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def browser(viewer_city: City, chromium: Any) -> Any:
+    """The session's chromium, once the city the browser tests run against is ready."""
+    return chromium
 
 
 @pytest.fixture(scope="session")

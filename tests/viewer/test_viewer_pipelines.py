@@ -58,24 +58,14 @@ def _build(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, PageLog, str]]:
-    import importlib.util
-    import shutil
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    cesium = Path(__file__).resolve().parents[2] / "viewer/node_modules/cesium/Build/Cesium"
-    if importlib.util.find_spec("playwright") is None or not chromium or not cesium.is_dir():
-        pytest.skip("Playwright, Debian chromium or the cesium npm package is missing")
-    from playwright.sync_api import sync_playwright
-
+def page(
+    tmp_path_factory: pytest.TempPathFactory, chromium: Any
+) -> Iterator[tuple[Any, PageLog, str]]:
     from server import create_app
 
     output = _build(tmp_path_factory.mktemp("pipes_viewer"))
-    args = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-            "--ignore-gpu-blocklist"]  # fmt: skip
-    with LiveServer(create_app({"OUTPUT_DIR": output})) as srv, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=args)
-        context = browser.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
+    with LiveServer(create_app({"OUTPUT_DIR": output})) as srv:
+        context = chromium.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
         context.add_init_script(PERFORMANCE_MODE_JS)
         pg = context.new_page()
         log = PageLog(srv.url)
@@ -84,7 +74,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, PageLo
         pg.wait_for_function("() => window.cim && window.cim.ready && window.cim.pipelines",
                              timeout=180_000)  # fmt: skip
         yield pg, log, srv.url
-        browser.close()
+        context.close()
 
 
 def _lonlat(x: float) -> list[float]:

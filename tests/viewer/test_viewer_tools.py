@@ -95,15 +95,23 @@ def page(browser: Any, live_server: Any, artifacts: Path) -> Iterator[Any]:
 
 
 def _close_view(page: Any) -> None:
-    """A closer oblique view of the city centre (about 700 m away, 45° down)."""
+    """A closer oblique view of the city centre (about 700 m away, 45° down), its tiles
+    loaded: waited for once a frame of the new view has been drawn (the tilesets' and the
+    terrain's tilesLoaded are those of the last frame: before it, the previous view's; a
+    frame can take seconds to come while the GPU draws the warm-up's, under load)."""
     page.evaluate(
-        """() => { const c = window.cim, C = window.Cesium, [lon, lat, h] = c.manifest.centre;
+        """() => new Promise((done) => {
+             const c = window.cim, C = window.Cesium, [lon, lat, h] = c.manifest.centre;
              c.viewer.camera.lookAt(C.Cartesian3.fromDegrees(lon, lat, h),
                new C.HeadingPitchRange(0, C.Math.toRadians(-45), 700));
              c.viewer.camera.lookAtTransform(C.Matrix4.IDENTITY);
-             c.viewer.scene.requestRender(); }"""
+             const s = c.viewer.scene;
+             // (not a warm-up's offscreen frame: its tiny view selects the coarse tiles)
+             const off = s.postRender.addEventListener(() => {
+               if (c.interactive?.untimed) return;
+               off(); done(); });
+             s.requestRender(); })"""
     )
-    page.wait_for_timeout(100)
     wait_loaded(page, timeout_s=90)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +65,9 @@ class PageLog:
     base_url: str
     errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    #: requests the page itself cancelled: CesiumJS aborts a tile request whose tile
+    #: left the view before it arrived (net::ERR_ABORTED); not a failure of the server
+    cancelled: list[str] = field(default_factory=list)
     bytes: int = 0
     responses: int = 0
 
@@ -70,12 +75,19 @@ class PageLog:
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
         page.on("request", lambda req: self.requests.append(req.url))
-        page.on("requestfailed", lambda req: self.errors.append(f"failed: {req.url}"))
+        page.on("requestfailed", self._failed)
         page.on("response", self._response)
 
     def _console(self, msg: Any) -> None:
         if msg.type == "error":
             self.errors.append(f"console: {msg.text}")
+
+    def _failed(self, req: Any) -> None:
+        reason = req.failure or ""
+        if "ERR_ABORTED" in reason:
+            self.cancelled.append(req.url)
+        else:
+            self.errors.append(f"failed: {req.url} ({reason})")
 
     def _response(self, resp: Any) -> None:
         self.responses += 1
@@ -92,6 +104,21 @@ class PageLog:
             for u in self.requests
             if not u.startswith(self.base_url) and not u.startswith(("blob:", "data:"))
         ]
+
+
+@contextmanager
+def performance_page(browser: Any, url: str) -> Iterator[Any]:
+    """A page of the viewer at ``url`` in performance mode (1024 × 700, zh-CN), its
+    home view loaded; its browser context closed afterwards."""
+    context = browser.new_context(viewport={"width": 1024, "height": 700}, locale="zh-CN")
+    context.add_init_script(PERFORMANCE_MODE_JS)
+    try:
+        page = context.new_page()
+        page.goto(url, wait_until="domcontentloaded")
+        wait_loaded(page, timeout_s=120)
+        yield page
+    finally:
+        context.close()
 
 
 def wait_loaded(page: Any, timeout_s: float = 90.0) -> float:

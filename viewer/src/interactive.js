@@ -22,9 +22,13 @@
 // input that comes meanwhile waits for the one being drawn (software WebGL cannot stop a
 // frame). Such frames are put off until the inputs pause, as the full frame after an
 // input is (core/quality.js deferFull), the tiles loading meanwhile; frames asked for by
-// an input, a script or a tool are drawn as before (wrapRender).
+// an input, a script or a tool are drawn as before (wrapRender). While the dual view's
+// right side is drawn beside this view (addView), such a frame of either view also waits
+// until the GPU has drawn the frames before it (busy()), so an input finds at most one
+// frame ahead of its own; the right side's frame drawn with this one's
+// counts in the time the level is chosen from (measure()).
 
-import { HOLD_CHECK_MS, QualityController, deferFull, frameBounds, holdFull, usableMs } from './core/quality.js';
+import { HOLD_CHECK_MS, QualityController, deferFull, frameBounds, holdFull, untriedMs, usableMs } from './core/quality.js';
 import { BuildingRaycaster } from './tools/raycast.js';
 
 /** ms between polls of a frame's fence. */
@@ -38,6 +42,10 @@ const FAR_M = 50000;
 
 /** A frame whose fence has not signalled after this long is given up. */
 const GIVE_UP_MS = 20000;
+
+/** ms of tile reads at a time while the GPU is idle, and between checks while it is not (warmRays). */
+const RAY_SLICE_MS = 32;
+const RAY_WAIT_MS = 50;
 
 /** Where a control under the pointer, or a text field with the focus, is a tool's input. */
 const INPUT_AREAS = '.toolPanel, #compass';
@@ -88,9 +96,10 @@ export class InteractiveFrames {
     /** when the last input came (performance.now()) */
     this.lastInput = -Infinity;
     /**
-     * @type {{scale: number, sse: Map<any, number>, views: Map<any, number>, globe?: number, shadowSize?: number, shadowMap?: any} | null}
+     * @type {{scale: number, sse: Map<any, number>, views: Map<any, number>, viewGlobes: Map<any, number>, globe?: number, shadowSize?: number, shadowMap?: any} | null}
      *   the full quality while reduced (the resolution scale of this view and of the other
-     *   views, the building tilesets' and the terrain's errors, the sun's shadow map and its size)
+     *   views, the building tilesets' errors, the terrain's error of this view and of the
+     *   other views, the sun's shadow map and its size)
      */
     this.saved = null;
     /** @type {any} the one-cascade shadow map of the low levels (made at first use) */
@@ -107,15 +116,24 @@ export class InteractiveFrames {
     this.onScreen = 0;
     /** @type {ReturnType<typeof setTimeout> | null} */
     this.timer = null;
-    /** @type {{level: number, ms: number}[]} the latest frames measured, for the tests */
+    /** @type {{level: number, ms: number, views?: number}[]} the latest frames measured (views: the other views' frames counted in), for the tests */
     this.frames = [];
     /**
      * reduced levels set, full quality restored, picks answered exactly, full frames drawn
-     * for a pick, checks that held the full frame back, full frames of tiles loading put off
+     * for a pick, checks that held the full frame back, full frames of tiles loading put
+     * off, frames of tiles loading (of this view or another) that waited for busy()
      */
-    this.stats = { interactive: 0, restored: 0, exactPicks: 0, fullForPick: 0, held: 0, deferred: 0 };
+    this.stats = { interactive: 0, restored: 0, exactPicks: 0, fullForPick: 0, held: 0, deferred: 0, waited: 0 };
     /** a frame CesiumJS asked for on its own is being put off (deferFull) */
     this.deferred = false;
+    /** a frame CesiumJS asked for on its own waits for the frames on the GPU (busy()) */
+    this.waiting = false;
+    /** @type {(Fenced & {level: number, timed: boolean, open: boolean})[]} this view's frames not drawn yet, in order */
+    this.pending = [];
+    /** @type {Fenced[]} the other views' own frames not drawn yet */
+    this.others = [];
+    /** starts polling the fences (measure()) */
+    this.pollFences = () => {};
     this.raycaster = new BuildingRaycaster();
     /** the camera is moving (an input's flight or rotation): a reduced level is held */
     this.moving = false;
@@ -160,51 +178,40 @@ export class InteractiveFrames {
 
   /**
    * Put off the full-quality frames CesiumJS asks for on its own (tiles loaded) until the
-   * inputs pause (deferNow). A render request made outside a frame (an input, a
-   * tool, a script, restore()) or by a postRender listener (a tool's follow-up frame) is
-   * drawn; one made while a frame is updated and drawn up to its postRender is CesiumJS's
-   * own (its afterRender callbacks: a tileset's or the terrain's load progress). A frame
-   * put off keeps its tiles loading (CesiumJS updates the tilesets without drawing) and is
-   * drawn once deferNow() says so, checked at every animation frame.
+   * inputs pause (deferNow), and, while another view is drawn beside this one, any frame
+   * it asks for on its own while the GPU still has frames to draw
+   * (busy(): software WebGL draws a frame long after its postRender, and one queued
+   * behind it would hold back an input that comes meanwhile; the dual view's two scenes,
+   * whose tiles keep loading for seconds, queued frame after frame). A render
+   * request made outside a frame (an input, a tool, a script, restore()) or by a
+   * postRender listener (a tool's follow-up frame) is drawn; one made while a frame is
+   * updated and drawn up to its postRender is CesiumJS's own (its afterRender callbacks: a
+   * tileset's or the terrain's load progress). A frame put off keeps its tiles loading
+   * (CesiumJS updates the tilesets without drawing) and is drawn once deferNow() and
+   * busy() say so, checked at every animation frame.
    */
   wrapRender() {
     const { scene } = this.viewer;
-    const render = scene.render.bind(scene);
-    const request = scene.requestRender.bind(scene);
-    /** scene.render is running, before its postRender */
-    let inFrame = false;
-    /** a render was asked for from outside a frame since the last frame drawn */
-    let asked = false;
-    scene.requestRender = () => {
-      if (!inFrame) asked = true;
-      request();
-    };
-    scene.render = (/** @type {any} */ time) => {
-      if (!this.untimed && (scene._renderRequested || this.deferred)) {
-        if (!asked && this.deferNow()) {
-          if (!this.deferred) this.stats.deferred += 1;
-          this.deferred = true;
-          scene._renderRequested = false;
-        } else {
-          scene._renderRequested = true;
-          this.deferred = false;
-        }
+    const gate = (/** @type {boolean} */ asked) => {
+      if (!asked && this.deferNow()) {
+        if (!this.deferred) this.stats.deferred += 1;
+        this.deferred = true;
+        this.waiting = false;
+        return false;
       }
-      inFrame = true;
-      try {
-        return render(time);
-      } finally {
-        inFrame = false;
+      if (!asked && this.views.size && this.busy()) {
+        if (!this.waiting) this.stats.waited += 1;
+        this.waiting = true;
+        this.deferred = false;
+        return false;
       }
-    };
-    scene.preRender.addEventListener(() => {
-      if (this.untimed) return; // a warm-up frame, offscreen (warm.js)
-      asked = false;
       this.deferred = false;
-    });
-    // the listeners after this one (the tools') ask for follow-up frames of their own
-    scene.postRender.addEventListener(() => {
-      inFrame = false;
+      this.waiting = false;
+      return true;
+    };
+    gateRender(scene, () => this.deferred || this.waiting, gate, () => this.untimed, () => {
+      this.deferred = false;
+      this.waiting = false;
     });
   }
 
@@ -255,7 +262,7 @@ export class InteractiveFrames {
         tileset.cimFullSelection ??= [...(tileset._selectedTiles ?? [])];
         wrapTilesetPick(tileset);
       }
-      this.saved = { scale: viewer.resolutionScale, sse: saved, views: new Map(), globe: viewer.scene.globe?.maximumScreenSpaceError };
+      this.saved = { scale: viewer.resolutionScale, sse: saved, views: new Map(), viewGlobes: new Map(), globe: viewer.scene.globe?.maximumScreenSpaceError };
       // likewise the terrain tiles of the last full frame, for globe.pick
       const surface = viewer.scene.globe?._surface;
       if (surface?._tilesRenderedThisFrame) {
@@ -264,11 +271,17 @@ export class InteractiveFrames {
       }
     }
     // the other views follow the level (their frames share the GPU with this one's: a
-    // full frame of the dual view's right side would hold the left one's back); their
-    // tilesets may have loaded since the level was first set
+    // full frame of the dual view's right side would hold the left one's back), their
+    // terrain coarsened as this one's; their tilesets may have loaded since the level was
+    // first set
     for (const [other, tilesets] of this.views) {
       if (!this.saved.views.has(other)) this.saved.views.set(other, other.resolutionScale);
       other.resolutionScale = /** @type {number} */ (this.saved.views.get(other)) * scale;
+      const otherGlobe = other.scene.globe;
+      if (otherGlobe) {
+        if (!this.saved.viewGlobes.has(other)) this.saved.viewGlobes.set(other, otherGlobe.maximumScreenSpaceError);
+        otherGlobe.maximumScreenSpaceError = /** @type {number} */ (this.saved.viewGlobes.get(other)) * globe;
+      }
       for (const tileset of tilesets()) {
         if (tileset && !this.saved.sse.has(tileset)) this.saved.sse.set(tileset, tileset.maximumScreenSpaceError);
       }
@@ -349,18 +362,56 @@ export class InteractiveFrames {
   }
 
   /**
-   * Another view drawn beside this one (the dual view's right side): its resolution and
-   * building tilesets follow this view's level.
+   * Another view drawn beside this one (the dual view's right side): its resolution,
+   * terrain and building tilesets follow this view's level; its frames count in the time
+   * of this view's frame they are drawn with (measure()), and a frame it asks for on its
+   * own (its tiles loaded) waits while the GPU has frames to draw (busy()), as this
+   * view's do.
    * @param {any} other a Cesium viewer
    * @param {() => any[]} tilesets its building tilesets
    * @returns {() => void} removes it (before it is destroyed), its settings put back
    */
   addView(other, tilesets) {
     this.views.set(other, tilesets);
+    const unmeasure = this.measureView(other);
+    let waiting = false;
+    const ungate = gateRender(
+      other.scene,
+      () => waiting,
+      (asked) => {
+        if (asked || !this.busy()) {
+          waiting = false;
+          return true;
+        }
+        if (!waiting) this.stats.waited += 1;
+        waiting = true;
+        return false;
+      },
+      () => false,
+      () => {
+        waiting = false;
+      },
+    );
     return () => {
+      unmeasure();
+      ungate();
+      const gl = other.scene.context?._gl;
+      this.others = this.others.filter((f) => {
+        if (f.syncs[0]?.gl !== gl) return true;
+        release(f);
+        return false;
+      });
+      for (const frame of this.pending) {
+        for (const fence of frame.syncs.filter((f) => f.gl === gl)) gl.deleteSync(fence.sync);
+        frame.syncs = frame.syncs.filter((f) => f.gl !== gl);
+      }
       if (this.saved?.views.has(other)) {
         other.resolutionScale = this.saved.views.get(other);
         this.saved.views.delete(other);
+      }
+      if (this.saved?.viewGlobes.has(other)) {
+        other.scene.globe.maximumScreenSpaceError = this.saved.viewGlobes.get(other);
+        this.saved.viewGlobes.delete(other);
       }
       for (const tileset of tilesets()) {
         if (tileset && this.saved?.sse.has(tileset)) {
@@ -396,6 +447,7 @@ export class InteractiveFrames {
     const map = scene.shadowMap;
     if (map && this.saved.shadowSize !== undefined && map.size !== this.saved.shadowSize) map.size = this.saved.shadowSize;
     for (const [other, scale] of this.saved.views) if (!other.isDestroyed?.()) other.resolutionScale = scale;
+    for (const [other, sse] of this.saved.viewGlobes) if (!other.isDestroyed?.()) other.scene.globe.maximumScreenSpaceError = sse;
   }
 
   /**
@@ -433,7 +485,11 @@ export class InteractiveFrames {
    * synchronous pick waits for the GPU): a frame is then only known to have been drawn
    * between two polls; and a frame queued behind another one tells only that it took at
    * most its whole wait. It is recorded only when those bounds tell whether it fits
-   * (core/quality.js frameBounds, usableMs). Warm-up frames (untimed) are not recorded.
+   * (core/quality.js frameBounds, usableMs), or at a reduced level not measured yet when
+   * its upper bound is over the budget (untriedMs). Warm-up frames (untimed) are not recorded.
+   * The frames the other views (addView) draw in the same animation frame, after this
+   * one's (the dual view's right side following this camera), are part of its time: an
+   * input is answered once both are drawn, so the level is chosen for the pair.
    */
   measure() {
     const { scene } = this.viewer;
@@ -444,29 +500,43 @@ export class InteractiveFrames {
     let prevHi = 0;
     /** the last poll that found the oldest frame not drawn yet */
     let checked = 0;
-    /** @type {{start: number, level: number, timed: boolean, sync: any}[]} frames not drawn yet, in order */
-    const pending = [];
+    const pending = this.pending;
     const poll = () => {
+      // the other views' own frames (tiles loading there): only for busy()
+      this.others = this.others.filter((f) => {
+        if (!signalled(f) && performance.now() - f.start < GIVE_UP_MS) return true;
+        release(f);
+        return false;
+      });
       while (pending.length) {
         const frame = pending[0];
         const now = performance.now();
-        const status = gl.getSyncParameter(frame.sync, gl.SYNC_STATUS);
-        if (status !== gl.SIGNALED && now - frame.start < GIVE_UP_MS) {
+        const status = signalled(frame);
+        if (!status && now - frame.start < GIVE_UP_MS) {
           checked = now;
           break;
         }
         pending.shift();
-        gl.deleteSync(frame.sync);
-        if (status !== gl.SIGNALED) continue;
+        release(frame);
+        if (!status) continue;
         const bounds = frameBounds({ start: frame.start, checked, now, prevHi });
         prevHi = now;
-        const ms = frame.timed ? usableMs(bounds, this.controller.budgetMs) : null;
+        const { budgetMs, estimates } = this.controller;
+        let ms = frame.timed ? usableMs(bounds, budgetMs) : null;
+        // a reduced level being tried (not measured yet): its bounds over the budget are taken
+        if (ms === null && frame.timed && frame.level > 0 && estimates[frame.level] === null) ms = untriedMs(bounds, budgetMs);
         if (ms === null) continue;
         this.controller.record(frame.level, ms);
-        this.frames.push({ level: frame.level, ms: Math.round(ms) });
+        this.frames.push({ level: frame.level, ms: Math.round(ms), views: frame.syncs.length - 1 });
         if (this.frames.length > 50) this.frames.shift();
       }
-      if (pending.length) setTimeout(poll, POLL_MS);
+      if (pending.length || this.others.length) setTimeout(poll, POLL_MS);
+    };
+    this.pollFences = () => {
+      if (pending.length + this.others.length === 1) {
+        checked = performance.now();
+        setTimeout(poll, 0);
+      }
     };
     scene.preRender.addEventListener(() => {
       start = performance.now();
@@ -481,12 +551,93 @@ export class InteractiveFrames {
       const sync = gl.fenceSync(gl.SYNC_GPU_COMMANDS_COMPLETE, 0);
       if (!sync) return;
       gl.flush();
-      pending.push({ start, level: this.level, timed: !this.untimed, sync });
-      if (pending.length === 1) {
-        checked = performance.now();
-        setTimeout(poll, 0);
+      const frame = { start, level: this.level, timed: !this.untimed, syncs: [{ gl, sync }], open: true };
+      pending.push(frame);
+      // the other views draw in the same animation frame, before any timer runs
+      setTimeout(() => {
+        frame.open = false;
+      }, 0);
+      this.pollFences();
+    });
+  }
+
+  /**
+   * Fence another view's frames (addView): a frame drawn in the same animation frame as
+   * one of this view's, before its fences were first polled, counts in that frame's time;
+   * the others (its own, tiles loading there) only keep busy() true until drawn.
+   * @param {any} other a Cesium viewer
+   * @returns {() => void} stops
+   */
+  measureView(other) {
+    const gl = other.scene.context?._gl;
+    if (!(typeof WebGL2RenderingContext !== 'undefined' && gl instanceof WebGL2RenderingContext)) return () => {};
+    return other.scene.postRender.addEventListener(() => {
+      const sync = gl.fenceSync(gl.SYNC_GPU_COMMANDS_COMPLETE, 0);
+      if (!sync) return;
+      gl.flush();
+      const last = this.pending.at(-1);
+      if (last?.open) last.syncs.push({ gl, sync });
+      else {
+        this.others.push({ syncs: [{ gl, sync }], start: performance.now() });
+        this.pollFences();
       }
     });
+  }
+
+  /**
+   * Whether the GPU has frames of this view or of the other views still to draw: a
+   * frame CesiumJS asks for on its own (tiles loaded) waits until they are drawn instead
+   * of queueing behind them (an input that came meanwhile would wait for both).
+   * @returns {boolean}
+   */
+  busy() {
+    const waiting = (/** @type {Fenced} */ f) => !signalled(f) && performance.now() - f.start < GIVE_UP_MS;
+    return this.pending.some(waiting) || this.others.some(waiting);
+  }
+
+  /**
+   * Keep the triangles that a tool's clicks cast rays against (exactPick, raycast.js)
+   * read while the tool is open: the tiles of every frame drawn, and `tiles` (those drawn
+   * before the tool cut some away: a tile its clipping planes cut whole is not drawn,
+   * and is drawn again when they move), read in slices of RAY_SLICE_MS once the GPU has
+   * drawn the frames before (busy()). A tile's first read is a GPU readback, which waits
+   * until the GPU has drawn every frame queued before it (a full-quality one: 0.5–2 s
+   * under software WebGL); read at a click, that wait was the click's (the clipping box's
+   * first click, on tiles its plane had cut: 0.6–3.7 s). Read while the GPU is idle, a
+   * tile costs a few ms.
+   * @param {() => any[]} tilesets the tilesets whose drawn tiles are kept read
+   * @param {any[]} [tiles] more tiles to read (Cesium3DTile)
+   * @returns {() => void} stops
+   */
+  warmRays(tilesets, tiles = []) {
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    let timer = null;
+    let stopped = false;
+    let extra = tiles;
+    const step = () => {
+      timer = null;
+      if (stopped) return;
+      if (this.busy()) {
+        timer = setTimeout(step, RAY_WAIT_MS);
+        return;
+      }
+      const until = performance.now() + RAY_SLICE_MS;
+      if (extra.length && this.raycaster.warmTiles(extra, until)) extra = [];
+      if (extra.length || !this.raycaster.warm(tilesets(), until)) timer = setTimeout(step, 0);
+    };
+    const soon = () => {
+      if (!stopped && timer === null) timer = setTimeout(step, 0);
+    };
+    // a frame may have selected tiles not read yet
+    const off = this.viewer.scene.postRender.addEventListener(soon);
+    soon();
+    return () => {
+      stopped = true;
+      off();
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      extra = [];
+    };
   }
 
   /**
@@ -584,6 +735,77 @@ export function dropEntityPicks(viewer) {
   const handler = viewer.screenSpaceEventHandler;
   handler.removeInputAction(ScreenSpaceEventType.LEFT_CLICK);
   handler.removeInputAction(ScreenSpaceEventType.LEFT_DOUBLE_CLICK);
+}
+
+/**
+ * Wrap a scene's render so that a frame CesiumJS asks for on its own can be put off: a
+ * render request made outside a frame (an input, a tool, a script) or by a postRender
+ * listener after this one's is the page's ("asked"); one made while a frame is updated
+ * and drawn, up to its postRender, is CesiumJS's own (see InteractiveFrames.wrapRender).
+ * @param {any} scene a Cesium scene
+ * @param {() => boolean} held a frame is being put off (looked at again at each animation frame)
+ * @param {(asked: boolean) => boolean} gate whether the frame due is drawn now (asked: the
+ *   page asked for one since the last frame)
+ * @param {() => boolean} untimed this frame is not gated (a warm-up frame, warm.js)
+ * @param {() => void} drawn a frame is being drawn (at its preRender)
+ * @returns {() => void} takes the wrapping off
+ */
+function gateRender(scene, held, gate, untimed, drawn) {
+  const render = scene.render.bind(scene);
+  const request = scene.requestRender.bind(scene);
+  /** scene.render is running, before its postRender */
+  let inFrame = false;
+  /** a render was asked for from outside a frame since the last frame drawn */
+  let asked = false;
+  scene.requestRender = () => {
+    if (!inFrame) asked = true;
+    request();
+  };
+  scene.render = (/** @type {any} */ time) => {
+    if (!untimed() && (scene._renderRequested || held())) scene._renderRequested = gate(asked);
+    inFrame = true;
+    try {
+      return render(time);
+    } finally {
+      inFrame = false;
+    }
+  };
+  const offPre = scene.preRender.addEventListener(() => {
+    if (untimed()) return;
+    asked = false;
+    drawn();
+  });
+  // the listeners after this one (the tools') ask for follow-up frames of their own
+  const offPost = scene.postRender.addEventListener(() => {
+    inFrame = false;
+  });
+  return () => {
+    offPre();
+    offPost();
+    delete scene.render;
+    delete scene.requestRender;
+  };
+}
+
+/**
+ * A frame's fences: its own and those of the frames other views drew with it.
+ * @typedef {{start: number, syncs: {gl: any, sync: any}[]}} Fenced
+ */
+
+/**
+ * Whether every fence of a frame has signalled (not blocking).
+ * @param {Fenced} frame
+ */
+function signalled(frame) {
+  return frame.syncs.every(({ gl, sync }) => gl.getSyncParameter(sync, gl.SYNC_STATUS) === gl.SIGNALED);
+}
+
+/**
+ * Delete a frame's fences.
+ * @param {Fenced} frame
+ */
+function release(frame) {
+  for (const { gl, sync } of frame.syncs) gl.deleteSync(sync);
 }
 
 /** @type {WeakSet<object>} tilesets whose pick is wrapped */

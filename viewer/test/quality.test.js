@@ -3,7 +3,7 @@
 // frame's time from its fence.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LEVELS, PRIOR, QualityController, BUDGET_MS, IDLE_MS, MAX_IDLE_MS, MAX_HOLD_MS, REST_FACTOR, frameBounds, holdFull, usableMs } from '../src/core/quality.js';
+import { LEVELS, PRIOR, QualityController, BUDGET_MS, IDLE_MS, MAX_IDLE_MS, MAX_HOLD_MS, REST_FACTOR, frameBounds, holdFull, untriedMs, usableMs } from '../src/core/quality.js';
 
 test('levels go from the full quality down, in resolution then building detail', () => {
   assert.deepEqual(LEVELS[0], { scale: 1, sse: 1, globe: 1, shadows: 1, cascades: 4 });
@@ -144,4 +144,28 @@ test('the full-quality frame is held back while another input looks likely, up t
   assert.equal(holdFull({ sinceInputMs: 3000, likely: true, fullMs: null }, BUDGET_MS), false);
   assert.equal(holdFull({ sinceInputMs: MAX_HOLD_MS, likely: true, fullMs: slow }, BUDGET_MS), false);
   assert.ok(MAX_HOLD_MS > MAX_IDLE_MS, 'held longer than the longest pause before a full frame');
+});
+
+test('a level tried again whose frame may be over the budget is left at once', () => {
+  const c = new QualityController({ budgetMs: 120 });
+  c.record(0, 2000);
+  c.record(2, 170);
+  c.record(3, 60);
+  assert.equal(c.level, 3);
+  c.record(3, 20); // far under the budget: level 2 is tried again (estimated 107 ms)
+  assert.equal(c.estimates[2], null);
+  assert.equal(c.level, 2);
+  // its frame drawn back to back with a follow-up, the fence polled late: 30-160 ms
+  const bounds = frameBounds({ start: 1000, checked: 1030, now: 1160, prevHi: 900 });
+  assert.equal(usableMs(bounds, 120), null);
+  c.record(2, /** @type {number} */ (untriedMs(bounds, 120)));
+  assert.equal(c.level, 3);
+  // capped at twice the budget: a frame far under it at level 3 tries level 2 again later
+  assert.equal(untriedMs({ hi: 3000 }, 120), 240);
+  assert.equal(untriedMs({ hi: 100 }, 120), null);
+  c.record(3, 38); // as fast as level 3 usually is: level 2 (160 ms) is not tried again
+  assert.equal(c.level, 3);
+  assert.equal(c.estimates[2], 160);
+  c.record(3, 15); // much faster (the load dropped): it is
+  assert.equal(c.level, 2);
 });

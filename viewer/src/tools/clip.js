@@ -322,10 +322,8 @@ export function create(ctx) {
     return p ?? pickPoint(viewer, position);
   };
 
-  /** Read the building tiles' triangles for the clicks' rays now, not at a click. */
-  const warm = () => {
-    if (handler) ctx.interactive?.raycaster.warm(tilesets().filter((ts) => ts.show !== false));
-  };
+  /** The building tilesets shown: what the clicks' rays meet. */
+  const shown = () => tilesets().filter((ts) => ts.show !== false);
   /** @type {(() => void)[]} */
   let unwarm = [];
 
@@ -405,9 +403,13 @@ export function create(ctx) {
       handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
       handler.setInputAction(registry.timed('clip', 'click', onClick), Cesium.ScreenSpaceEventType.LEFT_CLICK);
       handler.setInputAction(() => state.mode === 'excavate' && !state.excavated && timedDig(), Cesium.ScreenSpaceEventType.RIGHT_CLICK);
+      // the clicks' rays meet the building triangles of the tiles drawn, read ahead while
+      // the GPU is idle (a read while it draws a frame waits for it: interactive.js
+      // warmRays): those of every frame, and those drawn before the planes cut some away
+      // (a tile cut whole is drawn again when the plane or the box moves)
+      const uncut = ctx.interactive?.raycaster.drawnTiles(shown()) ?? [];
       applyPlanes();
-      setTimeout(warm, 50);
-      unwarm = tilesets().map((ts) => ts.allTilesLoaded.addEventListener(() => setTimeout(warm, 0)));
+      if (ctx.interactive) unwarm = [ctx.interactive.warmRays(shown, uncut)];
     },
     deactivate() {
       for (const off of unwarm) off();

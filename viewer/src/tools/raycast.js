@@ -339,19 +339,45 @@ export class BuildingRaycaster {
 
   /**
    * Read the drawn tiles' triangles now (the first read of a tile costs a GPU readback):
-   * done when the tool opens, not on the first click.
+   * done when the tool opens, not on the first click. With `until`, reading stops once
+   * performance.now() reaches it (a slice of an idle-time warm-up, see interactive.js
+   * warmRays).
    * @param {any[]} tilesets
+   * @param {number} [until] a performance.now() time: no read is begun after it
+   * @returns {boolean} every triangle of the tiles drawn has been read
    */
-  warm(tilesets) {
-    for (const ts of tilesets) {
-      for (const tile of selectedTiles(ts)) {
-        for (const model of tileModels(tile)) {
-          for (const node of model.sceneGraph?._runtimeNodes ?? []) {
-            for (const rp of node.runtimePrimitives ?? []) this.primitiveGeometry(rp.primitive);
+  warm(tilesets, until = Infinity) {
+    return this.warmTiles(this.drawnTiles(tilesets), until);
+  }
+
+  /**
+   * The tiles the tilesets draw now (at full quality, see selectedTiles), a copy.
+   * @param {any[]} tilesets
+   * @returns {any[]}
+   */
+  drawnTiles(tilesets) {
+    return tilesets.flatMap((ts) => [...selectedTiles(ts)]);
+  }
+
+  /**
+   * Read these tiles' triangles (those not read yet), up to `until` (see warm).
+   * @param {any[]} tiles Cesium3DTile (a tile unloaded since has none)
+   * @param {number} [until]
+   * @returns {boolean} all have been read
+   */
+  warmTiles(tiles, until = Infinity) {
+    for (const tile of tiles) {
+      for (const model of tileModels(tile)) {
+        for (const node of model.sceneGraph?._runtimeNodes ?? []) {
+          for (const rp of node.runtimePrimitives ?? []) {
+            if (!rp.primitive || this.geometry.has(rp.primitive)) continue;
+            if (performance.now() >= until) return false;
+            this.primitiveGeometry(rp.primitive);
           }
         }
       }
     }
+    return true;
   }
 
   /**
