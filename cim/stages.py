@@ -73,7 +73,7 @@ class BuildContext:
     _background: list[Future[Any]] = field(default_factory=list, repr=False)
     _writer: ThreadPoolExecutor | None = field(default=None, repr=False)
 
-    def in_background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def in_background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         """Run ``fn(*args, **kwargs)`` in a thread of the build process, one at a time.
 
         For writing files that no later stage of this build reads (it keeps the
@@ -82,10 +82,16 @@ class BuildContext:
         build waits for every background job before it writes the manifest and
         swaps the output into place (:meth:`wait_background`), and fails with the
         job's error. ``fn`` must not share mutable data with later stages.
+
+        Returns the job, for a stage that must let it finish before it changes or
+        lets go of what the job reads (:func:`concurrent.futures.wait`; its error
+        is still raised by :meth:`wait_background`).
         """
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cim-write")
-        self._background.append(self._writer.submit(fn, *args, **kwargs))
+        job = self._writer.submit(fn, *args, **kwargs)
+        self._background.append(job)
+        return job
 
     def wait_background(self, *, raise_errors: bool = True) -> None:
         """Wait for every :meth:`in_background` job; raise the first one's error."""

@@ -200,3 +200,55 @@ def test_consume_gives_the_freed_pages_back_once_per_chunk(monkeypatch: pytest.M
     for _ in parts:
         given.append(len(calls))
     assert given == [0, 1, 1, 2, 2, 3]  # after the parts that pass chunks 1, 2 and 3
+
+
+@pytest.mark.parametrize("limit_rows", [None, 6])
+def test_a_consuming_gather_gives_what_a_gather_gives(
+    monkeypatch: pytest.MonkeyPatch, limit_rows: int | None
+) -> None:
+    column, values = _chunked([7, 1, 12, 5, 9])
+    monkeypatch.setattr(model, "WHOLE_SHARE", 0)  # never joined by Arrow
+    if limit_rows:  # a result of several pieces
+        monkeypatch.setattr(model, "BINARY_CHUNK_ROWS", limit_rows)
+    rows = np.random.default_rng(5).permutation(34).astype(np.int64)
+    rows[[0, 11, 20]] = -1
+    expected = take_binary(column.arrow, rows)
+    selection = WkbColumn(column.arrow, rows)
+    del column
+    selection.gather(consume=True)
+    arrow, left = selection.selection()
+    assert left is None and arrow.to_pylist() == expected.to_pylist()
+    assert arrow.to_pylist() == [None if r < 0 else values[r] for r in rows.tolist()]
+    pieces = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
+    assert [len(p) for p in pieces] == ([6] * 5 + [4] if limit_rows else [34])
+
+
+def test_a_consuming_gather_lets_go_of_each_chunk_as_it_goes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cim.memory
+
+    monkeypatch.setattr(model, "WHOLE_SHARE", 0)
+    monkeypatch.setattr(model, "RELEASE_BYTES", 1)  # given back after every chunk
+    before = pa.total_allocated_bytes()
+    column, _ = _chunked([1000] * 4, width=1000)  # about 1 MB a chunk
+    held = pa.total_allocated_bytes() - before
+    seen: list[int] = []  # what the pool held as each chunk was let go
+    monkeypatch.setattr(
+        cim.memory, "release_unused", lambda: seen.append(pa.total_allocated_bytes() - before)
+    )
+    selection = column[np.arange(4000)[::-1]]
+    del column
+    selection.gather(consume=True)
+    assert len(seen) == 5  # after each chunk, and after the one piece of the result
+    # never the source and the result both whole: at most one chunk (1 MB) over the city
+    assert max(seen) < held + 1_100_000
+    assert pa.total_allocated_bytes() - before < held + 100_000  # the result alone
+
+
+def test_a_gather_not_consuming_leaves_the_source_to_its_other_holders() -> None:
+    column, values = _chunked([3, 4])
+    selection = column[np.array([6, 0, 3])]
+    selection.gather()
+    assert selection.tolist() == [values[6], values[0], values[3]]
+    assert column.tolist() == values  # the source is untouched

@@ -366,3 +366,26 @@ def test_a_task_with_arrow_text_encodes_as_with_object_arrays(plain, tmp_path: P
             (tmp_path / where / "content").mkdir(parents=True, exist_ok=True)
             l2._encode_tile(replace(t, shared=replace(t.shared, out_dir=str(tmp_path / where))))
             assert (tmp_path / where / "content" / f"{key}.glb").read_bytes() == want
+
+
+def test_the_ranking_in_blocks_is_the_whole_citys_to_the_bit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The buildings are ranked a block of rows at a time (blocks of nearly equal size,
+    never a lone row), in place: every value is the one the whole-array expressions
+    give (the hierarchy, so the tiles, depend on it)."""
+    from cim.crs import lonlat_to_enu
+    from tiling.buildings.partitions import footprint_centres
+
+    b = _city()
+    frame, _ = l2._frame(b)
+    centres = footprint_centres(b.footprints)
+    areas = shapely.area(b.footprints)
+    coords = shapely.get_num_coordinates(b.footprints)
+    monkeypatch.setattr(l2, "RANKING_BLOCK", 7)  # many blocks, the last one short
+    centre_xy, size, vertices = l2._ranking(b, frame, centres, coords, areas)
+    whole = lonlat_to_enu(centres[:, 0], centres[:, 1], b.base, frame)[:, :2]
+    area = areas * (111_320.0**2) * np.cos(np.radians(centres[:, 1]))
+    expected = np.maximum(b.height, np.sqrt(np.maximum(area, 0.0)))
+    assert np.array_equal(centre_xy, whole) and np.array_equal(size, expected)
+    assert np.array_equal(vertices, 5 * coords)

@@ -131,9 +131,12 @@ def test_partitions_carry_the_wkb_and_centres_the_l2_stage_reuses(city: Path) ->
     assert b"geo" in table.schema.metadata
 
 
+@pytest.mark.parametrize("writer", ["_write_tables", "_write_repairs"])
 def test_a_failed_background_write_fails_the_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
 ) -> None:
+    """The partitions' writer, and the repair cache's, which the stage waits for
+    before it puts the figures in order: either one's error fails the build."""
     import tiling.buildings.stage as stage
 
     write_geoparquet(tmp_path / "b.parquet", 50, seed=5)
@@ -141,10 +144,51 @@ def test_a_failed_background_write_fails_the_build(
     def broken(*args: object) -> None:
         raise DatasetIOError("disk full")
 
-    monkeypatch.setattr(stage, "_write_tables", broken)
+    monkeypatch.setattr(stage, writer, broken)
     with pytest.raises(DatasetIOError, match="disk full"):
         build_project(_write_toml(tmp_path, 30), progress=False)
     assert not (tmp_path / "output").exists()  # nothing swapped into place
+
+
+def test_the_figures_are_put_in_order_once_the_repair_cache_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repair cache's writer reads the figures in the input's order on its thread:
+    the stage lets it finish before it takes them in its own order, letting the old
+    order go as it goes (never both whole in memory), and the cache is the same."""
+    import time
+
+    import tiling.buildings.stage as stage
+    from tiling.buildings import repair_cache
+    from tiling.buildings.footprints import FootprintArrays
+
+    events: list[str] = []
+    write, take = stage._write_repairs, FootprintArrays.take
+
+    def slow_write(folder: Path, repairs: object) -> None:
+        time.sleep(0.5)  # still writing when the order is made
+        write(folder, repairs)
+        events.append("cache written")
+
+    def spied_take(self: FootprintArrays, index: np.ndarray, *, release: bool = False) -> object:
+        if release:
+            events.append("figures taken")
+        taken = take(self, index, release=release)
+        assert not release or len(self.centres) == len(self.wkb) == 0  # the old order let go
+        return taken
+
+    monkeypatch.setattr(stage, "_write_repairs", slow_write)
+    monkeypatch.setattr(FootprintArrays, "take", spied_take)
+    write_geoparquet(tmp_path / "b.parquet", 60, seed=7)
+    out = build_project(_write_toml(tmp_path, 30), progress=False).output
+    assert events == ["cache written", "figures taken"]
+    monkeypatch.setattr(stage, "_write_repairs", write)
+    again = tmp_path / "again"
+    again.mkdir()
+    write_geoparquet(again / "b.parquet", 60, seed=7)
+    other = build_project(_write_toml(again, 30), progress=False).output
+    cache = Path("work/buildings") / repair_cache.FILE
+    assert (out / cache).read_bytes() == (other / cache).read_bytes()
 
 
 def test_a_moved_footprint_is_repaired_again_and_the_result_is_a_full_builds(

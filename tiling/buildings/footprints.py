@@ -26,7 +26,7 @@ from tiling.buildings.rowhash import xxh3_hashes
 _FIGURES = ("centres", "bounds", "areas", "vertices", "kinds", "holes", "hashes")
 
 
-@dataclass(frozen=True)
+@dataclass
 class FootprintArrays:
     """Row-aligned figures of footprints (lon/lat, valid, 2D).
 
@@ -101,18 +101,22 @@ class FootprintArrays:
     def __len__(self) -> int:
         return len(self.wkb)
 
-    def take(self, index: np.ndarray) -> FootprintArrays:
-        """The rows selected by ``index`` (bool mask or indices)."""
-        return FootprintArrays(
-            self.wkb[index],
-            self.centres[index],
-            self.bounds[index],
-            self.areas[index],
-            self.vertices[index],
-            self.kinds[index],
-            self.holes[index],
-            self.hashes[index],
-        )
+    def take(self, index: np.ndarray, *, release: bool = False) -> FootprintArrays:
+        """The rows selected by ``index`` (bool mask or indices).
+
+        ``release``: these arrays are emptied as they are taken, each figure let go
+        once its selection is made, so the two sets are never both whole where
+        nothing else holds them (a city put in another order: 0.8 GB of figures at
+        ten million footprints).
+        """
+        taken = {}
+        for name in ("wkb", *_FIGURES):
+            values = getattr(self, name)
+            taken[name] = values[index]
+            if release:
+                setattr(self, name, _none_like(values))
+            del values
+        return FootprintArrays(**taken)
 
     def put_from(
         self, rows: np.ndarray, source: FootprintArrays, index: np.ndarray | None = None
@@ -132,6 +136,14 @@ class FootprintArrays:
     def total_bounds(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) over every footprint: ``shapely.total_bounds``."""
         return total_bounds(self.bounds)
+
+
+def _none_like(values: np.ndarray | WkbColumn) -> np.ndarray | WkbColumn:
+    """No rows, of the kind of ``values``: an array of its own, not a view that keeps
+    ``values`` alive."""
+    if isinstance(values, WkbColumn):
+        return WkbColumn(pa.array([], pa.binary()))
+    return np.empty((0, *values.shape[1:]), dtype=values.dtype)
 
 
 def gather_wkb(n: int, parts: list[tuple[np.ndarray, np.ndarray | WkbColumn]]) -> WkbColumn:

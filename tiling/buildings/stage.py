@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -107,23 +109,33 @@ class BuildingsStage:
         release_unused()
         if repairs.reused:
             report.counts.update(repairs_reused=repairs.reused, repairs_rows=repairs.rows)
+        writing = None
         if repairs.made is not None:  # written now, while the workers are idle
-            ctx.in_background(_write_repairs, ctx.workdir / PARTITIONS, repairs)
+            writing = ctx.in_background(_write_repairs, ctx.workdir / PARTITIONS, repairs)
         # walls reach below the base by the terrain's error: passed on to the l2 stage
         skirt = ctx.artifacts["wall_skirt"] = set_base_elevation(buildings, ctx.project, report)
         report.written = len(buildings)
         bounds = figures.total_bounds()  # the order's frame and the extent
         order, keys = hilbert_order(buildings, figures.centres, bounds)  # the partitions' too
-        figures = figures.take(order)
-        if isinstance(figures.wkb, WkbColumn):
-            # one gather of the bytes for the repair's pieces, the rows kept and this
-            # order (WkbColumn composes them), before two threads read them: the
-            # partitions' writer and the L2 plan
-            figures.wkb.gather()
+        if writing is not None:
+            # the repairs' writer reads the figures in the old order (the same arrays
+            # when every row was kept): it is done before they go, so that the old order
+            # and the new are never both whole (0.8 GB of figures and 1.1 GB of WKB at
+            # ten million footprints)
+            _wait_for(writing, "the repair cache's writer")
+        # each figure in its old order let go as it is taken (the WKB: below)
+        figures = figures.take(order, release=True)
         # footprints still encoded are the figures' WKB: taken once (a million random reads)
         encoded = EncodedFootprints(figures.wkb) if buildings.footprints_wkb is not None else None
         # the table in its old order is emptied column by column as it is taken
         buildings = buildings.take(order, footprints=encoded, release=True)
+        if isinstance(figures.wkb, WkbColumn):
+            # one gather of the bytes for the repair's pieces, the rows kept and this
+            # order (WkbColumn composes them), before two threads read them: the
+            # partitions' writer and the L2 plan; the bytes in the workers' order are
+            # let go chunk by chunk as they are taken
+            figures.wkb.gather(consume=True)
+            release_unused()
         # the footprints' own addresses, before the address stage adds its joins
         own = buildings.addresses.copy()
         # the text columns in Arrow, once: the partitions store them, the L2 tiles take them
@@ -146,6 +158,13 @@ class BuildingsStage:
         ctx.artifacts["footprints"] = figures
         west, south, east, north = bounds
         ctx.manifest.setdefault("extent", [west, south, east, north])
+
+
+def _wait_for(job: Future[Any], what: str) -> None:
+    """Let a background job finish (its error is raised at the build's end)."""
+    start = time.perf_counter()
+    wait([job])
+    log.debug("buildings: waited %.2f s for %s", time.perf_counter() - start, what)
 
 
 def _write_tables(
