@@ -66,15 +66,17 @@ def page(
     output = _build(tmp_path_factory.mktemp("pipes_viewer"))
     with LiveServer(create_app({"OUTPUT_DIR": output})) as srv:
         context = chromium.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
-        context.add_init_script(PERFORMANCE_MODE_JS)
-        pg = context.new_page()
-        log = PageLog(srv.url)
-        log.attach(pg)
-        pg.goto(srv.url, wait_until="domcontentloaded")
-        pg.wait_for_function("() => window.cim && window.cim.ready && window.cim.pipelines",
-                             timeout=180_000)  # fmt: skip
-        yield pg, log, srv.url
-        context.close()
+        try:  # the session's chromium outlives this module: its context is closed
+            context.add_init_script(PERFORMANCE_MODE_JS)
+            pg = context.new_page()
+            log = PageLog(srv.url)
+            log.attach(pg)
+            pg.goto(srv.url, wait_until="domcontentloaded")
+            pg.wait_for_function("() => window.cim && window.cim.ready && window.cim.pipelines",
+                                 timeout=180_000)  # fmt: skip
+            yield pg, log, srv.url
+        finally:
+            context.close()
 
 
 def _lonlat(x: float) -> list[float]:
