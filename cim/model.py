@@ -130,13 +130,8 @@ class WkbColumn:
         if self._rows is None or not consume:
             _ = self.arrow
             return
-        import pyarrow as pa
-
-        values, rows = self._arrow, self._rows
-        self._arrow = pa.array([], pa.binary())
-        chunks = list(values.chunks) if isinstance(values, pa.ChunkedArray) else [values]
-        del values  # the chunks are held by the list alone
-        self._arrow, self._rows = take_binary_consuming(chunks, rows), None
+        chunks, rows = self._detach()
+        self._arrow = take_binary_consuming(chunks, rows)
 
     def __len__(self) -> int:
         return len(self._arrow) if self._rows is None else len(self._rows)
@@ -195,10 +190,7 @@ class WkbColumn:
 
         from cim.memory import release_unused
 
-        arrow, rows = self._arrow, self._rows
-        self._arrow, self._rows = pa.array([], pa.binary()), None
-        chunks = list(arrow.chunks) if isinstance(arrow, pa.ChunkedArray) else [arrow]
-        del arrow  # the chunks are held by the list alone
+        chunks, rows = self._detach()
         starts = np.cumsum([0] + [len(c) for c in chunks])
         if rows is None:
             rows = np.arange(starts[-1], dtype=np.int64)
@@ -224,6 +216,16 @@ class WkbColumn:
             if done:  # Arrow's pool keeps freed pages: given back, not held beside the
                 release_unused()  # results (the repair's WKB, which come from elsewhere)
             yield values
+
+    def _detach(self) -> tuple[list[Any], np.ndarray | None]:
+        """The values' chunks, in a list that alone holds them, and the rows selected;
+        this column is left empty (its values let go as the caller drops chunks)."""
+        import pyarrow as pa
+
+        values, rows = self._arrow, self._rows
+        self._arrow, self._rows = pa.array([], pa.binary()), None
+        chunks = list(values.chunks) if isinstance(values, pa.ChunkedArray) else [values]
+        return chunks, rows
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         values = self.arrow.to_numpy(zero_copy_only=False)
@@ -323,11 +325,9 @@ def take_binary_consuming(chunks: list[Any], index: np.ndarray) -> Any:
         parts, taken[p] = taken[p], []
         lost = missing[(missing >= start) & (missing < stop)]
         at = np.concatenate([lost, *(a for a, _ in parts)]) - start
-        values = pa.concat_arrays([pa.nulls(len(lost), pa.binary()), *(v for _, v in parts)])
+        values = [pa.nulls(len(lost), pa.binary()), *(v for _, v in parts)]
         del parts
-        inverse = np.empty(len(at), dtype=np.int64)
-        inverse[at] = np.arange(len(at))
-        pieces.append(values.take(pa.array(inverse)))
+        pieces.append(_placed(values, at))
         del values
         release_unused()  # the piece's parts, freed to Arrow's pool, which keeps them
     chunks.clear()
@@ -383,9 +383,17 @@ class _ChunkRows:
             mine = order[ends[c] : ends[c + 1]] + start
             if len(mine):
                 parts.append(values.take(pa.array(self.local[mine])))
-        inverse = np.empty(len(order), dtype=np.int64)
-        inverse[order] = np.arange(len(order))
-        return pa.concat_arrays(parts).take(pa.array(inverse))
+        return _placed(parts, order)
+
+
+def _placed(parts: list[Any], at: np.ndarray) -> Any:
+    """The binary arrays ``parts`` joined, the joined rows put at positions ``at`` (a
+    permutation): one join and one take."""
+    import pyarrow as pa
+
+    inverse = np.empty(len(at), dtype=np.int64)
+    inverse[at] = np.arange(len(at))
+    return pa.concat_arrays(parts).take(pa.array(inverse))
 
 
 def as_wkb_arrow(wkb: Any) -> Any:
