@@ -1,9 +1,10 @@
 """Benchmark: CPU of the L2 tile encoding alone (what the pool workers run).
 
 Builds a synthetic city of N footprints once in-process (``jobs=1``, the inputs of
-``bench/bench_l2.py``), keeps every tile task the L2 stage made, then encodes them all
-again in this process after a pickle round trip, as a pool or Dask worker receives
-them (``tiling.buildings.l2._encode_tile``: WKB → extrusion → glb → file). Prints
+``bench/bench_l2.py``), keeps every tile task the L2 stage made, with its rows as a
+worker reads them from the stage's rows files, then encodes them all again in this
+process after a pickle round trip (``tiling.buildings.l2._encode_tile``: WKB →
+extrusion → glb → file). Prints
 the best CPU seconds of ``--repeat`` passes, per 100,000 buildings, in the build
 process and in a fresh process (a pool worker's memory state), and a digest of all
 tiles' bytes (equal digests: identical tiles). CPU time, not wall time: the
@@ -44,7 +45,7 @@ def capture(n: int) -> list:
     encode = l2._encode_tile
 
     def keep(task):
-        tasks.append(task)
+        tasks.append(task.load() if isinstance(task, l2._TileRef) else task)
         return encode(task)
 
     l2._encode_tile = keep

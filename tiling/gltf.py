@@ -717,22 +717,30 @@ def _property_table(
 def encode_strings(values: np.ndarray) -> tuple[bytes, np.ndarray]:
     """UTF-8 bytes of all strings and their (n + 1) byte offsets, without a Python loop
     over bytes: the strings are joined with NUL separators, encoded once, and the
-    separators located with numpy."""
+    separators located with numpy. A lone surrogate (text UTF-8 cannot hold: a JSON
+    ``"\\ud800"`` escape) becomes U+FFFD."""
     n = len(values)
     items = values.tolist()
     try:
-        joined = "\0".join(items).encode("utf-8")
+        joined = _utf8("\0".join(items))
     except TypeError:  # not all text: numbers, None
         items = [str(v) for v in items]
-        joined = "\0".join(items).encode("utf-8")
+        joined = _utf8("\0".join(items))
     if joined.count(0) != max(n - 1, 0):  # a NUL inside a value: drop it
-        joined = "\0".join(v.replace("\0", "") for v in items).encode("utf-8")
+        joined = _utf8("\0".join(v.replace("\0", "") for v in items))
     seps = np.flatnonzero(np.frombuffer(joined, dtype=np.uint8) == 0)
     offsets = np.zeros(n + 1, dtype=np.int64)
     if n:  # the end of string i, without the separators before it
         np.subtract(seps, np.arange(n - 1), out=offsets[1:n])
         offsets[n] = len(joined) - (n - 1)
     return joined.replace(b"\0", b"") if len(seps) else joined, offsets
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: each one U+FFFD
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
 
 
 def _pack_glb(gltf: dict[str, Any], binary: bytearray) -> bytes:

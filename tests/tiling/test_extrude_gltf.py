@@ -137,6 +137,10 @@ def test_encode_strings_offsets() -> None:
     assert offsets.tolist() == [0, 2, 2, 11, 13, 15]
     data, offsets = encode_strings(np.array(["", ""], dtype=object))
     assert data == b"" and offsets.tolist() == [0, 0, 0]
+    # text UTF-8 cannot hold (a JSON "\\ud800" escape): U+FFFD, the others as they are
+    data, offsets = encode_strings(np.array(["a\ud800b", "陆", "x\0\udfff"], dtype=object))
+    assert data.decode("utf-8") == "a\ufffdb陆x\ufffd"
+    assert offsets.tolist() == [0, 5, 8, 12]
 
 
 def test_metadata_ids_are_valid_unique_and_transliterated() -> None:

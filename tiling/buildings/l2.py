@@ -8,7 +8,8 @@ Pipeline (vectorised over the whole city, then one pure function per tile):
 3. rank buildings by size and build the quadtree (:mod:`.hierarchy`);
 4. sort buildings so each tile's buildings are contiguous, then extrude and encode
    each tile (:mod:`.extrude`, :mod:`tiling.gltf`) through the build's executor
-   (:mod:`cim.executor`): each task carries its tile's buildings, nothing else;
+   (:mod:`cim.executor`): a task names its tile's buildings in a rows file written
+   for a group of tiles (:mod:`.rowfiles`), which its worker reads;
 5. write ``tileset.json`` with boxes that enclose each tile's content and children.
 
 The tile budget (``max_tile_bytes``, 1 MB) holds whatever one feature carries:
@@ -44,6 +45,7 @@ from tiling.b3dm import write_b3dm
 from tiling.buildings.extrude import extrude
 from tiling.buildings.hierarchy import Node, build_hierarchy
 from tiling.buildings.ragged import wkb_to_ragged
+from tiling.buildings.rowfiles import RowsFiles, RowsRef, groups
 from tiling.buildings.rowhash import BytesHashes, hash_rows, xxh3_hashes
 from tiling.gltf import EncodedText, PropertySpec, metadata_ids, typed_column, write_glb
 from tiling.tileset import Box, Tile, Tileset
@@ -131,6 +133,49 @@ class _TileTask:
     #: :func:`tile_hash` when the build process has it (from the city's row hashes),
     #: so the worker does not hash the tile again
     digest: str = ""
+
+
+#: Columns of a rows file (:mod:`.rowfiles`): the footprints' WKB, base and height, then
+#: each property's as Arrow text (kept Arrow) or numbers (read back as numpy).
+_TEXT, _NUMBERS = "t/", "n/"
+
+
+@dataclass(frozen=True)
+class _TileRef:
+    """One tile whose buildings are in a rows file: what its worker is sent."""
+
+    key: str
+    shared: _TileFrame
+    rows: RowsRef
+    #: properties a rows file cannot hold (object columns that are not Arrow text)
+    inline: dict[str, np.ndarray]
+    digest: str
+
+    def load(self) -> _TileTask:
+        """The task with its rows, as :meth:`_Tasks.make` makes it."""
+        batch = self.rows.read()
+        names = set(batch.schema.names)
+        table: dict[str, np.ndarray | pa.Array] = {}
+        for p in self.shared.properties:
+            if p.id in self.inline:
+                table[p.id] = self.inline[p.id]
+            elif _TEXT + p.id in names:
+                table[p.id] = batch.column(_TEXT + p.id)
+            else:
+                table[p.id] = _numbers(batch.column(_NUMBERS + p.id))
+        return _TileTask(
+            key=self.key,
+            shared=self.shared,
+            footprints=WkbColumn(batch.column("footprints")),
+            base=_numbers(batch.column("base")),
+            height=_numbers(batch.column("height")),
+            table=table,
+            digest=self.digest,
+        )
+
+
+def _numbers(values: pa.Array) -> np.ndarray:
+    return values.to_numpy(zero_copy_only=False, writable=True)
 
 
 def write_l2(
@@ -847,6 +892,53 @@ class _Tasks:
             digest=digest,
         )
 
+    def with_rows(
+        self, jobs_list: list[_TileJob], digests: dict[str, str], files: RowsFiles | None
+    ) -> Iterator[_TileTask | _TileRef]:
+        """Each job's task, in order: its rows written to ``files`` a group of jobs at
+        a time, just before the group's tasks are handed out (each carrying its rows
+        when there are no files)."""
+        if files is None:
+            yield from (self.make(j, digests[j.key]) for j in jobs_list)
+            return
+        sizes = [j.stop - j.start for j in jobs_list]
+        for group in groups(sizes):
+            jobs = [jobs_list[i] for i in group]
+            rows = np.concatenate([self.order[j.start : j.stop] for j in jobs])
+            batch, inline = self._rows(rows)
+            refs = files.write([j.key for j in jobs], batch, [sizes[i] for i in group])
+            for job, ref in zip(jobs, refs, strict=True):
+                taken = self.order[job.start : job.stop]
+                own = {pid: self.columns[pid][taken] for pid in inline}
+                yield _TileRef(job.key, self.shared, ref, own, digests[job.key])
+
+    def _rows(self, rows: np.ndarray) -> tuple[pa.RecordBatch, list[str]]:
+        """Rows ``rows`` as a rows file's batch (one gather per column), and the
+        properties it cannot hold (object columns that are not Arrow text: each task
+        carries its own rows of them)."""
+        if isinstance(self.wkb, WkbColumn):
+            footprints = self.wkb[rows].arrow
+        else:  # bytes (made here from shapely geometries, or with simplified rows)
+            footprints = pa.array(self.wkb[rows], pa.binary())
+        if isinstance(footprints, pa.ChunkedArray):
+            footprints = footprints.combine_chunks()
+        columns = {
+            "footprints": footprints,
+            "base": pa.array(self.buildings.base[rows]),
+            "height": pa.array(self.buildings.height[rows]),
+        }
+        inline: list[str] = []
+        taken = pa.array(rows)
+        for p in self.shared.properties:
+            values = self.columns[p.id]
+            if p.id in self.arrow:
+                columns[_TEXT + p.id] = self.arrow[p.id].take(taken)
+            elif isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+                columns[_NUMBERS + p.id] = pa.array(values[rows])
+            else:
+                inline.append(p.id)
+        return pa.RecordBatch.from_pydict(columns), inline
+
     def digests(self, jobs_list: list[_TileJob]) -> dict[str, str]:
         """Each job's :func:`tile_hash`, from the whole city's row hashes.
 
@@ -887,14 +979,22 @@ def _run_jobs(
                 yield job.key, hit
         log.info("l2: %d of %d tiles unchanged, reused", reuse.reused, len(jobs_list))
         jobs_list = todo
-    yield from executor.map(
-        _encode_tile,
-        (tasks.make(j, digests[j.key]) for j in jobs_list),
-        total=len(jobs_list),
-        track=track,
-        desc="L2 tiles",
-        unit="tile",
-    )
+    files = RowsFiles(Path(tasks.shared.out_dir)) if jobs_list else None
+    try:
+        for key, figures in executor.map(
+            _encode_tile,
+            tasks.with_rows(jobs_list, digests, files),
+            total=len(jobs_list),
+            track=track,
+            desc="L2 tiles",
+            unit="tile",
+        ):
+            if files is not None:
+                files.done(key)
+            yield key, figures
+    finally:
+        if files is not None:
+            files.close()
 
 
 # --- incremental rebuilds -------------------------------------------------------------
@@ -987,8 +1087,10 @@ def _write_index(out_dir: Path, results: dict[str, dict[str, Any]]) -> None:
     (out_dir / INDEX_FILE).write_text(json.dumps(index, separators=(",", ":")), encoding="utf-8")
 
 
-def _encode_tile(task: _TileTask) -> tuple[str, dict[str, Any]]:
+def _encode_tile(task: _TileTask | _TileRef) -> tuple[str, dict[str, Any]]:
     """Extrude, encode and write one tile; return its size and content box."""
+    if isinstance(task, _TileRef):
+        task = task.load()
     shared = task.shared
     options = shared.options
     geo = _geometry(task.footprints, task.base, task.height, shared.frame)
