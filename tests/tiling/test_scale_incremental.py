@@ -150,12 +150,18 @@ def test_a_failed_background_write_fails_the_build(
     assert not (tmp_path / "output").exists()  # nothing swapped into place
 
 
+@pytest.mark.parametrize(
+    ("wait_from", "events_seen"),
+    [(0, ["cache written", "figures taken"]), (None, ["figures taken", "cache written"])],
+    ids=["large city: waits", "small city: goes on"],
+)
 def test_the_figures_are_put_in_order_once_the_repair_cache_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wait_from: int | None, events_seen: list
 ) -> None:
     """The repair cache's writer reads the figures in the input's order on its thread:
-    the stage lets it finish before it takes them in its own order, letting the old
-    order go as it goes (never both whole in memory), and the cache is the same."""
+    in a large city the stage lets it finish before it takes them in its own order,
+    letting the old order go as it goes (never both whole in memory); a small one goes
+    on meanwhile. Either way the cache is the same."""
     import time
 
     import tiling.buildings.stage as stage
@@ -179,9 +185,12 @@ def test_the_figures_are_put_in_order_once_the_repair_cache_is_written(
 
     monkeypatch.setattr(stage, "_write_repairs", slow_write)
     monkeypatch.setattr(FootprintArrays, "take", spied_take)
+    if wait_from is not None:
+        monkeypatch.setattr(stage, "WAIT_FOR_CACHE_ROWS", wait_from)
+    assert stage.WAIT_FOR_CACHE_ROWS > 60 or wait_from is not None
     write_geoparquet(tmp_path / "b.parquet", 60, seed=7)
     out = build_project(_write_toml(tmp_path, 30), progress=False).output
-    assert events == ["cache written", "figures taken"]
+    assert events == events_seen
     monkeypatch.setattr(stage, "_write_repairs", write)
     again = tmp_path / "again"
     again.mkdir()
