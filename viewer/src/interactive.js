@@ -521,10 +521,10 @@ export class InteractiveFrames {
         if (!status) continue;
         const bounds = frameBounds({ start: frame.start, checked, now, prevHi });
         prevHi = now;
-        const { budgetMs, estimates } = this.controller;
+        const { budgetMs } = this.controller;
         let ms = frame.timed ? usableMs(bounds, budgetMs) : null;
-        // a reduced level being tried (not measured yet): its bounds over the budget are taken
-        if (ms === null && frame.timed && frame.level > 0 && estimates[frame.level] === null) ms = untriedMs(bounds, budgetMs);
+        // a reduced level being tried (not measured, or a guess): its bounds over the budget are taken
+        if (ms === null && frame.timed && frame.level > 0 && this.controller.untried(frame.level)) ms = untriedMs(bounds, budgetMs);
         if (ms === null) continue;
         this.controller.record(frame.level, ms);
         this.frames.push({ level: frame.level, ms: Math.round(ms), views: frame.syncs.length - 1 });

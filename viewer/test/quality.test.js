@@ -3,7 +3,7 @@
 // frame's time from its fence.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LEVELS, PRIOR, QualityController, BUDGET_MS, IDLE_MS, MAX_IDLE_MS, MAX_HOLD_MS, REST_FACTOR, frameBounds, holdFull, untriedMs, usableMs } from '../src/core/quality.js';
+import { LEVELS, PRIOR, QualityController, BUDGET_MS, RETRY_SHARE, IDLE_MS, MAX_IDLE_MS, MAX_HOLD_MS, REST_FACTOR, frameBounds, holdFull, untriedMs, usableMs } from '../src/core/quality.js';
 
 test('levels go from the full quality down, in resolution then building detail', () => {
   assert.deepEqual(LEVELS[0], { scale: 1, sse: 1, globe: 1, shadows: 1, cascades: 4 });
@@ -69,11 +69,38 @@ test('a frame far under the budget lets the better level be tried again, not one
   assert.equal(c.level, 4);
   const d = new QualityController({ budgetMs: 100 });
   d.record(0, 2000);
+  d.record(2, 400); // far over: not tried again
   d.record(3, 150); // a little over
   assert.equal(d.level, 4);
-  d.record(4, 20); // the load dropped: the measurement above is forgotten, 60 ms estimated
-  assert.equal(d.estimates[3], null);
+  d.record(4, 20); // level 4's first frame: the yardstick from now on
+  assert.equal(d.estimates[3], 150);
+  assert.equal(d.level, 4);
+  d.record(4, 8); // the load dropped: level 4's estimate goes 20 → 14 → 11 → 9.5 ms
+  d.record(4, 8);
+  assert.equal(d.level, 4); // level 3 would be 82.5 ms: not with a quarter to spare
+  d.record(4, 8);
+  assert.equal(d.estimates[3], 150 * (9.5 / 20)); // 71 ms: tried
   assert.equal(d.level, 3);
+  d.record(3, 90); // its next frame replaces the guess
+  assert.equal(d.estimates[3], 90);
+  assert.equal(d.guessed[3], false);
+});
+
+test('a better level is tried again only with a quarter of the budget to spare', () => {
+  // the swipe's drags on the sample city: level 3 at 30-60 ms, level 2 at 160-180 ms
+  const c = new QualityController({ budgetMs: 120 });
+  c.record(0, 2000);
+  c.record(2, 160);
+  c.record(3, 45);
+  c.record(3, 45);
+  assert.equal(c.level, 3);
+  c.record(3, 32); // a lucky frame: level 2 scaled by it alone would be 114 ms
+  assert.equal(c.estimates[2], 160);
+  assert.equal(c.level, 3);
+  c.record(3, 16); // a luckier one: 45 ms by it alone; by the running estimate 97
+  assert.equal(c.estimates[2], 160);
+  assert.equal(c.level, 3);
+  assert.ok(160 * (27.25 / 45) > RETRY_SHARE * 120);
 });
 
 test('estimates follow the measurements; bad figures are ignored', () => {
@@ -152,9 +179,12 @@ test('a level tried again whose frame may be over the budget is left at once', (
   c.record(2, 170);
   c.record(3, 60);
   assert.equal(c.level, 3);
-  c.record(3, 20); // far under the budget: level 2 is tried again (estimated 107 ms)
-  assert.equal(c.estimates[2], null);
+  c.record(3, 20); // far under the budget: level 3's estimate 40 ms, level 2 would be 113
+  assert.equal(c.level, 3);
+  c.record(3, 20); // 30 ms, half of what it was when level 2 was measured: 85 ms
+  assert.equal(c.estimates[2], 85);
   assert.equal(c.level, 2);
+  assert.ok(c.untried(2) && !c.untried(3));
   // its frame drawn back to back with a follow-up, the fence polled late: 30-160 ms
   const bounds = frameBounds({ start: 1000, checked: 1030, now: 1160, prevHi: 900 });
   assert.equal(usableMs(bounds, 120), null);
@@ -166,6 +196,7 @@ test('a level tried again whose frame may be over the budget is left at once', (
   c.record(3, 38); // as fast as level 3 usually is: level 2 (160 ms) is not tried again
   assert.equal(c.level, 3);
   assert.equal(c.estimates[2], 160);
-  c.record(3, 15); // much faster (the load dropped): it is
+  c.record(3, 10); // much faster (the load dropped): 17 then 14 ms against 30 when level
+  c.record(3, 10); // 2 was measured: it is tried again
   assert.equal(c.level, 2);
 });
