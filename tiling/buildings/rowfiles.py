@@ -26,8 +26,8 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-#: Rows written to one file at most (unless one task has more): about 16 MB of
-#: buildings, a few dozen tiles.
+#: Rows a file holds before it is closed (its group ends at the task that reaches
+#: them): about 16 MB of buildings, a few dozen tiles.
 ROWS_PER_FILE = 1 << 16
 
 
