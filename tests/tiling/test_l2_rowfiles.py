@@ -94,7 +94,11 @@ def test_a_task_read_from_its_rows_file_holds_what_a_task_with_its_rows_held(
     assert len(compared) == figures["tiles"] > 5
     monkeypatch.undo()
     # the same tileset when every task carries its rows
-    monkeypatch.setattr(l2, "RowsFiles", lambda parent: None)
+
+    def carried(self, jobs_list, digests, files) -> Iterator:
+        return (self.make(j, digests[j.key]) for j in jobs_list)
+
+    monkeypatch.setattr(l2._Tasks, "with_rows", carried)
     assert write_l2(_city(), tmp_path / "carried", OPTIONS) == figures
     assert _files(tmp_path / "files") == _files(tmp_path / "carried")
 

@@ -893,14 +893,10 @@ class _Tasks:
         )
 
     def with_rows(
-        self, jobs_list: list[_TileJob], digests: dict[str, str], files: RowsFiles | None
-    ) -> Iterator[_TileTask | _TileRef]:
+        self, jobs_list: list[_TileJob], digests: dict[str, str], files: RowsFiles
+    ) -> Iterator[_TileRef]:
         """Each job's task, in order: its rows written to ``files`` a group of jobs at
-        a time, just before the group's tasks are handed out (each carrying its rows
-        when there are no files)."""
-        if files is None:
-            yield from (self.make(j, digests[j.key]) for j in jobs_list)
-            return
+        a time, just before the group's tasks are handed out."""
         sizes = [j.stop - j.start for j in jobs_list]
         for group in groups(sizes):
             jobs = [jobs_list[i] for i in group]
@@ -979,7 +975,9 @@ def _run_jobs(
                 yield job.key, hit
         log.info("l2: %d of %d tiles unchanged, reused", reuse.reused, len(jobs_list))
         jobs_list = todo
-    files = RowsFiles(Path(tasks.shared.out_dir)) if jobs_list else None
+    if not jobs_list:
+        return
+    files = RowsFiles(Path(tasks.shared.out_dir))
     try:
         for key, figures in executor.map(
             _encode_tile,
@@ -989,12 +987,10 @@ def _run_jobs(
             desc="L2 tiles",
             unit="tile",
         ):
-            if files is not None:
-                files.done(key)
+            files.done(key)
             yield key, figures
     finally:
-        if files is not None:
-            files.close()
+        files.close()
 
 
 # --- incremental rebuilds -------------------------------------------------------------
