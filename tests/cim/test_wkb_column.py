@@ -171,6 +171,21 @@ def test_consume_gives_each_part_as_a_selection_would(order: str) -> None:
     assert len(selection) == 0  # consumed
 
 
+@pytest.mark.parametrize("size", [1, 3, 4, 8, 25, 40])
+def test_consume_without_a_selection_gives_compact_parts_in_order(size: int) -> None:
+    """Every value in order (a full build's stored WKB): parts copied out of the chunks
+    they span, no index of the rows made; a part is an array of its own (a slice would
+    be pickled with its whole chunk into the repair's task)."""
+    column, values = _chunked([7, 0, 1, 12, 5], width=3)
+    parts = list(column.consume(size))
+    assert [v for p in parts for v in p.to_pylist()] == values
+    assert [len(p) for p in parts[:-1]] == [size] * (len(parts) - 1)
+    for part in parts:
+        assert isinstance(part, pa.BinaryArray) and part.offset == 0
+        assert part.buffers()[2].size == sum(len(v) for v in part.to_pylist())
+    assert len(column) == 0  # consumed
+
+
 def test_consume_lets_go_of_the_chunks_the_rows_have_passed() -> None:
     before = pa.total_allocated_bytes()
     column, _ = _chunked([1000] * 4, width=1000)  # about 1 MB a chunk

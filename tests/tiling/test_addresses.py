@@ -340,6 +340,7 @@ def test_attach_tie_is_ambiguous() -> None:
 
 def test_build_index_with_buildings(tmp_path: Path) -> None:
     b = _buildings([_square(113.300, 40.090), _square(113.301, 40.090)])
+    own = b.addresses  # the buildings stage shares it as the footprints' own addresses
     rec = AddressRecords(
         ids=np.array(["p1", "p2", "p3"], dtype=object),
         lon=np.array([113.3001, 113.30125, 113.5]),
@@ -349,6 +350,8 @@ def test_build_index_with_buildings(tmp_path: Path) -> None:
     res = build_index(rec, tmp_path / "a.sqlite", buildings=b, match_distance=30.0)
     assert (res.attached, res.inside, res.nearest) == (2, 1, 1)
     assert res.unmatched == [("p3", "鼓楼东街99号")]
+    # joined into a copy put in the array's place: the shared one is unchanged
+    assert b.addresses is not own and own.tolist() == [(), ()]
     assert tuple(b.addresses[0]) == ("鼓楼东街12号",)
     assert tuple(b.addresses[1]) == ("鼓楼东街14号",)
     idx = AddressIndex(tmp_path / "a.sqlite")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tiling.buildings import partitions
 from tiling.buildings.footprints import FootprintArrays, total_bounds
 from tiling.buildings.partitions import hilbert_keys
 
@@ -32,6 +33,16 @@ def test_keys_match_the_loop_at_every_order(order: int) -> None:
     x, y = rng.uniform(-0.1, 1.1, 5000), rng.uniform(-0.1, 1.1, 5000)  # some clamped
     expected = _one_level_at_a_time(x, y, order)
     assert np.array_equal(hilbert_keys(x, y, (0.0, 0.0, 1.0, 1.0), order), expected)
+
+
+def test_keys_made_a_block_at_a_time_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    centres = rng.uniform(-0.1, 1.1, (5000, 2))  # strided columns, as the stage gives them
+    x, y = centres[:, 0], centres[:, 1]
+    expected = _one_level_at_a_time(x, y, 16)
+    monkeypatch.setattr(partitions, "HILBERT_BLOCK", 777)  # blocks and a short last one
+    assert np.array_equal(hilbert_keys(x, y, (0.0, 0.0, 1.0, 1.0), 16), expected)
+    assert hilbert_keys(x[:0], y[:0], (0.0, 0.0, 1.0, 1.0), 16).dtype == np.uint64
 
 
 def test_a_two_by_two_grid_is_walked_in_hilbert_order() -> None:

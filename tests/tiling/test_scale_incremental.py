@@ -152,20 +152,25 @@ def test_a_failed_background_write_fails_the_build(
 
 @pytest.mark.parametrize(
     ("wait_from", "events_seen"),
-    [(0, ["cache written", "figures taken"]), (None, ["figures taken", "cache written"])],
+    [
+        (0, ["cache written", "columns made", "figures taken"]),
+        (None, ["columns made", "figures taken", "cache written"]),
+    ],
     ids=["large city: waits", "small city: goes on"],
 )
 def test_the_figures_are_put_in_order_once_the_repair_cache_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wait_from: int | None, events_seen: list
 ) -> None:
-    """The repair cache's writer reads the figures in the input's order on its thread:
-    in a large city the stage lets it finish before it takes them in its own order,
-    letting the old order go as it goes (never both whole in memory); a small one goes
-    on meanwhile. Either way the cache is the same."""
+    """The repair cache's writer reads the figures in the input's order on its thread,
+    started as soon as the repair is done: in a large city the stage lets it finish
+    before the buildings' columns are made and the figures taken in its own order,
+    letting the old order go as it goes (never both whole in memory, nor beside the
+    cache's own arrays); a small one goes on meanwhile. Either way the cache is the
+    same."""
     import time
 
     import tiling.buildings.stage as stage
-    from tiling.buildings import repair_cache
+    from tiling.buildings import prepare, repair_cache
     from tiling.buildings.footprints import FootprintArrays
 
     events: list[str] = []
@@ -183,8 +188,15 @@ def test_the_figures_are_put_in_order_once_the_repair_cache_is_written(
         assert not release or len(self.centres) == len(self.wkb) == 0  # the old order let go
         return taken
 
+    heights = prepare._heights
+
+    def spied_heights(*args: object) -> object:
+        events.append("columns made")  # the first of the buildings' columns
+        return heights(*args)
+
     monkeypatch.setattr(stage, "_write_repairs", slow_write)
     monkeypatch.setattr(FootprintArrays, "take", spied_take)
+    monkeypatch.setattr(prepare, "_heights", spied_heights)
     if wait_from is not None:
         monkeypatch.setattr(stage, "WAIT_FOR_CACHE_ROWS", wait_from)
     assert stage.WAIT_FOR_CACHE_ROWS > 60 or wait_from is not None

@@ -115,7 +115,7 @@ class BuildResult:
     ambiguous : list of (id, address, building_id)
     building_addresses : ndarray of object or None
         Per building row, the tuple of address strings joined to it (the
-        ``addresses`` column of the Buildings table, filled in place).
+        ``addresses`` column of the Buildings table: a copy, put in its place).
     seconds : float
     """
 
@@ -399,12 +399,15 @@ def build_index(
             res.unmatched.append((str(ids[sel[j]]), display[j]))
         for j in np.flatnonzero(att.ambiguous):
             res.ambiguous.append((str(ids[sel[j]]), display[j], str(b_id[j])))
-        addr_col = buildings.addresses
+        # a copy, put in place of the buildings' own: the buildings stage shares that
+        # array with the footprints' own addresses (the partitions', the L2 stage's)
+        addr_col = buildings.addresses.copy()
         for j in np.flatnonzero(ok):
             k = att.building[j]
             existing = () if addr_col[k] is None else tuple(addr_col[k])
             if display[j] not in existing:
                 addr_col[k] = (*existing, display[j])
+        buildings.addresses = addr_col
         res.building_addresses = addr_col
 
     # --- write -------------------------------------------------------------------

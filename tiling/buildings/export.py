@@ -45,6 +45,7 @@ def write_buildings_table(
     *,
     columns: pa.Table | None = None,
     figures: FootprintArrays | None = None,
+    extent: tuple[float, float, float, float] | None = None,
 ) -> Path:
     """Write ``buildings.parquet`` into ``folder``.
 
@@ -61,6 +62,9 @@ def write_buildings_table(
     figures : FootprintArrays, optional
         The footprints' WKB, bounds and types when the caller has them (row for row
         with ``buildings``): not computed again.
+    extent : (west, south, east, north), optional
+        ``figures.total_bounds()`` when the caller has it: ``figures.bounds`` is not
+        read then (the caller may have let it go).
 
     Returns
     -------
@@ -77,7 +81,8 @@ def write_buildings_table(
         figures = FootprintArrays.of(buildings.footprints)
     kinds = [str(k) for k in np.unique(figures.kinds).tolist()]
     names = {"3": "Polygon", "6": "MultiPolygon"}
-    bbox = [float(b) for b in figures.total_bounds()] if len(buildings) else []
+    extent = figures.total_bounds() if extent is None else extent
+    bbox = [float(b) for b in extent] if len(buildings) else []
     geo = {
         "version": "1.1.0",
         "primary_column": "geometry",

@@ -277,6 +277,7 @@ def write_l2(
         row_bytes=row_bytes,
         max_bytes=PLANNING_SHARE * options.max_tile_bytes,
         separate=separate,
+        consume=True,  # the centres are the plan's alone
     )
     # the plan's alone (the sizes split tiles over budget): not held while tiles encode
     del centre_xy, vertices, row_bytes
@@ -556,23 +557,28 @@ def _property_table(
     return props, columns, chars, arrow
 
 
-def _address_column(addresses: np.ndarray) -> tuple[np.ndarray, pa.Array | None]:
+def _address_column(addresses: np.ndarray) -> tuple[np.ndarray | ArrowText, pa.Array | None]:
     """Each building's addresses joined by "; ", and the same as an Arrow array.
 
     Most buildings have none: only the listed ones are joined and converted (the
     Arrow array is assembled from their offsets, not from a million empty strings).
-    The Arrow array is None when Arrow cannot hold the text (lone surrogates).
+    The column is held as that Arrow array (:class:`~cim.model.ArrowText`, as the
+    other text columns): an object array of one "" per building is made only when
+    Arrow cannot hold the text (lone surrogates; the Arrow array is None then).
     """
     n = len(addresses)
-    address = np.empty(n, dtype=object)
-    address.fill("")
     none = np.empty((), dtype=object)
     none[()] = ()
     # most buildings have none: no join for them (a comparison in C, not len() per row)
     listed = np.flatnonzero(np.asarray(addresses, dtype=object) != none)
     joined = ["; ".join(a) for a in addresses[listed].tolist()]
+    text = _strings_at(n, listed, joined) if n else None
+    if text is not None:
+        return ArrowText(text), text
+    address = np.empty(n, dtype=object)
+    address.fill("")
     address[listed] = joined
-    return address, _strings_at(n, listed, joined) if n else None
+    return address, None
 
 
 def _strings_at(n: int, listed: np.ndarray, texts: list[Any]) -> pa.Array | None:

@@ -79,6 +79,24 @@ def hilbert_keys(
     -------
     ndarray of uint64
     """
+    x, y = np.asarray(x), np.asarray(y)
+    keys = np.empty(len(x), dtype=np.uint64)
+    # a block of points at a time: the dozen temporaries of the whole city's (0.6 GB at
+    # ten million) were the buildings stage's peak beside the repair cache's writer
+    for start in range(0, len(x), HILBERT_BLOCK):
+        part = slice(start, start + HILBERT_BLOCK)
+        keys[part] = _hilbert_block(x[part], y[part], bounds, order)
+    return keys
+
+
+#: Points whose Hilbert keys are computed at a time (:func:`hilbert_keys`).
+HILBERT_BLOCK = 1 << 20
+
+
+def _hilbert_block(
+    x: np.ndarray, y: np.ndarray, bounds: tuple[float, float, float, float], order: int
+) -> np.ndarray:
+    """:func:`hilbert_keys` of one block of points."""
     n = 1 << order
     x0, y0, x1, y1 = bounds
     span = max(x1 - x0, y1 - y0, 1e-12)
@@ -185,6 +203,7 @@ def write_partitions(
     keys: np.ndarray | None = None,
     figures: FootprintArrays | None = None,
     table: pa.Table | None = None,
+    part_bounds: np.ndarray | None = None,
 ) -> list[Partition]:
     """Write ``buildings`` as Hilbert-ordered GeoParquet partitions under ``output``.
 
@@ -205,6 +224,10 @@ def write_partitions(
         ``buildings``), when the caller has them: nothing is computed again.
     table : pyarrow.Table, optional
         :func:`partition_table` of ``buildings`` (with ``keys``), when the caller made it.
+    part_bounds : (k, 4) ndarray, optional
+        Each partition's bounds (:func:`block_bounds` of the rows', a block of
+        ``rows_per_partition`` rows each), when the caller took them: ``figures.bounds``
+        is not read then (the caller may have let it go: :meth:`FootprintArrays.without_bounds`).
 
     Returns
     -------
@@ -224,15 +247,18 @@ def write_partitions(
         buildings, figures = buildings.take(order), figures.take(order)
     if table is None:
         table = partition_table(buildings, keys, wkb=figures.wkb, centres=figures.centres)
-    extent = figures.total_bounds()
+    extent = figures.total_bounds() if part_bounds is None else total_bounds(part_bounds)
     table = table.replace_schema_metadata({b"geo": _geo_metadata(figures.kinds, extent)})
     parts: list[Partition] = []
     for k, start in enumerate(range(0, max(len(buildings), 1), rows_per_partition)):
         stop = min(start + rows_per_partition, len(buildings))
         name = f"part-{k:05d}.parquet"
+        part = table.slice(start, stop - start)
+        if "cx" not in table.column_names:  # made without them: this partition's now
+            part = _with_centres(part, figures.centres[start:stop])
         try:
             pq.write_table(
-                table.slice(start, stop - start),
+                part,
                 folder / name,
                 compression=COMPRESSION,
                 row_group_size=50_000,
@@ -240,7 +266,12 @@ def write_partitions(
             )
         except OSError as exc:
             raise DatasetIOError(f"cannot write a building partition ({exc})", path=folder) from exc
-        b = total_bounds(figures.bounds[start:stop]) if stop > start else extent
+        if stop == start:
+            b = extent
+        elif part_bounds is not None:
+            b = tuple(part_bounds[k])
+        else:
+            b = total_bounds(figures.bounds[start:stop])
         lo, hi = (int(keys[start]), int(keys[stop - 1])) if stop > start else (0, 0)
         parts.append(Partition(name, stop - start, tuple(float(v) for v in b), (lo, hi)))
     index = {
@@ -426,9 +457,14 @@ def _column(values: np.ndarray) -> pa.Array:
 
 def _addresses(addresses: np.ndarray) -> pa.Array:
     """A list<string> column: a building's own addresses, null for most (none)."""
-    counts = np.fromiter(map(len, addresses.tolist()), np.int32, len(addresses))
-    listed = np.flatnonzero(counts)
-    values = [a for row in addresses[listed].tolist() for a in row]
+    none = np.empty((), dtype=object)
+    none[()] = ()
+    # most buildings have none: found by a comparison in C, not a len() per row
+    listed = np.flatnonzero(np.asarray(addresses, dtype=object) != none)
+    rows = addresses[listed].tolist()
+    counts = np.zeros(len(addresses), dtype=np.int32)
+    counts[listed] = np.fromiter(map(len, rows), np.int32, len(rows))
+    values = [a for row in rows for a in row]
     offsets = np.zeros(len(addresses) + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
     return pa.ListArray.from_arrays(
@@ -445,6 +481,7 @@ def partition_table(
     wkb: np.ndarray | WkbColumn | None = None,
     centres: np.ndarray | None = None,
     text: Mapping[str, pa.Array] | None = None,
+    with_centres: bool = True,
 ) -> pa.Table:
     """The Arrow table of ``b`` as the partitions store it (one row per building).
 
@@ -460,11 +497,15 @@ def partition_table(
     text : mapping, optional
         :func:`text_columns` of ``b`` when the caller made them (the L2 stage takes
         the same arrays): not converted again.
+    with_centres : bool
+        False: no ``cx``/``cy`` columns; :func:`write_partitions` puts each
+        partition's in place as it writes it (the whole city's, copied out of the
+        (n, 2) centres, were 0.15 GB at ten million beside the L2 stage).
     """
     text = text if text is not None else text_columns(b)
     if wkb is None:
         wkb = shapely.to_wkb(b.footprints, output_dimension=2)
-    if centres is None:
+    if centres is None and with_centres:
         centres = footprint_centres(b.footprints)
     cols: dict[str, pa.Array] = {
         "id": text["id"],
@@ -477,12 +518,37 @@ def partition_table(
         "roof_type": text["roof_type"],
         "addresses": _addresses(b.addresses),
         "hilbert": pa.array(keys, pa.uint64()),
-        "cx": pa.array(np.ascontiguousarray(centres[:, 0], dtype=np.float64)),
-        "cy": pa.array(np.ascontiguousarray(centres[:, 1], dtype=np.float64)),
     }
+    if centres is not None and with_centres:
+        cols.update(_centre_columns(centres))
     cols.update({_EXTRA + k: _column(v) for k, v in b.extra.items()})
     cols.update({_L3 + k: _column(v) for k, v in b.l3.items()})
     return pa.table(cols)
+
+
+def block_bounds(bounds: np.ndarray, rows: int = ROWS_PER_PARTITION) -> np.ndarray:
+    """The (west, south, east, north) of each block of ``rows`` rows of per-row
+    ``bounds`` ((n, 4), NaN rows: none), as :func:`total_bounds` gives them: (k, 4),
+    the partitions' bounds of :func:`write_partitions` (``part_bounds``)."""
+    blocks = [total_bounds(bounds[s : s + rows]) for s in range(0, len(bounds), rows)]
+    return np.array(blocks, dtype=np.float64).reshape(-1, 4)
+
+
+def _centre_columns(centres: np.ndarray) -> dict[str, pa.Array]:
+    """The ``cx`` and ``cy`` columns of (n, 2) ``centres``."""
+    return {
+        "cx": pa.array(np.ascontiguousarray(centres[:, 0], dtype=np.float64)),
+        "cy": pa.array(np.ascontiguousarray(centres[:, 1], dtype=np.float64)),
+    }
+
+
+def _with_centres(part: pa.Table, centres: np.ndarray) -> pa.Table:
+    """``part`` (a slice of a :func:`partition_table` made ``with_centres=False``) with
+    its ``cx`` and ``cy`` columns where that table would have them (after ``hilbert``)."""
+    at = part.schema.get_field_index("hilbert") + 1
+    for k, (name, values) in enumerate(_centre_columns(centres).items()):
+        part = part.add_column(at + k, name, values)
+    return part
 
 
 def dictionary_columns(table: pa.Table) -> list[str]:

@@ -34,8 +34,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -53,9 +54,10 @@ from cim.readers import (
     FEATURE_ERRORS,
     FeatureTable,
     read_features,
+    take_rows,
     to_float,
     to_text,
-    trimmed_text,
+    unparsed,
 )
 from cim.report import StageReport, entry
 from tiling.buildings import repair, repair_cache
@@ -128,6 +130,7 @@ def read_footprints(
     *,
     run: Runner | None = None,
     repairs: Repairs | None = None,
+    write_repairs: Callable[[], Callable[[], None]] | None = None,
 ) -> tuple[Buildings, FootprintArrays]:
     """:func:`read_buildings`, with the footprints' 2D WKB and figures (centroids,
     bounds, areas, vertex counts: :class:`FootprintArrays`).
@@ -138,6 +141,9 @@ def read_footprints(
     ``repairs``, rows the last build repaired (same id and stored geometry, same
     settings) are taken from its cache instead of repaired again, and this build's
     repairs are left in ``repairs.made`` (:mod:`tiling.buildings.repair_cache`).
+    ``write_repairs`` is called once they are there (it starts their writer, which may
+    go on meanwhile: nothing here changes them); what it returns is called before the
+    buildings' columns are made (it may wait for the writer).
     """
     cfg = project.buildings
     assert cfg is not None
@@ -162,16 +168,21 @@ def read_footprints(
         table, ids, cfg, project, report, run or Runner(), repairs
     )
     crs = resolved.crs
+    written = None
+    if write_repairs is not None and repairs is not None and repairs.made is not None:
+        written = write_repairs()  # while the duplicate checks run
     # the footprints stay WKB: the duplicate checks decode only their candidates
     geoms = _RowDecoder(figures.wkb)
     ids, _, keep = _dedupe_ids(ids, geoms, keep, report)  # a copy when some are renamed
     keep = _drop_duplicate_footprints(ids, geoms, keep, report, figures.bounds)
-    idx = np.flatnonzero(keep)
-    if len(idx) == 0:
+    if written is not None:
+        written()
+    if not keep.any():
         raise InputDataError("no usable building footprint (see build-report.json)", path=cfg.path)
     n = len(table)
-    kept = _Kept(idx, n)
+    kept = _Kept(keep)
     height, floors = _heights(table, cfg, ids, keep, report)
+    _release_read(table, cfg, (cfg.height, cfg.floors))
     extra = {name: kept(_extra_column(table.column(name), n)) for name in cfg.extra}
     missing_extra = [name for name in cfg.extra if table.column(name) is None]
     if missing_extra:
@@ -181,7 +192,7 @@ def read_footprints(
         # gather through the buildings (a DEM's ground) must not change them under it
         figures = dataclasses.replace(figures, wkb=_own(figures.wkb))
     else:
-        figures = figures.take(idx)
+        figures = figures.take(kept.rows)
     # each text column taken for the rows kept as it is made: its full version goes at
     # once; Arrow-held text stays Arrow (and is its own twin) until a step reads it
     text = {key: kept(_text_column(table, getattr(cfg, key), n)) for key in _TEXT_KEYS}
@@ -224,17 +235,30 @@ _TEXT_KEYS = ("name", "use", "roof_type")
 def _text_column(table: FeatureTable, name: str | None, n: int) -> np.ndarray | ArrowText:
     """A mapped text column (:func:`to_text`); held as Arrow (:class:`ArrowText`, the
     same values) when the reader had the column as Arrow text."""
-    arrow = table.arrow_text(name)
+    arrow = table.trimmed_text(name)
     if arrow is None:
         return to_text(table.column(name), n)
-    return ArrowText(trimmed_text(arrow))
+    return ArrowText(arrow)
+
+
+#: The mapped L3 roof attributes (:attr:`Buildings.l3` keys and ``[buildings]`` settings).
+_L3_KEYS = ("roof_height", "roof_colour", "roof_material", "podium_height")
+
+
+def _release_read(table: FeatureTable, cfg: BuildingsConfig, names: Iterable[str | None]) -> None:
+    """Let the table go of the columns ``names`` once they are read, unless a mapping
+    read later (base, address, text, L3, extra) names them too: the heights and floors
+    read are 0.15 GB at ten million footprints, beside the buildings' own."""
+    mapped = [getattr(cfg, key) for key in (*_TEXT_KEYS, *_L3_KEYS)]
+    read_later = {name.lower() for name in (cfg.base, cfg.address, *cfg.extra, *mapped) if name}
+    table.release(*(name for name in names if name and name.lower() not in read_later))
 
 
 def _l3_columns(table: FeatureTable, cfg: BuildingsConfig, kept: _Kept) -> dict[str, np.ndarray]:
     """The mapped L3 roof attributes that the file has (see :attr:`Buildings.l3`), for
     the rows ``kept``."""
     out = {}
-    for key in ("roof_height", "roof_colour", "roof_material", "podium_height"):
+    for key in _L3_KEYS:
         values = table.column(getattr(cfg, key))
         if values is not None:
             convert = to_text if key in ("roof_colour", "roof_material") else to_float
@@ -250,16 +274,24 @@ def _own(wkb: np.ndarray | WkbColumn) -> np.ndarray | WkbColumn:
 
 @dataclass(frozen=True)
 class _Kept:
-    """The rows kept of the input's ``n``: a column's values for them, the column itself
-    when every row was kept (a copy of every column beside its full version made the
-    build process's peak at ten million footprints)."""
+    """The rows kept of the input's (a mask): a column's values for them, the column
+    itself when every row was kept (a copy of every column beside its full version made
+    the build process's peak at ten million footprints). The rows' indices are made
+    only when some row was dropped (ten million of them: 80 MB)."""
 
-    rows: np.ndarray
-    n: int
+    keep: np.ndarray
 
     @property
+    def n(self) -> int:
+        return len(self.keep)
+
+    @cached_property
     def every(self) -> bool:
-        return len(self.rows) == self.n
+        return bool(self.keep.all())
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        return np.flatnonzero(self.keep)
 
     def __call__(self, values: Any) -> Any:
         """``values`` (an array or an Arrow array) for the rows kept."""
@@ -317,11 +349,9 @@ def _ids(table: FeatureTable, cfg: BuildingsConfig, report: StageReport) -> np.n
     if not cfg.id:
         return np.array([f"{stem}-{i}" for i in range(n)], dtype=object)
     # as Arrow text when the reader has it (no detour through Python objects)
-    arrow = table.arrow_text(cfg.id)
-    if arrow is not None:
-        arrow = trimmed_text(arrow)
-        if not pc.any(pc.equal(arrow, "")).as_py():  # none missing (or no rows)
-            return ArrowText(arrow)
+    arrow = table.trimmed_text(cfg.id)
+    if arrow is not None and not pc.any(pc.equal(arrow, "")).as_py():  # none missing
+        return ArrowText(arrow)
     raw = to_text(arrow if arrow is not None else table.column(cfg.id), n)
     missing = np.flatnonzero(raw == "")
     for i in missing:
@@ -415,7 +445,8 @@ def _keep_repairs(
     # repair made of them (a rebuild drops and reports them again)
     entries = repair_cache.entries_json(records, sent)
     kept = keep.copy()
-    repairs.made = repair_cache.Made(keys, hashed_ids, kept, figures, checked.bounds, sent, entries)
+    rows = None if len(sent) == len(keep) else sent  # None: every row (no index kept)
+    repairs.made = repair_cache.Made(keys, hashed_ids, kept, figures, checked.bounds, rows, entries)
 
 
 #: Record phases of the checks around the repair's own (:data:`repair.PHASES`): Z
@@ -451,6 +482,8 @@ def _stored(
         same[np.isin(rows, [i.row for i in table.issues])] = False
         rows = rows[same]
     if isinstance(source, WkbColumn):
+        if len(rows) == len(source):  # every row as stored: no selection (80 MB at 10M)
+            return source.copy()
         index = np.full(len(source), -1, dtype=np.int64)  # -1: null, encoded by the tasks
         index[rows] = rows
         return WkbColumn(source.arrow, index)
@@ -575,7 +608,7 @@ def _scanned(
     else:
         bounds = np.full((n, 4), np.nan)
         bounds[rows[finite]] = scan.found.bounds[finite]
-    return np.full(n, None, dtype=object), keep, bounds, []
+    return unparsed(n), keep, bounds, []
 
 
 def _parsed(
@@ -645,24 +678,31 @@ def _repair_rows(
     """
     geoms, keep = checked.geoms, checked.keep
     n = len(geoms)
-    kept = np.flatnonzero(keep)
+    todo = np.flatnonzero(keep)
     out = _Repaired(keep, FootprintArrays.empty(n))
-    found = reuse.found[kept] if reuse is not None else np.full(len(kept), -1)
-    hit = found >= 0
-    todo = kept[~hit]
-    source = geoms[todo]
-    geoms[kept] = None  # ``repair.tasks`` releases ``source`` chunk by chunk
-    records = out.take_cached(reuse.cache, found[hit], kept[hit]) if reuse is not None else []
+    records: list[repair.Record] = []
+    reused = 0
+    if reuse is not None:
+        found = reuse.found[todo]
+        hit = found >= 0
+        records = out.take_cached(reuse.cache, found[hit], todo[hit])
+        todo, reused = todo[~hit], int(hit.sum())
+    # every row, in order (a full build of a clean city): the columns go to the tasks
+    # as they are, not a selection of each (ten million rows: 0.4 GB of copies)
+    every = len(todo) == n
+    source = geoms if every else take_rows(geoms, todo)  # scanned rows: no array of Nones
+    if not every and geoms.flags.writeable:
+        geoms[todo] = None  # ``repair.tasks`` releases ``source`` chunk by chunk
     stored = handed.pop() if handed else None
-    sent = stored[todo] if stored is not None else None  # Arrow: a selection, not gathered
-    if isinstance(stored, np.ndarray):  # the tasks release it chunk by chunk: no other reference
+    sent = stored if every else None if stored is None else stored[todo]  # Arrow: a selection
+    if not every and isinstance(stored, np.ndarray):  # the tasks release ``sent``: no other
         stored[:] = None
     # the tasks alone hold the stored WKB: an Arrow column goes with the last of them
     del stored
-    tasks = repair.tasks(ids[todo], source, crs, min_area, run.chunk, sent)
-    del sent
+    tasks = repair.tasks(ids if every else ids[todo], source, crs, min_area, run.chunk, sent)
+    del sent, source
     records += out.take_repaired(run(tasks, -(-len(todo) // run.chunk)), todo, run.chunk)
-    return keep, out.result(), records, int(hit.sum())
+    return keep, out.result(), records, reused
 
 
 @dataclass(frozen=True)
@@ -887,21 +927,27 @@ _TEXT_PRIME = np.uint64(0x100000001B3)
 def _text_hashes(text: pa.Array, block: int = 1 << 16) -> np.ndarray:
     """A 64-bit polynomial hash per string of ``text`` (equal strings, equal hashes),
     over its UTF-8 bytes in Arrow's buffers: no Python object per row. Blocks of
-    ``block`` rows keep the per-byte temporaries small."""
+    ``block`` rows keep every temporary small (the whole column's offsets, lengths and
+    products were 0.3 GB at ten million ids, beside the repair cache's writer)."""
     if not pa.types.is_string(text.type):
         raise TypeError(f"_text_hashes: string array expected, not {text.type}")
     if len(text) == 0:
         return np.zeros(0, dtype=np.uint64)
+    # the offsets as Arrow holds them (int32): a view, widened a block at a time
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)
-    offsets = offsets[text.offset : text.offset + len(text) + 1].astype(np.int64)
+    offsets = offsets[text.offset : text.offset + len(text) + 1]
     data = np.frombuffer(text.buffers()[2] or b"", dtype=np.uint8)
-    lengths = np.diff(offsets)
-    powers = np.cumprod(np.full(max(int(lengths.max()), 1), _TEXT_PRIME))
-    sums = np.zeros(len(text), dtype=np.uint64)
+    longest = max(
+        int(np.diff(offsets[lo : lo + block + 1]).max()) for lo in range(0, len(text), block)
+    )
+    powers = np.cumprod(np.full(max(longest, 1), _TEXT_PRIME))
+    sums = np.empty(len(text), dtype=np.uint64)
     for lo in range(0, len(text), block):
-        span = offsets[lo : lo + block + 1]
-        sums[lo : lo + block] = _polynomial(data[span[0] : span[-1]], span - span[0], powers)
-    return sums ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        span = offsets[lo : lo + block + 1].astype(np.int64)
+        lengths = np.diff(span).astype(np.uint64)
+        hashed = _polynomial(data[span[0] : span[-1]], span - span[0], powers)
+        sums[lo : lo + block] = hashed ^ (lengths * np.uint64(0x9E3779B97F4A7C15))
+    return sums
 
 
 def _polynomial(data: np.ndarray, offsets: np.ndarray, powers: np.ndarray) -> np.ndarray:

@@ -158,7 +158,8 @@ def tasks(
             encode = np.flatnonzero(np.equal(values, None))
             values[encode] = shapely.to_wkb(geoms[part][encode])
             wkb = pa.array(values, pa.binary())
-        geoms[part] = None
+        if geoms.flags.writeable:  # not an unparsed view (:func:`cim.readers.unparsed`)
+            geoms[part] = None
         # a copy of the part's ids, not a slice: a pickled Arrow slice carries the
         # whole column's buffers (140 MB of ten million ids in every task)
         yield RepairTask(index, pa.concat_arrays([text_arrow(ids[part])]), wkb, crs, min_area)

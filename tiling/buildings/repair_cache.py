@@ -216,29 +216,30 @@ class Made:
     keep: np.ndarray
     footprints: FootprintArrays
     bounds: np.ndarray
-    rows: np.ndarray
+    rows: np.ndarray | None  # None: every row, in order (no index of the whole city)
     entries: np.ndarray
 
     @classmethod
     def of(cls, cache: RepairCache) -> Made:
         """All the rows of ``cache``."""
-        rows = np.arange(len(cache.keys))
         return cls(
             cache.keys,
             cache.id_hashes,
             cache.keep,
             cache.footprints,
             cache.bounds,
-            rows,
+            None,
             cache.entries,
         )
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.keys) if self.rows is None else len(self.rows)
 
     def piece(self, part: slice) -> RepairCache:
         """Rows ``part`` (of :attr:`rows`) as a cache of their own."""
-        rows, fp = self.rows[part], self.footprints
+        every = self.rows is None  # every row, in order
+        rows = np.arange(*part.indices(len(self.keys))) if every else self.rows[part]
+        fp = self.footprints
         # the WKB gathered for these rows only (never the whole column joined)
         wkb = fp.wkb.piece(rows) if isinstance(fp.wkb, WkbColumn) else fp.wkb[rows]
         return RepairCache(
@@ -481,7 +482,8 @@ def write(
     made = Made.of(cache) if isinstance(cache, RepairCache) else cache
     folder.mkdir(parents=True, exist_ok=True)
     if base is None:
-        _write(folder / FILE, made, crs, min_area, {"token": _token(made.keys[made.rows])})
+        keys = made.keys if made.rows is None else made.keys[made.rows]
+        _write(folder / FILE, made, crs, min_area, {"token": _token(keys)})
     else:
         _link(base.path, folder / FILE)
         _write(folder / DELTA, made, crs, min_area, {"delta_of": base.token})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from tiling.buildings.ground import set_base_elevation
 from tiling.buildings.l2 import L2Options, write_l2
 from tiling.buildings.partitions import FOLDER as PARTITIONS
 from tiling.buildings.partitions import (
+    block_bounds,
     building_addresses,
     hilbert_order,
     partition_index,
@@ -61,9 +63,9 @@ class L2Config:
             raise ConfigError("[l2] max_vertices_per_tile must be at least 1000")
 
 
-#: Footprints from which the stage lets the repair cache's writer finish before it puts
-#: the figures in its own order. Below, both orders together are under 400 MB and the
-#: wait (0.4–0.7 s at a million footprints, while the workers are idle) is not worth it.
+#: Footprints from which the stage lets the repair cache's writer finish before the
+#: buildings' columns are made. Below, the cache's arrays are under 150 MB and the wait
+#: (0.4–0.7 s at a million footprints, while the workers are idle) is not worth it.
 WAIT_FOR_CACHE_ROWS = 2_000_000
 
 
@@ -107,29 +109,38 @@ class BuildingsStage:
         # centroids the partitions and the L2 stage need; rows the last build
         # repaired are taken from its repairs
         repairs = Repairs(ctx.previous / PARTITIONS if ctx.previous else None)
+
+        def write_repairs() -> Callable[[], None]:
+            """Write this build's repairs now, while the workers are idle; what waits
+            for the writer before the buildings' columns are made."""
+            assert repairs.made is not None
+            rows = len(repairs.made)
+            job = ctx.in_background(_write_repairs, ctx.workdir / PARTITIONS, repairs)
+            # the writer reads the repaired city's figures and the cache's own arrays
+            # (0.6 GB at ten million footprints): in a large city they are let go before
+            # the buildings' columns are made and the figures put in another order, so
+            # that they are never all whole at once. A smaller city does not wait
+            if rows < WAIT_FOR_CACHE_ROWS:
+                return lambda: None
+            return lambda: _wait_for(job, "the repair cache's writer")
+
         buildings, figures = read_footprints(
-            ctx.project, report, run=Runner(ctx.executor, ctx.track), repairs=repairs
+            ctx.project,
+            report,
+            run=Runner(ctx.executor, ctx.track),
+            repairs=repairs,
+            write_repairs=write_repairs,
         )
         # the input's Arrow buffers and the checks' scratch are freed: back to the
         # system, so the steps after this one do not add to pools that keep them
         release_unused()
         if repairs.reused:
             report.counts.update(repairs_reused=repairs.reused, repairs_rows=repairs.rows)
-        writing = None
-        if repairs.made is not None:  # written now, while the workers are idle
-            writing = ctx.in_background(_write_repairs, ctx.workdir / PARTITIONS, repairs)
         # walls reach below the base by the terrain's error: passed on to the l2 stage
         skirt = ctx.artifacts["wall_skirt"] = set_base_elevation(buildings, ctx.project, report)
         report.written = len(buildings)
         bounds = figures.total_bounds()  # the order's frame and the extent
         order, keys = hilbert_order(buildings, figures.centres, bounds)  # the partitions' too
-        if writing is not None and len(order) >= WAIT_FOR_CACHE_ROWS:
-            # the repairs' writer reads the figures in the old order (the same arrays
-            # when every row was kept): it is done before they go, so that the old order
-            # and the new are never both whole (0.8 GB of figures and 1.1 GB of WKB at
-            # ten million footprints). A smaller city does not wait: the writer keeps
-            # its own references to the old order, so only memory is at stake
-            _wait_for(writing, "the repair cache's writer")
         # each figure in its old order let go as it is taken (the WKB: below)
         figures = figures.take(order, release=True)
         # footprints still encoded are the figures' WKB: taken once (a million random reads)
@@ -143,20 +154,27 @@ class BuildingsStage:
             # let go chunk by chunk as they are taken
             figures.wkb.gather(consume=True)
             release_unused()
-        # the footprints' own addresses, before the address stage adds its joins
-        own = buildings.addresses.copy()
+        # the footprints' own addresses, before the address stage adds its joins (to a
+        # copy it puts in their place: this array is never changed)
+        own = buildings.addresses
         # the text columns in Arrow, once: the partitions store them, the L2 tiles take them
         text = ctx.artifacts["text"] = text_columns(buildings)
+        # the rows' bounds serve the partitions' bounds alone: those are taken now and
+        # the rows' let go before the L2 stage (0.3 GB at ten million footprints)
+        part_bounds = block_bounds(figures.bounds)
+        figures = figures.without_bounds()
         # the files are written while the next stages run (they get the table in memory);
-        # the writer gets its own addresses array: the address stage extends this one
+        # the writer gets the footprints' own addresses: nothing changes ``own`` (the
+        # address stage and the L2 stage join theirs to copies)
         ctx.in_background(
             _write_tables,
-            buildings.replace(addresses=own.copy()),
+            buildings.replace(addresses=own),
             ctx.workdir,
             skirt,
             keys,
             figures,
             text,
+            (bounds, part_bounds),
         )
         ctx.artifacts["own_addresses"] = own
         ctx.artifacts["buildings"] = buildings
@@ -181,11 +199,23 @@ def _write_tables(
     keys: np.ndarray,
     figures: FootprintArrays,
     text: dict[str, pa.Array],
+    bounds: tuple[tuple[float, float, float, float], np.ndarray],
 ) -> None:
-    """``buildings.parquet`` and the partitions, from one Arrow table."""
-    table = partition_table(buildings, keys, wkb=figures.wkb, centres=figures.centres, text=text)
-    write_buildings_table(buildings, workdir, columns=table, figures=figures)
-    write_partitions(buildings, workdir, wall_skirt=skirt, keys=keys, table=table, figures=figures)
+    """``buildings.parquet`` and the partitions, from one Arrow table; ``bounds``: the
+    city's and each partition's (``figures`` has no per-row bounds)."""
+    extent, part_bounds = bounds
+    # each partition's centres are put in as it is written: no copy of the city's
+    table = partition_table(buildings, keys, wkb=figures.wkb, text=text, with_centres=False)
+    write_buildings_table(buildings, workdir, columns=table, figures=figures, extent=extent)
+    write_partitions(
+        buildings,
+        workdir,
+        wall_skirt=skirt,
+        keys=keys,
+        table=table,
+        figures=figures,
+        part_bounds=part_bounds,
+    )
     del table
     release_unused()  # the Arrow copy of the city, freed
 
