@@ -22,12 +22,15 @@ import { el } from '../util.js';
 import { sightSegments, viewshedGrid } from './geo.js';
 import { Viewshed } from './viewshed.js';
 import { BuildingRaycaster, firstCrossing } from './raycast.js';
+import { afterPause } from '../core/pause.js';
 import { Sketch, cart, formatLength, pickPoint, raise, row, select, slider, toolPanel, vec } from './common.js';
 
 const GREEN = '#2ecc71';
 const RED = '#e74c3c';
 /** the target of a sight line stands this many metres above the picked point */
 const TARGET_RAISE = 1;
+/** ms without a setting (radius, eye height) before the viewshed's warm-up frame */
+const PREWARM_QUIET_MS = 250;
 
 /** @param {import('./common.js').ToolContext} ctx */
 export function create(ctx) {
@@ -48,6 +51,8 @@ export function create(ctx) {
   /** @type {any} */
   let observer = null;
   let run = 0;
+  /** when the radius or the eye height last moved (the warm-up waits for a pause) */
+  let lastSetting = -Infinity;
   const state = {
     mode: 'line',
     visible: /** @type {boolean | null} */ (null),
@@ -244,16 +249,22 @@ export function create(ctx) {
   /**
    * In viewshed mode, compile the depth render's shaders now (not on the first click).
    * Still needed after the warm-up after load (warm.js): that draws the coarse tiles only,
-   * the depth render of the tiles in view compiles more.
+   * the depth render of the tiles in view compiles more. Its frame (0.3 s at the lowest
+   * level under software WebGL) waits for a pause in the panel's inputs: drawn while the
+   * radius or the eye height moved, it was that input's frame.
    */
   const prewarm = () => {
     if (state.mode !== 'viewshed' || shed?.prepared) return;
-    setTimeout(() => {
+    afterPause(() => lastSetting, PREWARM_QUIET_MS, () => {
       if (state.mode !== 'viewshed' || !sketch || shed?.prepared) return;
       const canvas = viewer.scene.canvas;
       const centre = pickPoint(viewer, new Cesium.Cartesian2(canvas.clientWidth / 2, canvas.clientHeight / 2));
-      if (centre) renderer().prewarm(raise(centre, Number(eyeIn.value)), Number(radiusIn.value));
-    }, 50);
+      if (!centre) return;
+      // a reduced frame, like any input's (a full frame with the depth render took 15 s
+      // under software WebGL, and the next input waited)
+      ctx.interactive?.interact();
+      renderer().prewarm(raise(centre, Number(eyeIn.value)), Number(radiusIn.value));
+    });
   };
 
   /**
@@ -355,6 +366,7 @@ export function create(ctx) {
 
   // a new radius or eye height redraws the viewshed shown (one depth render)
   const onSetting = registry.timed('sight', 'setting', () => {
+    lastSetting = performance.now();
     if (state.mode === 'viewshed' && shedGround && shed?.observer) placeObserver();
   });
   radiusIn.addEventListener('input', onSetting);
@@ -369,8 +381,8 @@ export function create(ctx) {
     dropViewshed();
     sketch?.clear();
     showText('');
-    // the prewarm's frame draws the depth render: a reduced one, like any input's (a
-    // full frame with it took 15 s under software WebGL, and the next input waited)
+    // a reduced frame, like any input's (a full one is a second under software WebGL,
+    // and the next input would wait for it)
     if (state.mode === 'viewshed') ctx.interactive?.interact();
     prewarm();
   });
