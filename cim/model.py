@@ -79,6 +79,14 @@ def text_values(values: np.ndarray | ArrowText) -> np.ndarray:
     return values.to_numpy() if isinstance(values, ArrowText) else values
 
 
+def addressed_rows(addresses: np.ndarray) -> np.ndarray:
+    """The rows of a :attr:`Buildings.addresses` column that hold an address (most
+    hold none: found by one comparison in C, not a ``len()`` per row)."""
+    none = np.empty((), dtype=object)
+    none[()] = ()
+    return np.flatnonzero(np.asarray(addresses, dtype=object) != none)
+
+
 def text_arrow(values: np.ndarray | ArrowText) -> Any:
     """``values`` (an object array of ``str`` or :class:`ArrowText`) as an Arrow string
     array: an :class:`ArrowText`'s own, without a Python string per row."""

@@ -39,7 +39,7 @@ import shapely
 
 from cim.crs import enu_to_ecef_matrix, lonlat_to_enu, lonlat_to_enu_up
 from cim.executor import Executor, make_executor
-from cim.model import ArrowText, Buildings, WkbColumn, text_values
+from cim.model import ArrowText, Buildings, WkbColumn, addressed_rows, text_values
 from cim.report import StageReport
 from tiling.b3dm import write_b3dm
 from tiling.buildings.extrude import extrude
@@ -567,10 +567,7 @@ def _address_column(addresses: np.ndarray) -> tuple[np.ndarray | ArrowText, pa.A
     Arrow cannot hold the text (lone surrogates; the Arrow array is None then).
     """
     n = len(addresses)
-    none = np.empty((), dtype=object)
-    none[()] = ()
-    # most buildings have none: no join for them (a comparison in C, not len() per row)
-    listed = np.flatnonzero(np.asarray(addresses, dtype=object) != none)
+    listed = addressed_rows(addresses)  # most buildings have none: no join for them
     joined = ["; ".join(a) for a in addresses[listed].tolist()]
     text = _strings_at(n, listed, joined) if n else None
     if text is not None:

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from cim.errors import DatasetIOError, NotFoundError
-from cim.model import Buildings, WkbColumn, as_wkb_arrow
+from cim.model import Buildings, WkbColumn, addressed_rows, as_wkb_arrow
 from tiling.buildings.footprints import FootprintArrays, total_bounds
 
 log = logging.getLogger(__name__)
@@ -457,10 +457,7 @@ def _column(values: np.ndarray) -> pa.Array:
 
 def _addresses(addresses: np.ndarray) -> pa.Array:
     """A list<string> column: a building's own addresses, null for most (none)."""
-    none = np.empty((), dtype=object)
-    none[()] = ()
-    # most buildings have none: found by a comparison in C, not a len() per row
-    listed = np.flatnonzero(np.asarray(addresses, dtype=object) != none)
+    listed = addressed_rows(addresses)
     rows = addresses[listed].tolist()
     counts = np.zeros(len(addresses), dtype=np.int32)
     counts[listed] = np.fromiter(map(len, rows), np.int32, len(rows))
