@@ -335,13 +335,16 @@ def take_binary_consuming(chunks: list[Any], index: np.ndarray) -> Any:
     """
     import pyarrow as pa
 
-    from cim.memory import release_unused
+    from cim.memory import drop_mapped, release_unused
 
     index = np.asarray(index, dtype=np.int64)
     whole = pa.chunked_array(chunks, pa.binary())
     if len(chunks) <= 1 or not len(index) or _joined(whole, index):
         chunks.clear()
-        return take_binary(whole, index)
+        taken = take_binary(whole, index)
+        for chunk in whole.chunks:
+            drop_mapped(chunk)
+        return taken
     del whole
     rows = _ChunkRows(chunks, index)
     spans = rows.pieces()
@@ -356,6 +359,7 @@ def take_binary_consuming(chunks: list[Any], index: np.ndarray) -> Any:
             at = mine[ends[p] : ends[p + 1]]
             taken[p].append((at, chunks[c].take(pa.array(rows.local[at]))))
         freed += chunks[c].nbytes
+        drop_mapped(chunks[c])  # a mapped file's pages (the last build's repairs) go now
         chunks[c] = None  # rows.chunks is this list
         if freed >= RELEASE_BYTES:
             release_unused()

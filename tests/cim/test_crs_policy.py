@@ -137,3 +137,25 @@ def test_resolved_crs_converts_plain_coordinates_for_live_layers() -> None:
     r = resolve(None, "GCJ-02", np.array([114.05]), np.array([22.55]))
     lon, _ = r.to_lonlat(np.array([114.05]), np.array([22.55]))
     assert abs(lon[0] - 114.05) > 1e-3  # GCJ-02 → WGS84 moves points ~500 m in Shenzhen
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4547", "EPSG:4326"])
+def test_row_evidence_taken_a_block_at_a_time_is_the_whole_samples(
+    monkeypatch: pytest.MonkeyPatch, crs: str
+) -> None:
+    """The per-row evidence (fits, finite, lon/lat) is the same whether the sample's
+    rows are taken at once or a few at a time."""
+    from cim import crs as module
+
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.uniform(400_000, 600_000, 50), rng.uniform(400_000, 600_000, 50)])
+    y = np.column_stack([rng.uniform(3.3e6, 3.5e6, 50), rng.uniform(3.3e6, 3.5e6, 50)])
+    x[5:10] = rng.uniform(100, 120, (5, 2))  # lon/lat rows
+    y[5:10] = rng.uniform(20, 40, (5, 2))
+    x[12, 1], y[20, 0], x[30, 0] = np.nan, np.inf, 1e12
+    whole = module.resolve_crs(None, crs, x, y, what="buildings", path=None)
+    monkeypatch.setattr(module, "EVIDENCE_ROWS", 3)
+    blocks = module.resolve_crs(None, crs, x, y, what="buildings", path=None)
+    assert blocks.fits.tolist() == whole.fits.tolist()
+    assert 0 < int(whole.fits.sum()) < 50
+    assert len(blocks.fits) == 50

@@ -72,6 +72,7 @@ def test_every_row_found_gives_the_same_buildings_and_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(repair_cache, "WRITE_ROWS", 7)  # the file written in pieces
+    monkeypatch.setattr(repair_cache, "RECORD_ROWS", 2)  # its entries read in blocks
     toml = write_city(tmp_path, features())
     first = kept_cache(toml, tmp_path / "cache")
     fresh, fresh_report, _ = read(toml, None)
@@ -151,6 +152,48 @@ def test_a_damaged_cache_costs_a_repair_not_the_build(
     assert repairs.reused == 0 and repairs.made is not None
     assert any(repair_cache.FILE in r.getMessage() for r in caplog.records)
     assert report["skipped_count"] > 0
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("area", lambda n: pa.array(["x"] * n)),
+        ("wkb", lambda n: pa.array(range(n))),
+        ("kind", None),
+    ],
+)
+def test_a_cache_with_a_wrong_or_missing_column_is_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, column: str, values: object
+) -> None:
+    """A cache file that reads but does not hold what a cache holds (another program's,
+    an edit by hand) costs a repair, with a warning, never the build."""
+    toml = write_city(tmp_path, features())
+    kept_cache(toml, tmp_path / "cache")
+    path = tmp_path / "cache" / repair_cache.FILE
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    at = table.schema.get_field_index(column)
+    table = (
+        table.remove_column(at)
+        if values is None
+        else table.set_column(
+            at,
+            column,
+            values(len(table)),  # type: ignore[operator]
+        )
+    )
+    edited = path.with_name("edited.arrow")  # the mapped file is not written over
+    with pa.OSFile(str(edited), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
+        out.write_table(table)
+    del table
+    edited.replace(path)
+    fresh, fresh_report, _ = read(toml, None)
+    with caplog.at_level(logging.WARNING):
+        again, report, repairs = read(toml, tmp_path / "cache")
+    assert repairs.reused == 0 and repairs.made is not None
+    assert any(repair_cache.FILE in r.getMessage() for r in caplog.records)
+    same(fresh, again)
+    assert report == fresh_report
 
 
 def test_fingerprints_tell_geometries_apart() -> None:
@@ -383,3 +426,72 @@ def test_rows_dropped_after_the_repair_are_kept_in_the_cache_as_repaired(
     assert reread.reused == reread.rows == len(rows)
     same(again, fresh)
     assert again_report == fresh_report
+
+
+def test_rows_in_place_take_the_caches_own_arrays_and_changed_ones_their_repair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows that kept their place (a rebuild after a few edits): the cache's figure and
+    bounds arrays become the build's, no copy beside them, and the rows changed in
+    place get their own repair, the rows dropped now no stale figures."""
+    from tiling.buildings import prepare
+
+    monkeypatch.setattr(repair_cache, "WRITE_ROWS", 5)  # the cache read in pieces
+    rows = [(f"b{k}", polygon(ring(114.3 + 0.001 * k, 22.6)), {"height": 9}) for k in range(12)]
+    kept_cache(write_city(tmp_path, rows), tmp_path / "cache")
+    tiny = [[114.35, 22.6], [114.35 + 1e-9, 22.6], [114.35, 22.6 + 1e-9], [114.35, 22.6]]
+    edited = [
+        (rows[0][0], polygon(ring(114.25, 22.6)), rows[0][2]),  # moved: repaired again
+        (rows[1][0], polygon(tiny), rows[1][2]),  # now a sliver: dropped
+        *rows[2:-1],  # the last row deleted
+    ]
+    toml = write_city(tmp_path, edited)
+    fresh, fresh_report, _ = read(toml, None)
+    shared = spy_taken(monkeypatch)
+    real_bounds = prepare._bounds_from_cache
+
+    def bounds(reuse: object, n: int) -> np.ndarray | None:
+        out = real_bounds(reuse, n)  # type: ignore[arg-type]
+        shared.append(out is not None and out.base is reuse.cache.bounds)  # type: ignore[attr-defined]
+        return out
+
+    monkeypatch.setattr(prepare, "_bounds_from_cache", bounds)
+    again, report, repairs = read(toml, tmp_path / "cache")
+    assert shared == [True, True]
+    assert repairs.rows - repairs.reused == 2
+    same(fresh, again)
+    assert report == fresh_report
+    assert [e["id"] for e in report["skipped"]] == [rows[1][0]]
+
+
+def spy_taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each :meth:`FootprintArrays.taken_from` took the cache's own arrays (and
+    left the cache without them)."""
+    shared: list[bool] = []
+    real = FootprintArrays.taken_from.__func__  # type: ignore[attr-defined]
+
+    def taken(cls: type, source: FootprintArrays, *args: object) -> FootprintArrays:
+        before = source.areas
+        out = real(cls, source, *args)
+        assert len(source.areas) == 0, "the cache's figures are let go"
+        shared.append(out.areas.base is before)
+        return out
+
+    monkeypatch.setattr(FootprintArrays, "taken_from", classmethod(taken))
+    return shared
+
+
+def test_rows_that_moved_take_the_caches_figures_a_figure_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows skipped before the repair are not in the cache, so the rows after them are
+    not where they were there: the figures are copied, each of the cache's let go once
+    taken, and come out as a fresh repair's."""
+    toml = write_city(tmp_path, features())
+    kept_cache(toml, tmp_path / "cache")
+    fresh, fresh_report, _ = read(toml, None)
+    shared = spy_taken(monkeypatch)
+    again, report, repairs = read(toml, tmp_path / "cache")
+    assert shared == [False] and repairs.reused == repairs.rows
+    same(fresh, again)
+    assert report == fresh_report

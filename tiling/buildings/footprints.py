@@ -26,6 +26,17 @@ from tiling.buildings.rowhash import xxh3_hashes
 
 #: the figures of :class:`FootprintArrays` (every field but the WKB)
 _FIGURES = ("centres", "bounds", "areas", "vertices", "kinds", "holes", "hashes")
+#: each figure of a row without a footprint (:meth:`FootprintArrays.empty`): its value,
+#: dtype and width (0: one value per row)
+_NONE: dict[str, tuple[float, type, int]] = {
+    "centres": (np.nan, np.float64, 2),
+    "bounds": (np.nan, np.float64, 4),
+    "areas": (np.nan, np.float64, 0),
+    "vertices": (0, np.int64, 0),
+    "kinds": (-1, np.int8, 0),
+    "holes": (0, np.int32, 0),
+    "hashes": (0, np.uint64, 0),
+}
 
 
 @dataclass
@@ -91,19 +102,50 @@ class FootprintArrays:
     def empty(cls, n: int) -> FootprintArrays:
         """``n`` rows without footprints, to be filled with :meth:`put` (all but the
         WKB: a read-only view of Nones, :func:`cim.readers.unparsed`)."""
-        return cls(
-            unparsed(n),
-            np.full((n, 2), np.nan),
-            np.full((n, 4), np.nan),
-            np.full(n, np.nan),
-            np.zeros(n, dtype=np.int64),
-            np.full(n, -1, dtype=np.int8),
-            np.zeros(n, dtype=np.int32),
-            np.zeros(n, dtype=np.uint64),
-        )
+        figures = {
+            name: np.full((n, width) if width else n, value, dtype=dtype)
+            for name, (value, dtype, width) in _NONE.items()
+        }
+        return cls(unparsed(n), **figures)
 
     def __len__(self) -> int:
         return len(self.wkb)
+
+    @classmethod
+    def taken_from(
+        cls, source: FootprintArrays, rows: np.ndarray, index: np.ndarray, n: int
+    ) -> FootprintArrays:
+        """``n`` rows without footprints but rows ``rows`` (indices), set to
+        ``source``'s rows ``index``; all but the WKB (None: :func:`cim.readers.unparsed`).
+
+        ``source`` is consumed: each of its figures is let go once taken (the last
+        build's repairs, read for this: a whole city's figures are never in memory
+        twice). Where ``rows`` are ``source``'s same rows and its arrays are its own,
+        they are taken as they are, without a copy, and the other rows cleared.
+        """
+        in_place = len(source) >= n and np.array_equal(rows, index)
+        others = None
+        figures = {}
+        for name, (value, dtype, width) in _NONE.items():
+            values = getattr(source, name)
+            if in_place and values.flags.owndata and values.flags.writeable:
+                if others is None:
+                    others = np.ones(n, dtype=bool)
+                    others[rows] = False
+                figures[name] = values[:n]
+                figures[name][others] = value
+            else:
+                figures[name] = np.full((n, width) if width else n, value, dtype=dtype)
+                figures[name][rows] = values[index]
+            setattr(source, name, _none_like(values))
+            del values
+        return cls(unparsed(n), **figures)
+
+    def clear(self, rows: np.ndarray) -> None:
+        """Rows ``rows`` (bool mask or indices) set to no footprint, as :meth:`empty`
+        makes them (in place; all but the WKB)."""
+        for name, (value, _, _) in _NONE.items():
+            getattr(self, name)[rows] = value
 
     def take(self, index: np.ndarray, *, release: bool = False) -> FootprintArrays:
         """The rows selected by ``index`` (bool mask or indices).

@@ -147,8 +147,6 @@ def read_footprints(
     """
     cfg = project.buildings
     assert cfg is not None
-    if repairs is not None:
-        repairs.prefetch(cfg.min_area)  # read while the input is
     table = read_features(
         cfg.path,
         layer=cfg.layer,
@@ -161,6 +159,10 @@ def read_footprints(
     # the decoder's scratch (0.6 GB of ten million footprints' Parquet) is kept by
     # Arrow's pool, where the checks' numpy arrays cannot reuse it: given back
     release_unused()
+    if repairs is not None:
+        # read while the rows' fingerprints are made: not beside the input's decoding,
+        # whose scratch with the cache's arrays was the rebuild's peak (4.3 GB at 10M)
+        repairs.prefetch(cfg.min_area)
     report.read = len(table) + len(table.bad_rows)
     _skip_bad_rows(table, cfg, report)
     ids = _ids(table, cfg, report)
@@ -318,8 +320,8 @@ def _resolve(
     return resolve_crs(
         table.crs,
         cfg.crs,
-        b[:, [0, 2]],
-        b[:, [1, 3]],
+        b[:, 0::2],  # views: the rules that need every point copy them (resolve_crs)
+        b[:, 1::2],
         what="buildings",
         path=table.path,
         default=project.crs,
@@ -575,12 +577,15 @@ def _check(
     rows were scanned (:func:`_read_rows`), only their coordinates are left to check."""
     n = len(table)
     hit = reuse.hit if reuse is not None else np.zeros(n, dtype=bool)
+    cached = _bounds_from_cache(reuse, n)
     if scan is not None:
-        geoms, keep, bounds, records = _scanned(scan, n, ids, report)
+        geoms, keep, bounds, records = _scanned(scan, n, ids, report, cached)
     else:
-        geoms, keep, bounds, records = _parsed(table, ids, ~hit, report)
-    if reuse is not None:
-        bounds[hit] = reuse.cache.bounds[reuse.found[hit]]
+        geoms, keep, bounds, records = _parsed(table, ids, ~hit, report, cached)
+    if reuse is not None and cached is None:
+        rows, found = np.flatnonzero(hit), reuse.found[hit]
+        for k in range(bounds.shape[1]):  # a column at a time: no (n, 4) copy beside both
+            bounds[rows, k] = reuse.cache.bounds[found, k]
     keep |= hit
     if not keep.any():
         raise InputDataError(
@@ -593,8 +598,32 @@ def _check(
     return _Checked(geoms, keep, resolved, bounds, records)
 
 
+def _bounds_from_cache(reuse: _Reuse | None, n: int) -> np.ndarray | None:
+    """The (n, 4) bounds of the rows found in the last build's repairs (NaN for the
+    others), as the cache's own array, when every row found is where it was (a rebuild
+    of a city whose rows kept their order); else None.
+
+    The checks put the other rows' bounds in it: the cache does not read it again,
+    and a city's bounds beside it were 0.6 GB at ten million rows.
+    """
+    if reuse is None:
+        return None
+    hit, cached = reuse.hit, reuse.cache.bounds
+    if len(cached) < n or not cached.flags.owndata:
+        return None
+    if not np.array_equal(np.flatnonzero(hit), reuse.found[hit]):
+        return None
+    own = cached[:n]
+    own[~hit] = np.nan
+    return own
+
+
 def _scanned(
-    scan: _Scan, n: int, ids: np.ndarray | ArrowText, report: StageReport
+    scan: _Scan,
+    n: int,
+    ids: np.ndarray | ArrowText,
+    report: StageReport,
+    into: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[repair.Record]]:
     """:func:`_parsed` for scanned rows: readable 2D polygons, only NaN or infinite
     coordinates to skip; no geometry (the repair parses the stored WKB)."""
@@ -603,19 +632,24 @@ def _scanned(
     keep[rows] = finite
     for i in rows[~finite]:
         report.skip(ids[i], "bad-coordinates", NONFINITE)
-    if len(rows) == n and finite.all():  # every row, in order (rows are ascending)
+    if into is None and len(rows) == n and finite.all():  # every row, in order
         bounds = scan.found.bounds  # as they are: no copy of the city's (0.3 GB at 10M)
     else:
-        bounds = np.full((n, 4), np.nan)
+        bounds = np.full((n, 4), np.nan) if into is None else into
         bounds[rows[finite]] = scan.found.bounds[finite]
     return unparsed(n), keep, bounds, []
 
 
 def _parsed(
-    table: FeatureTable, ids: np.ndarray | ArrowText, keep: np.ndarray, report: StageReport
+    table: FeatureTable,
+    ids: np.ndarray | ArrowText,
+    keep: np.ndarray,
+    report: StageReport,
+    into: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[repair.Record]]:
     """The parsed rows ``keep`` checked: the geometries the repair gets, the rows
-    kept, their bounds and the Z-dropped records."""
+    kept, their bounds (in ``into`` when given: NaN on those rows) and the Z-dropped
+    records."""
     n = len(table)
     geoms = table.geometry.copy()
     for issue in table.issues:  # what GEOS could not even read
@@ -641,7 +675,7 @@ def _parsed(
     sub[single] = shapely.get_geometry(sub[single], 0)
     geoms[rows], keep[rows] = sub, ok
     keep = _drop_bad_coordinates(geoms, keep, ids, report)
-    bounds = np.full((n, 4), np.nan)
+    bounds = np.full((n, 4), np.nan) if into is None else into
     bounds[keep] = shapely.bounds(geoms[keep])
     return geoms, keep, bounds, records
 
@@ -679,13 +713,14 @@ def _repair_rows(
     geoms, keep = checked.geoms, checked.keep
     n = len(geoms)
     todo = np.flatnonzero(keep)
-    out = _Repaired(keep, FootprintArrays.empty(n))
+    out = _Repaired(keep)
     records: list[repair.Record] = []
     reused = 0
+    cached = None
     if reuse is not None:
         found = reuse.found[todo]
         hit = found >= 0
-        records = out.take_cached(reuse.cache, found[hit], todo[hit])
+        cached = found[hit], todo[hit]
         todo, reused = todo[~hit], int(hit.sum())
     # every row, in order (a full build of a clean city): the columns go to the tasks
     # as they are, not a selection of each (ten million rows: 0.4 GB of copies)
@@ -694,35 +729,64 @@ def _repair_rows(
     if not every and geoms.flags.writeable:
         geoms[todo] = None  # ``repair.tasks`` releases ``source`` chunk by chunk
     stored = handed.pop() if handed else None
-    sent = stored if every else None if stored is None else stored[todo]  # Arrow: a selection
+    sent = stored if every else None if stored is None else _selected(stored, todo, n)
     if not every and isinstance(stored, np.ndarray):  # the tasks release ``sent``: no other
         stored[:] = None
     # the tasks alone hold the stored WKB: an Arrow column goes with the last of them
     del stored
+    if reuse is not None and cached is not None:
+        records = out.take_cached(reuse.cache, *cached)
     tasks = repair.tasks(ids if every else ids[todo], source, crs, min_area, run.chunk, sent)
     del sent, source
     records += out.take_repaired(run(tasks, -(-len(todo) // run.chunk)), todo, run.chunk)
     return keep, out.result(), records, reused
 
 
-@dataclass(frozen=True)
+def _selected(stored: np.ndarray | WkbColumn, todo: np.ndarray, n: int) -> Any:
+    """Rows ``todo`` of the stored WKB (:func:`_stored`) for the repair's tasks.
+
+    Of an Arrow column, a selection; gathered now when it is at most half of the
+    ``n`` rows (a rebuild's new and changed ones), so that the source's whole column
+    is let go before the last build's repairs of the other rows are taken (held
+    through that, it was 1 GB beside them at ten million footprints).
+    """
+    sent = stored[todo]
+    if isinstance(sent, WkbColumn) and 2 * len(todo) <= n:
+        return sent.piece(np.arange(len(todo)))
+    return sent
+
+
+@dataclass
 class _Repaired:
     """The repair's results over all rows (filled in place; :meth:`result`)."""
 
     keep: np.ndarray
-    figures: FootprintArrays  # all but the WKB
+    #: all but the WKB, made by the first rows taken (:meth:`_figures`)
+    figures: FootprintArrays | None = None
     #: (rows, their WKB) from the cache and the repair: put together in :meth:`result`
     parts: list[tuple[np.ndarray, Any]] = field(default_factory=list)
+
+    def _figures(self) -> FootprintArrays:
+        if self.figures is None:
+            self.figures = FootprintArrays.empty(len(self.keep))
+        return self.figures
 
     def take_cached(
         self, cache: repair_cache.RepairCache, found: np.ndarray, rows: np.ndarray
     ) -> list[repair.Record]:
-        """Rows ``rows`` as the cache's rows ``found`` left them; their report records."""
+        """Rows ``rows`` as the cache's rows ``found`` left them; their report records.
+
+        Taken first, the cache's figures are consumed (:meth:`FootprintArrays.taken_from`:
+        taken as they are when every row found is where it was, a figure at a time
+        otherwise): the cache is not read again after this."""
         records = cache.records(found, rows)  # dropped rows' included
         ok = cache.keep[found]
         self.keep[rows] = ok
         rows, found = rows[ok], found[ok]
-        self.figures.put_from(rows, cache.footprints, found)
+        if self.figures is None:
+            self.figures = FootprintArrays.taken_from(cache.footprints, rows, found, len(self.keep))
+        else:
+            self.figures.put_from(rows, cache.footprints, found)
         self.parts.append((rows, cache.footprints.wkb[found]))  # a selection: not gathered
         return records
 
@@ -737,7 +801,7 @@ class _Repaired:
             records += repair.city_records(result.records, rows)
             self.keep[rows] = result.keep
             rows = rows[result.keep]
-            self.figures.put(rows, result.footprints)
+            self._figures().put(rows, result.footprints)
             self.parts.append((rows, result.footprints.wkb))
         return records
 
@@ -745,7 +809,8 @@ class _Repaired:
         """The figures of all rows, the WKB as one Arrow column
         (:class:`~cim.model.WkbColumn`): the cache's and the workers' values are not
         made into a million Python objects on the way to the partitions."""
-        return dataclasses.replace(self.figures, wkb=gather_wkb(len(self.keep), self.parts))
+        wkb = gather_wkb(len(self.keep), self.parts)
+        return dataclasses.replace(self._figures(), wkb=wkb)
 
 
 def _drop_bad_coordinates(

@@ -42,7 +42,7 @@ import pyarrow as pa
 import xxhash
 
 from cim.errors import DatasetIOError
-from cim.memory import release_unused
+from cim.memory import map_file, release_unused
 from cim.model import ArrowText, WkbColumn, as_wkb_arrow
 from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.repair import Record
@@ -58,6 +58,8 @@ VERSION = 4
 FILE = "repairs.arrow"
 #: The rows a rebuild added to the (hard-linked) :data:`FILE`.
 DELTA = "repairs-delta.arrow"
+#: Rows whose report entries :meth:`RepairCache.records` decodes at a time.
+RECORD_ROWS = 1 << 18
 _META = b"cim:repairs"
 #: Which file: ``{"token": ...}`` for :data:`FILE`, ``{"delta_of": token}`` for :data:`DELTA`.
 _PART = b"cim:repairs-part"
@@ -139,8 +141,10 @@ class RepairCache:
     footprints : FootprintArrays
         The repaired lon/lat footprint (2D WKB) and its figures (None / NaN where
         not kept).
-    entries : ndarray of str
-        The row's report entries as JSON ``[[phase, "s"|"r", entry], ...]``, or None.
+    entries : ndarray of str, or Arrow string
+        The row's report entries as JSON ``[[phase, "s"|"r", entry], ...]``, or None
+        (null). Read from a file, the file's own column: decoded only for the rows
+        asked that have some (:meth:`records`).
     bounds : (n, 4) ndarray
         The row's bounds in the source CRS, for the CRS checks of the next build
         (which does not read the geometries it finds here).
@@ -153,7 +157,7 @@ class RepairCache:
     id_hashes: np.ndarray
     keep: np.ndarray
     footprints: FootprintArrays
-    entries: np.ndarray
+    entries: np.ndarray | pa.Array | pa.ChunkedArray
     bounds: np.ndarray
     base: Base | None = None
 
@@ -191,12 +195,23 @@ class RepairCache:
 
     def records(self, found: np.ndarray, rows: np.ndarray) -> list[Record]:
         """The report records of cached rows ``found`` (indices), ``rows`` in the city."""
-        texts = self.entries[found]
-        some = np.flatnonzero(np.not_equal(texts, None))
+        entries = self.entries
+        if isinstance(entries, np.ndarray):
+            some = np.flatnonzero(np.not_equal(entries[found], None))
+        else:  # Arrow: the rows without entries (most) never become Python objects
+            present = np.asarray(entries.is_valid().to_numpy(zero_copy_only=False))
+            some = np.flatnonzero(present[found])
         out: list[Record] = []
-        for k in some.tolist():
-            row = int(rows[k])
-            out.extend((phase, row, kind, entry) for phase, kind, entry in json.loads(texts[k]))
+        # a block of texts at a time: only the records stay (3.2 million at 10M rows)
+        for start in range(0, len(some), RECORD_ROWS):
+            block = some[start : start + RECORD_ROWS]
+            asked = found[block]
+            if isinstance(entries, np.ndarray):
+                texts = entries[asked].tolist()
+            else:
+                texts = _texts(entries, asked)
+            for row, text in zip(rows[block].tolist(), texts, strict=True):
+                out.extend((phase, row, kind, entry) for phase, kind, entry in json.loads(text))
         return out
 
 
@@ -309,7 +324,8 @@ class Repairs:
 
     def prefetch(self, min_area: float) -> None:
         """Start reading the last build's cache (:func:`load`) on a thread, so that it
-        overlaps reading the input (both are mostly Arrow's own work, without the GIL)."""
+        overlaps the work before it is needed (the rows' fingerprints; the reading is
+        mostly Arrow's own, without the GIL)."""
         if self.previous is None or self._loading is not None:
             return
         reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cim-repairs")
@@ -375,31 +391,31 @@ def load(folder: Path | None, min_area: float) -> tuple[RepairCache, str] | None
         return None
     token = part.get("token") if isinstance(part, dict) else None
     base = Base(folder / FILE, str(token), len(table)) if token else None
-    tables = [table]
+    files = [(folder / FILE, table)]
     if base is not None and (folder / DELTA).is_file():
-        tables += _delta(folder / DELTA, meta, base.token)
+        files += _delta(folder / DELTA, meta, base.token)
     try:
-        return _from_table(pa.concat_tables(tables), base), str(meta["crs"])
-    except (KeyError, ValueError, pa.ArrowException) as exc:
+        return _from_files(files, base), str(meta["crs"])
+    except (KeyError, ValueError, TypeError, OSError, pa.ArrowException) as exc:
         log.warning("%s: not used, the footprints are repaired again (%s)", FILE, exc)
         return None
     finally:
-        del table, tables  # converted: the buffers go back to the system, not Arrow's pool
+        del table, files  # converted: the buffers go back to the system, not Arrow's pool
         release_unused()
 
 
 def _read(path: Path) -> tuple[pa.Table, object, object]:
     """A cache file (mapped, not copied) without its metadata, its settings and which
     part it is."""
-    with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_file(source).read_all()
+    # mapped by the core: a rebuild's gather of the WKB hands the pages back as it goes
+    table = pa.ipc.open_file(pa.BufferReader(map_file(path))).read_all()
     metadata = table.schema.metadata or {}
     meta = json.loads(metadata.get(_META, b"null"))
     part = json.loads(metadata.get(_PART, b"null"))
     return table.replace_schema_metadata(None), meta, part
 
 
-def _delta(path: Path, meta: object, token: str) -> list[pa.Table]:
+def _delta(path: Path, meta: object, token: str) -> list[tuple[Path, pa.Table]]:
     """The delta at ``path`` when it was made for the file ``token`` with the same
     settings ``meta`` (else nothing: its rows are repaired again)."""
     try:
@@ -410,33 +426,105 @@ def _delta(path: Path, meta: object, token: str) -> list[pa.Table]:
     if delta_meta != meta or not isinstance(part, dict) or part.get("delta_of") != token:
         log.warning("%s: made for another %s, its footprints are repaired again", DELTA, FILE)
         return []
-    return [table]
+    return [(path, table)]
 
 
-def _from_table(table: pa.Table, base: Base | None = None) -> RepairCache:
-    def col(name: str) -> np.ndarray:
-        return table.column(name).to_numpy(zero_copy_only=False)
+#: The cache's numeric columns, read into arrays of the build's own: array name ->
+#: (dtype, its columns in the file; two or more make an (n, k) array).
+_ARRAYS: dict[str, tuple[type, tuple[str, ...]]] = {
+    "keys": (np.uint64, ("k0", "k1")),
+    "id_hash": (np.uint64, ("id_hash",)),
+    "keep": (np.bool_, ("keep",)),
+    "centres": (np.float64, ("cx", "cy")),
+    "lonlat": (np.float64, LONLAT_BOUNDS),
+    "area": (np.float64, ("area",)),
+    "vertices": (np.int64, ("vertices",)),
+    "kind": (np.int8, ("kind",)),
+    "holes": (np.int32, ("holes",)),
+    "wkb_xxh3": (np.uint64, ("wkb_xxh3",)),
+    "bounds": (np.float64, BOUNDS),
+}
 
-    keys = np.column_stack([col("k0"), col("k1")]).astype(np.uint64)
+
+def _from_files(files: list[tuple[Path, pa.Table]], base: Base | None = None) -> RepairCache:
+    """The cache of ``files`` (each path with its mapped table: :func:`_read`), rows
+    in that order.
+
+    The WKB and the report entries stay the mapped files' Arrow columns (read when
+    used); the numeric columns are read into arrays of their own (:func:`_numeric`).
+    """
+    n = sum(len(table) for _, table in files)
+    arrays = _numeric(files, n)
+    wkb = pa.chunked_array(
+        [c for _, table in files for c in table.column("wkb").chunks], pa.binary()
+    )
+    entries = pa.chunked_array(
+        [c for _, table in files for c in table.column("entries").chunks], pa.string()
+    )
     footprints = FootprintArrays(
-        WkbColumn(table.column("wkb")),  # stays Arrow: a rebuild moves it on as it is
-        np.column_stack([col("cx"), col("cy")]).astype(np.float64),
-        np.column_stack([col(c) for c in LONLAT_BOUNDS]).astype(np.float64),
-        col("area").astype(np.float64),
-        col("vertices").astype(np.int64),
-        col("kind").astype(np.int8),
-        col("holes").astype(np.int32),
-        col("wkb_xxh3").astype(np.uint64),
+        WkbColumn(wkb),  # stays Arrow: a rebuild moves it on as it is
+        arrays["centres"],
+        arrays["lonlat"],
+        arrays["area"],
+        arrays["vertices"],
+        arrays["kind"],
+        arrays["holes"],
+        arrays["wkb_xxh3"],
     )
     return RepairCache(
-        keys,
-        col("id_hash").astype(np.uint64),
-        col("keep").astype(bool),
+        arrays["keys"],
+        arrays["id_hash"],
+        arrays["keep"],
         footprints,
-        col("entries").astype(object),
-        np.column_stack([col(c) for c in BOUNDS]).astype(np.float64),
+        entries,
+        arrays["bounds"],
         base,
     )
+
+
+def _numeric(files: list[tuple[Path, pa.Table]], n: int) -> dict[str, np.ndarray]:
+    """The numeric columns of ``files`` (:data:`_ARRAYS`) as arrays of ``n`` rows,
+    filled a record batch at a time by plain reads of those columns alone.
+
+    Not through the mapping: each page read there stays in the build process's
+    memory as long as the file is mapped (the WKB keeps it so), beside the arrays
+    made of it (1.3 GB twice at ten million footprints); nor as whole columns, which
+    were converted beside their arrays.
+    """
+    out = {
+        name: np.empty((n, len(cols)) if len(cols) > 1 else n, dtype)
+        for name, (dtype, cols) in _ARRAYS.items()
+    }
+    start = 0
+    for path, table in files:
+        names = [c for _, cols in _ARRAYS.values() for c in cols]
+        fields = [table.schema.get_field_index(c) for c in names]
+        if min(fields) < 0:
+            raise ValueError(f"{path.name} lacks a column")
+        options = pa.ipc.IpcReadOptions(included_fields=fields)
+        with pa.OSFile(str(path)) as source:
+            reader = pa.ipc.open_file(source, options=options)
+            for i in range(reader.num_record_batches):
+                start = _put_batch(out, reader.get_batch(i), start)
+    if start != n:
+        raise ValueError(f"{n} rows mapped, {start} read")
+    return out
+
+
+def _put_batch(out: dict[str, np.ndarray], batch: pa.RecordBatch, start: int) -> int:
+    """Rows of ``batch`` into ``out`` from row ``start``; where the next batch starts."""
+    end = start + batch.num_rows
+    if end > len(out["keys"]):
+        raise ValueError("more rows read than mapped")
+    for name, (_, cols) in _ARRAYS.items():
+        target = out[name]
+        for k, col in enumerate(cols):
+            values = batch.column(col).to_numpy(zero_copy_only=False)
+            if target.ndim == 2:
+                target[start:end, k] = values
+            else:
+                target[start:end] = values
+    return end
 
 
 def entries_json(found: list[Record], rows: np.ndarray) -> np.ndarray:
@@ -549,7 +637,34 @@ def _arrow(cache: RepairCache) -> pa.Table:
             "kind": pa.array(fp.kinds, pa.int8()),
             "holes": pa.array(fp.holes, pa.int32()),
             "wkb_xxh3": pa.array(fp.hashes, pa.uint64()),
-            "entries": pa.array(cache.entries, pa.string()),
+            "entries": _strings(cache.entries),
             **{c: pa.array(cache.bounds[:, k], pa.float64()) for k, c in enumerate(BOUNDS)},
         }
     )
+
+
+def _strings(values: np.ndarray | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Report entries (None or JSON text per row) as one Arrow string array."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values.cast(pa.string())
+    return pa.array(values, pa.string())
+
+
+def _texts(column: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> list[str]:
+    """The strings of ``column`` at ``rows`` (indices), in that order: each chunk gives
+    its own rows (Arrow's take of a chunked array joins the whole column first)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    starts = np.cumsum([0] + [len(c) for c in chunks])
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    cuts = np.searchsorted(ordered, starts)
+    texts: list[str] = []
+    for k, chunk in enumerate(chunks):
+        part = ordered[cuts[k] : cuts[k + 1]] - starts[k]
+        if len(part):
+            texts += chunk.take(pa.array(part)).to_pylist()
+    values = np.empty(len(rows), dtype=object)
+    values[order] = texts
+    return values.tolist()
