@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -528,9 +528,10 @@ def resolve_crs(
     y2 = np.asarray(sample_y, dtype=np.float64)
     shape = x2.shape if x2.ndim == 2 else (x2.size, 1)
 
+    @cache
     def flat() -> tuple[np.ndarray, np.ndarray]:
-        # every point, made only where a rule needs them (a copy of columns of the
-        # callers' bounds, 0.3 GB at ten million rows: the common rules do not)
+        # every point, made once and only where a rule needs them (a copy of columns of
+        # the callers' bounds, 0.3 GB at ten million rows: the common rules do not)
         return x2.ravel(), y2.ravel()
 
     for value in (file_crs, declared, default, implied):

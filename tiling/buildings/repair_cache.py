@@ -43,7 +43,7 @@ import xxhash
 
 from cim.errors import DatasetIOError
 from cim.memory import map_file, release_unused
-from cim.model import ArrowText, WkbColumn, as_wkb_arrow
+from cim.model import ArrowText, WkbColumn, as_wkb_arrow, take_binary
 from tiling.buildings.footprints import FootprintArrays
 from tiling.buildings.repair import Record
 from tiling.buildings.rowhash import column_values
@@ -195,21 +195,15 @@ class RepairCache:
 
     def records(self, found: np.ndarray, rows: np.ndarray) -> list[Record]:
         """The report records of cached rows ``found`` (indices), ``rows`` in the city."""
-        entries = self.entries
-        if isinstance(entries, np.ndarray):
-            some = np.flatnonzero(np.not_equal(entries[found], None))
-        else:  # Arrow: the rows without entries (most) never become Python objects
-            present = np.asarray(entries.is_valid().to_numpy(zero_copy_only=False))
-            some = np.flatnonzero(present[found])
+        # Arrow (the JSON's bytes): the rows without entries (most) never become objects
+        entries = _strings(self.entries).cast(pa.binary())
+        present = np.asarray(entries.is_valid().to_numpy(zero_copy_only=False))
+        some = np.flatnonzero(present[found])
         out: list[Record] = []
         # a block of texts at a time: only the records stay (3.2 million at 10M rows)
         for start in range(0, len(some), RECORD_ROWS):
             block = some[start : start + RECORD_ROWS]
-            asked = found[block]
-            if isinstance(entries, np.ndarray):
-                texts = entries[asked].tolist()
-            else:
-                texts = _texts(entries, asked)
+            texts = take_binary(entries, found[block], join=False).to_pylist()
             for row, text in zip(rows[block].tolist(), texts, strict=True):
                 out.extend((phase, row, kind, entry) for phase, kind, entry in json.loads(text))
         return out
@@ -495,9 +489,9 @@ def _numeric(files: list[tuple[Path, pa.Table]], n: int) -> dict[str, np.ndarray
         name: np.empty((n, len(cols)) if len(cols) > 1 else n, dtype)
         for name, (dtype, cols) in _ARRAYS.items()
     }
+    names = [c for _, cols in _ARRAYS.values() for c in cols]
     start = 0
     for path, table in files:
-        names = [c for _, cols in _ARRAYS.values() for c in cols]
         fields = [table.schema.get_field_index(c) for c in names]
         if min(fields) < 0:
             raise ValueError(f"{path.name} lacks a column")
@@ -643,28 +637,8 @@ def _arrow(cache: RepairCache) -> pa.Table:
     )
 
 
-def _strings(values: np.ndarray | pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Report entries (None or JSON text per row) as one Arrow string array."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if isinstance(values, pa.Array):
+def _strings(values: np.ndarray | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Report entries (None or JSON text per row) as Arrow strings: Arrow as it is."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values.cast(pa.string())
     return pa.array(values, pa.string())
-
-
-def _texts(column: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> list[str]:
-    """The strings of ``column`` at ``rows`` (indices), in that order: each chunk gives
-    its own rows (Arrow's take of a chunked array joins the whole column first)."""
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    starts = np.cumsum([0] + [len(c) for c in chunks])
-    order = np.argsort(rows, kind="stable")
-    ordered = rows[order]
-    cuts = np.searchsorted(ordered, starts)
-    texts: list[str] = []
-    for k, chunk in enumerate(chunks):
-        part = ordered[cuts[k] : cuts[k + 1]] - starts[k]
-        if len(part):
-            texts += chunk.take(pa.array(part)).to_pylist()
-    values = np.empty(len(rows), dtype=object)
-    values[order] = texts
-    return values.tolist()
